@@ -1,0 +1,60 @@
+//! `/history`: your recent jobs, privately.
+
+use anyhow::Context as _;
+
+use super::{Context, Error, reply_ephemeral};
+use crate::{db, db::jobs::JobStatus, render};
+
+const SHOWN: i64 = 10;
+
+/// Your recent /imagine jobs in this server
+#[poise::command(slash_command, guild_only)]
+pub async fn history(ctx: Context<'_>) -> Result<(), Error> {
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let user_id = ctx.author().id.get() as i64;
+    let jobs =
+        db::jobs::recent_for_user(&ctx.data().pool, guild_id, user_id, SHOWN).await.context("loading job history")?;
+    if jobs.is_empty() {
+        reply_ephemeral(ctx, "You have no /imagine jobs in this server yet.").await;
+        return Ok(());
+    }
+    let mut lines = vec![format!("**Your last {} jobs here**", jobs.len())];
+    for job in &jobs {
+        let icon = match job.status {
+            JobStatus::Succeeded => "✅",
+            JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain => "❌",
+            _ => "⏳",
+        };
+        let mut line = format!(
+            "{icon} {} · <t:{}:R> · {}",
+            job.status.label(),
+            job.created_at.timestamp(),
+            render::truncate(&job.prompt_sent, 60).replace(['*', '_', '`', '~', '|', '@'], " ")
+        );
+        if let Some(message_id) = job.message_id {
+            line.push_str(&format!(
+                " · [open](https://discord.com/channels/{}/{}/{message_id})",
+                job.guild_id, job.channel_id
+            ));
+        }
+        if job.delivery.as_deref() == Some("undelivered") && !job.result_urls.is_empty() {
+            line.push_str(" · not delivered");
+        }
+        if job.status != JobStatus::Succeeded
+            && let Some(error) = &job.error_text
+        {
+            line.push_str(&format!("\n  {}", render::truncate(error, 150)));
+        }
+        lines.push(line);
+    }
+    let mut text = String::new();
+    for line in lines {
+        if text.len() + line.len() + 1 > 1990 {
+            break;
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    reply_ephemeral(ctx, text.trim_end().to_owned()).await;
+    Ok(())
+}

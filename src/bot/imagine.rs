@@ -1,0 +1,202 @@
+//! `/imagine`: validate, reserve quota and store the job, then answer publicly within Discord's
+//! three seconds. The provider is never called from here; the worker takes it from the database.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use poise::serenity_prelude as serenity;
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use super::{Context, Error, reply_ephemeral};
+use crate::{
+    db::{self, jobs::NewJob, quotas::Reservation},
+    imagine::{
+        self, ImagineRequest, InputImage,
+        options::{ASPECT_RATIOS, AspectRatio, Performance},
+    },
+    render::{self, Stage},
+};
+
+/// Interaction tokens live 15 minutes from the interaction's creation.
+const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Registered as a STRING option with string choices (poise registers its own choice
+/// parameters as integers, which would break if the list were ever reordered).
+#[poise::async_trait]
+impl poise::SlashArgument for AspectRatio {
+    async fn extract(
+        _: &serenity::Context,
+        _: &serenity::CommandInteraction,
+        value: &serenity::ResolvedValue<'_>,
+    ) -> Result<Self, poise::SlashArgError> {
+        match value {
+            serenity::ResolvedValue::String(s) => AspectRatio::parse_exact(s)
+                .ok_or(poise::SlashArgError::new_command_structure_mismatch("unknown aspect ratio")),
+            _ => Err(poise::SlashArgError::new_command_structure_mismatch("expected a string")),
+        }
+    }
+
+    fn create(builder: serenity::CreateCommandOption) -> serenity::CreateCommandOption {
+        ASPECT_RATIOS.iter().fold(builder.kind(serenity::CommandOptionType::String), |b, r| b.add_string_choice(*r, *r))
+    }
+}
+
+#[poise::async_trait]
+impl poise::SlashArgument for Performance {
+    async fn extract(
+        _: &serenity::Context,
+        _: &serenity::CommandInteraction,
+        value: &serenity::ResolvedValue<'_>,
+    ) -> Result<Self, poise::SlashArgError> {
+        match value {
+            serenity::ResolvedValue::String(s) => {
+                Performance::parse(s).ok_or(poise::SlashArgError::new_command_structure_mismatch("unknown performance"))
+            }
+            _ => Err(poise::SlashArgError::new_command_structure_mismatch("expected a string")),
+        }
+    }
+
+    fn create(builder: serenity::CreateCommandOption) -> serenity::CreateCommandOption {
+        Performance::ALL
+            .iter()
+            .fold(builder.kind(serenity::CommandOptionType::String), |b, p| b.add_string_choice(p.as_str(), p.as_str()))
+    }
+}
+
+fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {
+    attachment.map(|a| InputImage {
+        filename: a.filename,
+        content_type: a.content_type,
+        size: u64::from(a.size),
+        url: a.url,
+    })
+}
+
+/// Turn your images into new ones with Midjourney v7
+#[allow(clippy::too_many_arguments)]
+#[poise::command(slash_command, guild_only)]
+pub async fn imagine(
+    ctx: Context<'_>,
+    #[description = "What to imagine. Flags like --ar 16:9 --chaos 20 --no cars may follow at the end"]
+    #[max_length = 1500]
+    prompt: String,
+    #[description = "The source image (PNG, JPEG or WebP)"] image: serenity::Attachment,
+    #[description = "A second source image"] image2: Option<serenity::Attachment>,
+    #[description = "Shape of the result (default 1:1)"] aspect_ratio: Option<AspectRatio>,
+    #[description = "Speed or quality (default balance)"] performance: Option<Performance>,
+    #[description = "How strongly Midjourney's style applies, 0-1000 (default 100)"]
+    #[min = 0]
+    #[max = 1000]
+    stylization: Option<i64>,
+    #[description = "How varied the results are, 0-100 (default 0)"]
+    #[min = 0]
+    #[max = 100]
+    chaos: Option<i64>,
+    #[description = "How unusual the results are, 0-3000 (default 0)"]
+    #[min = 0]
+    #[max = 3000]
+    weirdness: Option<i64>,
+    #[description = "What to leave out of the picture"]
+    #[max_length = 500]
+    negative_prompt: Option<String>,
+    #[description = "A style reference image"] style_image: Option<serenity::Attachment>,
+    #[description = "How strongly the style reference applies, 0-1000 (default 100)"]
+    #[min = 0]
+    #[max = 1000]
+    style_weight: Option<i64>,
+    #[description = "An omni reference image: put this in the picture"] omni_image: Option<serenity::Attachment>,
+    #[description = "How strongly the omni reference applies, 0-2000 (default 100)"]
+    #[min = 0]
+    #[max = 2000]
+    omni_weight: Option<i64>,
+) -> Result<(), Error> {
+    let poise::Context::Application(actx) = ctx else {
+        return Ok(());
+    };
+    let interaction = actx.interaction;
+    let data = ctx.data();
+    let request = ImagineRequest {
+        prompt,
+        image: input(Some(image)),
+        image2: input(image2),
+        aspect_ratio,
+        performance,
+        stylization,
+        chaos,
+        weirdness,
+        negative_prompt,
+        style_image: input(style_image),
+        style_weight,
+        omni_image: input(omni_image),
+        omni_weight,
+    };
+    let prepared = match imagine::prepare(request, data.max_input_image_bytes) {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            info!(user_id = %interaction.user.id, "refused /imagine: {message}");
+            reply_ephemeral(ctx, message).await;
+            return Ok(());
+        }
+    };
+
+    let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
+    let now = Utc::now();
+    let job = NewJob {
+        id: Uuid::new_v4(),
+        interaction_id: interaction.id.get() as i64,
+        application_id: interaction.application_id.get() as i64,
+        guild_id: guild_id.get() as i64,
+        channel_id: interaction.channel_id.get() as i64,
+        user_id: interaction.user.id.get() as i64,
+        interaction_token: interaction.token.clone(),
+        token_expires_at: now + TOKEN_LIFETIME,
+        attachment_size_limit: i64::from(interaction.attachment_size_limit),
+        input_urls: prepared.input_urls(),
+        prompt_raw: prepared.prompt_raw,
+        args: prepared.args,
+        notes: prepared.notes,
+    };
+
+    let mut tx = data.pool.begin().await.context("starting the reservation")?;
+    let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &data.default_limits, now)
+        .await
+        .context("reserving quota for a job")?;
+    match reservation {
+        Reservation::Duplicate => {
+            // Another process on the same shard took this interaction and answers it.
+            info!(interaction_id = job.interaction_id, "interaction already taken by another process");
+            return Ok(());
+        }
+        Reservation::Refused(refusal) => {
+            drop(tx);
+            info!(guild_id = job.guild_id, user_id = job.user_id, kind = ?refusal.kind, "quota refused a job");
+            reply_ephemeral(ctx, refusal.message()).await;
+            return Ok(());
+        }
+        Reservation::Accepted => tx.commit().await.context("storing the job")?,
+    }
+
+    let message = render::job_message(&job.args, &job.notes, &Stage::Queued, &[], "https://discord.com");
+    let mut reply =
+        poise::CreateReply::default().content(message.content).allowed_mentions(serenity::CreateAllowedMentions::new());
+    for embed in message.embeds {
+        reply = reply.embed(embed);
+    }
+    match ctx.send(reply).await {
+        Ok(_) => {
+            info!(job_id = %job.id, guild_id = job.guild_id, "job accepted");
+            if let Err(e) = db::jobs::mark_acked(&data.pool, job.id).await {
+                error!(job_id = %job.id, error = %e, "could not mark the job as acknowledged");
+            }
+            data.wake.notify_one();
+        }
+        Err(e) => {
+            let e = crate::jobs::discord::classify(e);
+            warn!(job_id = %job.id, error = %e, "the reply did not reach Discord; dropping the job");
+            if let Err(e) = db::jobs::abandon(&data.pool, job.id, "The reply to the command could not be sent.").await {
+                error!(job_id = %job.id, error = %e, "could not drop a job whose reply failed");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! imagine-bot: a Discord bot that turns `/imagine` into Midjourney v7 image-to-image jobs on
+//! ShortAPI, with durable jobs and per-guild quotas in PostgreSQL.
+
+pub mod bot;
+pub mod config;
+pub mod db;
+pub mod imagine;
+pub mod jobs;
+pub mod localpg;
+pub mod provider;
+pub mod quota;
+pub mod render;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret;
+use serenity::all::{ClientBuilder, GatewayIntents, HttpBuilder};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use config::{Config, Database, LogFormat};
+
+/// Sets up logging: human-readable by default, JSON with `LOG_FORMAT=json`; `RUST_LOG` filters.
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,serenity=warn,poise=warn,sqlx=warn,tracing::span=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Resolves the database URL, starting the local cluster when no `DATABASE_URL` is set.
+pub async fn database_url(config: &Config) -> anyhow::Result<String> {
+    match &config.database {
+        Database::Url(url) => Ok(url.expose_secret().to_owned()),
+        Database::Local { dir, port } => {
+            let (dir, port) = (dir.clone(), *port);
+            let server =
+                tokio::task::spawn_blocking(move || localpg::ensure_cluster(&dir, port, localpg::Durability::Safe))
+                    .await??;
+            let url = localpg::ensure_database(&server, "imagine_bot").await?;
+            info!(port, "using the local PostgreSQL cluster");
+            Ok(url)
+        }
+    }
+}
+
+/// Runs the bot until `shutdown` is cancelled or the Discord connection ends for good.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let url = database_url(&config).await?;
+    let pool = db::connect(&url, 20).await.context("connecting to the database and applying migrations")?;
+
+    let provider =
+        provider::ShortApi::new(&config.shortapi_base_url, config.shortapi_key.clone(), config.provider_timeout);
+    let mut http = HttpBuilder::new(config.discord_token.expose_secret());
+    if let Some(proxy) = &config.discord_proxy_url {
+        // serenity's rate limiter ignores the proxy; the proxy (or the bot's own pacing) limits.
+        http = http.proxy(proxy.clone()).ratelimiter_disabled(true);
+    }
+    let wake = Arc::new(Notify::new());
+    let data = bot::Data {
+        pool: pool.clone(),
+        wake: wake.clone(),
+        default_limits: config.default_limits,
+        max_input_image_bytes: config.max_input_image_bytes,
+    };
+    let mut client = ClientBuilder::new_with_http(http.build(), GatewayIntents::empty())
+        .framework(bot::framework(data, config.dev_guild_id))
+        .await
+        .context("building the Discord client")?;
+
+    let worker = Arc::new(jobs::Worker::new(
+        pool.clone(),
+        provider,
+        client.http.clone(),
+        jobs::WorkerSettings::from_config(&config),
+        wake,
+        config.provider_timeout.max(std::time::Duration::from_secs(60)),
+    ));
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+
+    let shard_manager = client.shard_manager.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        info!("shutting down: no new commands");
+        shard_manager.shutdown_all().await;
+    });
+
+    let result = client.start().await;
+    shutdown.cancel();
+    let _ = worker_task.await;
+    pool.close().await;
+    result.context("the Discord connection failed")
+}

@@ -1,0 +1,260 @@
+//! ShortAPI client: typed create and query calls, status normalisation and error classes.
+
+pub mod status;
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use status::{JobState, Phase};
+
+pub const MODEL: &str = "midjourney/midjourney-v7/image-to-image";
+/// The provider's "upstream unstable, try again" code.
+const CODE_UPSTREAM_UNSTABLE: i64 = 3000;
+
+/// The `args` of an image-to-image job. Optional arguments the user did not set are omitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageToImageArgs {
+    pub mode: String,
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_prompt: Option<String>,
+    pub aspect_ratio: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stylization: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weirdness: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub style_image_urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omni_image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub style_weight: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omni_weight: Option<i64>,
+}
+
+/// A job the provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub job_id: String,
+    /// The price the provider reported, as it reported it (for example "0.04").
+    pub amount: Option<String>,
+}
+
+/// Why a call failed, sorted by what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// Worth trying again later: network trouble, a timeout, HTTP 429 or 5xx, code 3000, a body
+    /// that could not be read. `may_have_landed` is true when the request reached the provider
+    /// and may have taken effect (a create that timed out must not be sent again blindly).
+    #[error("temporary provider problem: {reason}")]
+    Transient { reason: String, retry_after: Option<Duration>, may_have_landed: bool },
+    /// The provider refused the request; trying again will not help.
+    #[error("provider refused the request: {message}")]
+    Rejected { message: String, code: Option<i64>, http_status: Option<u16> },
+}
+
+impl ProviderError {
+    fn transient(reason: impl Into<String>, may_have_landed: bool) -> Self {
+        ProviderError::Transient { reason: reason.into(), retry_after: None, may_have_landed }
+    }
+}
+
+#[derive(Clone)]
+pub struct ShortApi {
+    http: reqwest::Client,
+    base_url: String,
+    key: SecretString,
+}
+
+impl std::fmt::Debug for ShortApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShortApi").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+impl ShortApi {
+    pub fn new(base_url: &str, key: SecretString, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("imagine-bot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with rustls builds");
+        ShortApi { http, base_url: base_url.trim_end_matches('/').to_owned(), key }
+    }
+
+    /// `POST /api/v1/job/create`.
+    pub async fn create(&self, args: &ImageToImageArgs, callback_url: Option<&str>) -> Result<Created, ProviderError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            model: &'static str,
+            args: &'a ImageToImageArgs,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            callback_url: Option<&'a str>,
+        }
+        let request = self
+            .http
+            .post(format!("{}/api/v1/job/create", self.base_url))
+            .bearer_auth(self.key.expose_secret())
+            .json(&Body { model: MODEL, args, callback_url });
+        let data = self.call(request, true).await?;
+        let job_id = match data.get("job_id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(ProviderError::transient("create answered without a job id", true)),
+        };
+        let amount = match data.get("amount") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        Ok(Created { job_id, amount })
+    }
+
+    /// `GET /api/v1/job/query?id=JOB_ID`.
+    pub async fn query(&self, job_id: &str) -> Result<JobState, ProviderError> {
+        let request = self
+            .http
+            .get(format!("{}/api/v1/job/query", self.base_url))
+            .query(&[("id", job_id)])
+            .bearer_auth(self.key.expose_secret());
+        let data = self.call(request, false).await?;
+        Ok(JobState::from_data(&data))
+    }
+
+    /// Sends a request and unwraps the `{"code":0,"data":...}` envelope.
+    async fn call(&self, request: reqwest::RequestBuilder, is_create: bool) -> Result<Value, ProviderError> {
+        let response = request.send().await.map_err(|e| {
+            // A request that never connected cannot have created anything.
+            let landed = is_create && !e.is_connect();
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else {
+                "network error"
+            };
+            ProviderError::transient(format!("{what}: {}", without_url(&e)), landed)
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(600.0)));
+        let body = response.bytes().await.map_err(|e| {
+            ProviderError::transient(format!("reading the answer failed: {}", without_url(&e)), is_create)
+        })?;
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        let message = json.as_ref().and_then(error_message).unwrap_or_else(|| snippet(&body));
+
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(ProviderError::Transient {
+                reason: format!("rate limited: {message}"),
+                retry_after,
+                may_have_landed: false,
+            });
+        }
+        if status.is_server_error() {
+            return Err(ProviderError::Transient {
+                reason: format!("HTTP {}: {message}", status.as_u16()),
+                retry_after,
+                may_have_landed: false,
+            });
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Rejected { message, code: None, http_status: Some(status.as_u16()) });
+        }
+        let Some(json) = json else {
+            return Err(ProviderError::transient(format!("unreadable answer: {}", snippet(&body)), is_create));
+        };
+        let code = json.get("code").and_then(|c| c.as_i64().or_else(|| c.as_str().and_then(|s| s.parse().ok())));
+        match code {
+            Some(0) => Ok(json.get("data").cloned().unwrap_or(Value::Null)),
+            Some(CODE_UPSTREAM_UNSTABLE) => Err(ProviderError::Transient {
+                reason: format!("upstream unstable: {message}"),
+                retry_after,
+                may_have_landed: false,
+            }),
+            Some(code) => {
+                Err(ProviderError::Rejected { message, code: Some(code), http_status: Some(status.as_u16()) })
+            }
+            None => Err(ProviderError::transient(format!("answer without a code: {}", snippet(&body)), is_create)),
+        }
+    }
+}
+
+/// The provider's own words for an error: `info`, `message`, `msg` or `error.message`.
+fn error_message(json: &Value) -> Option<String> {
+    ["info", "message", "msg", "error"].iter().filter_map(|k| json.get(k)).find_map(|v| match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    })
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty answer)".into();
+    }
+    let mut s: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        s.push('…');
+    }
+    s
+}
+
+/// A short description of a transport error: its innermost cause, without the request URL.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    if std::ptr::addr_eq(cause, e as &dyn std::error::Error) {
+        if e.is_timeout() { "timeout".into() } else { "request error".into() }
+    } else {
+        cause.to_string()
+    }
+}
+
+/// Downloads `url`, refusing anything over `max_bytes`. Returns the bytes and the content type.
+pub async fn download(http: &reqwest::Client, url: &str, max_bytes: u64) -> Result<(Vec<u8>, Option<String>), String> {
+    use futures::StreamExt;
+    let response = http.get(url).send().await.map_err(|e| format!("download failed: {}", without_url(&e)))?;
+    if !response.status().is_success() {
+        return Err(format!("download answered HTTP {}", response.status().as_u16()));
+    }
+    if response.content_length().is_some_and(|len| len > max_bytes) {
+        return Err(format!("image is larger than the {max_bytes}-byte cap"));
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+    let mut bytes = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("download interrupted: {}", without_url(&e)))?;
+        if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
+            return Err(format!("image is larger than the {max_bytes}-byte cap"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((bytes, content_type))
+}

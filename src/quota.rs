@@ -1,0 +1,139 @@
+//! Per-guild quotas: what the limits are and how a refusal reads.
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+
+/// A guild's limits; `None` is unlimited and `Some(0)` allows no jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub daily: Option<i32>,
+    pub monthly: Option<i32>,
+    pub per_user_daily: Option<i32>,
+    pub max_concurrent: Option<i32>,
+}
+
+/// Jobs counted in each window at the moment of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+pub struct Usage {
+    pub day: i64,
+    pub month: i64,
+    pub user_day: i64,
+    pub user_in_flight: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Monthly,
+    Daily,
+    PerUserDaily,
+    MaxConcurrent,
+}
+
+/// Why a job was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: LimitKind,
+    pub limit: i32,
+    /// When the window resets; `None` for the in-flight limit, which frees up as jobs finish.
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
+impl Limits {
+    /// The first limit that `usage` has reached, checking the longest window first.
+    pub fn check(&self, usage: &Usage, now: DateTime<Utc>) -> Option<Refusal> {
+        let checks = [
+            (LimitKind::Monthly, self.monthly, usage.month, Some(next_month(now))),
+            (LimitKind::Daily, self.daily, usage.day, Some(next_day(now))),
+            (LimitKind::PerUserDaily, self.per_user_daily, usage.user_day, Some(next_day(now))),
+            (LimitKind::MaxConcurrent, self.max_concurrent, usage.user_in_flight, None),
+        ];
+        checks.into_iter().find_map(|(kind, limit, used, resets_at)| {
+            let limit = limit?;
+            (used >= i64::from(limit)).then_some(Refusal { kind, limit, resets_at })
+        })
+    }
+}
+
+impl Refusal {
+    /// The sentence shown to the user.
+    pub fn message(&self) -> String {
+        let when = self.resets_at.map(|t| format!("<t:{}:R>", t.timestamp())).unwrap_or_default();
+        let jobs = |n: i32| if n == 1 { "1 image job".to_owned() } else { format!("{n} image jobs") };
+        match (self.kind, self.limit) {
+            (LimitKind::MaxConcurrent, 0) | (_, 0) => {
+                "This server's admins have not allowed image jobs here right now. Ask them to raise the limit with `/quota set`.".into()
+            }
+            (LimitKind::Monthly, n) => format!("This server has used its monthly quota of {}. It resets {when}.", jobs(n)),
+            (LimitKind::Daily, n) => format!("This server has used its daily quota of {}. It resets {when}.", jobs(n)),
+            (LimitKind::PerUserDaily, n) => format!("You have used your daily quota of {} on this server. It resets {when}.", jobs(n)),
+            (LimitKind::MaxConcurrent, n) => format!(
+                "You already have {} in progress, the most this server allows at once. Try again when one finishes.",
+                jobs(n)
+            ),
+        }
+    }
+}
+
+pub fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists"))
+}
+
+pub fn next_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    day_start(now) + Duration::days(1)
+}
+
+pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().expect("first of month exists")
+}
+
+pub fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().expect("first of month exists")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn windows_are_utc_calendar_windows() {
+        let now = at("2026-12-31T23:59:59Z");
+        assert_eq!(day_start(now), at("2026-12-31T00:00:00Z"));
+        assert_eq!(next_day(now), at("2027-01-01T00:00:00Z"));
+        assert_eq!(month_start(now), at("2026-12-01T00:00:00Z"));
+        assert_eq!(next_month(now), at("2027-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn the_longest_window_is_reported_first() {
+        let limits = Limits { daily: Some(5), monthly: Some(10), per_user_daily: Some(2), max_concurrent: Some(1) };
+        let now = at("2026-11-25T12:00:00Z");
+        let usage = Usage { day: 5, month: 10, user_day: 2, user_in_flight: 1 };
+        assert_eq!(limits.check(&usage, now).unwrap().kind, LimitKind::Monthly);
+        let usage = Usage { day: 1, month: 1, user_day: 0, user_in_flight: 1 };
+        let refusal = limits.check(&usage, now).unwrap();
+        assert_eq!(refusal.kind, LimitKind::MaxConcurrent);
+        assert!(refusal.message().contains("in progress"));
+        assert_eq!(limits.check(&Usage::default(), now), None);
+        assert_eq!(
+            Limits::default().check(&Usage { day: 9999, month: 9999, user_day: 9999, user_in_flight: 9999 }, now),
+            None
+        );
+    }
+
+    #[test]
+    fn refusal_names_the_limit_and_reset() {
+        let now = at("2026-11-25T12:00:00Z");
+        let r = Limits { daily: Some(3), ..Default::default() }
+            .check(&Usage { day: 3, ..Default::default() }, now)
+            .unwrap();
+        let msg = r.message();
+        assert!(msg.contains("daily quota of 3 image jobs"), "{msg}");
+        assert!(msg.contains(&format!("<t:{}:R>", at("2026-11-26T00:00:00Z").timestamp())), "{msg}");
+        let zero = Limits { monthly: Some(0), ..Default::default() }.check(&Usage::default(), now).unwrap();
+        assert!(zero.message().contains("not allowed"));
+    }
+}

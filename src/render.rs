@@ -1,0 +1,227 @@
+//! How a job looks in Discord at each stage. Pure: builds text and embeds, sends nothing.
+
+use std::time::Duration;
+
+use serenity::all::{CreateEmbed, CreateEmbedFooter};
+
+use crate::provider::ImageToImageArgs;
+
+/// Discord's limit for an embed field value.
+const FIELD_MAX: usize = 1024;
+const ACCENT: u32 = 0x5865F2;
+const SUCCESS: u32 = 0x3BA55C;
+const FAILURE: u32 = 0xED4245;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    Queued,
+    Submitted {
+        elapsed: Duration,
+    },
+    Generating {
+        elapsed: Duration,
+        progress: Option<u8>,
+    },
+    Done {
+        took: Duration,
+        amount: Option<String>,
+        images: usize,
+        linked: Vec<String>,
+    },
+    /// A failure, refunded; `reason` is a sentence for the user.
+    Failed {
+        reason: String,
+    },
+}
+
+/// A rendered message: one line of status and the embeds that carry the details (and, once
+/// done, the gallery).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub content: String,
+    pub embeds: Vec<CreateEmbed>,
+}
+
+/// The message for a job at `stage`. `gallery_url` groups the image embeds into one gallery;
+/// images are referenced as `attachment://{file}`.
+pub fn job_message(
+    args: &ImageToImageArgs,
+    notes: &[String],
+    stage: &Stage,
+    files: &[String],
+    gallery_url: &str,
+) -> Rendered {
+    let content = status_line(stage);
+    let colour = match stage {
+        Stage::Done { .. } => SUCCESS,
+        Stage::Failed { .. } => FAILURE,
+        _ => ACCENT,
+    };
+    let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(args)).field(
+        "Settings",
+        settings_line(args),
+        false,
+    );
+    details = details.field("References", references_line(args), false);
+    if !notes.is_empty() {
+        details = details.field("Notes", truncate(&notes.join("\n"), FIELD_MAX), false);
+    }
+    if let Stage::Done { linked, .. } = stage
+        && !linked.is_empty()
+    {
+        let links =
+            linked.iter().enumerate().map(|(i, u)| format!("[image {}]({u})", i + 1)).collect::<Vec<_>>().join(" · ");
+        details = details.field("Too large to upload (links expire soon)", truncate(&links, FIELD_MAX), false);
+    }
+    details = details.footer(CreateEmbedFooter::new("Midjourney v7 · image to image"));
+
+    let mut embeds = Vec::new();
+    if files.is_empty() {
+        embeds.push(details);
+    } else {
+        // Embeds that share a URL are shown by Discord as one gallery of up to four images.
+        for (i, file) in files.iter().take(4).enumerate() {
+            let image = format!("attachment://{file}");
+            let embed = if i == 0 {
+                details.clone().url(gallery_url).image(image)
+            } else {
+                CreateEmbed::new().url(gallery_url).image(image)
+            };
+            embeds.push(embed);
+        }
+    }
+    Rendered { content, embeds }
+}
+
+pub fn status_line(stage: &Stage) -> String {
+    match stage {
+        Stage::Queued => "⏳ **Queued** · waiting for the image service".into(),
+        Stage::Submitted { elapsed } => format!("📨 **Submitted** · {}", clock(*elapsed)),
+        Stage::Generating { elapsed, progress } => match progress {
+            Some(p) => format!("🎨 **Generating** · {p}% · {}", clock(*elapsed)),
+            None => format!("🎨 **Generating** · {}", clock(*elapsed)),
+        },
+        Stage::Done { took, amount, images, .. } => {
+            let cost = amount.as_deref().map(|a| format!(" · cost ${a}")).unwrap_or_default();
+            let plural = if *images == 1 { "image" } else { "images" };
+            format!("✅ **Done** in {} · {images} {plural}{cost}", clock(*took))
+        }
+        Stage::Failed { reason } => format!("❌ **Failed** · {reason} This job does not count against your quota."),
+    }
+}
+
+fn describe_prompt(args: &ImageToImageArgs) -> String {
+    let mut text = format!("**Prompt:** {}", escape(&args.prompt));
+    if let Some(negative) = &args.negative_prompt {
+        text.push_str(&format!("\n**Avoid:** {}", escape(negative)));
+    }
+    truncate(&text, 4000)
+}
+
+/// The effective settings, defaults included, as one line.
+pub fn settings_line(args: &ImageToImageArgs) -> String {
+    format!(
+        "Aspect {} · {} · stylize {} · chaos {} · weird {}",
+        args.aspect_ratio,
+        args.performance.as_deref().unwrap_or("balance"),
+        args.stylization.unwrap_or(100),
+        args.chaos.unwrap_or(0),
+        args.weirdness.unwrap_or(0),
+    )
+}
+
+fn references_line(args: &ImageToImageArgs) -> String {
+    let mut parts = vec![match args.image_urls.len() {
+        1 => "1 source image".to_owned(),
+        n => format!("{n} source images"),
+    }];
+    if !args.style_image_urls.is_empty() {
+        parts.push(format!("style reference (weight {})", args.style_weight.unwrap_or(100)));
+    }
+    if args.omni_image_url.is_some() {
+        parts.push(format!("omni reference (weight {})", args.omni_weight.unwrap_or(100)));
+    }
+    parts.join(" · ")
+}
+
+/// `41 s`, `2 min 05 s`.
+pub fn clock(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 { format!("{secs} s") } else { format!("{} min {:02} s", secs / 60, secs % 60) }
+}
+
+/// Keeps user text from turning into markdown or mentions.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.replace('@', "@\u{200b}")
+}
+
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut s: String = text.chars().take(max - 1).collect();
+    s.push('…');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn args() -> ImageToImageArgs {
+        serde_json::from_value(json!({"mode":"fast","prompt":"a fox","aspect_ratio":"16:9","chaos":20,
+            "image_urls":["https://cdn/a.png"],"style_image_urls":["https://cdn/s.png"]}))
+        .unwrap()
+    }
+
+    fn embeds(r: &Rendered) -> Value {
+        serde_json::to_value(&r.embeds).unwrap()
+    }
+
+    #[test]
+    fn queued_shows_prompt_settings_and_status() {
+        let r = job_message(&args(), &["Adjusted your prompt.".into()], &Stage::Queued, &[], "https://x");
+        assert!(r.content.contains("Queued"));
+        let e = embeds(&r);
+        let text = e.to_string();
+        assert!(text.contains("**Prompt:** a fox"));
+        assert!(text.contains("Aspect 16:9 · balance · stylize 100 · chaos 20 · weird 0"), "{text}");
+        assert!(text.contains("style reference (weight 100)"));
+        assert!(text.contains("Adjusted your prompt."));
+    }
+
+    #[test]
+    fn done_is_a_gallery_of_attachments() {
+        let files: Vec<String> = (1..=4).map(|i| format!("imagine-{i}.png")).collect();
+        let stage =
+            Stage::Done { took: Duration::from_secs(75), amount: Some("0.04".into()), images: 4, linked: vec![] };
+        let r = job_message(&args(), &[], &stage, &files, "https://gallery");
+        assert_eq!(r.content, "✅ **Done** in 1 min 15 s · 4 images · cost $0.04");
+        let e = embeds(&r);
+        assert_eq!(e.as_array().unwrap().len(), 4);
+        for (i, embed) in e.as_array().unwrap().iter().enumerate() {
+            assert_eq!(embed["url"], "https://gallery");
+            assert_eq!(embed["image"]["url"], format!("attachment://imagine-{}.png", i + 1));
+        }
+    }
+
+    #[test]
+    fn failure_says_it_is_refunded() {
+        let line = status_line(&Stage::Failed { reason: "The image service refused this job: banned word.".into() });
+        assert!(line.contains("banned word") && line.contains("does not count"));
+    }
+
+    #[test]
+    fn user_text_cannot_ping_or_format() {
+        assert_eq!(escape("@everyone **hi**"), "@\u{200b}everyone \\*\\*hi\\*\\*");
+    }
+}

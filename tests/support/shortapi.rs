@@ -1,0 +1,626 @@
+//! ShortAPI stand-in (`POST /api/v1/job/create`, `GET /api/v1/job/query?id=`) plus an image host
+//! (`GET /images/{name}`), bound to 127.0.0.1 on a random port, with scripted behaviours.
+//!
+//! Create requests are validated like the real model page describes (model slug, `mode` "fast",
+//! non-empty `prompt` without `-`, `aspect_ratio` in the 11 allowed values, option ranges, no
+//! unknown arguments); a violation answers HTTP 200 `{"code":400,"info":"<what is wrong>"}`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub const DEFAULT_API_KEY: &str = "test-shortapi-key";
+pub const MODEL: &str = "midjourney/midjourney-v7/image-to-image";
+pub const ASPECT_RATIOS: [&str; 11] = ["9:16", "2:3", "3:4", "4:5", "5:6", "1:1", "6:5", "5:4", "4:3", "3:2", "16:9"];
+pub const PERFORMANCES: [&str; 3] = ["speed", "balance", "quality"];
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the stand-in does with a create whose `args.prompt` matches a script.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// create answers `{"code":0,"data":{"amount":amount,"job_id":"job-<n>"}}`; the first
+    /// `polls_before_done` queries answer status 0 then 1 (queued, then running; with
+    /// `"progress"` when `progress` is set), after that status 2 with `result.images` = `images`
+    /// PNG URLs on this host, each about `image_bytes` long.
+    Succeed { polls_before_done: u32, images: u32, image_bytes: usize, amount: String, progress: bool },
+    /// create answers HTTP 200 `{"code":code,"info":message}`.
+    CreateError { code: i64, message: String },
+    /// create answers HTTP `status` with `body` (and a `Retry-After` header when given).
+    CreateHttpError { status: u16, body: String, retry_after_secs: Option<u64> },
+    /// job accepted; after `polls_before_fail` queries (status 0, then 1) the query answers
+    /// `{"code":0,"info":message,"data":{"status":status,"error":message}}`.
+    FailAtProvider { polls_before_fail: u32, status: Value, message: String },
+    /// job accepted; queries always answer status 1.
+    NeverFinish,
+    /// create answers HTTP 200 with a body that is not JSON.
+    MalformedCreate,
+    /// query answers HTTP 200 non-JSON `times` times, then behaves like `succeed_after(2)`.
+    MalformedQueryThenSucceed { times: u32 },
+    /// query answers `{"code":3000,"info":"upstream unstable"}` `times` times, then status 2.
+    Code3000ThenSucceed { times: u32 },
+    /// create sleeps `delay` before answering success (the job exists from the moment the
+    /// request arrived, as with a real ambiguous timeout); then like `succeed_after(2)`.
+    SlowCreate { delay: Duration },
+}
+
+impl Behaviour {
+    /// 4 images of ~2 KiB, amount "0.04", no progress.
+    pub fn succeed_after(polls: u32) -> Self {
+        Behaviour::Succeed {
+            polls_before_done: polls,
+            images: 4,
+            image_bytes: 2048,
+            amount: "0.04".to_string(),
+            progress: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordedCreate {
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// Parsed JSON body (None if the body was not JSON).
+    pub json: Option<Value>,
+    pub raw_body: String,
+    /// The job id returned, if a job was created.
+    pub job_id: Option<String>,
+    /// HTTP status answered.
+    pub status: u16,
+    pub at: Instant,
+}
+
+impl RecordedCreate {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `json.args`, or Null.
+    pub fn args(&self) -> Value {
+        self.json.as_ref().map(|j| j["args"].clone()).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordedQuery {
+    pub job_id: String,
+    pub headers: Vec<(String, String)>,
+    pub at: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct Job {
+    behaviour: Behaviour,
+    polls: u32,
+    images: Vec<String>,
+    amount: String,
+}
+
+struct Inner {
+    api_key: String,
+    scripts: Vec<(String, Behaviour)>,
+    creates: Vec<RecordedCreate>,
+    queries: Vec<RecordedQuery>,
+    downloads: Vec<String>,
+    jobs: HashMap<String, Job>,
+    images: HashMap<String, (Vec<u8>, String)>,
+    next_job: u64,
+}
+
+struct Shared {
+    addr: SocketAddr,
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+#[derive(Clone)]
+pub struct ShortApiStandIn {
+    shared: Arc<Shared>,
+}
+
+impl ShortApiStandIn {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind shortapi stand-in");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            addr,
+            inner: Mutex::new(Inner {
+                api_key: DEFAULT_API_KEY.to_string(),
+                scripts: Vec::new(),
+                creates: Vec::new(),
+                queries: Vec::new(),
+                downloads: Vec::new(),
+                jobs: HashMap::new(),
+                images: HashMap::new(),
+                next_job: 0,
+            }),
+        });
+        let app = Router::new()
+            .route("/api/v1/job/create", post(create))
+            .route("/api/v1/job/query", get(query))
+            .route("/images/{name}", get(image))
+            .with_state(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        ShortApiStandIn { shared }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        self.shared.base_url()
+    }
+
+    /// `{base}/images/{name}`
+    pub fn image_url(&self, name: &str) -> String {
+        format!("{}/images/{name}", self.base_url())
+    }
+
+    /// Creates/queries with another Bearer key answer 401 `{"code":401,"message":"invalid api key"}`.
+    pub fn set_api_key(&self, key: &str) {
+        lock(&self.shared.inner).api_key = key.to_string();
+    }
+
+    /// Behaviour for creates whose `args.prompt` contains `prompt_contains`; first match wins.
+    pub fn script(&self, prompt_contains: &str, behaviour: Behaviour) {
+        lock(&self.shared.inner).scripts.push((prompt_contains.to_string(), behaviour));
+    }
+
+    pub fn creates(&self) -> Vec<RecordedCreate> {
+        lock(&self.shared.inner).creates.clone()
+    }
+
+    pub fn queries(&self) -> Vec<RecordedQuery> {
+        lock(&self.shared.inner).queries.clone()
+    }
+
+    /// Queries for one job id.
+    pub fn queries_for(&self, job_id: &str) -> Vec<RecordedQuery> {
+        lock(&self.shared.inner).queries.iter().filter(|q| q.job_id == job_id).cloned().collect()
+    }
+
+    /// Number of image-host GETs (including 404s).
+    pub fn downloads(&self) -> usize {
+        lock(&self.shared.inner).downloads.len()
+    }
+
+    /// Names requested from the image host, in order.
+    pub fn downloaded_names(&self) -> Vec<String> {
+        lock(&self.shared.inner).downloads.clone()
+    }
+
+    /// Image URLs a job returns on success (empty for jobs that never succeed / unknown ids).
+    pub fn job_images(&self, job_id: &str) -> Vec<String> {
+        lock(&self.shared.inner).jobs.get(job_id).map(|j| j.images.clone()).unwrap_or_default()
+    }
+
+    /// Bytes served for an image name.
+    pub fn image_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        lock(&self.shared.inner).images.get(name).map(|(b, _)| b.clone())
+    }
+
+    /// Registers a file on the image host.
+    pub fn add_image(&self, name: &str, bytes: Vec<u8>, content_type: &str) {
+        lock(&self.shared.inner).images.insert(name.to_string(), (bytes, content_type.to_string()));
+    }
+
+    /// Polls until `n` creates were recorded (or timeout); returns the creates then.
+    pub async fn wait_creates(&self, n: usize, timeout: Duration) -> Vec<RecordedCreate> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.creates();
+            if c.len() >= n || Instant::now() >= deadline {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A valid PNG (1x1 grey pixel, padded with a tEXt chunk) of about `total_bytes` bytes
+    /// (exactly, when `total_bytes` >= 90).
+    pub fn tiny_png(total_bytes: usize) -> Vec<u8> {
+        png_with_seed(total_bytes, 0)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// PNG
+// ------------------------------------------------------------------------------------------
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut crc_input = kind.to_vec();
+    crc_input.extend_from_slice(data);
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+}
+
+/// A 1x1 8-bit greyscale PNG whose pixel value and padding depend on `seed`, so different images
+/// have different bytes.
+pub fn png_with_seed(total_bytes: usize, seed: u64) -> Vec<u8> {
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    // IHDR: width 1, height 1, bit depth 8, colour type 0 (greyscale), no interlace.
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&1u32.to_be_bytes());
+    ihdr.extend_from_slice(&1u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    // IDAT: zlib stream with one stored block holding the scanline [filter 0, pixel].
+    let raw = [0u8, (seed % 256) as u8];
+    let mut idat = vec![0x78, 0x01, 0x01];
+    idat.extend_from_slice(&(raw.len() as u16).to_le_bytes());
+    idat.extend_from_slice(&(!(raw.len() as u16)).to_le_bytes());
+    idat.extend_from_slice(&raw);
+    idat.extend_from_slice(&adler32(&raw).to_be_bytes());
+    // 8 signature + 25 IHDR + 12 IDAT header/crc + 11 IDAT data + 12 IEND = 68
+    let fixed = out.len() + 12 + idat.len() + 12;
+    let text_overhead = 12 + b"Comment\0".len();
+    if total_bytes > fixed + text_overhead {
+        let pad_len = total_bytes - fixed - text_overhead;
+        let mut text = b"Comment\0".to_vec();
+        let seed_str = format!("seed {seed} ");
+        text.extend(seed_str.bytes().chain(std::iter::repeat(b'.')).take(pad_len));
+        chunk(&mut out, b"tEXt", &text);
+    }
+    chunk(&mut out, b"IDAT", &idat);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+// ------------------------------------------------------------------------------------------
+// Handlers
+// ------------------------------------------------------------------------------------------
+
+fn headers_vec(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect()
+}
+
+fn json_reply(status: u16, body: Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn authorized(headers: &HeaderMap, key: &str) -> bool {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v == format!("Bearer {key}"))
+}
+
+/// Checks a create body like the real API would; `Err(info)` describes the first problem.
+pub fn validate_create(body: &Value) -> Result<(), String> {
+    let model = body["model"].as_str().unwrap_or_default();
+    if model != MODEL {
+        return Err(format!("invalid model: {model:?}"));
+    }
+    let Some(args) = body["args"].as_object() else {
+        return Err("args must be an object".into());
+    };
+    if args.get("mode").and_then(Value::as_str) != Some("fast") {
+        return Err("args.mode must be \"fast\"".into());
+    }
+    let text_ok = |key: &str, required: bool| -> Result<(), String> {
+        match args.get(key) {
+            None if required => Err(format!("args.{key} is required")),
+            None => Ok(()),
+            Some(Value::String(s)) => {
+                if s.trim().is_empty() {
+                    Err(format!("args.{key} must not be empty"))
+                } else if s.contains('-') {
+                    Err(format!("args.{key} must not contain '-' and other special characters"))
+                } else {
+                    Ok(())
+                }
+            }
+            Some(_) => Err(format!("args.{key} must be a string")),
+        }
+    };
+    text_ok("prompt", true)?;
+    text_ok("negative_prompt", false)?;
+    match args.get("aspect_ratio").and_then(Value::as_str) {
+        Some(ar) if ASPECT_RATIOS.contains(&ar) => {}
+        Some(ar) => {
+            return Err(format!("args.aspect_ratio {ar:?} is not one of {ASPECT_RATIOS:?}"));
+        }
+        None => return Err("args.aspect_ratio is required".into()),
+    }
+    if let Some(p) = args.get("performance")
+        && !p.as_str().is_some_and(|p| PERFORMANCES.contains(&p))
+    {
+        return Err(format!("args.performance {p} is not one of {PERFORMANCES:?}"));
+    }
+    for (key, max) in
+        [("stylization", 1000), ("chaos", 100), ("weirdness", 3000), ("style_weight", 1000), ("omni_weight", 2000)]
+    {
+        if let Some(v) = args.get(key) {
+            match v.as_i64() {
+                Some(n) if (0..=max).contains(&n) => {}
+                _ => {
+                    return Err(format!("args.{key} must be an integer in 0..={max}, got {v}"));
+                }
+            }
+        }
+    }
+    for key in ["image_urls", "style_image_urls"] {
+        if let Some(v) = args.get(key) {
+            let ok = v.as_array().is_some_and(|a| a.iter().all(|u| u.as_str().is_some_and(|s| s.starts_with("http"))));
+            if !ok {
+                return Err(format!("args.{key} must be a list of URLs"));
+            }
+        }
+    }
+    if let Some(v) = args.get("omni_image_url")
+        && !v.as_str().is_some_and(|s| s.starts_with("http"))
+    {
+        return Err("args.omni_image_url must be a URL string".into());
+    }
+    const KNOWN: [&str; 13] = [
+        "mode",
+        "prompt",
+        "negative_prompt",
+        "aspect_ratio",
+        "performance",
+        "stylization",
+        "chaos",
+        "weirdness",
+        "image_urls",
+        "style_image_urls",
+        "omni_image_url",
+        "style_weight",
+        "omni_weight",
+    ];
+    if let Some(unknown) = args.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(format!("unknown argument args.{unknown}"));
+    }
+    if let Some(cb) = body.get("callback_url")
+        && !cb.as_str().is_some_and(|s| s.starts_with("http"))
+    {
+        return Err("callback_url must be a URL".into());
+    }
+    Ok(())
+}
+
+fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (String, String) {
+    inner.next_job += 1;
+    let n = inner.next_job;
+    let job_id = format!("job-{n}");
+    let (count, size, amount) = match &behaviour {
+        Behaviour::Succeed { images, image_bytes, amount, .. } => (*images, *image_bytes, amount.clone()),
+        Behaviour::MalformedQueryThenSucceed { .. }
+        | Behaviour::Code3000ThenSucceed { .. }
+        | Behaviour::SlowCreate { .. } => (4, 2048, "0.04".to_string()),
+        _ => (0, 0, "0.04".to_string()),
+    };
+    let mut images = Vec::new();
+    for i in 0..count {
+        let name = format!("{job_id}-{i}.png");
+        let bytes = png_with_seed(size, n * 16 + u64::from(i));
+        inner.images.insert(name.clone(), (bytes, "image/png".to_string()));
+        images.push(format!("{}/images/{name}", shared.base_url()));
+    }
+    inner.jobs.insert(job_id.clone(), Job { behaviour, polls: 0, images, amount: amount.clone() });
+    (job_id, amount)
+}
+
+async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let raw_body = String::from_utf8_lossy(&body).into_owned();
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let idx = {
+        let mut inner = lock(&shared.inner);
+        inner.creates.push(RecordedCreate {
+            headers: headers_vec(&headers),
+            json: json.clone(),
+            raw_body,
+            job_id: None,
+            status: 200,
+            at: Instant::now(),
+        });
+        inner.creates.len() - 1
+    };
+    let set_result = |status: u16, job_id: Option<String>| {
+        let mut inner = lock(&shared.inner);
+        inner.creates[idx].status = status;
+        inner.creates[idx].job_id = job_id;
+    };
+
+    let key = lock(&shared.inner).api_key.clone();
+    if !authorized(&headers, &key) {
+        set_result(401, None);
+        return json_reply(401, json!({"code": 401, "message": "invalid api key"}));
+    }
+    let Some(json) = json else {
+        return json_reply(200, json!({"code": 400, "info": "request body is not valid JSON"}));
+    };
+    if let Err(info) = validate_create(&json) {
+        return json_reply(200, json!({"code": 400, "info": info}));
+    }
+    let prompt = json["args"]["prompt"].as_str().unwrap_or_default().to_string();
+    let behaviour = {
+        let inner = lock(&shared.inner);
+        inner
+            .scripts
+            .iter()
+            .find(|(needle, _)| prompt.contains(needle.as_str()))
+            .map(|(_, b)| b.clone())
+            .unwrap_or_else(|| Behaviour::succeed_after(2))
+    };
+    match behaviour {
+        Behaviour::CreateError { code, message } => json_reply(200, json!({"code": code, "info": message})),
+        Behaviour::CreateHttpError { status, body, retry_after_secs } => {
+            set_result(status, None);
+            let ct = if serde_json::from_str::<Value>(&body).is_ok() { "application/json" } else { "text/plain" };
+            let mut resp = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [(header::CONTENT_TYPE, ct)],
+                body,
+            )
+                .into_response();
+            if let Some(secs) = retry_after_secs {
+                resp.headers_mut().insert(header::RETRY_AFTER, secs.to_string().parse().expect("header"));
+            }
+            resp
+        }
+        Behaviour::MalformedCreate => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "<html><body>502 Bad Gateway</body></html>")
+                .into_response()
+        }
+        other => {
+            let delay = match &other {
+                Behaviour::SlowCreate { delay } => Some(*delay),
+                _ => None,
+            };
+            let (job_id, amount) = {
+                let mut inner = lock(&shared.inner);
+                let (job_id, amount) = register_job(&shared, &mut inner, other);
+                inner.creates[idx].job_id = Some(job_id.clone());
+                (job_id, amount)
+            };
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            json_reply(200, json!({"code": 0, "data": {"amount": amount, "job_id": job_id}}))
+        }
+    }
+}
+
+fn running(n: u32, total: u32, progress: bool, job_id: &str) -> Value {
+    let status = if n == 0 { 0 } else { 1 };
+    let mut data = json!({"job_id": job_id, "status": status});
+    if progress {
+        data["progress"] = json!((n * 100) / total.max(1));
+    }
+    json!({"code": 0, "data": data})
+}
+
+fn succeeded(job: &Job, job_id: &str) -> Value {
+    let images: Vec<Value> = job.images.iter().map(|u| json!({"url": u})).collect();
+    json!({"code": 0, "data": {
+        "job_id": job_id,
+        "status": 2,
+        "amount": job.amount,
+        "result": {"images": images}
+    }})
+}
+
+async fn query(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let job_id = params.get("id").cloned().unwrap_or_default();
+    let mut inner = lock(&shared.inner);
+    inner.queries.push(RecordedQuery { job_id: job_id.clone(), headers: headers_vec(&headers), at: Instant::now() });
+    if !authorized(&headers, &inner.api_key) {
+        return json_reply(401, json!({"code": 401, "message": "invalid api key"}));
+    }
+    let Some(job) = inner.jobs.get_mut(&job_id) else {
+        return json_reply(200, json!({"code": 404, "info": "job not found"}));
+    };
+    let n = job.polls;
+    job.polls += 1;
+    let job = job.clone();
+    drop(inner);
+    let body = match &job.behaviour {
+        Behaviour::Succeed { polls_before_done, progress, .. } => {
+            if n < *polls_before_done {
+                running(n, *polls_before_done, *progress, &job_id)
+            } else {
+                succeeded(&job, &job_id)
+            }
+        }
+        Behaviour::FailAtProvider { polls_before_fail, status, message } => {
+            if n < *polls_before_fail {
+                running(n, *polls_before_fail, false, &job_id)
+            } else {
+                json!({"code": 0, "info": message, "data": {
+                    "job_id": job_id, "status": status, "error": message
+                }})
+            }
+        }
+        Behaviour::NeverFinish => json!({"code": 0, "data": {"job_id": job_id, "status": 1}}),
+        Behaviour::MalformedQueryThenSucceed { times } => {
+            if n < *times {
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<!doctype html><title>upstream hiccup</title>",
+                )
+                    .into_response();
+            }
+            let m = n - times;
+            if m < 2 { running(m, 2, false, &job_id) } else { succeeded(&job, &job_id) }
+        }
+        Behaviour::Code3000ThenSucceed { times } => {
+            if n < *times {
+                json!({"code": 3000, "info": "upstream unstable"})
+            } else {
+                succeeded(&job, &job_id)
+            }
+        }
+        Behaviour::SlowCreate { .. } => {
+            if n < 2 {
+                running(n, 2, false, &job_id)
+            } else {
+                succeeded(&job, &job_id)
+            }
+        }
+        Behaviour::CreateError { .. } | Behaviour::CreateHttpError { .. } | Behaviour::MalformedCreate => {
+            json!({"code": 404, "info": "job not found"})
+        }
+    };
+    json_reply(200, body)
+}
+
+async fn image(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let mut inner = lock(&shared.inner);
+    inner.downloads.push(name.clone());
+    match inner.images.get(&name) {
+        Some((bytes, ct)) => (StatusCode::OK, [(header::CONTENT_TYPE, ct.clone())], bytes.clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
