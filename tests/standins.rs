@@ -350,3 +350,88 @@ async fn shortapi_standin_scripted_jobs() {
         }
     }
 }
+
+struct AckHandler {
+    label: usize,
+    tx: mpsc::UnboundedSender<(usize, u64, Result<(), String>)>,
+}
+
+#[serenity::async_trait]
+impl EventHandler for AckHandler {
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let Interaction::Command(cmd) = interaction else {
+            return;
+        };
+        let res = cmd
+            .create_response(&ctx.http, CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new()))
+            .await
+            .map_err(|e| format!("{e:?}"));
+        let _ = self.tx.send((self.label, cmd.id.get(), res));
+    }
+}
+
+async fn start_client(
+    discord: &DiscordStandIn,
+    label: usize,
+    shard: Option<(u32, u32)>,
+    tx: mpsc::UnboundedSender<(usize, u64, Result<(), String>)>,
+) -> std::sync::Arc<serenity::gateway::ShardManager> {
+    let http = HttpBuilder::new("test-token").proxy(discord.proxy_url()).ratelimiter_disabled(true).build();
+    let mut client = ClientBuilder::new_with_http(http, GatewayIntents::empty())
+        .event_handler(AckHandler { label, tx })
+        .await
+        .expect("client");
+    let manager = client.shard_manager.clone();
+    tokio::spawn(async move {
+        let _ = match shard {
+            Some((id, total)) => client.start_shard(id, total).await,
+            None => client.start().await,
+        };
+    });
+    manager
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_one_shard_all_receive_and_shards_split_guilds() {
+    // Two processes on shard [0, 1]: both get the interaction, the second ack is refused.
+    let discord = DiscordStandIn::start().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let m1 = start_client(&discord, 1, None, tx.clone()).await;
+    let m2 = start_client(&discord, 2, None, tx.clone()).await;
+    assert!(discord.wait_ready_count(2, WAIT).await);
+    let b = InteractionBuilder::command("imagine");
+    discord.dispatch_interaction(b.build()).await;
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let (label, id, res) = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(id, b.id());
+        results.push((label, res));
+    }
+    assert_eq!(results.iter().filter(|(_, r)| r.is_ok()).count(), 1, "{results:?}");
+    let refused = results.iter().find_map(|(_, r)| r.clone().err()).unwrap();
+    assert!(refused.contains("40060"), "{refused}");
+    let deferred = discord.original_message(&b.token()).unwrap();
+    assert_eq!(deferred["flags"].as_u64().unwrap() & 128, 128, "loading");
+    assert_eq!(discord.acknowledged_with(b.id()), Some(5));
+    m1.shutdown_all().await;
+    m2.shutdown_all().await;
+
+    // Two processes splitting two shards: each guild's interaction reaches one process only.
+    let discord = DiscordStandIn::start().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let m0 = start_client(&discord, 0, Some((0, 2)), tx.clone()).await;
+    let m1 = start_client(&discord, 1, Some((1, 2)), tx.clone()).await;
+    assert!(discord.wait_ready_count(2, WAIT).await);
+    for guild in [discord::DEFAULT_GUILD_ID, discord::DEFAULT_GUILD_ID + (1 << 22)] {
+        let b = InteractionBuilder::command("imagine").guild(guild);
+        discord.dispatch_interaction(b.build()).await;
+        let (label, id, res) = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(id, b.id());
+        assert!(res.is_ok(), "{res:?}");
+        assert_eq!(label as u64, discord::shard_for_guild(Some(guild), 2));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.try_recv().is_err(), "no process saw another shard's interaction");
+    m0.shutdown_all().await;
+    m1.shutdown_all().await;
+}

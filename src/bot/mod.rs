@@ -44,14 +44,14 @@ pub fn framework(data: Data, dev_guild: Option<u64>) -> poise::Framework<Data, E
         })
         .setup(move |ctx, ready, framework| {
             Box::pin(async move {
-                let commands = &framework.options().commands;
+                let definitions = command_definitions(&framework.options().commands)?;
                 match dev_guild {
                     Some(guild) => {
-                        poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(guild)).await?;
+                        ctx.http.create_guild_commands(serenity::GuildId::new(guild), &definitions).await?;
                         info!(guild, "registered commands in the development guild");
                     }
                     None => {
-                        poise::builtins::register_globally(ctx, commands).await?;
+                        ctx.http.create_global_commands(&definitions).await?;
                         info!("registered commands globally");
                     }
                 }
@@ -60,6 +60,30 @@ pub fn framework(data: Data, dev_guild: Option<u64>) -> poise::Framework<Data, E
             })
         })
         .build()
+}
+
+/// The JSON registered with Discord. poise writes integer bounds as floats (`0.0`); Discord
+/// documents them as integers for INTEGER options, so they are written as integers here.
+pub fn command_definitions(commands: &[poise::Command<Data, Error>]) -> Result<serde_json::Value, Error> {
+    fn integer_bounds(value: &mut serde_json::Value) {
+        if let Some(options) = value.get_mut("options").and_then(|o| o.as_array_mut()) {
+            for option in options {
+                if option["type"] == 4 {
+                    for key in ["min_value", "max_value"] {
+                        if let Some(n) = option.get(key).and_then(serde_json::Value::as_f64) {
+                            option[key] = serde_json::Value::from(n as i64);
+                        }
+                    }
+                }
+                integer_bounds(option);
+            }
+        }
+    }
+    let mut definitions = serde_json::to_value(poise::builtins::create_application_commands(commands))?;
+    if let Some(list) = definitions.as_array_mut() {
+        list.iter_mut().for_each(integer_bounds);
+    }
+    Ok(definitions)
 }
 
 /// Replies privately; failures to do so are only logged.

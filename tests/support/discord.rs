@@ -206,6 +206,8 @@ struct Session {
     seq: u64,
     history: Vec<(u64, String)>,
     conn: Option<u64>,
+    /// `[shard_id, num_shards]` from IDENTIFY.
+    shard: (u64, u64),
 }
 
 #[derive(Default)]
@@ -334,14 +336,16 @@ impl DiscordStandIn {
         lock(&self.shared.inner).conns.values().filter(|c| c.session.is_some()).count()
     }
 
-    /// Sends a dispatch `t` with payload `d` to every session (connected ones get it now,
-    /// disconnected ones on RESUME).
+    /// Sends a dispatch `t` with payload `d` to every session whose shard owns `d.guild_id`
+    /// (`(guild_id >> 22) % num_shards`, like Discord; with the usual `[0, 1]` that is every
+    /// session). Connected sessions get it now, disconnected ones on RESUME.
     pub async fn dispatch(&self, t: &str, d: Value) {
         let mut inner = lock(&self.shared.inner);
         dispatch_locked(&mut inner, t, &d);
     }
 
-    /// Sends INTERACTION_CREATE to every gateway session and remembers the interaction (id,
+    /// Sends INTERACTION_CREATE to every gateway session (of the guild's shard, see
+    /// [`Self::dispatch`]) and remembers the interaction (id,
     /// token, channel, `attachment_size_limit`) so callbacks and webhook calls can be checked.
     /// If the command name was registered, `data.id` is set to the id returned at registration.
     pub async fn dispatch_interaction(&self, mut interaction: Value) {
@@ -542,9 +546,19 @@ fn id_of(v: &Value) -> Option<u64> {
     }
 }
 
+/// Shard that receives a guild's events: `(guild_id >> 22) % num_shards` (DMs go to shard 0).
+pub fn shard_for_guild(guild_id: Option<u64>, num_shards: u64) -> u64 {
+    guild_id.map_or(0, |g| (g >> 22) % num_shards.max(1))
+}
+
 fn dispatch_locked(inner: &mut Inner, t: &str, d: &Value) {
     let Inner { sessions, conns, .. } = inner;
+    let guild_id = id_of(&d["guild_id"]);
     for session in sessions.values_mut() {
+        let (shard_id, num_shards) = session.shard;
+        if shard_for_guild(guild_id, num_shards) != shard_id {
+            continue;
+        }
         session.seq += 1;
         let frame = json!({"op": 0, "s": session.seq, "t": t, "d": d}).to_string();
         session.history.push((session.seq, frame.clone()));
@@ -648,7 +662,15 @@ fn handle_gateway_frame(shared: &Shared, conn_id: u64, text: &str) {
                 }
             });
             let _ = tx.send(Out::Text(ready.to_string()));
-            inner.sessions.insert(session_id.clone(), Session { seq: 1, history: Vec::new(), conn: Some(conn_id) });
+            inner.sessions.insert(
+                session_id.clone(),
+                Session {
+                    seq: 1,
+                    history: Vec::new(),
+                    conn: Some(conn_id),
+                    shard: (shard[0].as_u64().unwrap_or(0), shard[1].as_u64().unwrap_or(1)),
+                },
+            );
             if let Some(c) = inner.conns.get_mut(&conn_id) {
                 c.session = Some(session_id);
             }

@@ -293,7 +293,7 @@ pub fn png_with_seed(total_bytes: usize, seed: u64) -> Vec<u8> {
     idat.extend_from_slice(&(!(raw.len() as u16)).to_le_bytes());
     idat.extend_from_slice(&raw);
     idat.extend_from_slice(&adler32(&raw).to_be_bytes());
-    // 8 signature + 25 IHDR + 12 IDAT header/crc + 11 IDAT data + 12 IEND = 68
+    // 8 signature + 25 IHDR + 12 IDAT header/crc + 13 IDAT data + 12 IEND = 70
     let fixed = out.len() + 12 + idat.len() + 12;
     let text_overhead = 12 + b"Comment\0".len();
     if total_bytes > fixed + text_overhead {
