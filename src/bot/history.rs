@@ -2,23 +2,39 @@
 
 use anyhow::Context as _;
 
-use super::{Context, Error, reply_ephemeral};
+use poise::serenity_prelude as serenity;
+
+use super::{Context, Error, can_manage_guild, reply_ephemeral};
 use crate::{db, db::jobs::JobStatus, render};
 
 const SHOWN: i64 = 10;
 
 /// Your recent /imagine jobs in this server
 #[poise::command(slash_command, guild_only)]
-pub async fn history(ctx: Context<'_>) -> Result<(), Error> {
+pub async fn history(
+    ctx: Context<'_>,
+    #[description = "Admins: see this member's jobs instead"] member: Option<serenity::User>,
+) -> Result<(), Error> {
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let user_id = ctx.author().id.get() as i64;
+    let own = member.as_ref().is_none_or(|m| m.id == ctx.author().id);
+    if !own && !can_manage_guild(ctx) {
+        reply_ephemeral(ctx, "Only members with the Manage Server permission can see other members' jobs.").await;
+        return Ok(());
+    }
+    let user_id = member.map_or(ctx.author().id, |m| m.id).get() as i64;
     let jobs =
         db::jobs::recent_for_user(&ctx.data().pool, guild_id, user_id, SHOWN).await.context("loading job history")?;
     if jobs.is_empty() {
-        reply_ephemeral(ctx, "You have no /imagine jobs in this server yet.").await;
+        let text = if own {
+            "You have no /imagine jobs in this server yet."
+        } else {
+            "That member has no /imagine jobs in this server."
+        };
+        reply_ephemeral(ctx, text).await;
         return Ok(());
     }
-    let mut lines = vec![format!("**Your last {} jobs here**", jobs.len())];
+    let whose = if own { "Your".to_owned() } else { format!("<@{user_id}>'s") };
+    let mut lines = vec![format!("**{whose} last {} jobs here**", jobs.len())];
     for job in &jobs {
         let icon = match job.status {
             JobStatus::Succeeded => "✅",

@@ -20,48 +20,8 @@ use crate::{
 /// Interaction tokens live 15 minutes from the interaction's creation.
 const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
 
-/// Registered as a STRING option with string choices (poise registers its own choice
-/// parameters as integers, which would break if the list were ever reordered).
-#[poise::async_trait]
-impl poise::SlashArgument for AspectRatio {
-    async fn extract(
-        _: &serenity::Context,
-        _: &serenity::CommandInteraction,
-        value: &serenity::ResolvedValue<'_>,
-    ) -> Result<Self, poise::SlashArgError> {
-        match value {
-            serenity::ResolvedValue::String(s) => AspectRatio::parse_exact(s)
-                .ok_or(poise::SlashArgError::new_command_structure_mismatch("unknown aspect ratio")),
-            _ => Err(poise::SlashArgError::new_command_structure_mismatch("expected a string")),
-        }
-    }
-
-    fn create(builder: serenity::CreateCommandOption) -> serenity::CreateCommandOption {
-        ASPECT_RATIOS.iter().fold(builder.kind(serenity::CommandOptionType::String), |b, r| b.add_string_choice(*r, *r))
-    }
-}
-
-#[poise::async_trait]
-impl poise::SlashArgument for Performance {
-    async fn extract(
-        _: &serenity::Context,
-        _: &serenity::CommandInteraction,
-        value: &serenity::ResolvedValue<'_>,
-    ) -> Result<Self, poise::SlashArgError> {
-        match value {
-            serenity::ResolvedValue::String(s) => {
-                Performance::parse(s).ok_or(poise::SlashArgError::new_command_structure_mismatch("unknown performance"))
-            }
-            _ => Err(poise::SlashArgError::new_command_structure_mismatch("expected a string")),
-        }
-    }
-
-    fn create(builder: serenity::CreateCommandOption) -> serenity::CreateCommandOption {
-        Performance::ALL
-            .iter()
-            .fold(builder.kind(serenity::CommandOptionType::String), |b, p| b.add_string_choice(p.as_str(), p.as_str()))
-    }
-}
+string_choice_argument!(AspectRatio, ASPECT_RATIOS.iter().copied(), AspectRatio::parse_exact);
+string_choice_argument!(Performance, Performance::ALL.iter().map(|p| p.as_str()), Performance::parse);
 
 fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {
     attachment.map(|a| InputImage {

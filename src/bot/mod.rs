@@ -1,7 +1,39 @@
 //! The Discord face of the bot: poise framework setup, the command registry and error handling.
 
+/// Implements `poise::SlashArgument` for a type with a fixed set of string values, registered
+/// as a STRING option with string choices. (poise registers its own choice parameters as
+/// INTEGER options whose values are indexes, which break if the list is ever reordered.)
+macro_rules! string_choice_argument {
+    ($ty:ty, $values:expr, $parse:expr) => {
+        #[poise::async_trait]
+        impl poise::SlashArgument for $ty {
+            async fn extract(
+                _: &poise::serenity_prelude::Context,
+                _: &poise::serenity_prelude::CommandInteraction,
+                value: &poise::serenity_prelude::ResolvedValue<'_>,
+            ) -> Result<Self, poise::SlashArgError> {
+                match value {
+                    poise::serenity_prelude::ResolvedValue::String(s) => {
+                        ($parse)(s).ok_or(poise::SlashArgError::new_command_structure_mismatch("unknown choice"))
+                    }
+                    _ => Err(poise::SlashArgError::new_command_structure_mismatch("expected a string")),
+                }
+            }
+
+            fn create(
+                builder: poise::serenity_prelude::CreateCommandOption,
+            ) -> poise::serenity_prelude::CreateCommandOption {
+                ($values).fold(builder.kind(poise::serenity_prelude::CommandOptionType::String), |b, v| {
+                    b.add_string_choice(v, v)
+                })
+            }
+        }
+    };
+}
+
 mod history;
 mod imagine;
+mod quota;
 
 use std::sync::Arc;
 
@@ -30,7 +62,7 @@ pub const INTERNAL_ERROR: &str =
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
-    vec![imagine::imagine(), history::history()]
+    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage()]
 }
 
 /// Builds the poise framework. Commands are registered in `dev_guild` when given (instant),
@@ -84,6 +116,13 @@ pub fn command_definitions(commands: &[poise::Command<Data, Error>]) -> Result<s
         list.iter_mut().for_each(integer_bounds);
     }
     Ok(definitions)
+}
+
+/// Whether the invoking member may manage the server, from the permissions Discord resolved for
+/// this interaction. Checked by the bot itself, whatever the command's permission overrides say.
+pub fn can_manage_guild(ctx: Context<'_>) -> bool {
+    let poise::Context::Application(actx) = ctx else { return false };
+    actx.interaction.member.as_ref().and_then(|m| m.permissions).is_some_and(|p| p.manage_guild() || p.administrator())
 }
 
 /// Replies privately; failures to do so are only logged.

@@ -1,0 +1,218 @@
+//! Admin commands: `/quota show`, `/quota set` and `/usage`. Discord hides them from members
+//! without Manage Server (`default_member_permissions`), and the bot checks the invoker's
+//! permissions itself, so a mis-set permission override cannot open them.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use tracing::info;
+
+use super::{Context, Error, can_manage_guild, reply_ephemeral};
+use crate::{
+    db::quotas::{self, Change},
+    quota::{self, Limits},
+};
+
+/// The limits an admin can change, by their option names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitName(&'static str);
+
+const LIMIT_NAMES: [&str; 4] = ["daily", "monthly", "per_user_daily", "max_concurrent"];
+
+impl LimitName {
+    fn parse(text: &str) -> Option<LimitName> {
+        LIMIT_NAMES.iter().find(|n| **n == text).map(|n| LimitName(n))
+    }
+}
+
+string_choice_argument!(LimitName, LIMIT_NAMES.iter().copied(), LimitName::parse);
+
+const NOT_ADMIN: &str = "You need the Manage Server permission to use this command.";
+
+/// See and change this server's image job limits
+#[poise::command(
+    slash_command,
+    guild_only,
+    subcommands("show", "set"),
+    subcommand_required,
+    default_member_permissions = "MANAGE_GUILD"
+)]
+pub async fn quota(_: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+fn describe(limit: Option<i32>) -> String {
+    match limit {
+        None => "unlimited".into(),
+        Some(0) => "0 (no jobs allowed)".into(),
+        Some(n) => n.to_string(),
+    }
+}
+
+/// This server's limits, how much of them is used, and when they reset
+#[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
+pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
+    if !can_manage_guild(ctx) {
+        reply_ephemeral(ctx, NOT_ADMIN).await;
+        return Ok(());
+    }
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let data = ctx.data();
+    let now = Utc::now();
+    let limits = quotas::limits(&data.pool, guild_id, &data.default_limits).await.context("loading limits")?;
+    let usage = quotas::guild_usage(&data.pool, guild_id, now).await.context("loading usage")?;
+    let last = quotas::last_change(&data.pool, guild_id).await.context("loading the last change")?;
+    let of = |used: i64, limit: Option<i32>| match limit {
+        None => format!("{used} used · unlimited"),
+        Some(l) => format!("{used} / {l} used"),
+    };
+    let mut text = format!(
+        "**Image job quota for this server**\n\
+         **Daily:** {} · resets <t:{}:R>\n\
+         **Monthly:** {} · resets <t:{}:R>\n\
+         **Per member per day:** {} (busiest member today: {})\n\
+         **In progress at once per member:** {} (in progress now: {})\n",
+        of(usage.day, limits.daily),
+        quota::next_day(now).timestamp(),
+        of(usage.month, limits.monthly),
+        quota::next_month(now).timestamp(),
+        describe(limits.per_user_daily),
+        usage.busiest_member_day,
+        describe(limits.max_concurrent),
+        usage.in_flight,
+    );
+    match last {
+        Some((by, at)) => text.push_str(&format!("Last changed by <@{by}> <t:{}:R>.", at.timestamp())),
+        None => text.push_str("These are the bot's defaults; change them with `/quota set`."),
+    }
+    reply_ephemeral(ctx, text).await;
+    Ok(())
+}
+
+/// Change this server's limits (0 allows no jobs; `unlimited` removes a limit)
+#[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
+pub async fn set(
+    ctx: Context<'_>,
+    #[description = "Jobs per UTC day for the whole server"]
+    #[min = 0]
+    #[max = 1000000]
+    daily: Option<i64>,
+    #[description = "Jobs per UTC calendar month for the whole server"]
+    #[min = 0]
+    #[max = 1000000]
+    monthly: Option<i64>,
+    #[description = "Jobs per member per UTC day"]
+    #[min = 0]
+    #[max = 1000000]
+    per_user_daily: Option<i64>,
+    #[description = "Jobs in progress at once per member"]
+    #[min = 0]
+    #[max = 1000]
+    max_concurrent: Option<i64>,
+    #[description = "Remove this limit altogether"] unlimited: Option<LimitName>,
+) -> Result<(), Error> {
+    if !can_manage_guild(ctx) {
+        reply_ephemeral(ctx, NOT_ADMIN).await;
+        return Ok(());
+    }
+    let changes = match changes([daily, monthly, per_user_daily, max_concurrent], unlimited) {
+        Ok(changes) => changes,
+        Err(message) => {
+            reply_ephemeral(ctx, message).await;
+            return Ok(());
+        }
+    };
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let admin = ctx.author().id.get() as i64;
+    let data = ctx.data();
+    let limits = quotas::set_limits(&data.pool, guild_id, &data.default_limits, &changes, admin)
+        .await
+        .context("changing limits")?;
+    info!(guild_id, admin, ?changes, "quota changed");
+    reply_ephemeral(ctx, format!("Limits updated.\n{}", summary(&limits))).await;
+    Ok(())
+}
+
+/// Validates the options of `/quota set` into a list of changes.
+fn changes(values: [Option<i64>; 4], unlimited: Option<LimitName>) -> Result<Vec<Change>, String> {
+    let mut changes = Vec::new();
+    for (name, value) in LIMIT_NAMES.iter().zip(values) {
+        if let Some(value) = value {
+            if unlimited == Some(LimitName(name)) {
+                return Err(format!("You asked for `{name}` to be both {value} and unlimited; pick one."));
+            }
+            let value = i32::try_from(value).ok().filter(|v| *v >= 0).ok_or(format!("`{name}` must be 0 or more."))?;
+            changes.push(Change { name, value: Some(value) });
+        }
+    }
+    if let Some(LimitName(name)) = unlimited {
+        changes.push(Change { name, value: None });
+    }
+    if changes.is_empty() {
+        return Err(
+            "Give at least one limit to change, for example `/quota set daily:50`, or `unlimited:` to remove one."
+                .into(),
+        );
+    }
+    Ok(changes)
+}
+
+fn summary(limits: &Limits) -> String {
+    format!(
+        "Daily: {} · Monthly: {} · Per member per day: {} · In progress per member: {}",
+        describe(limits.daily),
+        describe(limits.monthly),
+        describe(limits.per_user_daily),
+        describe(limits.max_concurrent)
+    )
+}
+
+/// This month's image jobs and spend for the server, and its busiest members
+#[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
+pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
+    if !can_manage_guild(ctx) {
+        reply_ephemeral(ctx, NOT_ADMIN).await;
+        return Ok(());
+    }
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let pool = &ctx.data().pool;
+    let now = Utc::now();
+    let report = quotas::month_report(pool, guild_id, now).await.context("loading the month's report")?;
+    let top = quotas::top_members(pool, guild_id, now, 5).await.context("loading top members")?;
+    let mut text = format!(
+        "**Image jobs this month** (since <t:{}:D>)\n{} counted · {} failed and refunded · spend ${} (as reported by the provider)\n",
+        quota::month_start(now).timestamp(),
+        report.counted,
+        report.refunded,
+        report.spend,
+    );
+    if top.is_empty() {
+        text.push_str("No jobs yet this month.");
+    } else {
+        text.push_str("**Top members**\n");
+        for (i, member) in top.iter().enumerate() {
+            let jobs = if member.jobs == 1 { "1 job".to_owned() } else { format!("{} jobs", member.jobs) };
+            text.push_str(&format!("{}. <@{}> · {jobs} · ${}\n", i + 1, member.user_id, member.spend));
+        }
+    }
+    reply_ephemeral(ctx, text.trim_end().to_owned()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_validated() {
+        assert_eq!(
+            changes([Some(5), None, None, Some(0)], Some(LimitName("monthly"))).unwrap(),
+            vec![
+                Change { name: "daily", value: Some(5) },
+                Change { name: "max_concurrent", value: Some(0) },
+                Change { name: "monthly", value: None }
+            ]
+        );
+        assert!(changes([None; 4], None).unwrap_err().contains("at least one"));
+        assert!(changes([Some(5), None, None, None], Some(LimitName("daily"))).unwrap_err().contains("pick one"));
+    }
+}
