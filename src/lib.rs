@@ -74,10 +74,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .context("building the Discord client")?;
 
+    let discord = jobs::discord::DiscordRest::new(
+        config.discord_proxy_url.as_deref(),
+        config.discord_token.clone(),
+        std::time::Duration::from_secs(60),
+    );
     let worker = Arc::new(jobs::Worker::new(
         pool.clone(),
         provider,
-        client.http.clone(),
+        discord,
         jobs::WorkerSettings::from_config(&config),
         wake,
         config.provider_timeout.max(std::time::Duration::from_secs(60)),

@@ -151,7 +151,7 @@ pub async fn imagine(
             data.wake.notify_one();
         }
         Err(e) => {
-            let e = crate::jobs::discord::classify(e);
+            let e = crate::jobs::discord::classify_serenity(e);
             warn!(job_id = %job.id, error = %e, "the reply did not reach Discord; dropping the job");
             if let Err(e) = db::jobs::abandon(&data.pool, job.id, "The reply to the command could not be sent.").await {
                 error!(job_id = %job.id, error = %e, "could not drop a job whose reply failed");

@@ -1,15 +1,28 @@
-//! Sending a job's message to Discord: editing the interaction reply, or posting in the channel
-//! when the reply can no longer be edited. Errors are classified without ever printing the
-//! request URL, which carries the interaction token.
+//! Delivering a job's message to Discord: editing the interaction reply, or posting in the
+//! channel when the reply can no longer be edited.
+//!
+//! These requests are made here rather than through serenity so that a 429's `retry_after` can
+//! be honoured (serenity cannot read a 429 body) and so that the bot paces its own requests when
+//! serenity's rate limiter is off behind a REST proxy. Errors never carry the request URL, which
+//! contains the interaction token.
 
-use std::time::Duration;
-
-use serenity::all::{
-    ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, EditInteractionResponse, Http, HttpError,
-    MessageId, MessageReference, MessageReferenceKind, UserId,
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
 };
 
+use reqwest::{
+    Method,
+    multipart::{Form, Part},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
 use crate::render::Rendered;
+
+const DISCORD: &str = "https://discord.com";
+/// Requests per second the worker allows itself, under Discord's global 50.
+const REQUESTS_PER_SECOND: f64 = 40.0;
 
 /// Why a send failed, sorted by what to do next.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,35 +52,42 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Discord error codes that mean the interaction reply cannot be edited any more.
-const REPLY_GONE_CODES: [isize; 4] = [10015, 50027, 10062, 30046];
-const TOO_LARGE_CODES: [isize; 2] = [40005, 50045];
+/// Discord error codes meaning the interaction reply cannot be edited any more.
+const REPLY_GONE_CODES: [i64; 4] = [10015, 50027, 10062, 30046];
+const TOO_LARGE_CODES: [i64; 2] = [40005, 50045];
 
-pub fn classify(error: serenity::Error) -> SendError {
+/// Sorts an error answer from Discord.
+pub fn classify(status: u16, body: &Value, retry_after_header: Option<f64>) -> SendError {
+    let code = body.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let what = format!("HTTP {status}, code {code}");
+    if status == 429 {
+        let seconds = body.get("retry_after").and_then(Value::as_f64).or(retry_after_header).unwrap_or(1.0);
+        SendError::RateLimited(Duration::from_secs_f64(seconds.clamp(0.05, 600.0)))
+    } else if REPLY_GONE_CODES.contains(&code) || status == 401 {
+        SendError::ReplyGone(what)
+    } else if TOO_LARGE_CODES.contains(&code) || status == 413 {
+        SendError::TooLarge
+    } else if status >= 500 {
+        SendError::Transient(what)
+    } else {
+        let message = body.get("message").and_then(Value::as_str).unwrap_or("");
+        SendError::Refused(format!("{what}: {}", crate::render::truncate(message, 200)))
+    }
+}
+
+/// Sorts an error from serenity (used for the command's own replies).
+pub fn classify_serenity(error: serenity::Error) -> SendError {
+    use serenity::all::HttpError;
     match error {
-        serenity::Error::Http(HttpError::UnsuccessfulRequest(response)) => {
-            let status = response.status_code.as_u16();
-            let code = response.error.code;
-            let what = format!("HTTP {status}, code {code}");
-            if status == 429 {
-                // serenity cannot read Discord's 429 body (it has no `code`), so the precise
-                // `retry_after` is lost; wait a conservative few seconds.
-                SendError::RateLimited(Duration::from_secs(3))
-            } else if REPLY_GONE_CODES.contains(&code) || status == 401 {
-                SendError::ReplyGone(what)
-            } else if TOO_LARGE_CODES.contains(&code) || status == 413 {
-                SendError::TooLarge
-            } else if status >= 500 {
-                SendError::Transient(what)
-            } else {
-                SendError::Refused(format!("{what}: {}", response.error.message))
-            }
-        }
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(response)) => classify(
+            response.status_code.as_u16(),
+            &json!({"code": response.error.code, "message": response.error.message}),
+            None,
+        ),
         serenity::Error::Http(HttpError::Request(e)) => {
             SendError::Transient(if e.is_timeout() { "timeout".into() } else { "network error".into() })
         }
         serenity::Error::Model(e) => SendError::Refused(format!("message rejected before sending: {e}")),
-        serenity::Error::Json(_) => SendError::Transient("unreadable answer".into()),
         _ => SendError::Transient("unexpected client error".into()),
     }
 }
@@ -81,46 +101,190 @@ pub struct Upload {
     pub source_url: String,
 }
 
-/// Edits the interaction's original reply. Mentions never ping from an edit.
-pub async fn edit_reply(
-    http: &Http,
-    token: &str,
-    message: &Rendered,
-    uploads: &[Upload],
-) -> Result<MessageId, SendError> {
-    let mut edit = EditInteractionResponse::new()
-        .content(message.content.clone())
-        .embeds(message.embeds.clone())
-        .allowed_mentions(CreateAllowedMentions::new());
-    for upload in uploads {
-        edit = edit.new_attachment(CreateAttachment::bytes(upload.bytes.clone(), upload.filename.clone()));
-    }
-    use serenity::builder::Builder;
-    edit.execute(http, token).await.map(|m| m.id).map_err(classify)
+/// A minimal Discord REST client for the worker's deliveries.
+pub struct DiscordRest {
+    http: reqwest::Client,
+    base: String,
+    bot_token: SecretString,
+    /// The earliest moment the next request may start (global pacing, and global 429s).
+    next_slot: Mutex<Instant>,
 }
 
-/// Posts the job's message in its channel, mentioning the user, as a reply to the original
-/// message when there is one.
-pub async fn post_in_channel(
-    http: &Http,
-    channel_id: u64,
-    user_id: u64,
-    reply_to: Option<u64>,
-    message: &Rendered,
-    uploads: &[Upload],
-) -> Result<MessageId, SendError> {
-    let channel = ChannelId::new(channel_id);
-    let mut create = CreateMessage::new()
-        .content(format!("<@{user_id}> {}", message.content))
-        .embeds(message.embeds.clone())
-        .allowed_mentions(CreateAllowedMentions::new().users([UserId::new(user_id)]).replied_user(false))
-        .add_files(uploads.iter().map(|u| CreateAttachment::bytes(u.bytes.clone(), u.filename.clone())));
-    if let Some(reply_to) = reply_to {
-        create = create.reference_message(
-            MessageReference::new(MessageReferenceKind::Default, channel)
-                .message_id(MessageId::new(reply_to))
-                .fail_if_not_exists(false),
+impl DiscordRest {
+    /// `proxy` replaces `https://discord.com` when set.
+    pub fn new(proxy: Option<&str>, bot_token: SecretString, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!(
+                "DiscordBot (https://github.com/imagine-bot/imagine-bot, ",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            ))
+            .build()
+            .expect("a reqwest client with rustls builds");
+        DiscordRest {
+            http,
+            base: proxy.unwrap_or(DISCORD).trim_end_matches('/').to_owned(),
+            bot_token,
+            next_slot: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Edits the interaction's original reply. Mentions never ping from an edit.
+    pub async fn edit_reply(
+        &self,
+        application_id: u64,
+        token: &str,
+        message: &Rendered,
+        uploads: &[Upload],
+    ) -> Result<u64, SendError> {
+        let payload = payload(message, uploads, json!({"parse": []}), None);
+        let url = format!("{}/api/v10/webhooks/{application_id}/{token}/messages/@original", self.base);
+        self.send(Method::PATCH, url, false, payload, uploads).await
+    }
+
+    /// Posts the job's message in its channel, mentioning (and pinging) the user, as a reply to
+    /// the original message when there is one.
+    pub async fn post_in_channel(
+        &self,
+        channel_id: u64,
+        user_id: u64,
+        reply_to: Option<u64>,
+        message: &Rendered,
+        uploads: &[Upload],
+    ) -> Result<u64, SendError> {
+        let content = format!("<@{user_id}> {}", message.content);
+        let message = Rendered { content, embeds: message.embeds.clone() };
+        let reference = reply_to
+            .map(|id| json!({"message_id": id.to_string(), "channel_id": channel_id.to_string(), "fail_if_not_exists": false}));
+        let payload = payload(&message, uploads, json!({"parse": [], "users": [user_id.to_string()]}), reference);
+        let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
+        self.send(Method::POST, url, true, payload, uploads).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: String,
+        authorised: bool,
+        payload: Value,
+        uploads: &[Upload],
+    ) -> Result<u64, SendError> {
+        self.pace().await;
+        let mut request = self.http.request(method, url);
+        if authorised {
+            request = request.header("Authorization", format!("Bot {}", self.bot_token.expose_secret()));
+        }
+        request = if uploads.is_empty() {
+            request.json(&payload)
+        } else {
+            let mut form = Form::new().text("payload_json", payload.to_string());
+            for (i, upload) in uploads.iter().enumerate() {
+                let part = Part::bytes(upload.bytes.clone())
+                    .file_name(upload.filename.clone())
+                    .mime_str(mime_for(&upload.filename))
+                    .expect("static MIME types parse");
+                form = form.part(format!("files[{i}]"), part);
+            }
+            request.multipart(form)
+        };
+        let response = request.send().await.map_err(|e| {
+            SendError::Transient(if e.is_timeout() { "timeout".into() } else { "network error".into() })
+        })?;
+        let status = response.status();
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
+        let global = response.headers().get("x-ratelimit-scope").is_some_and(|v| v == "global");
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return body
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| id.parse().ok())
+                .ok_or(SendError::Transient("answer without a message id".into()));
+        }
+        let error = classify(status.as_u16(), &body, retry_after);
+        if let SendError::RateLimited(wait) = &error
+            && (global || body.get("global").and_then(Value::as_bool) == Some(true))
+        {
+            // A global limit holds back every request, not just this one.
+            let mut next = self.next_slot.lock().expect("pacing lock");
+            *next = (*next).max(Instant::now() + *wait);
+        }
+        Err(error)
+    }
+
+    /// Waits for this request's turn under the bot's own global pace.
+    async fn pace(&self) {
+        let wait = {
+            let mut next = self.next_slot.lock().expect("pacing lock");
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + Duration::from_secs_f64(1.0 / REQUESTS_PER_SECOND);
+            slot - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The JSON part of a message: content, embeds, mentions, and the files being uploaded (on an
+/// edit, listing exactly these files replaces any earlier ones).
+fn payload(message: &Rendered, uploads: &[Upload], allowed_mentions: Value, reference: Option<Value>) -> Value {
+    let attachments: Vec<Value> =
+        uploads.iter().enumerate().map(|(i, u)| json!({"id": i, "filename": u.filename})).collect();
+    let mut payload = json!({
+        "content": message.content,
+        "embeds": message.embeds,
+        "allowed_mentions": allowed_mentions,
+        "attachments": attachments,
+    });
+    if let Some(reference) = reference {
+        payload["message_reference"] = reference;
+    }
+    payload
+}
+
+fn mime_for(filename: &str) -> &'static str {
+    match filename.rsplit_once('.').map(|(_, e)| e) {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        _ => "image/png",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_what_to_do() {
+        assert_eq!(
+            classify(429, &json!({"message":"You are being rate limited.","retry_after":2.5,"global":false}), None),
+            SendError::RateLimited(Duration::from_millis(2500))
+        );
+        assert_eq!(classify(429, &Value::Null, Some(4.0)), SendError::RateLimited(Duration::from_secs(4)));
+        for code in [10015, 50027, 10062, 30046] {
+            assert!(matches!(classify(400, &json!({"code": code}), None), SendError::ReplyGone(_)), "{code}");
+        }
+        assert!(matches!(classify(401, &Value::Null, None), SendError::ReplyGone(_)));
+        assert_eq!(classify(413, &Value::Null, None), SendError::TooLarge);
+        assert_eq!(classify(400, &json!({"code": 40005}), None), SendError::TooLarge);
+        assert!(matches!(classify(502, &Value::Null, None), SendError::Transient(_)));
+        assert!(
+            matches!(classify(403, &json!({"code": 50013, "message": "Missing Permissions"}), None), SendError::Refused(m) if m.contains("Missing Permissions"))
         );
     }
-    channel.send_message(http, create).await.map(|m| m.id).map_err(classify)
+
+    #[test]
+    fn payload_lists_the_uploaded_files() {
+        let message = Rendered { content: "done".into(), embeds: vec![] };
+        let uploads = [Upload { filename: "imagine-1.png".into(), bytes: vec![1], source_url: "u".into() }];
+        let p = payload(&message, &uploads, json!({"parse": []}), None);
+        assert_eq!(p["attachments"], json!([{"id": 0, "filename": "imagine-1.png"}]));
+        assert_eq!(p["allowed_mentions"], json!({"parse": []}));
+    }
 }

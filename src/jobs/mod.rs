@@ -7,7 +7,6 @@ pub mod discord;
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use serenity::all::Http;
 use sqlx::PgPool;
 use tokio::{
     sync::{Notify, Semaphore},
@@ -23,7 +22,7 @@ use crate::{
     provider::{self, Phase, ProviderError, ShortApi},
     render::{self, Stage},
 };
-use discord::{SendError, Upload};
+use discord::{DiscordRest, SendError, Upload};
 
 /// Transient create failures tolerated before a job is failed (and refunded).
 const MAX_CREATE_ATTEMPTS: i32 = 6;
@@ -61,7 +60,7 @@ impl WorkerSettings {
 pub struct Worker {
     pool: PgPool,
     provider: ShortApi,
-    discord: Arc<Http>,
+    discord: DiscordRest,
     downloads: reqwest::Client,
     settings: WorkerSettings,
     /// Identifies this process's leases.
@@ -73,7 +72,7 @@ impl Worker {
     pub fn new(
         pool: PgPool,
         provider: ShortApi,
-        discord: Arc<Http>,
+        discord: DiscordRest,
         settings: WorkerSettings,
         wake: Arc<Notify>,
         download_timeout: Duration,
@@ -337,11 +336,10 @@ impl Worker {
         if job.last_edit_text.as_deref() == Some(message.content.as_str()) {
             return;
         }
-        self.ensure_application_id(job);
         job.last_edit_at = Some(now);
-        match discord::edit_reply(&self.discord, &token, &message, &[]).await {
+        match self.discord.edit_reply(job.application_id as u64, &token, &message, &[]).await {
             Ok(id) => {
-                job.message_id = Some(id.get() as i64);
+                job.message_id = Some(id as i64);
                 job.last_edit_text = Some(message.content);
             }
             Err(e) => debug!(error = %e, "progress edit skipped"),
@@ -373,7 +371,6 @@ impl Worker {
             }
         }
 
-        self.ensure_application_id(job);
         let sent = loop {
             let message = final_message(job, &uploads, &linked);
             let result = self.send_final(job, &message, &uploads).await;
@@ -424,22 +421,22 @@ impl Worker {
     ) -> Result<(&'static str, i64), SendError> {
         let now = Utc::now();
         if let Some(token) = job.interaction_token.as_deref().filter(|_| now + TOKEN_MARGIN < job.token_expires_at) {
-            match discord::edit_reply(&self.discord, token, message, uploads).await {
-                Ok(id) => return Ok(("edit", id.get() as i64)),
+            match self.discord.edit_reply(job.application_id as u64, token, message, uploads).await {
+                Ok(id) => return Ok(("edit", id as i64)),
                 Err(SendError::ReplyGone(why)) => info!(%why, "reply can no longer be edited; posting in the channel"),
                 Err(e) => return Err(e),
             }
         }
-        discord::post_in_channel(
-            &self.discord,
-            job.channel_id as u64,
-            job.user_id as u64,
-            job.message_id.map(|id| id as u64),
-            message,
-            uploads,
-        )
-        .await
-        .map(|id| ("channel", id.get() as i64))
+        self.discord
+            .post_in_channel(
+                job.channel_id as u64,
+                job.user_id as u64,
+                job.message_id.map(|id| id as u64),
+                message,
+                uploads,
+            )
+            .await
+            .map(|id| ("channel", id as i64))
     }
 
     /// Downloads every result image. Images bigger than the interaction's upload limit are
@@ -468,15 +465,6 @@ impl Worker {
             }
         }
         Ok((uploads, linked))
-    }
-
-    /// Delivery needs the application id; after a restart the gateway may not have set it yet.
-    fn ensure_application_id(&self, job: &Job) {
-        if self.discord.application_id().is_none()
-            && let Some(id) = std::num::NonZeroU64::new(job.application_id as u64)
-        {
-            self.discord.set_application_id(serenity::all::ApplicationId::from(id));
-        }
     }
 }
 
