@@ -14,6 +14,28 @@ pub enum ConfigError {
     Malformed { name: &'static str, value: String, hint: String },
 }
 
+/// A range of gateway shards: `first..=last` out of `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shards {
+    pub first: u32,
+    pub last: u32,
+    pub total: u32,
+}
+
+impl Shards {
+    /// Parses `first-last/total` or `shard/total`.
+    pub fn parse(text: &str) -> Option<Shards> {
+        let (range, total) = text.trim().split_once('/')?;
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let shards = Shards {
+            first: first.trim().parse().ok()?,
+            last: last.trim().parse().ok()?,
+            total: total.trim().parse().ok()?,
+        };
+        (shards.first <= shards.last && shards.last < shards.total).then_some(shards)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -53,6 +75,8 @@ pub struct Config {
     pub discord_proxy_url: Option<String>,
     pub shortapi_base_url: String,
     pub dev_guild_id: Option<u64>,
+    /// The gateway shards this process runs (`DISCORD_SHARDS`); all of shard 0 of 1 by default.
+    pub shards: Shards,
     /// Largest source image accepted from a user, in bytes.
     pub max_input_image_bytes: u64,
     /// Largest result image the bot downloads from the provider, in bytes.
@@ -119,6 +143,15 @@ impl Config {
             })
             .transpose()?;
 
+        let shards = match get("DISCORD_SHARDS") {
+            None => Shards { first: 0, last: 0, total: 1 },
+            Some(v) => Shards::parse(&v).ok_or(ConfigError::Malformed {
+                name: "DISCORD_SHARDS",
+                value: v.clone(),
+                hint: "expected first-last/total (e.g. 0-1/4) or shard/total (e.g. 2/4)".into(),
+            })?,
+        };
+
         let poll = PollSettings {
             first_delay: duration(&get, "POLL_FIRST_DELAY", "5s")?,
             interval: duration(&get, "POLL_INTERVAL", "3s")?,
@@ -163,6 +196,7 @@ impl Config {
             discord_proxy_url,
             shortapi_base_url,
             dev_guild_id,
+            shards,
             max_input_image_bytes: parse(&get, "MAX_INPUT_IMAGE_BYTES", 10 * 1024 * 1024, "a size in bytes")?,
             max_result_image_bytes: parse(&get, "MAX_RESULT_IMAGE_BYTES", 25 * 1024 * 1024, "a size in bytes")?,
             provider_timeout: duration(&get, "PROVIDER_TIMEOUT", "30s")?,
@@ -291,6 +325,7 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("WORKER_CONCURRENCY", "0"),
             ("DATABASE_URL", "mysql://x"),
+            ("DISCORD_SHARDS", "3/2"),
             ("DEFAULT_DAILY_LIMIT", "-1"),
         ] {
             let mut vars = BASE.to_vec();
@@ -336,6 +371,15 @@ mod tests {
             .filter(|name| name != "RUST_LOG")
             .collect();
         assert_eq!(*asked.borrow(), documented);
+    }
+
+    #[test]
+    fn shard_ranges() {
+        assert_eq!(Shards::parse("0-1/4"), Some(Shards { first: 0, last: 1, total: 4 }));
+        assert_eq!(Shards::parse("2/4"), Some(Shards { first: 2, last: 2, total: 4 }));
+        for bad in ["4/4", "2-1/4", "x/2", "1", "0-1"] {
+            assert_eq!(Shards::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

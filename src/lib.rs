@@ -22,11 +22,23 @@ use tracing::info;
 
 use config::{Config, Database, LogFormat};
 
+/// Libraries whose verbose logs print request URLs, headers or gateway payloads (which carry
+/// interaction tokens and the bot token). Their level is capped whatever `RUST_LOG` says.
+const CAPPED_TARGETS: [&str; 9] =
+    ["reqwest", "hyper", "hyper_util", "h2", "tungstenite", "tokio_tungstenite", "rustls", "serenity", "poise"];
+
 /// Sets up logging: human-readable by default, JSON with `LOG_FORMAT=json`; `RUST_LOG` filters.
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,serenity=warn,poise=warn,sqlx=warn,tracing::span=warn"));
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(mut filter) => {
+            for target in CAPPED_TARGETS {
+                filter = filter.add_directive(format!("{target}=info").parse().expect("static directive parses"));
+            }
+            filter
+        }
+        Err(_) => EnvFilter::new("info,serenity=warn,poise=warn,sqlx=warn"),
+    };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -97,7 +109,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shard_manager.shutdown_all().await;
     });
 
-    let result = client.start().await;
+    let shards = config.shards;
+    info!(first = shards.first, last = shards.last, total = shards.total, "connecting to the Discord gateway");
+    // serenity's range end is the last shard, inclusive.
+    let result = client.start_shard_range(shards.first..shards.last, shards.total).await;
     shutdown.cancel();
     let _ = worker_task.await;
     pool.close().await;

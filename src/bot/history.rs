@@ -53,8 +53,8 @@ pub async fn history(
                 job.guild_id, job.channel_id
             ));
         }
-        if job.delivery.as_deref() == Some("undelivered") && !job.result_urls.is_empty() {
-            line.push_str(" · not delivered");
+        if job.delivery.as_deref() == Some("undelivered") && job.status == JobStatus::Succeeded {
+            line.push_str(" · could not be posted; images attached below");
         }
         if job.status != JobStatus::Succeeded
             && let Some(error) = &job.error_text
@@ -71,6 +71,17 @@ pub async fn history(
         text.push_str(&line);
         text.push('\n');
     }
-    reply_ephemeral(ctx, text.trim_end().to_owned()).await;
+    let images =
+        db::jobs::undelivered_images(&ctx.data().pool, guild_id, user_id, 10).await.context("loading kept images")?;
+    let mut reply = poise::CreateReply::default()
+        .content(text.trim_end())
+        .ephemeral(true)
+        .allowed_mentions(serenity::CreateAllowedMentions::new());
+    for (filename, bytes) in images {
+        reply = reply.attachment(serenity::CreateAttachment::bytes(bytes, filename));
+    }
+    if let Err(e) = ctx.send(reply).await {
+        tracing::warn!(error = %crate::jobs::discord::classify_serenity(e), "could not send /history");
+    }
     Ok(())
 }

@@ -60,6 +60,10 @@ pub type Context<'a> = poise::Context<'a, Data, Error>;
 pub const INTERNAL_ERROR: &str =
     "Something went wrong on our side and nothing was charged. Please try again in a minute.";
 
+/// What users see while the database cannot be reached.
+pub const UNAVAILABLE: &str =
+    "The bot is temporarily unavailable and nothing was charged. Please try again in a minute.";
+
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
     vec![imagine::imagine(), history::history(), quota::quota(), quota::usage()]
@@ -142,7 +146,12 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         E::Setup { error, .. } => error!(error = ?error, "setting up the bot failed"),
         E::Command { error, ctx, .. } => {
             error!(command = %ctx.command().qualified_name, error = ?error, "command failed");
-            reply_ephemeral(ctx, INTERNAL_ERROR).await;
+            let database_down = error.chain().any(|e| {
+                e.downcast_ref::<sqlx::Error>().is_some_and(|e| {
+                    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+                })
+            });
+            reply_ephemeral(ctx, if database_down { UNAVAILABLE } else { INTERNAL_ERROR }).await;
         }
         E::CommandPanic { ctx, payload, .. } => {
             error!(command = %ctx.command().qualified_name, ?payload, "command panicked");

@@ -260,3 +260,39 @@ pub async fn recent_for_user(
     .fetch_all(db)
     .await
 }
+
+/// Keeps the images of a job that could not be delivered.
+pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec<u8>)]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    for (position, (filename, bytes)) in images.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO job_images (job_id, position, filename, bytes) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (job_id, position) DO NOTHING",
+        )
+        .bind(job_id)
+        .bind(position as i32)
+        .bind(filename)
+        .bind(bytes)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Kept images of a user's undelivered jobs in a guild, newest job first, at most `limit`.
+pub async fn undelivered_images(
+    db: impl PgExecutor<'_>,
+    guild_id: i64,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.filename, i.bytes FROM job_images i JOIN jobs j ON j.id = i.job_id \
+         WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC, i.position LIMIT $3",
+    )
+    .bind(guild_id)
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

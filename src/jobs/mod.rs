@@ -342,6 +342,11 @@ impl Worker {
                 job.message_id = Some(id as i64);
                 job.last_edit_text = Some(message.content);
             }
+            Err(SendError::RateLimited(wait)) => {
+                // Recorded in the future: no edit of this reply until Discord's wait is over.
+                debug!(?wait, "progress edit rate limited");
+                job.last_edit_at = Some(now + wait);
+            }
             Err(e) => debug!(error = %e, "progress edit skipped"),
         }
     }
@@ -349,6 +354,11 @@ impl Worker {
     /// Sends the final message: results or failure. Records the route on success; on a
     /// temporary failure schedules another attempt.
     async fn deliver(&self, job: &mut Job) {
+        if let Some(not_before) = job.last_edit_at.filter(|t| *t > Utc::now()) {
+            // An edit of this reply was rate limited: Discord's wait applies to this one too.
+            job.next_run_at = not_before;
+            return;
+        }
         let mut uploads = Vec::new();
         let mut linked = Vec::new();
         if job.status == JobStatus::Succeeded {
@@ -393,7 +403,9 @@ impl Worker {
                 job.interaction_token = None;
             }
             Err(SendError::RateLimited(wait)) => {
+                info!(?wait, "delivery rate limited; waiting as Discord asked");
                 job.next_run_at = now + wait;
+                job.last_edit_at = Some(now + wait);
             }
             Err(e @ (SendError::Transient(_) | SendError::TooLarge | SendError::ReplyGone(_))) => {
                 job.attempts += 1;
@@ -408,6 +420,15 @@ impl Worker {
             Err(e @ SendError::Refused(_)) => {
                 error!(error = %e, "Discord refused the job's message; marking it undelivered");
                 undelivered(job);
+            }
+        }
+        if job.delivery.as_deref() == Some("undelivered") && !uploads.is_empty() {
+            // Keep the images so /history can still show them; the provider's links expire.
+            let prefix = job.id.simple().to_string();
+            let images: Vec<(String, Vec<u8>)> =
+                uploads.into_iter().map(|u| (format!("{}-{}", &prefix[..8], u.filename), u.bytes)).collect();
+            if let Err(e) = store::save_images(&self.pool, job.id, &images).await {
+                error!(error = %e, "could not keep the images of an undelivered job");
             }
         }
     }

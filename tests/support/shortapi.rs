@@ -51,6 +51,9 @@ pub enum Behaviour {
     MalformedQueryThenSucceed { times: u32 },
     /// query answers `{"code":3000,"info":"upstream unstable"}` `times` times, then status 2.
     Code3000ThenSucceed { times: u32 },
+    /// create answers HTTP `status` (with a `Retry-After` header when given) `times` times, then
+    /// behaves like `succeed_after(2)`.
+    CreateHttpErrorThenSucceed { times: u32, status: u16, retry_after_secs: Option<u64> },
     /// create sleeps `delay` before answering success (the job exists from the moment the
     /// request arrived, as with a real ambiguous timeout); then like `succeed_after(2)`.
     SlowCreate { delay: Duration },
@@ -119,6 +122,8 @@ struct Inner {
     jobs: HashMap<String, Job>,
     images: HashMap<String, (Vec<u8>, String)>,
     next_job: u64,
+    /// Failures served so far, per script, for the `...ThenSucceed` create behaviours.
+    create_failures: HashMap<String, u32>,
 }
 
 struct Shared {
@@ -152,6 +157,7 @@ impl ShortApiStandIn {
                 jobs: HashMap::new(),
                 images: HashMap::new(),
                 next_job: 0,
+                create_failures: HashMap::new(),
             }),
         });
         let app = Router::new()
@@ -481,13 +487,25 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     }
     let prompt = json["args"]["prompt"].as_str().unwrap_or_default().to_string();
     let behaviour = {
-        let inner = lock(&shared.inner);
-        inner
-            .scripts
-            .iter()
-            .find(|(needle, _)| prompt.contains(needle.as_str()))
-            .map(|(_, b)| b.clone())
-            .unwrap_or_else(|| Behaviour::succeed_after(2))
+        let mut inner = lock(&shared.inner);
+        let script = inner.scripts.iter().find(|(needle, _)| prompt.contains(needle.as_str())).cloned();
+        match script {
+            Some((needle, Behaviour::CreateHttpErrorThenSucceed { times, status, retry_after_secs })) => {
+                let served = inner.create_failures.entry(needle).or_insert(0);
+                if *served < times {
+                    *served += 1;
+                    Behaviour::CreateHttpError {
+                        status,
+                        body: json!({"message": "busy"}).to_string(),
+                        retry_after_secs,
+                    }
+                } else {
+                    Behaviour::succeed_after(2)
+                }
+            }
+            Some((_, behaviour)) => behaviour,
+            None => Behaviour::succeed_after(2),
+        }
     };
     match behaviour {
         Behaviour::CreateError { code, message } => json_reply(200, json!({"code": code, "info": message})),
@@ -609,7 +627,10 @@ async fn query(
                 succeeded(&job, &job_id)
             }
         }
-        Behaviour::CreateError { .. } | Behaviour::CreateHttpError { .. } | Behaviour::MalformedCreate => {
+        Behaviour::CreateError { .. }
+        | Behaviour::CreateHttpError { .. }
+        | Behaviour::CreateHttpErrorThenSucceed { .. }
+        | Behaviour::MalformedCreate => {
             json!({"code": 404, "info": "job not found"})
         }
     };

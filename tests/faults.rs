@@ -1,0 +1,277 @@
+//! Faults injected through the stand-ins: expired interaction tokens, Discord rate limits and
+//! errors, a misbehaving provider, gateway drops. Each test asserts what the user sees and what
+//! the database records.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{
+    TestBot, WAIT,
+    discord::{DEFAULT_CHANNEL_ID, DEFAULT_USER_ID, InteractionBuilder},
+    shortapi::Behaviour,
+};
+
+async fn wait_channel_message(bot: &TestBot, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(m) = bot.discord.channel_messages(DEFAULT_CHANNEL_ID).into_iter().find(|m| pred(m)) {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no such channel message");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The original reply's message id, once the bot has edited it.
+async fn original_id(bot: &TestBot, cmd: &InteractionBuilder) -> String {
+    let message = bot.discord.wait_original(&cmd.token(), WAIT, |_| true).await.expect("original reply");
+    message["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_after_the_token_expired_go_to_the_channel() {
+    let bot = TestBot::start().await;
+    bot.shortapi.script("late", Behaviour::succeed_after(8));
+    let cmd = bot.imagine("late night tram");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Submitted") || c.contains("Generating")).await;
+    let original = original_id(&bot, &cmd).await;
+    // Fifteen minutes pass: Discord now refuses the token.
+    bot.discord.expire_token(&cmd.token());
+
+    let posted = wait_channel_message(&bot, |m| m["content"].as_str().unwrap_or("").contains("Done")).await;
+    let content = posted["content"].as_str().unwrap();
+    assert!(content.starts_with(&format!("<@{DEFAULT_USER_ID}>")), "mentions the user: {content}");
+    assert_eq!(posted["message_reference"]["message_id"], original.as_str(), "refers to the original reply");
+    assert_eq!(posted["attachments"].as_array().unwrap().len(), 4, "the images are uploaded");
+    bot.wait_job_settled(&cmd).await;
+    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("channel")));
+    let post = bot.discord.requests().into_iter().find(|r| r.is("POST", "/channels/")).unwrap();
+    assert_eq!(post.json.as_ref().unwrap()["allowed_mentions"]["users"], json!([DEFAULT_USER_ID.to_string()]));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_too_old_to_edit_is_handled_like_an_expired_token() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("PROGRESS_EDIT_INTERVAL".into(), "1h".into());
+    })
+    .await;
+    bot.shortapi.script("old reply", Behaviour::succeed_after(4));
+    let cmd = bot.imagine("old reply");
+    bot.send(&cmd).await;
+    // The first progress edit succeeds; the next edit of the reply hits the old-message edit cap.
+    bot.wait_reply(&cmd, |c| c.contains("Submitted")).await;
+    bot.discord.fail_next(
+        "PATCH",
+        "/messages/@original",
+        400,
+        json!({"code": 30046, "message": "Maximum number of edits to messages older than 1 hour reached."}),
+    );
+    wait_channel_message(&bot, |m| m["content"].as_str().unwrap_or("").contains("Done")).await;
+    bot.wait_job_settled(&cmd).await;
+    assert_eq!(bot.job_status(&cmd).await.unwrap().2.as_deref(), Some("channel"));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_nothing_can_be_posted_history_still_shows_the_images() {
+    let bot = TestBot::start().await;
+    bot.shortapi.script("hidden", Behaviour::succeed_after(6));
+    let cmd = bot.imagine("hidden garden");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Submitted") || c.contains("Generating")).await;
+    bot.discord.expire_token(&cmd.token());
+    bot.discord.fail_next(
+        "POST",
+        &format!("/channels/{DEFAULT_CHANNEL_ID}/messages"),
+        403,
+        json!({"code": 50013, "message": "Missing Permissions"}),
+    );
+    bot.wait_job_settled(&cmd).await;
+    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("undelivered")));
+
+    let history = InteractionBuilder::command("history");
+    bot.send(&history).await;
+    let callback = bot.callback(&history).await;
+    assert!(callback["data"]["content"].as_str().unwrap().contains("could not be posted"), "{callback:#}");
+    let request =
+        bot.discord.requests().into_iter().find(|r| r.is("POST", &format!("/interactions/{}/", history.id()))).unwrap();
+    assert_eq!(request.files.len(), 4, "the kept images are attached to /history");
+    assert!(request.files.iter().all(|f| f.bytes.starts_with(b"\x89PNG")));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_rate_limits_are_waited_out_and_5xx_retried() {
+    let bot = TestBot::start().await;
+    bot.discord.fail_next(
+        "PATCH",
+        "/messages/@original",
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": 1.0, "global": false}),
+    );
+    bot.discord.fail_next("PATCH", "/messages/@original", 502, json!({"message": "Bad Gateway", "code": 0}));
+    let cmd = bot.imagine("patient painter");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    let edits = bot.discord.requests_matching("PATCH", "/messages/@original");
+    let limited = edits.iter().position(|r| r.status == 429).expect("a 429 was served");
+    let next = &edits[limited + 1];
+    assert!(
+        next.at.duration_since(edits[limited].at) >= Duration::from_millis(1000),
+        "the next edit of that reply waited for retry_after"
+    );
+    assert!(edits.iter().any(|r| r.status == 502), "a 5xx was served and the edit retried");
+    bot.wait_job_settled(&cmd).await;
+    assert_eq!(bot.job_status(&cmd).await.unwrap().2.as_deref(), Some("edit"));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_provider_faults_are_retried_until_the_job_succeeds() {
+    let bot = TestBot::start().await;
+    let cases = [
+        ("flaky create", Behaviour::CreateHttpErrorThenSucceed { times: 2, status: 503, retry_after_secs: None }),
+        (
+            "rate limited create",
+            Behaviour::CreateHttpErrorThenSucceed { times: 1, status: 429, retry_after_secs: Some(1) },
+        ),
+        ("unstable upstream", Behaviour::Code3000ThenSucceed { times: 2 }),
+        ("garbled status", Behaviour::MalformedQueryThenSucceed { times: 2 }),
+    ];
+    let mut commands = Vec::new();
+    for (prompt, behaviour) in cases {
+        bot.shortapi.script(prompt, behaviour);
+        let cmd = bot.imagine(prompt);
+        bot.send(&cmd).await;
+        commands.push((prompt, cmd));
+    }
+    for (prompt, cmd) in &commands {
+        bot.wait_reply(cmd, |c| c.contains("Done")).await;
+        bot.wait_job_settled(cmd).await;
+        let (status, counted, _) = bot.job_status(cmd).await.unwrap();
+        assert_eq!((status.as_str(), counted), ("succeeded", true), "{prompt}");
+    }
+    let creates = |prompt: &str| -> Vec<_> {
+        bot.shortapi.creates().into_iter().filter(|c| c.args()["prompt"] == prompt).collect()
+    };
+    assert_eq!(creates("flaky create").len(), 3, "two 503s, then accepted");
+    let limited = creates("rate limited create");
+    assert_eq!(limited.len(), 2);
+    assert!(limited[1].at.duration_since(limited[0].at) >= Duration::from_secs(1), "Retry-After honoured");
+    assert_eq!(creates("unstable upstream").len(), 1, "query faults never re-create the job");
+    assert_eq!(creates("garbled status").len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_creates_are_never_resent_and_slow_jobs_time_out() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("PROVIDER_TIMEOUT".into(), "1s".into());
+        vars.insert("JOB_DEADLINE".into(), "2s".into());
+    })
+    .await;
+    bot.shortapi.script("hung create", Behaviour::SlowCreate { delay: Duration::from_secs(3) });
+    bot.shortapi.script("garbled create", Behaviour::MalformedCreate);
+    bot.shortapi.script("endless", Behaviour::NeverFinish);
+    let hung = bot.imagine("hung create");
+    let garbled = bot.imagine("garbled create");
+    let endless = bot.imagine("endless night");
+    for cmd in [&hung, &garbled, &endless] {
+        bot.send(cmd).await;
+    }
+    for cmd in [&hung, &garbled] {
+        let reply = bot.wait_reply(cmd, |c| c.contains("Failed")).await;
+        assert!(reply["content"].as_str().unwrap().contains("could not confirm"), "{reply:#}");
+        bot.wait_job_settled(cmd).await;
+        let (status, counted, _) = bot.job_status(cmd).await.unwrap();
+        assert_eq!((status.as_str(), counted), ("uncertain", false));
+    }
+    let reply = bot.wait_reply(&endless, |c| c.contains("Failed")).await;
+    assert!(reply["content"].as_str().unwrap().contains("did not finish within 2 s"), "{reply:#}");
+    bot.wait_job_settled(&endless).await;
+    let (status, counted, _) = bot.job_status(&endless).await.unwrap();
+    assert_eq!((status.as_str(), counted), ("timed_out", false));
+    for prompt in ["hung create", "garbled create"] {
+        let sent = bot.shortapi.creates().into_iter().filter(|c| c.args()["prompt"] == prompt).count();
+        assert_eq!(sent, 1, "{prompt}: an ambiguous create is never sent twice");
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_is_retried_with_backoff() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("SHORTAPI_BASE_URL".into(), address);
+    })
+    .await;
+    let cmd = bot.imagine("nobody home");
+    bot.send(&cmd).await;
+    bot.callback(&cmd).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, attempts, counted): (String, i32, bool) =
+            sqlx::query_as("SELECT status::text, attempts, counted FROM jobs WHERE interaction_id = $1")
+                .bind(cmd.id() as i64)
+                .fetch_one(&bot.pool)
+                .await
+                .unwrap();
+        if attempts >= 2 {
+            assert_eq!((status.as_str(), counted), ("queued", true), "still waiting to be sent, still reserved");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "create was not retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_reconnects_after_a_gateway_drop() {
+    let bot = TestBot::start().await;
+    bot.discord.disconnect_gateway();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bot.discord.connected_sessions() == 0 || bot.discord.ready_count() + bot.discord.resume_count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cmd = bot.imagine("after the storm");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_acknowledgement_drops_the_job_before_it_costs_anything() {
+    let bot = TestBot::start().await;
+    // Discord no longer accepts the callback (10062 unknown interaction).
+    bot.discord.set_ack_deadline(Some(Duration::ZERO));
+    let cmd = bot.imagine("too late");
+    bot.send(&cmd).await;
+    bot.discord
+        .wait_for(WAIT, |r| r.is("POST", &format!("/interactions/{}/", cmd.id())) && r.status == 404)
+        .await
+        .expect("callback refused");
+    bot.wait_job_settled(&cmd).await;
+    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted), ("failed", false));
+
+    // The bot keeps working.
+    bot.discord.set_ack_deadline(None);
+    let next = bot.imagine("on time");
+    bot.send(&next).await;
+    bot.wait_reply(&next, |c| c.contains("Done")).await;
+    assert!(
+        bot.shortapi.creates().iter().all(|c| c.args()["prompt"] != "too late"),
+        "the dropped job never reached the provider"
+    );
+    bot.stop().await;
+}
