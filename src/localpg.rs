@@ -114,7 +114,7 @@ fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
 
 /// The directory holding initdb, pg_ctl and postgres: from PATH, else the newest version under
 /// /usr/lib/postgresql.
-fn find_bin_dir() -> Option<PathBuf> {
+pub fn find_bin_dir() -> Option<PathBuf> {
     let complete = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod discord;
+pub mod process;
 pub mod shortapi;
 
 use std::{collections::HashMap, path::Path, sync::OnceLock, time::Duration};

@@ -1,0 +1,324 @@
+//! The real binary as separate processes sharing one PostgreSQL: killed and restarted, several
+//! at once on distinct shards, stopped with SIGTERM, cut off from its database. Every output is
+//! scanned for secrets.
+
+mod support;
+
+use std::{collections::HashMap, future::Future, time::Duration};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use support::{
+    DISCORD_TOKEN, WAIT,
+    discord::{DiscordStandIn, InteractionBuilder, shard_for_guild},
+    process::BotProcess,
+    shortapi::{Behaviour, DEFAULT_API_KEY, ShortApiStandIn},
+};
+
+struct World {
+    discord: DiscordStandIn,
+    shortapi: ShortApiStandIn,
+    pool: PgPool,
+    vars: HashMap<String, String>,
+}
+
+async fn world() -> World {
+    let discord = DiscordStandIn::start().await;
+    let shortapi = ShortApiStandIn::start().await;
+    let (url, pool) = support::fresh_pool().await;
+    let mut vars = support::test_vars(&discord, &shortapi, &url);
+    // A dead process's jobs are taken over quickly.
+    vars.insert("JOB_LEASE".into(), "2s".into());
+    World { discord, shortapi, pool, vars }
+}
+
+impl World {
+    fn imagine(&self, prompt: &str) -> InteractionBuilder {
+        self.shortapi.add_image("source.png", ShortApiStandIn::tiny_png(2048), "image/png");
+        let url = format!("{}?ex=1&is=2&hm=3&", self.shortapi.image_url("source.png"));
+        InteractionBuilder::command("imagine").string("prompt", prompt).attachment(
+            "image",
+            "source.png",
+            Some("image/png"),
+            2048,
+            &url,
+        )
+    }
+
+    async fn job(&self, cmd: &InteractionBuilder) -> Option<(String, bool, Option<String>, bool)> {
+        sqlx::query_as(
+            "SELECT status::text, counted, delivery, delivered_at IS NOT NULL AND lease_owner IS NULL \
+             FROM jobs WHERE interaction_id = $1",
+        )
+        .bind(cmd.id() as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    async fn wait_settled(&self, cmd: &InteractionBuilder) -> (String, bool, Option<String>) {
+        let deadline = tokio::time::Instant::now() + WAIT * 2;
+        loop {
+            let job = self.job(cmd).await;
+            if let Some((status, counted, delivery, true)) = job {
+                return (status, counted, delivery);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job never settled: {job:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Successful creates (the provider returned a job id) for a prompt.
+    fn accepted_creates(&self, prompt: &str) -> usize {
+        self.shortapi.creates().iter().filter(|c| c.args()["prompt"] == prompt && c.job_id.is_some()).count()
+    }
+
+    /// Edits of the reply that carried files: the final delivery.
+    fn deliveries(&self, cmd: &InteractionBuilder) -> usize {
+        let token = cmd.token();
+        self.discord
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.is("PATCH", &format!("/{token}/messages/@original")) && !r.files.is_empty() && r.status == 200
+            })
+            .count()
+    }
+
+    /// Nothing secret appears in any process output or in anything sent to Discord.
+    fn assert_no_secrets(&self, processes: &[&BotProcess], commands: &[&InteractionBuilder]) {
+        let mut secrets = vec![DISCORD_TOKEN.to_owned(), DEFAULT_API_KEY.to_owned()];
+        secrets.extend(commands.iter().map(|c| c.token()));
+        let sent: Vec<String> =
+            self.discord.requests().iter().filter_map(|r| r.json.as_ref().map(Value::to_string)).collect();
+        for process in processes {
+            let output = process.output();
+            assert!(!output.is_empty(), "the process logged nothing");
+            for secret in &secrets {
+                assert!(
+                    !output.contains(secret.as_str()),
+                    "a secret ({}…) appears in the process output",
+                    &secret[..6]
+                );
+            }
+        }
+        for body in &sent {
+            for secret in &secrets {
+                assert!(!body.contains(secret.as_str()), "a secret appears in a message sent to Discord");
+            }
+        }
+    }
+}
+
+async fn eventually<F: Future<Output = bool>>(timeout: Duration, mut check: impl FnMut() -> F) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status_of(pool: &PgPool, cmd: &InteractionBuilder) -> Option<(String, i32)> {
+    sqlx::query_as("SELECT status::text, attempts FROM jobs WHERE interaction_id = $1")
+        .bind(cmd.id() as i64)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_flight_then_restarted_every_job_is_delivered_once() {
+    let w = world().await;
+    w.shortapi.script("long job", Behaviour::succeed_after(25));
+    w.shortapi.script(
+        "retried job",
+        Behaviour::CreateHttpErrorThenSucceed { times: 1, status: 503, retry_after_secs: Some(3) },
+    );
+    let mut first = BotProcess::spawn(&w.vars, "first");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+
+    let quick = w.imagine("quick job");
+    let long = w.imagine("long job");
+    let retried = w.imagine("retried job");
+    for cmd in [&quick, &long, &retried] {
+        w.discord.dispatch_interaction(cmd.build()).await;
+    }
+    // Kill while one job is generating and another waits to be sent again.
+    let ready = eventually(WAIT, || async {
+        let long = status_of(&w.pool, &long).await;
+        let retried = status_of(&w.pool, &retried).await;
+        long.is_some_and(|(s, _)| s == "running") && retried.is_some_and(|(s, a)| s == "queued" && a >= 1)
+    })
+    .await;
+    assert!(ready, "jobs never reached the states to interrupt");
+    first.kill();
+
+    let second = BotProcess::spawn(&w.vars, "second");
+    for cmd in [&quick, &long, &retried] {
+        let (status, counted, delivery) = w.wait_settled(cmd).await;
+        assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")), "{}", cmd.id());
+        assert_eq!(w.deliveries(cmd), 1, "delivered exactly once");
+    }
+    for prompt in ["quick job", "long job", "retried job"] {
+        assert_eq!(w.accepted_creates(prompt), 1, "{prompt} was created at the provider exactly once");
+    }
+    w.assert_no_secrets(&[&first, &second], &[&quick, &long, &retried]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_cut_off_by_a_crash_is_marked_uncertain_not_resent() {
+    let w = world().await;
+    w.shortapi.script("cut off", Behaviour::SlowCreate { delay: Duration::from_secs(20) });
+    let mut first = BotProcess::spawn(&w.vars, "first");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+    let cmd = w.imagine("cut off");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    assert!(
+        eventually(WAIT, || async { status_of(&w.pool, &cmd).await.is_some_and(|(s, _)| s == "submitting") }).await
+    );
+    first.kill();
+
+    let second = BotProcess::spawn(&w.vars, "second");
+    let (status, counted, _) = w.wait_settled(&cmd).await;
+    assert_eq!((status.as_str(), counted), ("uncertain", false));
+    let reply = w.discord.original_message(&cmd.token()).unwrap();
+    assert!(reply["content"].as_str().unwrap().contains("could not confirm"), "the user is told: {reply:#}");
+    assert_eq!(w.shortapi.creates().len(), 1, "never sent twice");
+    w.assert_no_secrets(&[&first, &second], &[&cmd]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_distinct_shards_share_the_work_and_take_over() {
+    let w = world().await;
+    // Two guilds that land on different shards of two.
+    let guild_a = support::discord::DEFAULT_GUILD_ID;
+    let guild_b = (1u64..)
+        .map(|i| guild_a + (i << 22))
+        .find(|g| shard_for_guild(Some(*g), 2) != shard_for_guild(Some(guild_a), 2))
+        .unwrap();
+    let shard_a = shard_for_guild(Some(guild_a), 2);
+    let mut vars_a = w.vars.clone();
+    vars_a.insert("DISCORD_SHARDS".into(), format!("{shard_a}/2"));
+    let mut vars_b = w.vars.clone();
+    vars_b.insert("DISCORD_SHARDS".into(), format!("{}/2", 1 - shard_a));
+    let mut a = BotProcess::spawn(&vars_a, "shard-a");
+    let b = BotProcess::spawn(&vars_b, "shard-b");
+    assert!(w.discord.wait_ready_count(2, WAIT).await, "both processes identify");
+
+    w.shortapi.script("long", Behaviour::succeed_after(30));
+    let mut commands = Vec::new();
+    for i in 0..4 {
+        commands.push(w.imagine(&format!("guild a picture {i}")).guild(guild_a));
+        commands.push(w.imagine(&format!("guild b picture {i}")).guild(guild_b));
+    }
+    let long = w.imagine("long guild a picture").guild(guild_a);
+    for cmd in commands.iter().chain([&long]) {
+        w.discord.dispatch_interaction(cmd.build()).await;
+    }
+    for cmd in &commands {
+        let (status, _, delivery) = w.wait_settled(cmd).await;
+        assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
+        assert_eq!(w.deliveries(cmd), 1, "delivered once");
+        assert_eq!(w.discord.acknowledged_with(cmd.id()), Some(4), "acknowledged once, publicly");
+    }
+    for i in 0..4 {
+        for guild in ["a", "b"] {
+            assert_eq!(w.accepted_creates(&format!("guild {guild} picture {i}")), 1);
+        }
+    }
+    // The process of shard A dies while its long job runs: B takes it over after the lease.
+    assert!(eventually(WAIT, || async { status_of(&w.pool, &long).await.is_some_and(|(s, _)| s == "running") }).await);
+    a.kill();
+    let (status, _, delivery) = w.wait_settled(&long).await;
+    assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
+    assert_eq!(w.accepted_creates("long guild a picture"), 1);
+    let refs: Vec<&InteractionBuilder> = commands.iter().chain([&long]).collect();
+    w.assert_no_secrets(&[&a, &b], &refs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_releases_leases() {
+    let w = world().await;
+    w.shortapi.script("drawn out", Behaviour::succeed_after(200));
+    let mut first = BotProcess::spawn(&w.vars, "first");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+    let cmd = w.imagine("drawn out");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    assert!(eventually(WAIT, || async { status_of(&w.pool, &cmd).await.is_some_and(|(s, _)| s == "running") }).await);
+
+    first.terminate();
+    let exit = first.wait(Duration::from_secs(30)).await.expect("the bot exits after SIGTERM");
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        eventually(WAIT, || async { w.discord.connected_sessions() == 0 }).await,
+        "the gateway is closed: no new commands"
+    );
+    let leased: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL").fetch_one(&w.pool).await.unwrap();
+    assert_eq!(leased, 0, "leases are released at shutdown");
+    let (status, _) = status_of(&w.pool, &cmd).await.unwrap();
+    assert_eq!(status, "running", "the job is left for the next process, not failed");
+    w.assert_no_secrets(&[&first], &[&cmd]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
+    // A cluster of this test's own, so stopping it disturbs no other test.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-outage");
+    let port = 54331;
+    let server = imagine_bot::localpg::ensure_cluster(&dir, port, imagine_bot::localpg::Durability::Throwaway).unwrap();
+    let url = imagine_bot::localpg::ensure_database(&server, &format!("outage_{}", uuid::Uuid::new_v4().simple()))
+        .await
+        .unwrap();
+    let discord = DiscordStandIn::start().await;
+    let shortapi = ShortApiStandIn::start().await;
+    let vars = support::test_vars(&discord, &shortapi, &url);
+    let w = World { discord, shortapi, pool: imagine_bot::db::connect(&url, 2).await.unwrap(), vars };
+    let mut bot = BotProcess::spawn(&w.vars, "outage");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+
+    pg_ctl(&dir, &["stop", "-m", "fast"]);
+    let cmd = w.imagine("while the database sleeps");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    let path = format!("/interactions/{}/", cmd.id());
+    let callback = w.discord.wait_for(WAIT, |r| r.is("POST", &path)).await.expect("an answer");
+    let dispatched = w.discord.dispatched_at(cmd.id()).unwrap();
+    assert!(callback.at.duration_since(dispatched) < Duration::from_secs(3), "answered within Discord's 3 seconds");
+    let data = &callback.json.as_ref().unwrap()["data"];
+    assert_eq!(data["flags"], 64);
+    assert!(data["content"].as_str().unwrap().contains("temporarily unavailable"), "{data:#}");
+    assert!(bot.is_running(), "the process stays up");
+
+    imagine_bot::localpg::ensure_cluster(&dir, port, imagine_bot::localpg::Durability::Throwaway).unwrap();
+    let after = w.imagine("after the database woke");
+    w.discord.dispatch_interaction(after.build()).await;
+    let pool = imagine_bot::db::connect(&url, 2).await.unwrap();
+    let w = World { pool, ..w };
+    let (status, _, delivery) = w.wait_settled(&after).await;
+    assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
+    w.assert_no_secrets(&[&bot], &[&cmd, &after]);
+    bot.kill();
+}
+
+fn pg_ctl(dir: &std::path::Path, args: &[&str]) {
+    let bin = imagine_bot::localpg::find_bin_dir().unwrap().join("pg_ctl");
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    let mut command = if root {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        std::process::Command::new(bin)
+    };
+    let status = command.arg("-D").arg(dir).args(args).status().unwrap();
+    assert!(status.success(), "pg_ctl {args:?}");
+}

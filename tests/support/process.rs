@@ -1,0 +1,83 @@
+//! The bot as a real operating-system process, for restarts, signals and several processes.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::Duration,
+};
+
+pub struct BotProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl BotProcess {
+    /// Starts the `imagine-bot` binary with exactly `vars` (plus PATH), logging to a file.
+    pub fn spawn(vars: &HashMap<String, String>, name: &str) -> BotProcess {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bot-processes");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_imagine-bot"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "debug")
+            .envs(vars)
+            // No .env file is picked up from an empty working directory.
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("starting the bot binary");
+        BotProcess { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM: a graceful shutdown.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.kill();
+        }
+    }
+}
