@@ -275,3 +275,50 @@ async fn a_late_acknowledgement_drops_the_job_before_it_costs_anything() {
     );
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_results_are_linked_instead_of_uploaded() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("MAX_RESULT_IMAGE_BYTES".into(), "100000".into());
+    })
+    .await;
+    // Too big to download at all (over the byte cap), and too big for this interaction's uploads.
+    bot.shortapi.script(
+        "huge",
+        Behaviour::Succeed {
+            polls_before_done: 1,
+            images: 2,
+            image_bytes: 150_000,
+            amount: "0.04".into(),
+            progress: false,
+        },
+    );
+    bot.shortapi.script(
+        "medium",
+        Behaviour::Succeed {
+            polls_before_done: 1,
+            images: 2,
+            image_bytes: 20_000,
+            amount: "0.04".into(),
+            progress: false,
+        },
+    );
+    let huge = bot.imagine("huge canvas");
+    let medium = bot.imagine("medium canvas").attachment_size_limit(10_000);
+    for cmd in [&huge, &medium] {
+        bot.send(cmd).await;
+        let done = bot.wait_reply(cmd, |c| c.contains("Done")).await;
+        let embeds = done["embeds"].to_string();
+        assert!(embeds.contains("Too large to upload") && embeds.contains("[image 1]("), "{embeds}");
+        bot.wait_job_settled(cmd).await;
+        let final_edit = bot
+            .discord
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.is("PATCH", &format!("/{}/messages/@original", cmd.token())))
+            .unwrap();
+        assert!(final_edit.files.is_empty(), "nothing over a limit is uploaded");
+    }
+    bot.stop().await;
+}

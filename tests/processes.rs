@@ -244,6 +244,30 @@ async fn two_processes_on_distinct_shards_share_the_work_and_take_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_shard_answer_each_command_once() {
+    let w = world().await;
+    let a = BotProcess::spawn(&w.vars, "same-shard-a");
+    let b = BotProcess::spawn(&w.vars, "same-shard-b");
+    assert!(w.discord.wait_ready_count(2, WAIT).await, "both processes identify");
+    let commands: Vec<InteractionBuilder> = (0..6).map(|i| w.imagine(&format!("shared shard {i}"))).collect();
+    for cmd in &commands {
+        // Both processes receive every interaction on a shared shard.
+        w.discord.dispatch_interaction(cmd.build()).await;
+    }
+    for (i, cmd) in commands.iter().enumerate() {
+        w.wait_settled(cmd).await;
+        let callbacks = w.discord.requests_matching("POST", &format!("/interactions/{}/", cmd.id()));
+        assert_eq!(callbacks.len(), 1, "exactly one process answered");
+        assert_eq!(w.accepted_creates(&format!("shared shard {i}")), 1);
+        assert_eq!(w.deliveries(cmd), 1);
+    }
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&w.pool).await.unwrap();
+    assert_eq!(jobs, 6);
+    let refs: Vec<&InteractionBuilder> = commands.iter().collect();
+    w.assert_no_secrets(&[&a, &b], &refs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_releases_leases() {
     let w = world().await;
     w.shortapi.script("drawn out", Behaviour::succeed_after(200));
