@@ -87,6 +87,8 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// How long a process owns a claimed job before another may take it over.
     pub lease: Duration,
+    /// Where the operations listener (`/healthz`, `/readyz`, `/metrics`) binds, if anywhere.
+    pub health_addr: Option<std::net::SocketAddr>,
     /// Quota defaults for guilds the bot has never seen (`None` = unlimited).
     pub default_limits: crate::quota::Limits,
     pub log_format: LogFormat,
@@ -168,6 +170,16 @@ impl Config {
             });
         }
 
+        let health_addr = get("HEALTH_ADDR")
+            .map(|v| {
+                v.parse().map_err(|_| ConfigError::Malformed {
+                    name: "HEALTH_ADDR",
+                    value: v.clone(),
+                    hint: "expected an address and port such as 127.0.0.1:8080".into(),
+                })
+            })
+            .transpose()?;
+
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -203,6 +215,7 @@ impl Config {
             poll,
             worker_concurrency,
             lease: duration(&get, "JOB_LEASE", "2m")?,
+            health_addr,
             default_limits: crate::quota::Limits {
                 daily: limit(&get, "DEFAULT_DAILY_LIMIT", Some(100))?,
                 monthly: limit(&get, "DEFAULT_MONTHLY_LIMIT", Some(1000))?,
@@ -326,6 +339,7 @@ mod tests {
             ("WORKER_CONCURRENCY", "0"),
             ("DATABASE_URL", "mysql://x"),
             ("DISCORD_SHARDS", "3/2"),
+            ("HEALTH_ADDR", "localhost"),
             ("DEFAULT_DAILY_LIMIT", "-1"),
         ] {
             let mut vars = BASE.to_vec();

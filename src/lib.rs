@@ -4,6 +4,8 @@
 pub mod bot;
 pub mod config;
 pub mod db;
+pub mod doctor;
+pub mod health;
 pub mod imagine;
 pub mod jobs;
 pub mod localpg;
@@ -75,11 +77,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         http = http.proxy(proxy.clone()).ratelimiter_disabled(true);
     }
     let wake = Arc::new(Notify::new());
+    let gateway = health::GatewayStatus::default();
+    if let Some(addr) = config.health_addr {
+        let expected = (config.shards.last - config.shards.first + 1) as usize;
+        let listener = health::serve(addr, pool.clone(), gateway.clone(), expected, shutdown.clone());
+        let bound = tokio::spawn(listener);
+        // Fail start-up on a bad address rather than running without the listener.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if bound.is_finished() {
+            bound.await?.with_context(|| format!("binding the operations listener on {addr} (HEALTH_ADDR)"))?;
+        }
+    }
     let data = bot::Data {
         pool: pool.clone(),
         wake: wake.clone(),
         default_limits: config.default_limits,
         max_input_image_bytes: config.max_input_image_bytes,
+        gateway,
     };
     let mut client = ClientBuilder::new_with_http(http.build(), GatewayIntents::empty())
         .framework(bot::framework(data, config.dev_guild_id))

@@ -3,9 +3,36 @@ use std::process::ExitCode;
 use imagine_bot::config::Config;
 use tokio_util::sync::CancellationToken;
 
+const USAGE: &str = "usage: imagine-bot [run | doctor | healthcheck]
+  run          run the bot (the default)
+  doctor       check the configuration, database, Discord token and provider key
+  healthcheck  ask a running bot's /healthz at HEALTH_ADDR (for container health checks)";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
+    match std::env::args().nth(1).as_deref() {
+        None | Some("run") => run().await,
+        Some("doctor") => {
+            if imagine_bot::doctor::run().await {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Some("healthcheck") => healthcheck().await,
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("imagine-bot: unknown command {other:?}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -21,6 +48,20 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "imagine-bot stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck() -> ExitCode {
+    let Some(addr) = std::env::var("HEALTH_ADDR").ok().and_then(|a| a.parse().ok()) else {
+        eprintln!("imagine-bot: HEALTH_ADDR is not set to an address such as 127.0.0.1:8080");
+        return ExitCode::from(2);
+    };
+    match imagine_bot::health::check(addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imagine-bot: unhealthy: {e}");
             ExitCode::FAILURE
         }
     }

@@ -28,6 +28,18 @@ pub enum LimitKind {
     MaxConcurrent,
 }
 
+impl LimitKind {
+    /// The limit's option name in `/quota set`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::Monthly => "monthly",
+            LimitKind::Daily => "daily",
+            LimitKind::PerUserDaily => "per_user_daily",
+            LimitKind::MaxConcurrent => "max_concurrent",
+        }
+    }
+}
+
 /// Why a job was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {

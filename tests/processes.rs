@@ -304,7 +304,9 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
         .unwrap();
     let discord = DiscordStandIn::start().await;
     let shortapi = ShortApiStandIn::start().await;
-    let vars = support::test_vars(&discord, &shortapi, &url);
+    let mut vars = support::test_vars(&discord, &shortapi, &url);
+    let health = support::free_address();
+    vars.insert("HEALTH_ADDR".into(), health.clone());
     let w = World { discord, shortapi, pool: imagine_bot::db::connect(&url, 2).await.unwrap(), vars };
     let mut bot = BotProcess::spawn(&w.vars, "outage");
     assert!(w.discord.wait_ready(WAIT).await);
@@ -321,6 +323,9 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     assert_eq!(data["flags"], 64);
     assert!(data["content"].as_str().unwrap().contains("temporarily unavailable"), "{data:#}");
     assert!(bot.is_running(), "the process stays up");
+    let ready = reqwest::get(format!("http://{health}/readyz")).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503, "not ready without the database");
+    assert!(ready.text().await.unwrap().contains("database: unreachable"));
 
     imagine_bot::localpg::ensure_cluster(&dir, port, imagine_bot::localpg::Durability::Throwaway).unwrap();
     let after = w.imagine("after the database woke");

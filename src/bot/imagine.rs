@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use chrono::Utc;
 use poise::serenity_prelude as serenity;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 use uuid::Uuid;
 
 use super::{Context, Error, reply_ephemeral};
@@ -90,73 +90,87 @@ pub async fn imagine(
         omni_image: input(omni_image),
         omni_weight,
     };
-    let prepared = match imagine::prepare(request, data.max_input_image_bytes) {
-        Ok(prepared) => prepared,
-        Err(message) => {
-            info!(user_id = %interaction.user.id, "refused /imagine: {message}");
-            reply_ephemeral(ctx, message).await;
-            return Ok(());
-        }
-    };
-
-    let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
-    let now = Utc::now();
-    let job = NewJob {
-        id: Uuid::new_v4(),
-        interaction_id: interaction.id.get() as i64,
-        application_id: interaction.application_id.get() as i64,
-        guild_id: guild_id.get() as i64,
-        channel_id: interaction.channel_id.get() as i64,
-        user_id: interaction.user.id.get() as i64,
-        interaction_token: interaction.token.clone(),
-        token_expires_at: now + TOKEN_LIFETIME,
-        attachment_size_limit: i64::from(interaction.attachment_size_limit),
-        input_urls: prepared.input_urls(),
-        prompt_raw: prepared.prompt_raw,
-        args: prepared.args,
-        notes: prepared.notes,
-    };
-
-    let mut tx = data.pool.begin().await.context("starting the reservation")?;
-    let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &data.default_limits, now)
-        .await
-        .context("reserving quota for a job")?;
-    match reservation {
-        Reservation::Duplicate => {
-            // Another process on the same shard took this interaction and answers it.
-            info!(interaction_id = job.interaction_id, "interaction already taken by another process");
-            return Ok(());
-        }
-        Reservation::Refused(refusal) => {
-            drop(tx);
-            info!(guild_id = job.guild_id, user_id = job.user_id, kind = ?refusal.kind, "quota refused a job");
-            reply_ephemeral(ctx, refusal.message()).await;
-            return Ok(());
-        }
-        Reservation::Accepted => tx.commit().await.context("storing the job")?,
-    }
-
-    let message = render::job_message(&job.args, &job.notes, &Stage::Queued, &[], "https://discord.com");
-    let mut reply =
-        poise::CreateReply::default().content(message.content).allowed_mentions(serenity::CreateAllowedMentions::new());
-    for embed in message.embeds {
-        reply = reply.embed(embed);
-    }
-    match ctx.send(reply).await {
-        Ok(_) => {
-            info!(job_id = %job.id, guild_id = job.guild_id, "job accepted");
-            if let Err(e) = db::jobs::mark_acked(&data.pool, job.id).await {
-                error!(job_id = %job.id, error = %e, "could not mark the job as acknowledged");
+    let span = tracing::info_span!(
+        "command",
+        name = "imagine",
+        guild_id = interaction.guild_id.map(|g| g.get()),
+        user_id = interaction.user.id.get()
+    );
+    async move {
+        let prepared = match imagine::prepare(request, data.max_input_image_bytes) {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                info!(user_id = %interaction.user.id, "refused /imagine: {message}");
+                reply_ephemeral(ctx, message).await;
+                return Ok(());
             }
-            data.wake.notify_one();
+        };
+
+        let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
+        let now = Utc::now();
+        let job = NewJob {
+            id: Uuid::new_v4(),
+            interaction_id: interaction.id.get() as i64,
+            application_id: interaction.application_id.get() as i64,
+            guild_id: guild_id.get() as i64,
+            channel_id: interaction.channel_id.get() as i64,
+            user_id: interaction.user.id.get() as i64,
+            interaction_token: interaction.token.clone(),
+            token_expires_at: now + TOKEN_LIFETIME,
+            attachment_size_limit: i64::from(interaction.attachment_size_limit),
+            input_urls: prepared.input_urls(),
+            prompt_raw: prepared.prompt_raw,
+            args: prepared.args,
+            notes: prepared.notes,
+        };
+
+        let mut tx = data.pool.begin().await.context("starting the reservation")?;
+        let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &data.default_limits, now)
+            .await
+            .context("reserving quota for a job")?;
+        match reservation {
+            Reservation::Duplicate => {
+                // Another process on the same shard took this interaction and answers it.
+                info!(interaction_id = job.interaction_id, "interaction already taken by another process");
+                return Ok(());
+            }
+            Reservation::Refused(refusal) => {
+                drop(tx);
+                info!(guild_id = job.guild_id, user_id = job.user_id, kind = ?refusal.kind, "quota refused a job");
+                metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1);
+                reply_ephemeral(ctx, refusal.message()).await;
+                return Ok(());
+            }
+            Reservation::Accepted => tx.commit().await.context("storing the job")?,
         }
-        Err(e) => {
-            let e = crate::jobs::discord::classify_serenity(e);
-            warn!(job_id = %job.id, error = %e, "the reply did not reach Discord; dropping the job");
-            if let Err(e) = db::jobs::abandon(&data.pool, job.id, "The reply to the command could not be sent.").await {
-                error!(job_id = %job.id, error = %e, "could not drop a job whose reply failed");
+
+        let message = render::job_message(&job.args, &job.notes, &Stage::Queued, &[], "https://discord.com");
+        let mut reply = poise::CreateReply::default()
+            .content(message.content)
+            .allowed_mentions(serenity::CreateAllowedMentions::new());
+        for embed in message.embeds {
+            reply = reply.embed(embed);
+        }
+        match ctx.send(reply).await {
+            Ok(_) => {
+                info!(job_id = %job.id, guild_id = job.guild_id, "job accepted");
+                if let Err(e) = db::jobs::mark_acked(&data.pool, job.id).await {
+                    error!(job_id = %job.id, error = %e, "could not mark the job as acknowledged");
+                }
+                data.wake.notify_one();
+            }
+            Err(e) => {
+                let e = crate::jobs::discord::classify_serenity(e);
+                warn!(job_id = %job.id, error = %e, "the reply did not reach Discord; dropping the job");
+                if let Err(e) =
+                    db::jobs::abandon(&data.pool, job.id, "The reply to the command could not be sent.").await
+                {
+                    error!(job_id = %job.id, error = %e, "could not drop a job whose reply failed");
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
+    .instrument(span)
+    .await
 }

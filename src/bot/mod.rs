@@ -42,7 +42,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::quota::Limits;
+use crate::{health::GatewayStatus, quota::Limits};
 
 /// Shared state of every command.
 pub struct Data {
@@ -51,6 +51,8 @@ pub struct Data {
     pub wake: Arc<Notify>,
     pub default_limits: Limits,
     pub max_input_image_bytes: u64,
+    /// Connected shards, for `/readyz`.
+    pub gateway: GatewayStatus,
 }
 
 pub type Error = anyhow::Error;
@@ -76,10 +78,23 @@ pub fn framework(data: Data, dev_guild: Option<u64>) -> poise::Framework<Data, E
         .options(poise::FrameworkOptions {
             commands: commands(),
             on_error: |e| Box::pin(on_error(e)),
+            pre_command: |ctx| {
+                Box::pin(async move {
+                    metrics::counter!("imagine_commands_total", "command" => ctx.command().qualified_name.clone())
+                        .increment(1);
+                })
+            },
+            event_handler: |framework, event| {
+                Box::pin(async move {
+                    track_gateway(&framework.user_data.gateway, framework.serenity_context.shard_id.0, event);
+                    Ok(())
+                })
+            },
             ..Default::default()
         })
         .setup(move |ctx, ready, framework| {
             Box::pin(async move {
+                data.gateway.set(ctx.shard_id.0, true);
                 let definitions = command_definitions(&framework.options().commands)?;
                 match dev_guild {
                     Some(guild) => {
@@ -96,6 +111,17 @@ pub fn framework(data: Data, dev_guild: Option<u64>) -> poise::Framework<Data, E
             })
         })
         .build()
+}
+
+/// Keeps the gateway part of `/readyz` true to the shards' connections.
+fn track_gateway(gateway: &GatewayStatus, shard: u32, event: &serenity::FullEvent) {
+    match event {
+        serenity::FullEvent::Ready { .. } | serenity::FullEvent::Resume { .. } => gateway.set(shard, true),
+        serenity::FullEvent::ShardStageUpdate { event } => {
+            gateway.set(event.shard_id.0, event.new == serenity::ConnectionStage::Connected)
+        }
+        _ => {}
+    }
 }
 
 /// The JSON registered with Discord. poise writes integer bounds as floats (`0.0`); Discord

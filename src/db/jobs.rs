@@ -20,6 +20,31 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    pub const ALL: [JobStatus; 8] = [
+        JobStatus::Queued,
+        JobStatus::Submitting,
+        JobStatus::Submitted,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::TimedOut,
+        JobStatus::Uncertain,
+    ];
+
+    /// The name of the state in the database.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Submitting => "submitting",
+            JobStatus::Submitted => "submitted",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::TimedOut => "timed_out",
+            JobStatus::Uncertain => "uncertain",
+        }
+    }
+
     /// The job will not change at the provider any more.
     pub fn is_final(self) -> bool {
         matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain)

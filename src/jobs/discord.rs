@@ -141,7 +141,7 @@ impl DiscordRest {
     ) -> Result<u64, SendError> {
         let payload = payload(message, uploads, json!({"parse": []}), None);
         let url = format!("{}/api/v10/webhooks/{application_id}/{token}/messages/@original", self.base);
-        self.send(Method::PATCH, url, false, payload, uploads).await
+        self.send("edit", Method::PATCH, url, false, payload, uploads).await
     }
 
     /// Posts the job's message in its channel, mentioning (and pinging) the user, as a reply to
@@ -160,10 +160,33 @@ impl DiscordRest {
             .map(|id| json!({"message_id": id.to_string(), "channel_id": channel_id.to_string(), "fail_if_not_exists": false}));
         let payload = payload(&message, uploads, json!({"parse": [], "users": [user_id.to_string()]}), reference);
         let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
-        self.send(Method::POST, url, true, payload, uploads).await
+        self.send("channel", Method::POST, url, true, payload, uploads).await
     }
 
+    /// Sends one request and records its outcome (`route` names it in metrics).
     async fn send(
+        &self,
+        route: &'static str,
+        method: Method,
+        url: String,
+        authorised: bool,
+        payload: Value,
+        uploads: &[Upload],
+    ) -> Result<u64, SendError> {
+        let result = self.send_unmetered(method, url, authorised, payload, uploads).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(SendError::RateLimited(_)) => "rate_limited",
+            Err(SendError::ReplyGone(_)) => "reply_gone",
+            Err(SendError::TooLarge) => "too_large",
+            Err(SendError::Transient(_)) => "transient",
+            Err(SendError::Refused(_)) => "refused",
+        };
+        metrics::counter!("imagine_discord_requests_total", "route" => route, "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn send_unmetered(
         &self,
         method: Method,
         url: String,

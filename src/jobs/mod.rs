@@ -397,6 +397,7 @@ impl Worker {
         match sent {
             Ok((route, message_id)) => {
                 info!(route, "job delivered");
+                metrics::counter!("imagine_deliveries_total", "route" => route).increment(1);
                 job.delivery = Some(route.into());
                 job.message_id = Some(message_id);
                 job.delivered_at = Some(now);
@@ -541,6 +542,7 @@ fn uncertain(job: &mut Job) {
 }
 
 fn undelivered(job: &mut Job) {
+    metrics::counter!("imagine_deliveries_total", "route" => "undelivered").increment(1);
     job.delivery = Some("undelivered".into());
     job.delivered_at = Some(Utc::now());
     job.interaction_token = None;

@@ -133,8 +133,22 @@ impl ShortApi {
         Ok(JobState::from_data(&data))
     }
 
-    /// Sends a request and unwraps the `{"code":0,"data":...}` envelope.
+    /// Sends a request, unwraps the `{"code":0,"data":...}` envelope, and records metrics.
     async fn call(&self, request: reqwest::RequestBuilder, is_create: bool) -> Result<Value, ProviderError> {
+        let started = std::time::Instant::now();
+        let result = self.call_unmetered(request, is_create).await;
+        let call = if is_create { "create" } else { "query" };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(ProviderError::Transient { .. }) => "transient",
+            Err(ProviderError::Rejected { .. }) => "rejected",
+        };
+        metrics::histogram!("imagine_provider_request_seconds", "call" => call).record(started.elapsed().as_secs_f64());
+        metrics::counter!("imagine_provider_requests_total", "call" => call, "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn call_unmetered(&self, request: reqwest::RequestBuilder, is_create: bool) -> Result<Value, ProviderError> {
         let response = request.send().await.map_err(|e| {
             // A request that never connected cannot have created anything.
             let landed = is_create && !e.is_connect();

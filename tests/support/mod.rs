@@ -53,6 +53,19 @@ pub async fn fresh_pool() -> (String, PgPool) {
     (url, pool)
 }
 
+/// A port below the kernel's ephemeral range, so no stand-in bound to port 0 can take it between
+/// choosing it and the bot binding it.
+pub fn free_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    loop {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20000 + (std::process::id() % 1000) as u16 * 10 + offset % 10;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
+}
+
 /// The bot under test with its stand-ins.
 pub struct TestBot {
     pub discord: DiscordStandIn,

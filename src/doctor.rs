@@ -1,0 +1,202 @@
+//! `imagine-bot doctor`: checks the configuration, the database, the Discord token and the
+//! provider key, and prints a checklist with a fix for each failure.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use sqlx::Connection;
+
+use crate::config::Config;
+
+/// One line of the checklist.
+struct Check {
+    name: &'static str,
+    result: Result<String, (String, String)>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Check { name, result: Ok(detail.into()) }
+    }
+
+    fn fail(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check { name, result: Err((problem.into(), fix.into())) }
+    }
+}
+
+/// Runs every check, prints the checklist, and returns whether everything passed.
+pub async fn run() -> bool {
+    println!("imagine-bot doctor");
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            print(&Check::fail(
+                "configuration",
+                e.to_string(),
+                "set it in .env or the environment; .env.example documents every variable",
+            ));
+            println!("\nFix the configuration first; the other checks need it.");
+            return false;
+        }
+    };
+    let checks = vec![
+        Check::ok("configuration", "every setting is present and well-formed"),
+        database(&config).await,
+        discord(&config).await,
+        provider(&config).await,
+    ];
+    for check in &checks {
+        print(check);
+    }
+    let failures = checks.iter().filter(|c| c.result.is_err()).count();
+    if failures == 0 {
+        println!("\nEverything looks right.");
+    } else {
+        println!("\n{failures} problem(s) found.");
+    }
+    failures == 0
+}
+
+fn print(check: &Check) {
+    match &check.result {
+        Ok(detail) => println!("  ✓ {}: {detail}", check.name),
+        Err((problem, fix)) => {
+            println!("  ✗ {}: {problem}", check.name);
+            println!("      fix: {fix}");
+        }
+    }
+}
+
+async fn database(config: &Config) -> Check {
+    const NAME: &str = "database";
+    let url = match tokio::time::timeout(Duration::from_secs(90), crate::database_url(config)).await {
+        Ok(Ok(url)) => url,
+        Ok(Err(e)) => {
+            return Check::fail(
+                NAME,
+                format!("could not start the local PostgreSQL: {e:#}"),
+                "install PostgreSQL (apt-get install postgresql) or set DATABASE_URL",
+            );
+        }
+        Err(_) => {
+            return Check::fail(
+                NAME,
+                "starting the local PostgreSQL took too long",
+                "check LOCAL_PG_DIR and its server.log",
+            );
+        }
+    };
+    let connect = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&url)).await;
+    let mut conn = match connect {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            return Check::fail(
+                NAME,
+                format!("could not connect: {}", database_error(&e)),
+                "check DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running",
+            );
+        }
+        Err(_) => {
+            return Check::fail(NAME, "no answer within 5 s", "check DATABASE_URL's host and port, and any firewall");
+        }
+    };
+    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut conn).await.unwrap_or_default();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or(0);
+    let known = crate::db::MIGRATOR.migrations.len() as i64;
+    let migrations = if applied >= known {
+        "migrations up to date".to_owned()
+    } else {
+        format!("{} migration(s) will be applied when the bot starts", known - applied)
+    };
+    Check::ok(NAME, format!("connected to PostgreSQL {version}; {migrations}"))
+}
+
+/// A database error without the connection string.
+fn database_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+async fn discord(config: &Config) -> Check {
+    const NAME: &str = "Discord";
+    let base = config.discord_proxy_url.as_deref().unwrap_or("https://discord.com");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client builds");
+    let response = client
+        .get(format!("{base}/api/v10/users/@me"))
+        .header("Authorization", format!("Bot {}", config.discord_token.expose_secret()))
+        .send()
+        .await;
+    match response {
+        Err(e) => Check::fail(
+            NAME,
+            format!("could not reach {base}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }),
+            "check the network, or DISCORD_PROXY_URL if you use a proxy",
+        ),
+        Ok(r) if r.status().as_u16() == 401 => Check::fail(
+            NAME,
+            "DISCORD_TOKEN was rejected (HTTP 401)",
+            "reset the token in the developer portal (Bot tab) and put the new one in DISCORD_TOKEN",
+        ),
+        Ok(r) if !r.status().is_success() => Check::fail(
+            NAME,
+            format!("Discord answered HTTP {}", r.status().as_u16()),
+            "try again in a minute; if it persists, check Discord's status page",
+        ),
+        Ok(r) => {
+            let user: Value = r.json().await.unwrap_or(Value::Null);
+            let name = user["username"].as_str().unwrap_or("the bot");
+            Check::ok(NAME, format!("the token belongs to {name}"))
+        }
+    }
+}
+
+async fn provider(config: &Config) -> Check {
+    const NAME: &str = "ShortAPI";
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client builds");
+    // Querying a job that does not exist costs nothing and tells a good key from a bad one.
+    let response = client
+        .get(format!("{}/api/v1/job/query", config.shortapi_base_url))
+        .query(&[("id", "imagine-bot-doctor")])
+        .bearer_auth(config.shortapi_key.expose_secret())
+        .send()
+        .await;
+    let rejected = || {
+        Check::fail(
+            NAME,
+            "SHORTAPI_KEY was rejected",
+            "copy a valid key from your ShortAPI dashboard into SHORTAPI_KEY",
+        )
+    };
+    match response {
+        Err(e) => Check::fail(
+            NAME,
+            format!(
+                "could not reach {}: {}",
+                config.shortapi_base_url,
+                if e.is_timeout() { "timed out" } else { "connection failed" }
+            ),
+            "check the network, or SHORTAPI_BASE_URL",
+        ),
+        Ok(r) if matches!(r.status().as_u16(), 401 | 403) => rejected(),
+        Ok(r) if r.status().is_server_error() => Check::fail(
+            NAME,
+            format!("the provider answered HTTP {}", r.status().as_u16()),
+            "the provider may be down; try again later",
+        ),
+        Ok(r) => {
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            if matches!(body["code"].as_i64(), Some(401 | 403)) {
+                rejected()
+            } else {
+                Check::ok(NAME, "reachable, and the key is accepted")
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Operating the bot: health and metrics endpoints, `doctor`, `healthcheck`, JSON logs.
+
+mod support;
+
+use std::{collections::HashMap, process::Command, time::Duration};
+
+use serde_json::{Value, json};
+use support::{
+    TestBot, WAIT,
+    discord::{DiscordStandIn, InteractionBuilder},
+    process::BotProcess,
+    shortapi::ShortApiStandIn,
+};
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let addr = support::free_address();
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("HEALTH_ADDR".into(), addr.clone());
+        vars.insert("DEFAULT_DAILY_LIMIT".into(), "1".into());
+    })
+    .await;
+    let base = format!("http://{addr}");
+    assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
+    let (status, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("database: ok") && body.contains("1/1 shards connected"), "{body}");
+
+    let cmd = bot.imagine("a measured job");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    bot.wait_job_settled(&cmd).await;
+    let refused = bot.imagine("one too many");
+    bot.send(&refused).await;
+    bot.callback(&refused).await;
+
+    let (status, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "imagine_jobs{state=\"succeeded\"} 1",
+        "imagine_jobs{state=\"queued\"} 0",
+        "imagine_provider_requests_total{call=\"create\",outcome=\"ok\"}",
+        "imagine_provider_request_seconds_bucket{call=\"query\"",
+        "imagine_discord_requests_total{route=\"edit\",outcome=\"ok\"}",
+        "imagine_deliveries_total{route=\"edit\"}",
+        "imagine_quota_refusals_total{limit=\"daily\"}",
+        "imagine_commands_total{command=\"imagine\"}",
+        "imagine_gateway_shards_connected 1",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
+    }
+    bot.stop().await;
+}
+
+fn doctor(vars: &HashMap<String, String>) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_imagine-bot"))
+        .arg("doctor")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars)
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_prints_a_checklist_with_fixes() {
+    let discord = DiscordStandIn::start().await;
+    let shortapi = ShortApiStandIn::start().await;
+    let url = support::fresh_database().await;
+    let vars = support::test_vars(&discord, &shortapi, &url);
+
+    let (ok, out) = tokio::task::spawn_blocking({
+        let vars = vars.clone();
+        move || doctor(&vars)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("✓ configuration"), "{out}");
+    assert!(out.contains("✓ database: connected to PostgreSQL"), "{out}");
+    assert!(out.contains("migration(s) will be applied"), "a fresh database has pending migrations: {out}");
+    assert!(out.contains("✓ Discord: the token belongs to imagine-bot"), "{out}");
+    assert!(out.contains("✓ ShortAPI"), "{out}");
+
+    let mut bad_key = vars.clone();
+    bad_key.insert("SHORTAPI_KEY".into(), "wrong-key".into());
+    discord.fail_next("GET", "/users/@me", 401, json!({"code": 0, "message": "401: Unauthorized"}));
+    let (ok, out) = tokio::task::spawn_blocking(move || doctor(&bad_key)).await.unwrap();
+    assert!(!ok, "{out}");
+    assert!(out.contains("✗ ShortAPI: SHORTAPI_KEY was rejected"), "{out}");
+    assert!(out.contains("✗ Discord: DISCORD_TOKEN was rejected"), "{out}");
+    assert!(out.contains("fix: reset the token in the developer portal"), "{out}");
+    assert!(!out.contains("wrong-key") && !out.contains(support::DISCORD_TOKEN), "no secret is printed: {out}");
+
+    let mut broken = vars.clone();
+    broken.remove("DISCORD_TOKEN");
+    broken.insert("DATABASE_URL".into(), "postgres://nobody@127.0.0.1:1/none".into());
+    let (ok, out) = tokio::task::spawn_blocking(move || doctor(&broken)).await.unwrap();
+    assert!(!ok);
+    assert!(out.contains("✗ configuration: DISCORD_TOKEN is not set"), "{out}");
+
+    let mut no_db = vars.clone();
+    no_db.insert("DATABASE_URL".into(), "postgres://nobody@127.0.0.1:1/none".into());
+    let (ok, out) = tokio::task::spawn_blocking(move || doctor(&no_db)).await.unwrap();
+    assert!(!ok);
+    assert!(out.contains("✗ database: could not connect") && out.contains("fix: check DATABASE_URL"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_command_and_json_logs() {
+    let discord = DiscordStandIn::start().await;
+    let shortapi = ShortApiStandIn::start().await;
+    let url = support::fresh_database().await;
+    let addr = support::free_address();
+    let mut vars = support::test_vars(&discord, &shortapi, &url);
+    vars.insert("HEALTH_ADDR".into(), addr.clone());
+    vars.insert("LOG_FORMAT".into(), "json".into());
+    let healthcheck = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_imagine-bot"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("HEALTH_ADDR", addr)
+            .status()
+            .unwrap()
+    };
+    let nobody = support::free_address();
+    assert!(!tokio::task::spawn_blocking(move || healthcheck(nobody)).await.unwrap().success(), "nothing listening");
+
+    let bot = BotProcess::spawn(&vars, "json-logs");
+    assert!(discord.wait_ready(WAIT).await);
+    discord.wait_registered(WAIT).await.unwrap();
+    let probe = addr.clone();
+    assert!(tokio::task::spawn_blocking(move || healthcheck(probe)).await.unwrap().success());
+
+    shortapi.add_image("s.png", ShortApiStandIn::tiny_png(2048), "image/png");
+    let cmd = InteractionBuilder::command("imagine").string("prompt", "logged job").attachment(
+        "image",
+        "s.png",
+        Some("image/png"),
+        2048,
+        &shortapi.image_url("s.png"),
+    );
+    discord.dispatch_interaction(cmd.build()).await;
+    discord
+        .wait_original(&cmd.token(), WAIT, |m| m["content"].as_str().unwrap_or("").contains("Done"))
+        .await
+        .expect("job done");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = bot.output();
+    let lines: Vec<Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty() && lines.len() == output.lines().count(), "every log line is JSON:\n{output}");
+    let delivered = lines.iter().find(|l| l["fields"]["message"] == "job delivered").expect("a delivery log line");
+    let span = &delivered["span"];
+    assert_eq!(span["name"], "job");
+    assert!(span["job_id"].is_string() && span["guild_id"].is_number(), "{delivered}");
+    assert!(
+        lines.iter().any(|l| l["span"]["name"] == "command" && l["span"]["guild_id"].is_number()),
+        "commands log within a span"
+    );
+}
