@@ -115,20 +115,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
 
-    let shard_manager = client.shard_manager.clone();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        stop.cancelled().await;
-        info!("shutting down: no new commands");
-        shard_manager.shutdown_all().await;
-    });
-
     let shards = config.shards;
     info!(first = shards.first, last = shards.last, total = shards.total, "connecting to the Discord gateway");
+    let shard_manager = client.shard_manager.clone();
     // serenity's range end is the last shard, inclusive.
-    let result = client.start_shard_range(shards.first..shards.last, shards.total).await;
+    let gateway = client.start_shard_range(shards.first..shards.last, shards.total);
+    tokio::pin!(gateway);
+    let result = tokio::select! {
+        result = &mut gateway => result.context("the Discord connection failed"),
+        _ = shutdown.cancelled() => {
+            info!("shutting down: no new commands");
+            // serenity keeps retrying a shard that never connected; do not wait on it forever.
+            let stop = async {
+                shard_manager.shutdown_all().await;
+                let _ = (&mut gateway).await;
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stop).await;
+            Ok(())
+        }
+    };
     shutdown.cancel();
     let _ = worker_task.await;
     pool.close().await;
-    result.context("the Discord connection failed")
+    result
 }
