@@ -51,6 +51,17 @@ pub enum Database {
     Local { dir: PathBuf, port: u16 },
 }
 
+/// Where the provider's completion callbacks arrive.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    /// Public base URL of the callback listener, e.g. `https://bot.example.com`.
+    pub public_base_url: String,
+    /// Where the callback listener binds.
+    pub addr: std::net::SocketAddr,
+    /// With callbacks, polling is only a fallback: this often.
+    pub fallback_poll: Duration,
+}
+
 /// How often the worker polls a job and how long it waits for one.
 #[derive(Debug, Clone)]
 pub struct PollSettings {
@@ -58,6 +69,8 @@ pub struct PollSettings {
     pub first_delay: Duration,
     /// Interval between queries while a job is young.
     pub interval: Duration,
+    /// Interval between queries inside the window where jobs usually finish (once learned).
+    pub dense_interval: Duration,
     /// Interval between queries once a job has run for `slow_after`.
     pub slow_interval: Duration,
     pub slow_after: Duration,
@@ -82,11 +95,15 @@ pub struct Config {
     /// Largest result image the bot downloads from the provider, in bytes.
     pub max_result_image_bytes: u64,
     pub provider_timeout: Duration,
+    /// Cap on status queries per second from this process.
+    pub provider_max_queries_per_second: f64,
     pub poll: PollSettings,
     /// Jobs one process works on at the same time.
     pub worker_concurrency: usize,
     /// How long a process owns a claimed job before another may take it over.
     pub lease: Duration,
+    /// Provider callbacks: the public base URL that reaches `callback_addr`. Off when unset.
+    pub callbacks: Option<CallbackSettings>,
     /// Where the operations listener (`/healthz`, `/readyz`, `/metrics`) binds, if anywhere.
     pub health_addr: Option<std::net::SocketAddr>,
     /// Quota defaults for guilds the bot has never seen (`None` = unlimited).
@@ -157,12 +174,13 @@ impl Config {
         let poll = PollSettings {
             first_delay: duration(&get, "POLL_FIRST_DELAY", "5s")?,
             interval: duration(&get, "POLL_INTERVAL", "3s")?,
+            dense_interval: duration(&get, "POLL_DENSE_INTERVAL", "2s")?,
             slow_interval: duration(&get, "POLL_SLOW_INTERVAL", "10s")?,
             slow_after: duration(&get, "POLL_SLOW_AFTER", "60s")?,
             deadline: duration(&get, "JOB_DEADLINE", "10m")?,
             progress_edit_interval: duration(&get, "PROGRESS_EDIT_INTERVAL", "5s")?,
         };
-        if poll.interval.is_zero() || poll.slow_interval.is_zero() {
+        if poll.interval.is_zero() || poll.slow_interval.is_zero() || poll.dense_interval.is_zero() {
             return Err(ConfigError::Malformed {
                 name: "POLL_INTERVAL",
                 value: "0".into(),
@@ -179,6 +197,22 @@ impl Config {
                 })
             })
             .transpose()?;
+
+        let callbacks = match get("PUBLIC_BASE_URL") {
+            None => None,
+            Some(url) => Some(CallbackSettings {
+                public_base_url: base_url("PUBLIC_BASE_URL", url)?,
+                addr: {
+                    let v = get("CALLBACK_ADDR").unwrap_or_else(|| "0.0.0.0:8081".into());
+                    v.parse().map_err(|_| ConfigError::Malformed {
+                        name: "CALLBACK_ADDR",
+                        value: v.clone(),
+                        hint: "expected an address and port such as 0.0.0.0:8081".into(),
+                    })?
+                },
+                fallback_poll: duration(&get, "CALLBACK_FALLBACK_POLL", "60s")?,
+            }),
+        };
 
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -212,10 +246,12 @@ impl Config {
             max_input_image_bytes: parse(&get, "MAX_INPUT_IMAGE_BYTES", 10 * 1024 * 1024, "a size in bytes")?,
             max_result_image_bytes: parse(&get, "MAX_RESULT_IMAGE_BYTES", 25 * 1024 * 1024, "a size in bytes")?,
             provider_timeout: duration(&get, "PROVIDER_TIMEOUT", "30s")?,
+            provider_max_queries_per_second: positive(&get, "PROVIDER_MAX_QUERIES_PER_SECOND", 20.0)?,
             poll,
             worker_concurrency,
             lease: duration(&get, "JOB_LEASE", "2m")?,
             health_addr,
+            callbacks,
             default_limits: crate::quota::Limits {
                 daily: limit(&get, "DEFAULT_DAILY_LIMIT", Some(100))?,
                 monthly: limit(&get, "DEFAULT_MONTHLY_LIMIT", Some(1000))?,
@@ -238,6 +274,16 @@ fn parse<T: std::str::FromStr>(
         Some(v) => {
             v.parse().map_err(|_| ConfigError::Malformed { name, value: v, hint: format!("expected {expected}") })
         }
+    }
+}
+
+/// A positive number, such as a rate.
+fn positive(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: f64) -> Result<f64, ConfigError> {
+    let value: f64 = parse(get, name, default, "a positive number")?;
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(ConfigError::Malformed { name, value: value.to_string(), hint: "expected a positive number".into() })
     }
 }
 
@@ -367,13 +413,18 @@ mod tests {
     #[test]
     fn env_example_documents_every_setting() {
         let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
-        let _ = Config::from_lookup(|name| {
-            asked.borrow_mut().insert(name.to_owned());
-            match name {
-                "DISCORD_TOKEN" | "SHORTAPI_KEY" => Some("x".into()),
-                _ => None,
-            }
-        });
+        // Settings read only when another is set (the callback ones) are asked the second time.
+        for public in [None, Some("https://bot.example.com")] {
+            let config = Config::from_lookup(|name| {
+                asked.borrow_mut().insert(name.to_owned());
+                match name {
+                    "DISCORD_TOKEN" | "SHORTAPI_KEY" => Some("x".into()),
+                    "PUBLIC_BASE_URL" => public.map(str::to_owned),
+                    _ => None,
+                }
+            });
+            assert!(config.is_ok());
+        }
         // Without DATABASE_URL the local-cluster settings are read too.
         let example = include_str!("../.env.example");
         let documented: std::collections::BTreeSet<String> = example

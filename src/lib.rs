@@ -2,6 +2,7 @@
 //! ShortAPI, with durable jobs and per-guild quotas in PostgreSQL.
 
 pub mod bot;
+pub mod callbacks;
 pub mod config;
 pub mod db;
 pub mod doctor;
@@ -9,6 +10,7 @@ pub mod health;
 pub mod imagine;
 pub mod jobs;
 pub mod localpg;
+pub mod pace;
 pub mod provider;
 pub mod quota;
 pub mod render;
@@ -69,8 +71,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let url = database_url(&config).await?;
     let pool = db::connect(&url, 20).await.context("connecting to the database and applying migrations")?;
 
-    let provider =
-        provider::ShortApi::new(&config.shortapi_base_url, config.shortapi_key.clone(), config.provider_timeout);
+    let provider = provider::ShortApi::new(
+        &config.shortapi_base_url,
+        config.shortapi_key.clone(),
+        config.provider_timeout,
+        config.provider_max_queries_per_second,
+    );
     let mut http = HttpBuilder::new(config.discord_token.expose_secret());
     if let Some(proxy) = &config.discord_proxy_url {
         // serenity's rate limiter ignores the proxy; the proxy (or the bot's own pacing) limits.
@@ -86,6 +92,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         if bound.is_finished() {
             bound.await?.with_context(|| format!("binding the operations listener on {addr} (HEALTH_ADDR)"))?;
+        }
+    }
+    if let Some(callbacks) = &config.callbacks {
+        let listener = callbacks::serve(callbacks.addr, pool.clone(), wake.clone(), shutdown.clone());
+        let bound = tokio::spawn(listener);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if bound.is_finished() {
+            bound
+                .await?
+                .with_context(|| format!("binding the callback listener on {} (CALLBACK_ADDR)", callbacks.addr))?;
         }
     }
     let data = bot::Data {

@@ -122,6 +122,7 @@ pub async fn imagine(
             prompt_raw: prepared.prompt_raw,
             args: prepared.args,
             notes: prepared.notes,
+            callback_secret: crate::callbacks::new_secret(),
         };
 
         let mut tx = data.pool.begin().await.context("starting the reservation")?;

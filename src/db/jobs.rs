@@ -102,6 +102,7 @@ pub struct Job {
     pub running_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
+    pub callback_secret: Option<String>,
 }
 
 impl std::fmt::Debug for Job {
@@ -120,7 +121,7 @@ const COLUMNS: &str = "id, interaction_id, application_id, guild_id, channel_id,
     token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
     status, counted, provider_job_id, provider_status, progress, unknown_polls, amount::text AS amount, result_urls, \
     error_text, message_id, delivery, attempts, next_run_at, acked_at, last_edit_at, last_edit_text, created_at, \
-    submitted_at, running_at, finished_at, delivered_at";
+    submitted_at, running_at, finished_at, delivered_at, callback_secret";
 
 /// What a command stores for a new job.
 #[derive(Debug, Clone)]
@@ -138,13 +139,14 @@ pub struct NewJob {
     pub args: ImageToImageArgs,
     pub input_urls: Vec<String>,
     pub notes: Vec<String>,
+    pub callback_secret: String,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO jobs (id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token, \
-         token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
+         callback_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(job.id)
     .bind(job.interaction_id)
@@ -161,6 +163,7 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
     .bind(Json(&job.args))
     .bind(&job.input_urls)
     .bind(&job.notes)
+    .bind(&job.callback_secret)
     .execute(db)
     .await?;
     Ok(())
@@ -317,6 +320,37 @@ pub async fn undelivered_images(
     )
     .bind(guild_id)
     .bind(user_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn callback_secret(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let secret: Option<Option<String>> =
+        sqlx::query_scalar("SELECT callback_secret FROM jobs WHERE id = $1").bind(id).fetch_optional(db).await?;
+    Ok(secret.flatten())
+}
+
+/// Makes a job at the provider due for a query now. False when the job is no longer waiting on
+/// the provider (a replayed or late callback).
+pub async fn poll_now(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE jobs SET next_run_at = now() WHERE id = $1 AND status IN ('submitted', 'running') AND next_run_at > now()",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// How long recent successful jobs took at the provider, newest first: `(performance, seconds)`.
+pub async fn recent_durations(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<(String, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COALESCE(args->>'performance', 'balance'), \
+                EXTRACT(EPOCH FROM finished_at - submitted_at)::float8 \
+         FROM jobs WHERE status = 'succeeded' AND submitted_at IS NOT NULL AND finished_at > now() - interval '1 day' \
+         ORDER BY finished_at DESC LIMIT $1",
+    )
     .bind(limit)
     .fetch_all(db)
     .await

@@ -6,10 +6,7 @@
 //! serenity's rate limiter is off behind a REST proxy. Errors never carry the request URL, which
 //! contains the interaction token.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use reqwest::{
     Method,
@@ -18,7 +15,7 @@ use reqwest::{
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::render::Rendered;
+use crate::{pace::Pacer, render::Rendered};
 
 const DISCORD: &str = "https://discord.com";
 /// Requests per second the worker allows itself, under Discord's global 50.
@@ -106,8 +103,8 @@ pub struct DiscordRest {
     http: reqwest::Client,
     base: String,
     bot_token: SecretString,
-    /// The earliest moment the next request may start (global pacing, and global 429s).
-    next_slot: Mutex<Instant>,
+    /// Global pacing, held back by global 429s.
+    pacer: Pacer,
 }
 
 impl DiscordRest {
@@ -127,7 +124,7 @@ impl DiscordRest {
             http,
             base: proxy.unwrap_or(DISCORD).trim_end_matches('/').to_owned(),
             bot_token,
-            next_slot: Mutex::new(Instant::now()),
+            pacer: Pacer::per_second(REQUESTS_PER_SECOND),
         }
     }
 
@@ -194,7 +191,7 @@ impl DiscordRest {
         payload: Value,
         uploads: &[Upload],
     ) -> Result<u64, SendError> {
-        self.pace().await;
+        self.pacer.wait().await;
         let mut request = self.http.request(method, url);
         if authorised {
             request = request.header("Authorization", format!("Bot {}", self.bot_token.expose_secret()));
@@ -232,24 +229,9 @@ impl DiscordRest {
             && (global || body.get("global").and_then(Value::as_bool) == Some(true))
         {
             // A global limit holds back every request, not just this one.
-            let mut next = self.next_slot.lock().expect("pacing lock");
-            *next = (*next).max(Instant::now() + *wait);
+            self.pacer.hold_until(Instant::now() + *wait);
         }
         Err(error)
-    }
-
-    /// Waits for this request's turn under the bot's own global pace.
-    async fn pace(&self) {
-        let wait = {
-            let mut next = self.next_slot.lock().expect("pacing lock");
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + Duration::from_secs_f64(1.0 / REQUESTS_PER_SECOND);
-            slot - now
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! working on the same job at once.
 
 pub mod discord;
+pub mod schedule;
 
 use std::{sync::Arc, time::Duration};
 
@@ -34,6 +35,8 @@ const MAX_UNKNOWN_POLLS: i32 = 3;
 const TOKEN_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
 /// How often an idle worker looks for due jobs (it is also woken when a job is accepted).
 const TICK: Duration = Duration::from_millis(500);
+/// How often the learned finish windows are refreshed from the database.
+const DURATIONS_REFRESH: Duration = Duration::from_secs(30);
 /// Time given to in-flight work at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -44,6 +47,8 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     pub lease: Duration,
     pub max_result_image_bytes: u64,
+    /// Public base URL for provider callbacks, and the fallback poll interval when they are on.
+    pub callbacks: Option<(String, Duration)>,
 }
 
 impl WorkerSettings {
@@ -53,6 +58,7 @@ impl WorkerSettings {
             concurrency: config.worker_concurrency,
             lease: config.lease,
             max_result_image_bytes: config.max_result_image_bytes,
+            callbacks: config.callbacks.as_ref().map(|c| (c.public_base_url.clone(), c.fallback_poll)),
         }
     }
 }
@@ -65,6 +71,8 @@ pub struct Worker {
     settings: WorkerSettings,
     /// Identifies this process's leases.
     owner: Uuid,
+    /// Where recent jobs finished, shared by every process through the database.
+    durations: std::sync::RwLock<schedule::DurationModel>,
     wake: Arc<Notify>,
 }
 
@@ -82,7 +90,16 @@ impl Worker {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .expect("a reqwest client with rustls builds");
-        Worker { pool, provider, discord, downloads, settings, owner: Uuid::new_v4(), wake }
+        Worker {
+            pool,
+            provider,
+            discord,
+            downloads,
+            settings,
+            owner: Uuid::new_v4(),
+            wake,
+            durations: Default::default(),
+        }
     }
 
     /// Runs until `shutdown`, then lets in-flight jobs finish (within a grace period) and gives
@@ -92,7 +109,18 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut tasks = JoinSet::new();
         let mut db_failures = 0u32;
+        let mut durations_refreshed: Option<std::time::Instant> = None;
         loop {
+            if durations_refreshed.is_none_or(|t| t.elapsed() >= DURATIONS_REFRESH) {
+                durations_refreshed = Some(std::time::Instant::now());
+                match store::recent_durations(&self.pool, 500).await {
+                    Ok(samples) => {
+                        *self.durations.write().expect("duration model lock") =
+                            schedule::DurationModel::from_samples(&samples)
+                    }
+                    Err(e) => debug!(error = %e, "could not refresh job durations"),
+                }
+            }
             while let Some(done) = tasks.try_join_next() {
                 if let Err(e) = done {
                     error!(error = %e, "a job task panicked");
@@ -198,7 +226,11 @@ impl Worker {
         if !store::save(&self.pool, job, self.owner, false).await? {
             return Ok(());
         }
-        match self.provider.create(&job.args, None).await {
+        let callback = match (&self.settings.callbacks, &job.callback_secret) {
+            (Some((base, _)), Some(secret)) => Some(crate::callbacks::url(base, job.id, secret)),
+            _ => None,
+        };
+        match self.provider.create(&job.args, callback.as_deref()).await {
             Ok(created) => {
                 info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted");
                 let now = Utc::now();
@@ -207,7 +239,7 @@ impl Worker {
                 job.amount = created.amount;
                 job.submitted_at = Some(now);
                 job.attempts = 0;
-                job.next_run_at = now + self.settings.poll.first_delay;
+                job.next_run_at = now + self.first_poll();
                 self.edit_progress(job).await;
             }
             Err(ProviderError::Transient { reason, retry_after, may_have_landed: false }) => {
@@ -251,7 +283,7 @@ impl Worker {
             return Ok(());
         }
         let provider_job_id = job.provider_job_id.clone().unwrap_or_default();
-        let mut delay = poll_delay(&self.settings.poll, elapsed);
+        let mut delay = self.next_poll(job, elapsed);
         match self.provider.query(&provider_job_id).await {
             Ok(state) => {
                 job.provider_status = Some(state.raw_status.clone());
@@ -311,6 +343,27 @@ impl Worker {
         job.next_run_at = now + delay;
         self.edit_progress(job).await;
         Ok(())
+    }
+
+    /// When to look at a job first after the provider accepted it.
+    fn first_poll(&self) -> Duration {
+        match &self.settings.callbacks {
+            Some((_, fallback)) => *fallback,
+            None => self.settings.poll.first_delay,
+        }
+    }
+
+    /// When to look at a job again, `elapsed` after it was submitted.
+    fn next_poll(&self, job: &Job, elapsed: Duration) -> Duration {
+        match &self.settings.callbacks {
+            // The callback says when the job is done; polling only covers a lost callback.
+            Some((_, fallback)) => *fallback,
+            None => {
+                let performance = job.args.performance.as_deref().unwrap_or("balance");
+                let window = self.durations.read().expect("duration model lock").window(performance);
+                schedule::next_poll(&self.settings.poll, window, elapsed)
+            }
+        }
     }
 
     /// Updates the reply with the job's progress, no more often than the configured interval.
@@ -554,11 +607,6 @@ fn provider_words(message: &str) -> String {
     render::truncate(one_line.trim_end_matches('.'), 200)
 }
 
-/// Dense polling while a job is young, slower later.
-pub fn poll_delay(poll: &PollSettings, elapsed: Duration) -> Duration {
-    if elapsed < poll.slow_after { poll.interval } else { poll.slow_interval }
-}
-
 /// Capped exponential backoff with jitter: `base * 2^(attempt-1)`, scaled by 50–100 %.
 pub fn backoff(attempt: i32, base: Duration, cap: Duration) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32).min(cap);
@@ -579,20 +627,6 @@ mod tests {
             let ideal = base.saturating_mul(1 << (attempt - 1).min(15)).min(cap);
             assert!(d >= ideal / 2, "{attempt}: {d:?} < half of {ideal:?}");
         }
-    }
-
-    #[test]
-    fn polling_slows_down_for_long_jobs() {
-        let poll = PollSettings {
-            first_delay: Duration::from_secs(5),
-            interval: Duration::from_secs(3),
-            slow_interval: Duration::from_secs(10),
-            slow_after: Duration::from_secs(60),
-            deadline: Duration::from_secs(600),
-            progress_edit_interval: Duration::from_secs(5),
-        };
-        assert_eq!(poll_delay(&poll, Duration::from_secs(10)), Duration::from_secs(3));
-        assert_eq!(poll_delay(&poll, Duration::from_secs(61)), Duration::from_secs(10));
     }
 
     #[test]

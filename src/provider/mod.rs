@@ -75,6 +75,8 @@ pub struct ShortApi {
     http: reqwest::Client,
     base_url: String,
     key: SecretString,
+    /// Caps the status queries of this process (creates are never delayed).
+    queries: std::sync::Arc<crate::pace::Pacer>,
 }
 
 impl std::fmt::Debug for ShortApi {
@@ -84,14 +86,19 @@ impl std::fmt::Debug for ShortApi {
 }
 
 impl ShortApi {
-    pub fn new(base_url: &str, key: SecretString, timeout: Duration) -> Self {
+    pub fn new(base_url: &str, key: SecretString, timeout: Duration, max_queries_per_second: f64) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("imagine-bot/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a reqwest client with rustls builds");
-        ShortApi { http, base_url: base_url.trim_end_matches('/').to_owned(), key }
+        ShortApi {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key,
+            queries: std::sync::Arc::new(crate::pace::Pacer::per_second(max_queries_per_second)),
+        }
     }
 
     /// `POST /api/v1/job/create`.
@@ -124,6 +131,7 @@ impl ShortApi {
 
     /// `GET /api/v1/job/query?id=JOB_ID`.
     pub async fn query(&self, job_id: &str) -> Result<JobState, ProviderError> {
+        self.queries.wait().await;
         let request = self
             .http
             .get(format!("{}/api/v1/job/query", self.base_url))

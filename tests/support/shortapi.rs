@@ -54,6 +54,10 @@ pub enum Behaviour {
     /// create answers HTTP `status` (with a `Retry-After` header when given) `times` times, then
     /// behaves like `succeed_after(2)`.
     CreateHttpErrorThenSucceed { times: u32, status: u16, retry_after_secs: Option<u64> },
+    /// job accepted; it finishes `after` its creation (queries answer status 1 until then, 2 with
+    /// `images` images of `image_bytes` after). When the create named a `callback_url`, the
+    /// stand-in POSTs the finished job there at that moment.
+    SucceedAt { after: Duration, images: u32, image_bytes: usize },
     /// create sleeps `delay` before answering success (the job exists from the moment the
     /// request arrived, as with a real ambiguous timeout); then like `succeed_after(2)`.
     SlowCreate { delay: Duration },
@@ -108,6 +112,7 @@ pub struct RecordedQuery {
 #[derive(Clone, Debug)]
 struct Job {
     behaviour: Behaviour,
+    created: Instant,
     polls: u32,
     images: Vec<String>,
     amount: String,
@@ -189,6 +194,16 @@ impl ShortApiStandIn {
     /// Behaviour for creates whose `args.prompt` contains `prompt_contains`; first match wins.
     pub fn script(&self, prompt_contains: &str, behaviour: Behaviour) {
         lock(&self.shared.inner).scripts.push((prompt_contains.to_string(), behaviour));
+    }
+
+    /// When a job created with `SucceedAt` finishes (finished or not).
+    pub fn finishes_at(&self, job_id: &str) -> Option<Instant> {
+        let inner = lock(&self.shared.inner);
+        let job = inner.jobs.get(job_id)?;
+        match job.behaviour {
+            Behaviour::SucceedAt { after, .. } => Some(job.created + after),
+            _ => None,
+        }
     }
 
     pub fn creates(&self) -> Vec<RecordedCreate> {
@@ -437,6 +452,7 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
     let job_id = format!("job-{n}");
     let (count, size, amount) = match &behaviour {
         Behaviour::Succeed { images, image_bytes, amount, .. } => (*images, *image_bytes, amount.clone()),
+        Behaviour::SucceedAt { images, image_bytes, .. } => (*images, *image_bytes, "0.04".to_string()),
         Behaviour::MalformedQueryThenSucceed { .. }
         | Behaviour::Code3000ThenSucceed { .. }
         | Behaviour::SlowCreate { .. } => (4, 2048, "0.04".to_string()),
@@ -449,7 +465,9 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
         inner.images.insert(name.clone(), (bytes, "image/png".to_string()));
         images.push(format!("{}/images/{name}", shared.base_url()));
     }
-    inner.jobs.insert(job_id.clone(), Job { behaviour, polls: 0, images, amount: amount.clone() });
+    inner
+        .jobs
+        .insert(job_id.clone(), Job { behaviour, created: Instant::now(), polls: 0, images, amount: amount.clone() });
     (job_id, amount)
 }
 
@@ -534,10 +552,27 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             };
             let (job_id, amount) = {
                 let mut inner = lock(&shared.inner);
-                let (job_id, amount) = register_job(&shared, &mut inner, other);
+                let (job_id, amount) = register_job(&shared, &mut inner, other.clone());
                 inner.creates[idx].job_id = Some(job_id.clone());
                 (job_id, amount)
             };
+            if let (Behaviour::SucceedAt { after, .. }, Some(callback)) =
+                (&other, json["callback_url"].as_str().map(str::to_owned))
+            {
+                let after = *after;
+                let shared = shared.clone();
+                let job_id = job_id.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let body = {
+                        let inner = lock(&shared.inner);
+                        inner.jobs.get(&job_id).map(|job| succeeded(job, &job_id))
+                    };
+                    if let Some(body) = body {
+                        let _ = reqwest::Client::new().post(&callback).json(&body["data"]).send().await;
+                    }
+                });
+            }
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
@@ -601,6 +636,13 @@ async fn query(
             }
         }
         Behaviour::NeverFinish => json!({"code": 0, "data": {"job_id": job_id, "status": 1}}),
+        Behaviour::SucceedAt { after, .. } => {
+            if job.created.elapsed() < *after {
+                json!({"code": 0, "data": {"job_id": job_id, "status": 1}})
+            } else {
+                succeeded(&job, &job_id)
+            }
+        }
         Behaviour::MalformedQueryThenSucceed { times } => {
             if n < *times {
                 return (

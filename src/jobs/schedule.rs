@@ -1,0 +1,133 @@
+//! When to look at a job again. Without history the schedule is fixed (first look after a few
+//! seconds, then every `POLL_INTERVAL`, slower after `POLL_SLOW_AFTER`). With enough recent jobs
+//! of the same performance setting, it learns where jobs finish: it waits quietly until the
+//! window in which most jobs finish, polls densely inside it, and backs off after it.
+
+use std::{collections::HashMap, time::Duration};
+
+use crate::config::PollSettings;
+
+/// Recent jobs needed before the learned schedule is trusted.
+const MIN_SAMPLES: usize = 8;
+/// Longest quiet wait, so that progress edits keep showing a moving clock.
+const MAX_QUIET: Duration = Duration::from_secs(15);
+
+/// Where jobs of one performance setting usually finish, measured from submission.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub early: Duration,
+    pub late: Duration,
+}
+
+/// Finish windows per performance setting, learned from recent successful jobs.
+#[derive(Debug, Default, Clone)]
+pub struct DurationModel {
+    windows: HashMap<String, Window>,
+}
+
+impl DurationModel {
+    /// Builds the model from `(performance, seconds)` samples, newest first.
+    pub fn from_samples(samples: &[(String, f64)]) -> Self {
+        let mut by_performance: HashMap<&str, Vec<f64>> = HashMap::new();
+        for (performance, seconds) in samples {
+            if seconds.is_finite() && *seconds >= 0.0 {
+                by_performance.entry(performance.as_str()).or_default().push(*seconds);
+            }
+        }
+        let windows = by_performance
+            .into_iter()
+            .filter(|(_, s)| s.len() >= MIN_SAMPLES)
+            .map(|(performance, mut seconds)| {
+                seconds.sort_by(f64::total_cmp);
+                let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q).round() as usize];
+                let window =
+                    Window { early: Duration::from_secs_f64(at(0.05)), late: Duration::from_secs_f64(at(0.95)) };
+                (performance.to_owned(), window)
+            })
+            .collect();
+        DurationModel { windows }
+    }
+
+    pub fn window(&self, performance: &str) -> Option<Window> {
+        self.windows.get(performance).copied()
+    }
+}
+
+/// The delay before the next query of a job that has run for `elapsed`.
+pub fn next_poll(poll: &PollSettings, window: Option<Window>, elapsed: Duration) -> Duration {
+    match window {
+        None => {
+            if elapsed < poll.slow_after {
+                poll.interval
+            } else {
+                poll.slow_interval
+            }
+        }
+        Some(Window { early, late }) => {
+            if elapsed + poll.dense_interval < early {
+                (early - elapsed).min(MAX_QUIET)
+            } else if elapsed <= late {
+                poll.dense_interval
+            } else {
+                poll.slow_interval
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll() -> PollSettings {
+        PollSettings {
+            first_delay: Duration::from_secs(5),
+            interval: Duration::from_secs(3),
+            dense_interval: Duration::from_secs(2),
+            slow_interval: Duration::from_secs(10),
+            slow_after: Duration::from_secs(60),
+            deadline: Duration::from_secs(600),
+            progress_edit_interval: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn fixed_schedule_without_history() {
+        assert_eq!(next_poll(&poll(), None, Duration::from_secs(10)), Duration::from_secs(3));
+        assert_eq!(next_poll(&poll(), None, Duration::from_secs(61)), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn learned_schedule_is_quiet_then_dense_then_slow() {
+        let samples: Vec<(String, f64)> = (0..20).map(|i| ("quality".to_owned(), 40.0 + i as f64)).collect();
+        let model = DurationModel::from_samples(&samples);
+        assert_eq!(model.window("balance"), None, "too few samples for balance");
+        let window = model.window("quality").unwrap();
+        assert_eq!(window.early, Duration::from_secs(41));
+        assert_eq!(window.late, Duration::from_secs(58));
+        let p = poll();
+        assert_eq!(next_poll(&p, Some(window), Duration::from_secs(5)), Duration::from_secs(15), "quiet, capped");
+        assert_eq!(next_poll(&p, Some(window), Duration::from_secs(35)), Duration::from_secs(6), "wake at the window");
+        assert_eq!(next_poll(&p, Some(window), Duration::from_secs(45)), Duration::from_secs(2), "dense inside");
+        assert_eq!(next_poll(&p, Some(window), Duration::from_secs(70)), Duration::from_secs(10), "slow after");
+    }
+
+    #[test]
+    fn queries_stay_within_budget_for_a_wide_spread() {
+        // Jobs spread evenly over 20-90 s: the worst case for learning.
+        let samples: Vec<(String, f64)> = (0..=70).map(|i| ("balance".to_owned(), 20.0 + i as f64)).collect();
+        let window = DurationModel::from_samples(&samples).window("balance");
+        let p = poll();
+        for duration in [20.0, 35.0, 55.0, 90.0] {
+            let mut t = p.first_delay;
+            let mut queries = 1;
+            while t.as_secs_f64() < duration {
+                t += next_poll(&p, window, t);
+                queries += 1;
+            }
+            let budget = duration / 2.5 + 2.0;
+            assert!(f64::from(queries) <= budget, "{duration}s job: {queries} queries > {budget}");
+            assert!(t.as_secs_f64() - duration <= 10.0, "{duration}s job seen {:?} late", t.as_secs_f64() - duration);
+        }
+    }
+}
