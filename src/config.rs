@@ -226,7 +226,7 @@ impl Config {
             }
         };
 
-        let worker_concurrency: usize = parse(&get, "WORKER_CONCURRENCY", 16, "a positive number")?;
+        let worker_concurrency: usize = parse(&get, "WORKER_CONCURRENCY", 32, "a positive number")?;
         if worker_concurrency == 0 {
             return Err(ConfigError::Malformed {
                 name: "WORKER_CONCURRENCY",
@@ -246,7 +246,7 @@ impl Config {
             max_input_image_bytes: parse(&get, "MAX_INPUT_IMAGE_BYTES", 10 * 1024 * 1024, "a size in bytes")?,
             max_result_image_bytes: parse(&get, "MAX_RESULT_IMAGE_BYTES", 25 * 1024 * 1024, "a size in bytes")?,
             provider_timeout: duration(&get, "PROVIDER_TIMEOUT", "30s")?,
-            provider_max_queries_per_second: positive(&get, "PROVIDER_MAX_QUERIES_PER_SECOND", 20.0)?,
+            provider_max_queries_per_second: positive(&get, "PROVIDER_MAX_QUERIES_PER_SECOND", 200.0)?,
             poll,
             worker_concurrency,
             lease: duration(&get, "JOB_LEASE", "2m")?,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::{pace::Pacer, render::Rendered};
 
 const DISCORD: &str = "https://discord.com";
-/// Requests per second the worker allows itself, under Discord's global 50.
+/// Bot-token requests per second the worker allows itself, under Discord's global 50.
 const REQUESTS_PER_SECOND: f64 = 40.0;
 
 /// Why a send failed, sorted by what to do next.
@@ -191,7 +191,11 @@ impl DiscordRest {
         payload: Value,
         uploads: &[Upload],
     ) -> Result<u64, SendError> {
-        self.pacer.wait().await;
+        if authorised {
+            // Interaction webhooks are outside the bot's global rate limit; bot-token routes
+            // share it, so only those are paced.
+            self.pacer.wait().await;
+        }
         let mut request = self.http.request(method, url);
         if authorised {
             request = request.header("Authorization", format!("Bot {}", self.bot_token.expose_secret()));

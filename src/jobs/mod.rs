@@ -34,7 +34,7 @@ const MAX_UNKNOWN_POLLS: i32 = 3;
 /// Stop editing the reply this long before the interaction token expires.
 const TOKEN_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
 /// How often an idle worker looks for due jobs (it is also woken when a job is accepted).
-const TICK: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_millis(200);
 /// How often the learned finish windows are refreshed from the database.
 const DURATIONS_REFRESH: Duration = Duration::from_secs(30);
 /// Time given to in-flight work at shutdown.
@@ -144,6 +144,8 @@ impl Worker {
                                 async move {
                                     worker.step(job).await;
                                     drop(permit);
+                                    // A free slot: look for more due work at once.
+                                    worker.wake.notify_one();
                                 }
                                 .instrument(span),
                             );
@@ -239,7 +241,8 @@ impl Worker {
                 job.amount = created.amount;
                 job.submitted_at = Some(now);
                 job.attempts = 0;
-                job.next_run_at = now + self.first_poll();
+                job.next_run_at = now + self.first_poll(job);
+                debug!(first_poll = ?self.first_poll(job), window = ?self.window(job), "first poll scheduled");
                 self.edit_progress(job).await;
             }
             Err(ProviderError::Transient { reason, retry_after, may_have_landed: false }) => {
@@ -340,17 +343,28 @@ impl Worker {
                 }
             }
         }
+        debug!(?elapsed, ?delay, status = ?job.provider_status, "polled");
         job.next_run_at = now + delay;
         self.edit_progress(job).await;
         Ok(())
     }
 
     /// When to look at a job first after the provider accepted it.
-    fn first_poll(&self) -> Duration {
+    fn first_poll(&self, job: &Job) -> Duration {
         match &self.settings.callbacks {
             Some((_, fallback)) => *fallback,
-            None => self.settings.poll.first_delay,
+            None => match self.window(job) {
+                // Jobs like this one usually finish in a known window: look when it opens.
+                Some(window) => schedule::next_poll(&self.settings.poll, Some(window), Duration::ZERO),
+                None => self.settings.poll.first_delay,
+            },
         }
+    }
+
+    /// Where jobs with this job's performance setting usually finish, once known.
+    fn window(&self, job: &Job) -> Option<schedule::Window> {
+        let performance = job.args.performance.as_deref().unwrap_or("balance");
+        self.durations.read().expect("duration model lock").window(performance)
     }
 
     /// When to look at a job again, `elapsed` after it was submitted.
@@ -358,11 +372,7 @@ impl Worker {
         match &self.settings.callbacks {
             // The callback says when the job is done; polling only covers a lost callback.
             Some((_, fallback)) => *fallback,
-            None => {
-                let performance = job.args.performance.as_deref().unwrap_or("balance");
-                let window = self.durations.read().expect("duration model lock").window(performance);
-                schedule::next_poll(&self.settings.poll, window, elapsed)
-            }
+            None => schedule::next_poll(&self.settings.poll, self.window(job), elapsed),
         }
     }
 

@@ -214,6 +214,9 @@ struct Session {
 struct Inner {
     requests: Vec<RecordedRequest>,
     failures: VecDeque<ScriptedFailure>,
+    /// Per-route limit on message writes (requests per window), like Discord's buckets.
+    route_limit: Option<(usize, Duration)>,
+    route_hits: HashMap<String, VecDeque<Instant>>,
     registered: Option<Value>,
     command_ids: HashMap<String, u64>,
     interactions: HashMap<u64, InteractionState>,
@@ -459,6 +462,12 @@ impl DiscordStandIn {
             status,
             body,
         });
+    }
+
+    /// Enforce Discord-like per-route limits on message writes: at most `limit` requests per
+    /// `window` on each route (429 with `retry_after` beyond).
+    pub fn set_route_limit(&self, limit: usize, window: Duration) {
+        lock(&self.shared.inner).route_limit = Some((limit.max(1), window));
     }
 
     /// Scripted failures not consumed yet.
@@ -803,9 +812,11 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .iter()
             .position(|f| f.method.eq_ignore_ascii_case(&method) && path.contains(&f.path_contains))
             .and_then(|pos| inner.failures.remove(pos));
-        let reply = match scripted {
-            Some(f) => scripted_reply(f),
-            None => route(&shared, &mut inner, &method, &path, query.as_deref(), json.as_ref(), &files),
+        let limited = rate_limited(&mut inner, &method, &path);
+        let reply = match (scripted, limited) {
+            (Some(f), _) => scripted_reply(f),
+            (None, Some(f)) => scripted_reply(f),
+            (None, None) => route(&shared, &mut inner, &method, &path, query.as_deref(), json.as_ref(), &files),
         };
         inner.requests.push(RecordedRequest {
             method,
@@ -836,6 +847,31 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     }
     resp
+}
+
+/// Enforces the per-route limit on message writes: a 429 with `retry_after` when exceeded.
+fn rate_limited(inner: &mut Inner, method: &str, path: &str) -> Option<ScriptedFailure> {
+    let (limit, window) = inner.route_limit?;
+    let writes = matches!(method, "PATCH" | "POST") && (path.contains("/webhooks/") || path.contains("/messages"));
+    if !writes {
+        return None;
+    }
+    let now = Instant::now();
+    let hits = inner.route_hits.entry(path.to_string()).or_default();
+    while hits.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        hits.pop_front();
+    }
+    if hits.len() >= limit {
+        let retry = window.saturating_sub(now.duration_since(*hits.front().expect("limit > 0"))).as_secs_f64();
+        return Some(ScriptedFailure {
+            method: method.to_string(),
+            path_contains: path.to_string(),
+            status: 429,
+            body: json!({"message": "You are being rate limited.", "retry_after": retry, "global": false}),
+        });
+    }
+    hits.push_back(now);
+    None
 }
 
 fn scripted_reply(f: ScriptedFailure) -> Reply {
