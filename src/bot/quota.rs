@@ -40,6 +40,15 @@ pub async fn quota(_: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether the invoker may use admin commands; tells them privately when not.
+async fn require_admin(ctx: Context<'_>) -> bool {
+    let allowed = can_manage_guild(ctx);
+    if !allowed {
+        reply_ephemeral(ctx, NOT_ADMIN).await;
+    }
+    allowed
+}
+
 fn describe(limit: Option<i32>) -> String {
     match limit {
         None => "unlimited".into(),
@@ -51,8 +60,7 @@ fn describe(limit: Option<i32>) -> String {
 /// This server's limits, how much of them is used, and when they reset
 #[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
 pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
-    if !can_manage_guild(ctx) {
-        reply_ephemeral(ctx, NOT_ADMIN).await;
+    if !require_admin(ctx).await {
         return Ok(());
     }
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
@@ -110,8 +118,7 @@ pub async fn set(
     max_concurrent: Option<i64>,
     #[description = "Remove this limit altogether"] unlimited: Option<LimitName>,
 ) -> Result<(), Error> {
-    if !can_manage_guild(ctx) {
-        reply_ephemeral(ctx, NOT_ADMIN).await;
+    if !require_admin(ctx).await {
         return Ok(());
     }
     let changes = match changes([daily, monthly, per_user_daily, max_concurrent], unlimited) {
@@ -169,8 +176,7 @@ fn summary(limits: &Limits) -> String {
 /// This month's image jobs and spend for the server, and its busiest members
 #[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
 pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
-    if !can_manage_guild(ctx) {
-        reply_ephemeral(ctx, NOT_ADMIN).await;
+    if !require_admin(ctx).await {
         return Ok(());
     }
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;

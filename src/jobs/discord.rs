@@ -170,7 +170,54 @@ impl DiscordRest {
         payload: Value,
         uploads: &[Upload],
     ) -> Result<u64, SendError> {
-        let result = self.send_unmetered(method, url, authorised, payload, uploads).await;
+        let result = async {
+            if authorised {
+                // Interaction webhooks are outside the bot's global rate limit; bot-token routes
+                // share it, so only those are paced.
+                self.pacer.wait().await;
+            }
+            let mut request = self.http.request(method, url);
+            if authorised {
+                request = request.header("Authorization", format!("Bot {}", self.bot_token.expose_secret()));
+            }
+            request = if uploads.is_empty() {
+                request.json(&payload)
+            } else {
+                let mut form = Form::new().text("payload_json", payload.to_string());
+                for (i, upload) in uploads.iter().enumerate() {
+                    let part = Part::bytes(upload.bytes.clone())
+                        .file_name(upload.filename.clone())
+                        .mime_str(mime_for(&upload.filename))
+                        .expect("static MIME types parse");
+                    form = form.part(format!("files[{i}]"), part);
+                }
+                request.multipart(form)
+            };
+            let response = request.send().await.map_err(|e| {
+                SendError::Transient(if e.is_timeout() { "timeout".into() } else { "network error".into() })
+            })?;
+            let status = response.status();
+            let retry_after =
+                response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
+            let global = response.headers().get("x-ratelimit-scope").is_some_and(|v| v == "global");
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return body
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| id.parse().ok())
+                    .ok_or(SendError::Transient("answer without a message id".into()));
+            }
+            let error = classify(status.as_u16(), &body, retry_after);
+            if let SendError::RateLimited(wait) = &error
+                && (global || body.get("global").and_then(Value::as_bool) == Some(true))
+            {
+                // A global limit holds back every request, not just this one.
+                self.pacer.hold_until(Instant::now() + *wait);
+            }
+            Err(error)
+        }
+        .await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(SendError::RateLimited(_)) => "rate_limited",
@@ -181,61 +228,6 @@ impl DiscordRest {
         };
         metrics::counter!("imagine_discord_requests_total", "route" => route, "outcome" => outcome).increment(1);
         result
-    }
-
-    async fn send_unmetered(
-        &self,
-        method: Method,
-        url: String,
-        authorised: bool,
-        payload: Value,
-        uploads: &[Upload],
-    ) -> Result<u64, SendError> {
-        if authorised {
-            // Interaction webhooks are outside the bot's global rate limit; bot-token routes
-            // share it, so only those are paced.
-            self.pacer.wait().await;
-        }
-        let mut request = self.http.request(method, url);
-        if authorised {
-            request = request.header("Authorization", format!("Bot {}", self.bot_token.expose_secret()));
-        }
-        request = if uploads.is_empty() {
-            request.json(&payload)
-        } else {
-            let mut form = Form::new().text("payload_json", payload.to_string());
-            for (i, upload) in uploads.iter().enumerate() {
-                let part = Part::bytes(upload.bytes.clone())
-                    .file_name(upload.filename.clone())
-                    .mime_str(mime_for(&upload.filename))
-                    .expect("static MIME types parse");
-                form = form.part(format!("files[{i}]"), part);
-            }
-            request.multipart(form)
-        };
-        let response = request.send().await.map_err(|e| {
-            SendError::Transient(if e.is_timeout() { "timeout".into() } else { "network error".into() })
-        })?;
-        let status = response.status();
-        let retry_after =
-            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
-        let global = response.headers().get("x-ratelimit-scope").is_some_and(|v| v == "global");
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return body
-                .get("id")
-                .and_then(Value::as_str)
-                .and_then(|id| id.parse().ok())
-                .ok_or(SendError::Transient("answer without a message id".into()));
-        }
-        let error = classify(status.as_u16(), &body, retry_after);
-        if let SendError::RateLimited(wait) = &error
-            && (global || body.get("global").and_then(Value::as_bool) == Some(true))
-        {
-            // A global limit holds back every request, not just this one.
-            self.pacer.hold_until(Instant::now() + *wait);
-        }
-        Err(error)
     }
 }
 
