@@ -436,6 +436,10 @@ mod tests {
             .filter(|name| name != "RUST_LOG")
             .collect();
         assert_eq!(*asked.borrow(), documented);
+        let readme = include_str!("../README.md");
+        for name in &documented {
+            assert!(readme.contains(&format!("`{name}`")), "{name} is missing from the README's settings table");
+        }
     }
 
     #[test]
