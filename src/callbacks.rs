@@ -2,7 +2,7 @@
 //! job at once (the query is the truth), and only a URL carrying the job's secret counts, so
 //! forged or replayed callbacks change nothing.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -33,14 +33,13 @@ pub fn new_secret() -> String {
 }
 
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     pool: PgPool,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app =
         Router::new().route("/callbacks/shortapi/{job}/{secret}", post(callback)).with_state(Callbacks { pool, wake });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     info!(addr = %listener.local_addr()?, "callback listener started");
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

@@ -57,7 +57,7 @@ struct Ops {
 
 /// Serves the operations endpoints until `shutdown`.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     pool: PgPool,
     gateway: GatewayStatus,
     expected_shards: usize,
@@ -69,7 +69,6 @@ pub async fn serve(
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .with_state(Ops { pool, gateway, expected_shards });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     info!(addr = %listener.local_addr()?, "operations listener started");
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

@@ -66,6 +66,10 @@ pub async fn database_url(config: &Config) -> anyhow::Result<String> {
     }
 }
 
+async fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr} ({setting})"))
+}
+
 /// Runs the bot until `shutdown` is cancelled or the Discord connection ends for good.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let url = database_url(&config).await?;
@@ -84,25 +88,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     let wake = Arc::new(Notify::new());
     let gateway = health::GatewayStatus::default();
+    // Listeners are bound here, so a bad address stops start-up instead of running without them.
     if let Some(addr) = config.health_addr {
+        let listener = bind(addr, "HEALTH_ADDR").await?;
         let expected = (config.shards.last - config.shards.first + 1) as usize;
-        let listener = health::serve(addr, pool.clone(), gateway.clone(), expected, shutdown.clone());
-        let bound = tokio::spawn(listener);
-        // Fail start-up on a bad address rather than running without the listener.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        if bound.is_finished() {
-            bound.await?.with_context(|| format!("binding the operations listener on {addr} (HEALTH_ADDR)"))?;
-        }
+        tokio::spawn(health::serve(listener, pool.clone(), gateway.clone(), expected, shutdown.clone()));
     }
     if let Some(callbacks) = &config.callbacks {
-        let listener = callbacks::serve(callbacks.addr, pool.clone(), wake.clone(), shutdown.clone());
-        let bound = tokio::spawn(listener);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        if bound.is_finished() {
-            bound
-                .await?
-                .with_context(|| format!("binding the callback listener on {} (CALLBACK_ADDR)", callbacks.addr))?;
-        }
+        let listener = bind(callbacks.addr, "CALLBACK_ADDR").await?;
+        tokio::spawn(callbacks::serve(listener, pool.clone(), wake.clone(), shutdown.clone()));
     }
     let data = bot::Data {
         pool: pool.clone(),
