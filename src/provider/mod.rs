@@ -221,11 +221,7 @@ impl ShortApi {
 
 /// The provider's own words for an error: `info`, `message`, `msg` or `error.message`.
 fn error_message(json: &Value) -> Option<String> {
-    ["info", "message", "msg", "error"].iter().filter_map(|k| json.get(k)).find_map(|v| match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    })
+    ["info", "message", "msg", "error"].iter().filter_map(|k| json.get(k)).find_map(status::message_text)
 }
 
 fn snippet(body: &[u8]) -> String {

@@ -104,11 +104,16 @@ fn failure_reason(data: &Value) -> Option<String> {
     ["error", "fail_reason", "failReason", "message", "info", "msg"]
         .iter()
         .filter_map(|k| data.get(k).or_else(|| data.get("result").and_then(|r| r.get(k))))
-        .find_map(|v| match v {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
-            _ => None,
-        })
+        .find_map(message_text)
+}
+
+/// The provider's words in a field: a non-empty string, or an object's `message`.
+pub(super) fn message_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
 }
 
 fn progress(data: &Value) -> Option<u8> {
