@@ -65,6 +65,14 @@ pub fn ensure_cluster(dir: &Path, port: u16, durability: Durability) -> anyhow::
     Ok(format!("postgres://postgres@127.0.0.1:{port}"))
 }
 
+/// Stops the cluster in `dir` (fast shutdown: open connections are closed).
+pub fn stop_cluster(dir: &Path) -> anyhow::Result<()> {
+    let bin = find_bin_dir().context("no PostgreSQL server binaries found")?;
+    let mut stop = command(&bin, "pg_ctl", running_as_root());
+    stop.arg("stop").arg("-D").arg(dir).args(["-m", "fast", "-w"]);
+    run(&mut stop, "pg_ctl stop")
+}
+
 /// Creates `name` on the cluster at `server_url` unless it exists; returns the database's URL.
 pub async fn ensure_database(server_url: &str, name: &str) -> anyhow::Result<String> {
     use sqlx::Connection;
@@ -114,7 +122,7 @@ fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
 
 /// The directory holding initdb, pg_ctl and postgres: from PATH, else the newest version under
 /// /usr/lib/postgresql.
-pub fn find_bin_dir() -> Option<PathBuf> {
+fn find_bin_dir() -> Option<PathBuf> {
     let complete = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

@@ -312,7 +312,7 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     assert!(w.discord.wait_ready(WAIT).await);
     w.discord.wait_registered(WAIT).await.unwrap();
 
-    pg_ctl(&dir, &["stop", "-m", "fast"]);
+    imagine_bot::localpg::stop_cluster(&dir).unwrap();
     let cmd = w.imagine("while the database sleeps");
     w.discord.dispatch_interaction(cmd.build()).await;
     let path = format!("/interactions/{}/", cmd.id());
@@ -336,18 +336,4 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
     w.assert_no_secrets(&[&bot], &[&cmd, &after]);
     bot.kill();
-}
-
-fn pg_ctl(dir: &std::path::Path, args: &[&str]) {
-    let bin = imagine_bot::localpg::find_bin_dir().unwrap().join("pg_ctl");
-    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
-    let mut command = if root {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(bin);
-        c
-    } else {
-        std::process::Command::new(bin)
-    };
-    let status = command.arg("-D").arg(dir).args(args).status().unwrap();
-    assert!(status.success(), "pg_ctl {args:?}");
 }
