@@ -268,10 +268,6 @@ pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sq
     Ok(result.rows_affected())
 }
 
-pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Job>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1")).bind(id).fetch_optional(db).await
-}
-
 /// A user's most recent jobs in a guild, newest first.
 pub async fn recent_for_user(
     db: impl PgExecutor<'_>,

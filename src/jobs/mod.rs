@@ -241,8 +241,9 @@ impl Worker {
                 job.amount = created.amount;
                 job.submitted_at = Some(now);
                 job.attempts = 0;
-                job.next_run_at = now + self.first_poll(job);
-                debug!(first_poll = ?self.first_poll(job), window = ?self.window(job), "first poll scheduled");
+                let first_poll = self.first_poll(job);
+                debug!(?first_poll, "first poll scheduled");
+                job.next_run_at = now + first_poll;
                 self.edit_progress(job).await;
             }
             Err(ProviderError::Transient { reason, retry_after, may_have_landed: false }) => {
