@@ -183,6 +183,8 @@ async fn a_create_cut_off_by_a_crash_is_marked_uncertain_not_resent() {
     assert!(
         eventually(WAIT, || async { status_of(&w.pool, &cmd).await.is_some_and(|(s, _)| s == "submitting") }).await
     );
+    // Kill once the create request has reached the provider (it answers only after 20 s).
+    assert_eq!(w.shortapi.wait_creates(1, WAIT).await.len(), 1);
     first.kill();
 
     let second = BotProcess::spawn(&w.vars, "second");
