@@ -1,7 +1,10 @@
 //! Typed settings read from the environment. Every setting is validated up front so that a
 //! mistake stops the bot at start-up with one line that names the variable.
+//!
+//! `Config::from_lookup` assembles sections (`Database`, `Shards`, `PollSettings`, ...), each read
+//! through `Env`, whose one parse-and-validate step names the variable it was asked to read.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 
@@ -112,6 +115,7 @@ pub struct Config {
 }
 
 const DEFAULT_SHORTAPI_BASE_URL: &str = "https://api.shortapi.ai";
+const MIB: u64 = 1024 * 1024;
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -121,197 +125,212 @@ impl Config {
 
     /// Reads the configuration through `lookup`, which returns a variable's value if it is set.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-
-        let discord_token = get("DISCORD_TOKEN").ok_or(ConfigError::Missing {
-            name: "DISCORD_TOKEN",
-            hint: "set it to the bot token from the Discord developer portal",
-        })?;
-        let shortapi_key = get("SHORTAPI_KEY")
-            .ok_or(ConfigError::Missing { name: "SHORTAPI_KEY", hint: "set it to your ShortAPI API key" })?;
-
-        let database = match get("DATABASE_URL") {
-            Some(url) => {
-                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    return Err(ConfigError::Malformed {
-                        name: "DATABASE_URL",
-                        value: "(hidden)".into(),
-                        hint: "expected a postgres:// or postgresql:// URL".into(),
-                    });
-                }
-                Database::Url(SecretString::from(url))
-            }
-            None => Database::Local {
-                dir: PathBuf::from(get("LOCAL_PG_DIR").unwrap_or_else(|| ".data/postgres".into())),
-                port: parse(&get, "LOCAL_PG_PORT", 54320u16, "a TCP port number")?,
-            },
-        };
-
-        let discord_proxy_url = get("DISCORD_PROXY_URL").map(|v| base_url("DISCORD_PROXY_URL", v)).transpose()?;
-        let shortapi_base_url = base_url(
-            "SHORTAPI_BASE_URL",
-            get("SHORTAPI_BASE_URL").unwrap_or_else(|| DEFAULT_SHORTAPI_BASE_URL.into()),
-        )?;
-        let dev_guild_id = get("DEV_GUILD_ID")
-            .map(|v| {
-                v.parse::<u64>().ok().filter(|id| *id > 0).ok_or(ConfigError::Malformed {
-                    name: "DEV_GUILD_ID",
-                    value: v.clone(),
-                    hint: "expected a guild id (a number)".into(),
-                })
-            })
-            .transpose()?;
-
-        let shards = match get("DISCORD_SHARDS") {
-            None => Shards { first: 0, last: 0, total: 1 },
-            Some(v) => Shards::parse(&v).ok_or(ConfigError::Malformed {
-                name: "DISCORD_SHARDS",
-                value: v.clone(),
-                hint: "expected first-last/total (e.g. 0-1/4) or shard/total (e.g. 2/4)".into(),
-            })?,
-        };
-
-        let poll = PollSettings {
-            first_delay: duration(&get, "POLL_FIRST_DELAY", "5s")?,
-            interval: duration(&get, "POLL_INTERVAL", "3s")?,
-            dense_interval: duration(&get, "POLL_DENSE_INTERVAL", "2s")?,
-            slow_interval: duration(&get, "POLL_SLOW_INTERVAL", "10s")?,
-            slow_after: duration(&get, "POLL_SLOW_AFTER", "60s")?,
-            deadline: duration(&get, "JOB_DEADLINE", "10m")?,
-            progress_edit_interval: duration(&get, "PROGRESS_EDIT_INTERVAL", "5s")?,
-        };
-        if poll.interval.is_zero() || poll.slow_interval.is_zero() || poll.dense_interval.is_zero() {
-            return Err(ConfigError::Malformed {
-                name: "POLL_INTERVAL",
-                value: "0".into(),
-                hint: "poll intervals must be longer than zero".into(),
-            });
-        }
-
-        let health_addr = get("HEALTH_ADDR")
-            .map(|v| {
-                v.parse().map_err(|_| ConfigError::Malformed {
-                    name: "HEALTH_ADDR",
-                    value: v.clone(),
-                    hint: "expected an address and port such as 127.0.0.1:8080".into(),
-                })
-            })
-            .transpose()?;
-
-        let callbacks = match get("PUBLIC_BASE_URL") {
-            None => None,
-            Some(url) => Some(CallbackSettings {
-                public_base_url: base_url("PUBLIC_BASE_URL", url)?,
-                addr: {
-                    let v = get("CALLBACK_ADDR").unwrap_or_else(|| "0.0.0.0:8081".into());
-                    v.parse().map_err(|_| ConfigError::Malformed {
-                        name: "CALLBACK_ADDR",
-                        value: v.clone(),
-                        hint: "expected an address and port such as 0.0.0.0:8081".into(),
-                    })?
-                },
-                fallback_poll: duration(&get, "CALLBACK_FALLBACK_POLL", "60s")?,
-            }),
-        };
-
-        let log_format = match get("LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::Malformed {
-                    name: "LOG_FORMAT",
-                    value: other.into(),
-                    hint: "expected text or json".into(),
-                });
-            }
-        };
-
-        let worker_concurrency: usize = parse(&get, "WORKER_CONCURRENCY", 32, "a positive number")?;
-        if worker_concurrency == 0 {
-            return Err(ConfigError::Malformed {
-                name: "WORKER_CONCURRENCY",
-                value: "0".into(),
-                hint: "expected a positive number".into(),
-            });
-        }
-
+        let env = Env { lookup: &lookup };
+        // Read in this order: with several mistakes, the first one here is reported.
         Ok(Config {
-            discord_token: SecretString::from(discord_token),
-            shortapi_key: SecretString::from(shortapi_key),
-            database,
-            discord_proxy_url,
-            shortapi_base_url,
-            dev_guild_id,
-            shards,
-            max_input_image_bytes: parse(&get, "MAX_INPUT_IMAGE_BYTES", 10 * 1024 * 1024, "a size in bytes")?,
-            max_result_image_bytes: parse(&get, "MAX_RESULT_IMAGE_BYTES", 25 * 1024 * 1024, "a size in bytes")?,
-            provider_timeout: duration(&get, "PROVIDER_TIMEOUT", "30s")?,
-            provider_max_queries_per_second: positive(&get, "PROVIDER_MAX_QUERIES_PER_SECOND", 200.0)?,
-            poll,
-            worker_concurrency,
-            lease: duration(&get, "JOB_LEASE", "2m")?,
-            health_addr,
-            callbacks,
-            default_limits: crate::quota::Limits {
-                daily: limit(&get, "DEFAULT_DAILY_LIMIT", Some(100))?,
-                monthly: limit(&get, "DEFAULT_MONTHLY_LIMIT", Some(1000))?,
-                per_user_daily: limit(&get, "DEFAULT_PER_USER_DAILY_LIMIT", Some(20))?,
-                max_concurrent: limit(&get, "DEFAULT_MAX_CONCURRENT", Some(2))?,
-            },
-            log_format,
+            discord_token: env
+                .required("DISCORD_TOKEN", "set it to the bot token from the Discord developer portal")?,
+            shortapi_key: env.required("SHORTAPI_KEY", "set it to your ShortAPI API key")?,
+            database: Database::from_env(&env)?,
+            discord_proxy_url: env.base_url("DISCORD_PROXY_URL")?,
+            shortapi_base_url: env.base_url("SHORTAPI_BASE_URL")?.unwrap_or_else(|| DEFAULT_SHORTAPI_BASE_URL.into()),
+            dev_guild_id: env.parse("DEV_GUILD_ID", |v| {
+                v.parse::<u64>().ok().filter(|id| *id > 0).ok_or("expected a guild id (a number)")
+            })?,
+            shards: Shards::from_env(&env)?,
+            poll: PollSettings::from_env(&env)?,
+            health_addr: env.addr("HEALTH_ADDR", "expected an address and port such as 127.0.0.1:8080")?,
+            callbacks: CallbackSettings::from_env(&env)?,
+            log_format: LogFormat::from_env(&env)?,
+            worker_concurrency: env.or_default("WORKER_CONCURRENCY", 32, |v| {
+                v.parse::<usize>().ok().filter(|n| *n > 0).ok_or("expected a positive number")
+            })?,
+            max_input_image_bytes: env.or_default("MAX_INPUT_IMAGE_BYTES", 10 * MIB, bytes)?,
+            max_result_image_bytes: env.or_default("MAX_RESULT_IMAGE_BYTES", 25 * MIB, bytes)?,
+            provider_timeout: env.duration("PROVIDER_TIMEOUT", Duration::from_secs(30))?,
+            provider_max_queries_per_second: env.or_default("PROVIDER_MAX_QUERIES_PER_SECOND", 200.0, |v| {
+                v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or("expected a positive number")
+            })?,
+            lease: env.duration("JOB_LEASE", Duration::from_secs(2 * 60))?,
+            default_limits: default_limits(&env)?,
         })
     }
 }
 
-fn parse<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-    expected: &str,
-) -> Result<T, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => {
-            v.parse().map_err(|_| ConfigError::Malformed { name, value: v, hint: format!("expected {expected}") })
+impl Database {
+    /// `DATABASE_URL`, or without it the private cluster's `LOCAL_PG_DIR` and `LOCAL_PG_PORT`.
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env
+            .parse("DATABASE_URL", |v| {
+                (v.starts_with("postgres://") || v.starts_with("postgresql://"))
+                    .then(|| SecretString::from(v))
+                    .ok_or("expected a postgres:// or postgresql:// URL")
+            })
+            .map_err(ConfigError::hiding_value)?;
+        Ok(match url {
+            Some(url) => Database::Url(url),
+            None => Database::Local {
+                dir: env.or_default("LOCAL_PG_DIR", PathBuf::from(".data/postgres"), |v| Ok(PathBuf::from(v)))?,
+                port: env
+                    .or_default("LOCAL_PG_PORT", 54320, |v| v.parse().map_err(|_| "expected a TCP port number"))?,
+            },
+        })
+    }
+}
+
+impl Shards {
+    /// `DISCORD_SHARDS`; all of shard 0 of 1 by default.
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.or_default("DISCORD_SHARDS", Shards { first: 0, last: 0, total: 1 }, |v| {
+            Shards::parse(v).ok_or("expected first-last/total (e.g. 0-1/4) or shard/total (e.g. 2/4)")
+        })
+    }
+}
+
+impl PollSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(PollSettings {
+            first_delay: env.duration("POLL_FIRST_DELAY", Duration::from_secs(5))?,
+            interval: env.interval("POLL_INTERVAL", Duration::from_secs(3))?,
+            dense_interval: env.interval("POLL_DENSE_INTERVAL", Duration::from_secs(2))?,
+            slow_interval: env.interval("POLL_SLOW_INTERVAL", Duration::from_secs(10))?,
+            slow_after: env.duration("POLL_SLOW_AFTER", Duration::from_secs(60))?,
+            deadline: env.duration("JOB_DEADLINE", Duration::from_secs(10 * 60))?,
+            progress_edit_interval: env.duration("PROGRESS_EDIT_INTERVAL", Duration::from_secs(5))?,
+        })
+    }
+}
+
+impl CallbackSettings {
+    /// Off without `PUBLIC_BASE_URL`; the other callback settings are read only when it is set.
+    fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(public_base_url) = env.base_url("PUBLIC_BASE_URL")? else {
+            return Ok(None);
+        };
+        Ok(Some(CallbackSettings {
+            public_base_url,
+            addr: env
+                .addr("CALLBACK_ADDR", "expected an address and port such as 0.0.0.0:8081")?
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8081))),
+            fallback_poll: env.duration("CALLBACK_FALLBACK_POLL", Duration::from_secs(60))?,
+        }))
+    }
+}
+
+impl LogFormat {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.or_default("LOG_FORMAT", LogFormat::Text, |v| match v {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json"),
+        })
+    }
+}
+
+/// Quota defaults for guilds the bot has never seen.
+fn default_limits(env: &Env) -> Result<crate::quota::Limits, ConfigError> {
+    Ok(crate::quota::Limits {
+        daily: env.limit("DEFAULT_DAILY_LIMIT", Some(100))?,
+        monthly: env.limit("DEFAULT_MONTHLY_LIMIT", Some(1000))?,
+        per_user_daily: env.limit("DEFAULT_PER_USER_DAILY_LIMIT", Some(20))?,
+        max_concurrent: env.limit("DEFAULT_MAX_CONCURRENT", Some(2))?,
+    })
+}
+
+fn bytes(v: &str) -> Result<u64, &'static str> {
+    v.parse().map_err(|_| "expected a size in bytes")
+}
+
+impl ConfigError {
+    /// The same error without the value, for settings that may hold a password.
+    fn hiding_value(self) -> Self {
+        match self {
+            ConfigError::Malformed { name, hint, .. } => {
+                ConfigError::Malformed { name, value: "(hidden)".into(), hint }
+            }
+            missing => missing,
         }
     }
 }
 
-/// A positive number, such as a rate.
-fn positive(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: f64) -> Result<f64, ConfigError> {
-    let value: f64 = parse(get, name, default, "a positive number")?;
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(ConfigError::Malformed { name, value: value.to_string(), hint: "expected a positive number".into() })
+/// Reads settings through the lookup closure. Every value goes through [`Env::parse`], which builds
+/// any error from the name it was asked to read, so an error cannot name a different variable.
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    /// The one parse-and-validate step: `None` when `name` is unset or blank, otherwise its trimmed
+    /// value passed through `check`, whose `Err` is the hint shown after the variable and value.
+    fn parse<T>(
+        &self,
+        name: &'static str,
+        check: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        check(&value).map(Some).map_err(|hint| ConfigError::Malformed { name, value, hint: hint.into() })
+    }
+
+    fn or_default<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        check: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Result<T, ConfigError> {
+        Ok(self.parse(name, check)?.unwrap_or(default))
+    }
+
+    /// A secret that must be set.
+    fn required(&self, name: &'static str, hint: &'static str) -> Result<SecretString, ConfigError> {
+        self.parse(name, |v| Ok(SecretString::from(v)))?.ok_or(ConfigError::Missing { name, hint })
+    }
+
+    fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        self.or_default(name, default, |v| parse_duration(v).ok_or(DURATION_HINT))
+    }
+
+    /// A duration between two polls, which must be longer than zero.
+    fn interval(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        self.or_default(name, default, |v| match parse_duration(v) {
+            None => Err(DURATION_HINT),
+            Some(d) if d.is_zero() => Err("poll intervals must be longer than zero"),
+            Some(d) => Ok(d),
+        })
+    }
+
+    /// A quota limit: a number of jobs, or `unlimited` (`None`).
+    fn limit(&self, name: &'static str, default: Option<i32>) -> Result<Option<i32>, ConfigError> {
+        self.or_default(name, default, |v| {
+            if v.eq_ignore_ascii_case("unlimited") {
+                return Ok(None);
+            }
+            v.parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(Some)
+                .ok_or("expected a number of jobs (0 or more) or `unlimited`")
+        })
+    }
+
+    /// An http(s) base URL, without trailing slashes.
+    fn base_url(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        self.parse(name, |v| {
+            let trimmed = v.trim_end_matches('/');
+            reqwest::Url::parse(trimmed)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .then(|| trimmed.to_owned())
+                .ok_or("expected an http:// or https:// base URL")
+        })
+    }
+
+    fn addr(&self, name: &'static str, hint: &'static str) -> Result<Option<SocketAddr>, ConfigError> {
+        self.parse(name, |v| v.parse().map_err(|_| hint))
     }
 }
 
-/// A quota limit: a number of jobs, or `unlimited`.
-fn limit(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: Option<i32>,
-) -> Result<Option<i32>, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) if v.eq_ignore_ascii_case("unlimited") => Ok(None),
-        Some(v) => v.parse::<i32>().ok().filter(|n| *n >= 0).map(Some).ok_or(ConfigError::Malformed {
-            name,
-            value: v,
-            hint: "expected a number of jobs (0 or more) or `unlimited`".into(),
-        }),
-    }
-}
-
-fn duration(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: &str) -> Result<Duration, ConfigError> {
-    let value = get(name).unwrap_or_else(|| default.to_owned());
-    parse_duration(&value).ok_or(ConfigError::Malformed {
-        name,
-        value,
-        hint: "expected a duration such as 500ms, 5s, 2m or 1h".into(),
-    })
-}
+const DURATION_HINT: &str = "expected a duration such as 500ms, 5s, 2m or 1h";
 
 /// Parses `500ms`, `5s`, `2m`, `1h`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -329,145 +348,5 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_millis(millis))
 }
 
-fn base_url(name: &'static str, value: String) -> Result<String, ConfigError> {
-    let trimmed = value.trim_end_matches('/');
-    let ok = reqwest::Url::parse(trimmed)
-        .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .unwrap_or(false);
-    if ok {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(ConfigError::Malformed { name, value, hint: "expected an http:// or https:// base URL".into() })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use secrecy::ExposeSecret;
-
-    use super::*;
-
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|k| map.get(k).cloned())
-    }
-
-    const BASE: [(&str, &str); 2] = [("DISCORD_TOKEN", "discord-secret"), ("SHORTAPI_KEY", "shortapi-secret")];
-
-    #[test]
-    fn minimal_configuration_uses_defaults_and_a_local_database() {
-        let c = config(&BASE).unwrap();
-        assert_eq!(c.shortapi_base_url, "https://api.shortapi.ai");
-        assert!(matches!(c.database, Database::Local { port: 54320, .. }));
-        assert_eq!(c.poll.first_delay, Duration::from_secs(5));
-        assert_eq!(c.poll.deadline, Duration::from_secs(600));
-        assert_eq!(c.discord_token.expose_secret(), "discord-secret");
-    }
-
-    #[test]
-    fn missing_token_names_the_variable() {
-        let err = config(&[("SHORTAPI_KEY", "k")]).unwrap_err().to_string();
-        assert!(err.starts_with("DISCORD_TOKEN is not set"), "{err}");
-        let err = config(&[("DISCORD_TOKEN", "t"), ("SHORTAPI_KEY", "  ")]).unwrap_err().to_string();
-        assert!(err.starts_with("SHORTAPI_KEY is not set"), "{err}");
-    }
-
-    #[test]
-    fn malformed_values_name_the_variable() {
-        for (name, value) in [
-            ("DISCORD_PROXY_URL", "127.0.0.1:3000"),
-            ("SHORTAPI_BASE_URL", "ftp://x"),
-            ("DEV_GUILD_ID", "abc"),
-            ("POLL_INTERVAL", "fast"),
-            ("LOG_FORMAT", "xml"),
-            ("WORKER_CONCURRENCY", "0"),
-            ("DATABASE_URL", "mysql://x"),
-            ("DISCORD_SHARDS", "3/2"),
-            ("HEALTH_ADDR", "localhost"),
-            ("DEFAULT_DAILY_LIMIT", "-1"),
-        ] {
-            let mut vars = BASE.to_vec();
-            vars.push((name, value));
-            let err = config(&vars).unwrap_err().to_string();
-            assert!(err.starts_with(name), "{name}: {err}");
-        }
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let c = config(&[
-            ("DISCORD_TOKEN", "discord-secret"),
-            ("SHORTAPI_KEY", "shortapi-secret"),
-            ("DATABASE_URL", "postgres://u:pw-secret@h/db"),
-        ])
-        .unwrap();
-        let debug = format!("{c:?}");
-        for secret in ["discord-secret", "shortapi-secret", "pw-secret"] {
-            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
-        }
-    }
-
-    /// Every setting the bot reads is documented in `.env.example`, and nothing else is.
-    #[test]
-    fn env_example_documents_every_setting() {
-        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
-        // Settings read only when another is set (the callback ones) are asked the second time.
-        for public in [None, Some("https://bot.example.com")] {
-            let config = Config::from_lookup(|name| {
-                asked.borrow_mut().insert(name.to_owned());
-                match name {
-                    "DISCORD_TOKEN" | "SHORTAPI_KEY" => Some("x".into()),
-                    "PUBLIC_BASE_URL" => public.map(str::to_owned),
-                    _ => None,
-                }
-            });
-            assert!(config.is_ok());
-        }
-        // Without DATABASE_URL the local-cluster settings are read too.
-        let example = include_str!("../.env.example");
-        let documented: std::collections::BTreeSet<String> = example
-            .lines()
-            .map(|l| l.trim_start_matches('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(name, _)| name.to_owned())
-            .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-            .filter(|name| name != "RUST_LOG")
-            .collect();
-        assert_eq!(*asked.borrow(), documented);
-        let readme = include_str!("../README.md");
-        for name in &documented {
-            assert!(readme.contains(&format!("`{name}`")), "{name} is missing from the README's settings table");
-        }
-    }
-
-    #[test]
-    fn shard_ranges() {
-        assert_eq!(Shards::parse("0-1/4"), Some(Shards { first: 0, last: 1, total: 4 }));
-        assert_eq!(Shards::parse("2/4"), Some(Shards { first: 2, last: 2, total: 4 }));
-        for bad in ["4/4", "2-1/4", "x/2", "1", "0-1"] {
-            assert_eq!(Shards::parse(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("5d"), None);
-    }
-
-    #[test]
-    fn limits_accept_unlimited() {
-        let mut vars = BASE.to_vec();
-        vars.push(("DEFAULT_DAILY_LIMIT", "unlimited"));
-        vars.push(("DEFAULT_MAX_CONCURRENT", "0"));
-        let c = config(&vars).unwrap();
-        assert_eq!(c.default_limits.daily, None);
-        assert_eq!(c.default_limits.max_concurrent, Some(0));
-    }
-}
+mod tests;
