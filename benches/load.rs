@@ -259,7 +259,7 @@ async fn main() {
     // What happened, from the stand-ins' records.
     let requests = discord.requests();
     let jobs: Vec<(i64, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT interaction_id, provider_job_id, delivery FROM jobs WHERE interaction_id > 0")
+        sqlx::query_as("SELECT interaction_id, provider_job_id, delivery::text FROM jobs WHERE interaction_id > 0")
             .fetch_all(&pool)
             .await
             .unwrap();

@@ -74,9 +74,7 @@ pub async fn serve(
 }
 
 async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
-    let database = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&ops.pool))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let database = tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&ops.pool)).await.unwrap_or(false);
     let connected = ops.gateway.connected();
     let gateway = connected >= ops.expected_shards;
     let body = format!(
@@ -91,16 +89,13 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     // Jobs by state are read from the database at scrape time, so every process reports the
     // shared truth.
-    let states: Result<Vec<(String, i64)>, _> = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_as("SELECT status::text, count(*) FROM jobs GROUP BY status").fetch_all(&ops.pool),
-    )
-    .await
-    .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+    let states = tokio::time::timeout(Duration::from_secs(2), crate::db::jobs::count_by_status(&ops.pool))
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
     match states {
         Ok(states) => {
             for status in crate::db::jobs::JobStatus::ALL {
-                let count = states.iter().find(|(s, _)| s == status.as_sql()).map_or(0, |(_, n)| *n);
+                let count = states.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
                 metrics::gauge!("imagine_jobs", "state" => status.as_sql()).set(count as f64);
             }
         }

@@ -5,6 +5,7 @@ pub mod bot;
 pub mod callbacks;
 pub mod config;
 pub mod db;
+pub mod discord;
 pub mod doctor;
 pub mod health;
 pub mod imagine;
@@ -110,18 +111,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .context("building the Discord client")?;
 
-    let discord = jobs::discord::DiscordRest::new(
-        config.discord_proxy_url.as_deref(),
-        config.discord_token.clone(),
-        std::time::Duration::from_secs(60),
-    );
+    let deliverer = jobs::deliver::Deliverer {
+        discord: discord::DiscordRest::new(
+            config.discord_proxy_url.as_deref(),
+            config.discord_token.clone(),
+            std::time::Duration::from_secs(60),
+        ),
+        downloads: reqwest::Client::builder()
+            .timeout(config.provider_timeout.max(std::time::Duration::from_secs(60)))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("building the download client")?,
+        max_result_image_bytes: config.max_result_image_bytes,
+        progress_edit_interval: config.poll.progress_edit_interval,
+    };
     let worker = Arc::new(jobs::Worker::new(
         pool.clone(),
         provider,
-        discord,
+        deliverer,
         jobs::WorkerSettings::from_config(&config),
         wake,
-        config.provider_timeout.max(std::time::Duration::from_secs(60)),
     ));
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
 

@@ -12,7 +12,7 @@ pub struct Limits {
 }
 
 /// Jobs counted in each window at the moment of a reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub day: i64,
     pub month: i64,
@@ -20,7 +20,9 @@ pub struct Usage {
     pub user_in_flight: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One of a guild's limits; stored by name in the audit of quota changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "limit_kind", rename_all = "snake_case")]
 pub enum LimitKind {
     Monthly,
     Daily,
@@ -29,6 +31,14 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
+    /// In the order of `/quota set`'s options.
+    pub const ALL: [LimitKind; 4] =
+        [LimitKind::Daily, LimitKind::Monthly, LimitKind::PerUserDaily, LimitKind::MaxConcurrent];
+
+    pub fn parse(text: &str) -> Option<LimitKind> {
+        Self::ALL.into_iter().find(|k| k.name() == text)
+    }
+
     /// The limit's option name in `/quota set`.
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +60,16 @@ pub struct Refusal {
 }
 
 impl Limits {
+    /// The slot of one limit, for changing it.
+    pub fn slot(&mut self, kind: LimitKind) -> &mut Option<i32> {
+        match kind {
+            LimitKind::Daily => &mut self.daily,
+            LimitKind::Monthly => &mut self.monthly,
+            LimitKind::PerUserDaily => &mut self.per_user_daily,
+            LimitKind::MaxConcurrent => &mut self.max_concurrent,
+        }
+    }
+
     /// The first limit that `usage` has reached, checking the longest window first.
     pub fn check(&self, usage: &Usage, now: DateTime<Utc>) -> Option<Refusal> {
         let checks = [

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serenity::all::{CreateEmbed, CreateEmbedFooter};
 
-use crate::provider::ImageToImageArgs;
+use crate::provider::{ImageToImageArgs, Performance};
 
 /// Discord's limit for an embed field value.
 const FIELD_MAX: usize = 1024;
@@ -123,7 +123,7 @@ pub fn settings_line(args: &ImageToImageArgs) -> String {
     format!(
         "Aspect {} · {} · stylize {} · chaos {} · weird {}",
         args.aspect_ratio,
-        args.performance.as_deref().unwrap_or("balance"),
+        args.performance.unwrap_or(Performance::Balance),
         args.stylization.unwrap_or(100),
         args.chaos.unwrap_or(0),
         args.weirdness.unwrap_or(0),

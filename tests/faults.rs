@@ -219,7 +219,7 @@ async fn an_unreachable_provider_is_retried_with_backoff() {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, attempts, counted): (String, i32, bool) =
-            sqlx::query_as("SELECT status::text, attempts, counted FROM jobs WHERE interaction_id = $1")
+            sqlx::query_as("SELECT status::text, create_attempts, counted FROM jobs WHERE interaction_id = $1")
                 .bind(cmd.id() as i64)
                 .fetch_one(&bot.pool)
                 .await

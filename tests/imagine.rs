@@ -71,7 +71,7 @@ async fn happy_path_from_command_to_gallery() {
     // The database keeps the whole story and forgets the token.
     bot.wait_job_settled(&cmd).await;
     let row: (String, bool, Option<String>, Option<String>, Option<String>, i32, bool) = sqlx::query_as(
-        "SELECT status::text, counted, amount::text, delivery, provider_job_id, cardinality(result_urls), \
+        "SELECT status::text, counted, amount::text, delivery::text, provider_job_id, cardinality(result_urls), \
          interaction_token IS NULL FROM jobs WHERE interaction_id = $1",
     )
     .bind(cmd.id() as i64)

@@ -47,7 +47,7 @@ impl World {
 
     async fn job(&self, cmd: &InteractionBuilder) -> Option<(String, bool, Option<String>, bool)> {
         sqlx::query_as(
-            "SELECT status::text, counted, delivery, delivered_at IS NOT NULL AND lease_owner IS NULL \
+            "SELECT status::text, counted, delivery::text, delivered_at IS NOT NULL AND lease_owner IS NULL \
              FROM jobs WHERE interaction_id = $1",
         )
         .bind(cmd.id() as i64)
@@ -124,7 +124,7 @@ async fn eventually<F: Future<Output = bool>>(timeout: Duration, mut check: impl
 }
 
 async fn status_of(pool: &PgPool, cmd: &InteractionBuilder) -> Option<(String, i32)> {
-    sqlx::query_as("SELECT status::text, attempts FROM jobs WHERE interaction_id = $1")
+    sqlx::query_as("SELECT status::text, create_attempts FROM jobs WHERE interaction_id = $1")
         .bind(cmd.id() as i64)
         .fetch_optional(pool)
         .await

@@ -257,7 +257,7 @@ async fn admins_set_limits_and_members_hit_them() {
 
     // Every change is recorded.
     let recorded: Vec<(String, Option<i32>, Option<i32>)> =
-        sqlx::query_as("SELECT limit_name, old_value, new_value FROM quota_changes ORDER BY id")
+        sqlx::query_as("SELECT limit_name::text, old_value, new_value FROM quota_changes ORDER BY id")
             .fetch_all(&bot.pool)
             .await
             .unwrap();

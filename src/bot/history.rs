@@ -5,7 +5,11 @@ use anyhow::Context as _;
 use poise::serenity_prelude as serenity;
 
 use super::{Context, Error, can_manage_guild, reply_ephemeral};
-use crate::{db, db::jobs::JobStatus, render};
+use crate::{
+    db,
+    db::jobs::{Delivery, JobStatus},
+    render,
+};
 
 const SHOWN: i64 = 10;
 
@@ -53,7 +57,7 @@ pub async fn history(
                 job.guild_id, job.channel_id
             ));
         }
-        if job.delivery.as_deref() == Some("undelivered") && job.status == JobStatus::Succeeded {
+        if job.delivery == Some(Delivery::Undelivered) && job.status == JobStatus::Succeeded {
             line.push_str(" · could not be posted; images attached below");
         }
         if job.status != JobStatus::Succeeded
@@ -81,7 +85,7 @@ pub async fn history(
         reply = reply.attachment(serenity::CreateAttachment::bytes(bytes, filename));
     }
     if let Err(e) = ctx.send(reply).await {
-        tracing::warn!(error = %crate::jobs::discord::classify_serenity(e), "could not send /history");
+        tracing::warn!(error = %crate::discord::classify_serenity(e), "could not send /history");
     }
     Ok(())
 }

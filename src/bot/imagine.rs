@@ -161,13 +161,13 @@ pub async fn imagine(
                 data.wake.notify_one();
             }
             Err(e) => {
-                let e = crate::jobs::discord::classify_serenity(e);
+                let e = crate::discord::classify_serenity(e);
                 warn!(job_id = %job.id, error = %e, "the reply did not reach Discord; dropping the job");
-                if let Err(e) =
-                    db::jobs::abandon(&data.pool, job.id, "The reply to the command could not be sent.").await
-                {
+                // The worker drops it (refunded) before it reaches the provider.
+                if let Err(e) = db::jobs::mark_reply_failed(&data.pool, job.id).await {
                     error!(job_id = %job.id, error = %e, "could not drop a job whose reply failed");
                 }
+                data.wake.notify_one();
             }
         }
         Ok(())

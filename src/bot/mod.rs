@@ -162,7 +162,7 @@ async fn reply_ephemeral(ctx: Context<'_>, text: impl Into<String>) {
         .ephemeral(true)
         .allowed_mentions(serenity::CreateAllowedMentions::new());
     if let Err(e) = ctx.send(reply).await {
-        warn!(error = %crate::jobs::discord::classify_serenity(e), "could not send an ephemeral reply");
+        warn!(error = %crate::discord::classify_serenity(e), "could not send an ephemeral reply");
     }
 }
 

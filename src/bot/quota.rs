@@ -9,22 +9,10 @@ use tracing::info;
 use super::{Context, Error, can_manage_guild, reply_ephemeral};
 use crate::{
     db::quotas::{self, Change},
-    quota::{self, Limits},
+    quota::{self, LimitKind, Limits},
 };
 
-/// The limits an admin can change, by their option names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LimitName(&'static str);
-
-const LIMIT_NAMES: [&str; 4] = ["daily", "monthly", "per_user_daily", "max_concurrent"];
-
-impl LimitName {
-    fn parse(text: &str) -> Option<LimitName> {
-        LIMIT_NAMES.iter().find(|n| **n == text).map(|n| LimitName(n))
-    }
-}
-
-string_choice_argument!(LimitName, LIMIT_NAMES.iter().copied(), LimitName::parse);
+string_choice_argument!(LimitKind, LimitKind::ALL.iter().map(|k| k.name()), LimitKind::parse);
 
 const NOT_ADMIN: &str = "You need the Manage Server permission to use this command.";
 
@@ -116,7 +104,7 @@ pub async fn set(
     #[min = 0]
     #[max = 1000]
     max_concurrent: Option<i64>,
-    #[description = "Remove this limit altogether"] unlimited: Option<LimitName>,
+    #[description = "Remove this limit altogether"] unlimited: Option<LimitKind>,
 ) -> Result<(), Error> {
     if !require_admin(ctx).await {
         return Ok(());
@@ -140,19 +128,20 @@ pub async fn set(
 }
 
 /// Validates the options of `/quota set` into a list of changes.
-fn changes(values: [Option<i64>; 4], unlimited: Option<LimitName>) -> Result<Vec<Change>, String> {
+fn changes(values: [Option<i64>; 4], unlimited: Option<LimitKind>) -> Result<Vec<Change>, String> {
     let mut changes = Vec::new();
-    for (name, value) in LIMIT_NAMES.iter().zip(values) {
+    for (kind, value) in LimitKind::ALL.into_iter().zip(values) {
+        let name = kind.name();
         if let Some(value) = value {
-            if unlimited == Some(LimitName(name)) {
+            if unlimited == Some(kind) {
                 return Err(format!("You asked for `{name}` to be both {value} and unlimited; pick one."));
             }
             let value = i32::try_from(value).ok().filter(|v| *v >= 0).ok_or(format!("`{name}` must be 0 or more."))?;
-            changes.push(Change { name, value: Some(value) });
+            changes.push(Change { kind, value: Some(value) });
         }
     }
-    if let Some(LimitName(name)) = unlimited {
-        changes.push(Change { name, value: None });
+    if let Some(kind) = unlimited {
+        changes.push(Change { kind, value: None });
     }
     if changes.is_empty() {
         return Err(
@@ -211,14 +200,14 @@ mod tests {
     #[test]
     fn changes_are_validated() {
         assert_eq!(
-            changes([Some(5), None, None, Some(0)], Some(LimitName("monthly"))).unwrap(),
+            changes([Some(5), None, None, Some(0)], Some(LimitKind::Monthly)).unwrap(),
             vec![
-                Change { name: "daily", value: Some(5) },
-                Change { name: "max_concurrent", value: Some(0) },
-                Change { name: "monthly", value: None }
+                Change { kind: LimitKind::Daily, value: Some(5) },
+                Change { kind: LimitKind::MaxConcurrent, value: Some(0) },
+                Change { kind: LimitKind::Monthly, value: None }
             ]
         );
         assert!(changes([None; 4], None).unwrap_err().contains("at least one"));
-        assert!(changes([Some(5), None, None, None], Some(LimitName("daily"))).unwrap_err().contains("pick one"));
+        assert!(changes([Some(5), None, None, None], Some(LimitKind::Daily)).unwrap_err().contains("pick one"));
     }
 }

@@ -1,4 +1,7 @@
 //! The `jobs` table: history of every job, and the queue the workers claim from.
+//!
+//! Every statement is checked against the schema at compile time (`sqlx::query!`; offline data
+//! in `.sqlx/`). Status lists are bound from [`JobStatus`] constants, never spelled in SQL.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, types::Json};
@@ -6,7 +9,7 @@ use uuid::Uuid;
 
 use crate::provider::ImageToImageArgs;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
 #[sqlx(type_name = "job_status", rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -30,6 +33,14 @@ impl JobStatus {
         JobStatus::TimedOut,
         JobStatus::Uncertain,
     ];
+    /// States in which a job is still in flight: it counts against `max_concurrent`.
+    pub const IN_FLIGHT: [JobStatus; 4] =
+        [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted, JobStatus::Running];
+    /// States in which the provider has the job and a query says how it is doing.
+    pub const AT_PROVIDER: [JobStatus; 2] = [JobStatus::Submitted, JobStatus::Running];
+    /// States that will not change at the provider any more.
+    pub const FINAL: [JobStatus; 4] =
+        [JobStatus::Succeeded, JobStatus::Failed, JobStatus::TimedOut, JobStatus::Uncertain];
 
     /// The name of the state in the database.
     pub fn as_sql(self) -> &'static str {
@@ -47,7 +58,7 @@ impl JobStatus {
 
     /// The job will not change at the provider any more.
     pub fn is_final(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain)
+        Self::FINAL.contains(&self)
     }
 
     pub fn label(self) -> &'static str {
@@ -63,8 +74,31 @@ impl JobStatus {
     }
 }
 
-/// A job as stored. The worker changes it in memory and writes it back with [`save`].
-#[derive(Clone, sqlx::FromRow)]
+/// How a job's final message reached Discord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "delivery_route", rename_all = "snake_case")]
+pub enum Delivery {
+    /// The interaction reply was edited.
+    Edit,
+    /// Posted in the channel, mentioning the user (the reply could no longer be edited).
+    Channel,
+    /// Discord refused or kept failing; `/history` shows the job and its kept images.
+    Undelivered,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Edit => "edit",
+            Delivery::Channel => "channel",
+            Delivery::Undelivered => "undelivered",
+        }
+    }
+}
+
+/// A job as stored. The worker changes it in memory (only through `jobs::lifecycle`) and writes
+/// it back with [`save`].
+#[derive(Clone)]
 pub struct Job {
     pub id: Uuid,
     pub interaction_id: i64,
@@ -75,11 +109,7 @@ pub struct Job {
     pub interaction_token: Option<String>,
     pub token_expires_at: DateTime<Utc>,
     pub attachment_size_limit: i64,
-    pub prompt_raw: String,
-    pub prompt_sent: String,
-    pub negative_prompt: Option<String>,
     pub args: Json<ImageToImageArgs>,
-    pub input_urls: Vec<String>,
     pub notes: Vec<String>,
     pub status: JobStatus,
     pub counted: bool,
@@ -91,8 +121,11 @@ pub struct Job {
     pub result_urls: Vec<String>,
     pub error_text: Option<String>,
     pub message_id: Option<i64>,
-    pub delivery: Option<String>,
-    pub attempts: i32,
+    pub delivery: Option<Delivery>,
+    pub create_attempts: i32,
+    pub poll_failures: i32,
+    pub delivery_attempts: i32,
+    pub reply_failed: bool,
     pub next_run_at: DateTime<Utc>,
     pub acked_at: Option<DateTime<Utc>>,
     pub last_edit_at: Option<DateTime<Utc>>,
@@ -117,12 +150,6 @@ impl std::fmt::Debug for Job {
     }
 }
 
-const COLUMNS: &str = "id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token, \
-    token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
-    status, counted, provider_job_id, provider_status, progress, unknown_polls, amount::text AS amount, result_urls, \
-    error_text, message_id, delivery, attempts, next_run_at, acked_at, last_edit_at, last_edit_text, created_at, \
-    submitted_at, running_at, finished_at, delivered_at, callback_secret";
-
 /// What a command stores for a new job.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -143,57 +170,52 @@ pub struct NewJob {
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO jobs (id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token, \
          token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
          callback_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        job.id,
+        job.interaction_id,
+        job.application_id,
+        job.guild_id,
+        job.channel_id,
+        job.user_id,
+        job.interaction_token,
+        job.token_expires_at,
+        job.attachment_size_limit,
+        job.prompt_raw,
+        job.args.prompt,
+        job.args.negative_prompt,
+        Json(&job.args) as _,
+        &job.input_urls,
+        &job.notes,
+        job.callback_secret,
     )
-    .bind(job.id)
-    .bind(job.interaction_id)
-    .bind(job.application_id)
-    .bind(job.guild_id)
-    .bind(job.channel_id)
-    .bind(job.user_id)
-    .bind(&job.interaction_token)
-    .bind(job.token_expires_at)
-    .bind(job.attachment_size_limit)
-    .bind(&job.prompt_raw)
-    .bind(&job.args.prompt)
-    .bind(&job.args.negative_prompt)
-    .bind(Json(&job.args))
-    .bind(&job.input_urls)
-    .bind(&job.notes)
-    .bind(&job.callback_secret)
     .execute(db)
     .await?;
     Ok(())
 }
 
 pub async fn exists_for_interaction(db: impl PgExecutor<'_>, interaction_id: i64) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE interaction_id = $1)")
-        .bind(interaction_id)
-        .fetch_one(db)
-        .await
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM jobs WHERE interaction_id = $1) AS "exists!""#,
+        interaction_id
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(exists)
 }
 
 /// The public reply exists: the worker may now send the job and edit the reply.
 pub async fn mark_acked(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET acked_at = now() WHERE id = $1").bind(id).execute(db).await?;
+    sqlx::query!("UPDATE jobs SET acked_at = now() WHERE id = $1", id).execute(db).await?;
     Ok(())
 }
 
-/// The reply could not be sent, so the user never saw the job: drop it before it reaches the
-/// provider, refund it, and keep it in the history with the reason.
-pub async fn abandon(db: impl PgExecutor<'_>, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'failed', counted = false, error_text = $2, interaction_token = NULL, \
-         finished_at = now(), delivered_at = now(), delivery = 'undelivered' \
-         WHERE id = $1 AND status = 'queued'",
-    )
-    .bind(id)
-    .bind(reason)
-    .execute(db)
-    .await?;
+/// The reply could not be sent, so the user never saw the job: the worker drops it at once,
+/// before it reaches the provider (see `jobs::lifecycle::on_due`).
+pub async fn mark_reply_failed(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE jobs SET reply_failed = true, next_run_at = now() WHERE id = $1", id).execute(db).await?;
     Ok(())
 }
 
@@ -205,55 +227,88 @@ pub async fn claim_due(
     lease: std::time::Duration,
     limit: i64,
 ) -> Result<Vec<Job>, sqlx::Error> {
-    let sql = format!(
-        "UPDATE jobs SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2) \
-         WHERE id IN ( \
-             SELECT id FROM jobs \
-             WHERE delivered_at IS NULL AND next_run_at <= now() \
-               AND (acked_at IS NOT NULL OR created_at < now() - interval '1 minute') \
-               AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
-             ORDER BY (status IN ('succeeded', 'failed', 'timed_out', 'uncertain')) DESC, next_run_at \
-             LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         RETURNING {COLUMNS}"
-    );
-    sqlx::query_as(&sql).bind(owner).bind(lease.as_secs_f64()).bind(limit).fetch_all(db).await
+    sqlx::query_as!(
+        Job,
+        r#"UPDATE jobs SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)
+         WHERE id IN (
+             SELECT id FROM jobs
+             WHERE delivered_at IS NULL AND next_run_at <= now()
+               AND (acked_at IS NOT NULL OR reply_failed OR created_at < now() - interval '1 minute')
+               AND (lease_expires_at IS NULL OR lease_expires_at < now())
+             ORDER BY (status = ANY($4)) DESC, next_run_at
+             LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token,
+             token_expires_at, attachment_size_limit, args AS "args: Json<ImageToImageArgs>", notes,
+             status AS "status: JobStatus", counted, provider_job_id, provider_status, progress, unknown_polls,
+             amount::text AS amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
+             create_attempts, poll_failures, delivery_attempts, reply_failed, next_run_at, acked_at, last_edit_at,
+             last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret"#,
+        owner,
+        lease.as_secs_f64(),
+        limit,
+        &JobStatus::FINAL as &[JobStatus],
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Extends the leases `owner` holds on `ids` (jobs it keeps in memory between steps). Returns
+/// the ids still held; a job missing from the answer was taken over and must be let go.
+pub async fn renew_leases(
+    db: impl PgExecutor<'_>,
+    owner: Uuid,
+    lease: std::time::Duration,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2) \
+         WHERE lease_owner = $1 AND id = ANY($3) RETURNING id",
+        owner,
+        lease.as_secs_f64(),
+        ids,
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Writes the worker's changes back. `release` gives the lease up. Returns false when the lease
 /// was lost to another process, in which case nothing was written.
 pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE jobs SET status = $3, counted = $4, provider_job_id = $5, provider_status = $6, progress = $7, \
-         unknown_polls = $8, amount = $9::numeric, result_urls = $10, error_text = $11, message_id = $12, \
-         delivery = $13, attempts = $14, next_run_at = $15, last_edit_at = $16, last_edit_text = $17, \
-         submitted_at = $18, running_at = $19, finished_at = $20, delivered_at = $21, interaction_token = $22, \
-         lease_owner = CASE WHEN $23 THEN NULL ELSE lease_owner END, \
-         lease_expires_at = CASE WHEN $23 THEN NULL ELSE lease_expires_at END \
+         unknown_polls = $8, amount = $9::text::numeric, result_urls = $10, error_text = $11, message_id = $12, \
+         delivery = $13, create_attempts = $14, poll_failures = $15, delivery_attempts = $16, next_run_at = $17, \
+         last_edit_at = $18, last_edit_text = $19, submitted_at = $20, running_at = $21, finished_at = $22, \
+         delivered_at = $23, interaction_token = $24, \
+         lease_owner = CASE WHEN $25 THEN NULL ELSE lease_owner END, \
+         lease_expires_at = CASE WHEN $25 THEN NULL ELSE lease_expires_at END \
          WHERE id = $1 AND lease_owner = $2",
+        job.id,
+        owner,
+        job.status as JobStatus,
+        job.counted,
+        job.provider_job_id,
+        job.provider_status,
+        job.progress,
+        job.unknown_polls,
+        job.amount,
+        &job.result_urls,
+        job.error_text,
+        job.message_id,
+        job.delivery as Option<Delivery>,
+        job.create_attempts,
+        job.poll_failures,
+        job.delivery_attempts,
+        job.next_run_at,
+        job.last_edit_at,
+        job.last_edit_text,
+        job.submitted_at,
+        job.running_at,
+        job.finished_at,
+        job.delivered_at,
+        job.interaction_token,
+        release,
     )
-    .bind(job.id)
-    .bind(owner)
-    .bind(job.status)
-    .bind(job.counted)
-    .bind(&job.provider_job_id)
-    .bind(&job.provider_status)
-    .bind(job.progress)
-    .bind(job.unknown_polls)
-    .bind(&job.amount)
-    .bind(&job.result_urls)
-    .bind(&job.error_text)
-    .bind(job.message_id)
-    .bind(&job.delivery)
-    .bind(job.attempts)
-    .bind(job.next_run_at)
-    .bind(job.last_edit_at)
-    .bind(&job.last_edit_text)
-    .bind(job.submitted_at)
-    .bind(job.running_at)
-    .bind(job.finished_at)
-    .bind(job.delivered_at)
-    .bind(&job.interaction_token)
-    .bind(release)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -261,11 +316,24 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
 
 /// Gives up every lease `owner` holds (at shutdown), so another process can continue at once.
 pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1")
-        .bind(owner)
-        .execute(db)
-        .await?;
+    let result =
+        sqlx::query!("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1", owner)
+            .execute(db)
+            .await?;
     Ok(result.rows_affected())
+}
+
+/// One line of `/history`.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub guild_id: i64,
+    pub channel_id: i64,
+    pub status: JobStatus,
+    pub created_at: DateTime<Utc>,
+    pub prompt_sent: String,
+    pub message_id: Option<i64>,
+    pub delivery: Option<Delivery>,
+    pub error_text: Option<String>,
 }
 
 /// A user's most recent jobs in a guild, newest first.
@@ -274,13 +342,16 @@ pub async fn recent_for_user(
     guild_id: i64,
     user_id: i64,
     limit: i64,
-) -> Result<Vec<Job>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE guild_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT $3"
-    ))
-    .bind(guild_id)
-    .bind(user_id)
-    .bind(limit)
+) -> Result<Vec<HistoryEntry>, sqlx::Error> {
+    sqlx::query_as!(
+        HistoryEntry,
+        r#"SELECT guild_id, channel_id, status AS "status: JobStatus", created_at, prompt_sent, message_id,
+             delivery AS "delivery: Delivery", error_text
+         FROM jobs WHERE guild_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT $3"#,
+        guild_id,
+        user_id,
+        limit,
+    )
     .fetch_all(db)
     .await
 }
@@ -289,14 +360,14 @@ pub async fn recent_for_user(
 pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec<u8>)]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     for (position, (filename, bytes)) in images.iter().enumerate() {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO job_images (job_id, position, filename, bytes) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (job_id, position) DO NOTHING",
+            job_id,
+            position as i32,
+            filename,
+            bytes,
         )
-        .bind(job_id)
-        .bind(position as i32)
-        .bind(filename)
-        .bind(bytes)
         .execute(&mut *tx)
         .await?;
     }
@@ -310,30 +381,31 @@ pub async fn undelivered_images(
     user_id: i64,
     limit: i64,
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
-    sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT i.filename, i.bytes FROM job_images i JOIN jobs j ON j.id = i.job_id \
          WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC, i.position LIMIT $3",
+        guild_id,
+        user_id,
+        limit,
     )
-    .bind(guild_id)
-    .bind(user_id)
-    .bind(limit)
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.filename, r.bytes)).collect())
 }
 
 pub async fn callback_secret(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    let secret: Option<Option<String>> =
-        sqlx::query_scalar("SELECT callback_secret FROM jobs WHERE id = $1").bind(id).fetch_optional(db).await?;
+    let secret = sqlx::query_scalar!("SELECT callback_secret FROM jobs WHERE id = $1", id).fetch_optional(db).await?;
     Ok(secret.flatten())
 }
 
 /// Makes a job at the provider due for a query now. False when the job is no longer waiting on
 /// the provider (a replayed or late callback).
 pub async fn poll_now(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "UPDATE jobs SET next_run_at = now() WHERE id = $1 AND status IN ('submitted', 'running') AND next_run_at > now()",
+    let result = sqlx::query!(
+        "UPDATE jobs SET next_run_at = now() WHERE id = $1 AND status = ANY($2) AND next_run_at > now()",
+        id,
+        &JobStatus::AT_PROVIDER as &[JobStatus],
     )
-    .bind(id)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -341,13 +413,23 @@ pub async fn poll_now(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::E
 
 /// How long recent successful jobs took at the provider, newest first: `(performance, seconds)`.
 pub async fn recent_durations(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<(String, f64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT COALESCE(args->>'performance', 'balance'), \
-                EXTRACT(EPOCH FROM finished_at - submitted_at)::float8 \
-         FROM jobs WHERE status = 'succeeded' AND submitted_at IS NOT NULL AND finished_at > now() - interval '1 day' \
-         ORDER BY finished_at DESC LIMIT $1",
+    let rows = sqlx::query!(
+        r#"SELECT COALESCE(args->>'performance', 'balance') AS "performance!",
+                EXTRACT(EPOCH FROM finished_at - submitted_at)::float8 AS "seconds!"
+         FROM jobs WHERE status = $2 AND submitted_at IS NOT NULL AND finished_at > now() - interval '1 day'
+         ORDER BY finished_at DESC LIMIT $1"#,
+        limit,
+        JobStatus::Succeeded as JobStatus,
     )
-    .bind(limit)
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.performance, r.seconds)).collect())
+}
+
+/// How many jobs are in each state, for `/metrics`.
+pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<Vec<(JobStatus, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(r#"SELECT status AS "status: JobStatus", count(*) AS "count!" FROM jobs GROUP BY status"#)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }

@@ -26,4 +26,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     Ok(pool)
 }
 
+/// Whether the database answers, for `/readyz`.
+pub async fn ping(db: &PgPool) -> bool {
+    sqlx::query!("SELECT 1 AS one").fetch_one(db).await.is_ok()
+}
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();

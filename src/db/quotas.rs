@@ -2,9 +2,9 @@
 
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::quota::{Limits, Refusal, Usage};
+use crate::quota::{LimitKind, Limits, Refusal, Usage};
 
-use super::jobs::{self, NewJob};
+use super::jobs::{self, JobStatus, NewJob};
 
 /// The outcome of trying to store a new job.
 #[derive(Debug)]
@@ -38,25 +38,30 @@ pub async fn reserve_and_insert(
 
 /// Creates the guild's row with the defaults if it is new, then locks it.
 async fn lock_limits(tx: &mut PgConnection, guild_id: i64, defaults: &Limits) -> Result<Limits, sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO guild_quotas (guild_id, daily_limit, monthly_limit, per_user_daily_limit, max_concurrent) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO NOTHING",
+        guild_id,
+        defaults.daily,
+        defaults.monthly,
+        defaults.per_user_daily,
+        defaults.max_concurrent,
     )
-    .bind(guild_id)
-    .bind(defaults.daily)
-    .bind(defaults.monthly)
-    .bind(defaults.per_user_daily)
-    .bind(defaults.max_concurrent)
     .execute(&mut *tx)
     .await?;
-    let row: (Option<i32>, Option<i32>, Option<i32>, Option<i32>) = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent FROM guild_quotas \
          WHERE guild_id = $1 FOR UPDATE",
+        guild_id,
     )
-    .bind(guild_id)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(Limits { daily: row.0, monthly: row.1, per_user_daily: row.2, max_concurrent: row.3 })
+    Ok(Limits {
+        daily: row.daily_limit,
+        monthly: row.monthly_limit,
+        per_user_daily: row.per_user_daily_limit,
+        max_concurrent: row.max_concurrent,
+    })
 }
 
 /// Counted jobs in each window.
@@ -66,21 +71,21 @@ pub async fn usage(
     user_id: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Usage, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT \
-           count(*) FILTER (WHERE created_at >= $3) AS day, \
-           count(*) FILTER (WHERE created_at >= $4) AS month, \
-           count(*) FILTER (WHERE created_at >= $3 AND user_id = $2) AS user_day, \
-           count(*) FILTER (WHERE user_id = $2 AND status IN ('queued', 'submitting', 'submitted', 'running')) \
-             AS user_in_flight \
-         FROM jobs \
-         WHERE guild_id = $1 AND counted \
-           AND (created_at >= $4 OR status IN ('queued', 'submitting', 'submitted', 'running'))",
+    sqlx::query_as!(
+        Usage,
+        r#"SELECT
+           count(*) FILTER (WHERE created_at >= $3) AS "day!",
+           count(*) FILTER (WHERE created_at >= $4) AS "month!",
+           count(*) FILTER (WHERE created_at >= $3 AND user_id = $2) AS "user_day!",
+           count(*) FILTER (WHERE user_id = $2 AND status = ANY($5)) AS "user_in_flight!"
+         FROM jobs
+         WHERE guild_id = $1 AND counted AND (created_at >= $4 OR status = ANY($5))"#,
+        guild_id,
+        user_id,
+        crate::quota::day_start(now),
+        crate::quota::month_start(now),
+        &JobStatus::IN_FLIGHT as &[JobStatus],
     )
-    .bind(guild_id)
-    .bind(user_id)
-    .bind(crate::quota::day_start(now))
-    .bind(crate::quota::month_start(now))
     .fetch_one(db)
     .await
 }
@@ -96,7 +101,7 @@ pub async fn limits(db: &sqlx::PgPool, guild_id: i64, defaults: &Limits) -> Resu
 /// One limit as changed by an admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
-    pub name: &'static str,
+    pub kind: LimitKind,
     /// `None` = unlimited.
     pub value: Option<i32>,
 }
@@ -113,34 +118,28 @@ pub async fn set_limits(
     let mut tx = db.begin().await?;
     let mut limits = lock_limits(&mut tx, guild_id, defaults).await?;
     for change in changes {
-        let slot = match change.name {
-            "daily" => &mut limits.daily,
-            "monthly" => &mut limits.monthly,
-            "per_user_daily" => &mut limits.per_user_daily,
-            _ => &mut limits.max_concurrent,
-        };
-        let old = std::mem::replace(slot, change.value);
-        sqlx::query(
+        let old = std::mem::replace(limits.slot(change.kind), change.value);
+        sqlx::query!(
             "INSERT INTO quota_changes (guild_id, changed_by, limit_name, old_value, new_value) VALUES ($1, $2, $3, $4, $5)",
+            guild_id,
+            changed_by,
+            change.kind as LimitKind,
+            old,
+            change.value,
         )
-        .bind(guild_id)
-        .bind(changed_by)
-        .bind(change.name)
-        .bind(old)
-        .bind(change.value)
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE guild_quotas SET daily_limit = $2, monthly_limit = $3, per_user_daily_limit = $4, max_concurrent = $5, \
          updated_by = $6, updated_at = now() WHERE guild_id = $1",
+        guild_id,
+        limits.daily,
+        limits.monthly,
+        limits.per_user_daily,
+        limits.max_concurrent,
+        changed_by,
     )
-    .bind(guild_id)
-    .bind(limits.daily)
-    .bind(limits.monthly)
-    .bind(limits.per_user_daily)
-    .bind(limits.max_concurrent)
-    .bind(changed_by)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -152,16 +151,14 @@ pub async fn last_change(
     db: impl PgExecutor<'_>,
     guild_id: i64,
 ) -> Result<Option<(i64, chrono::DateTime<chrono::Utc>)>, sqlx::Error> {
-    let row: Option<(Option<i64>, Option<chrono::DateTime<chrono::Utc>>)> =
-        sqlx::query_as("SELECT updated_by, updated_at FROM guild_quotas WHERE guild_id = $1")
-            .bind(guild_id)
-            .fetch_optional(db)
-            .await?;
-    Ok(row.and_then(|(by, at)| Some((by?, at?))))
+    let row = sqlx::query!("SELECT updated_by, updated_at FROM guild_quotas WHERE guild_id = $1", guild_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.and_then(|r| Some((r.updated_by?, r.updated_at?))))
 }
 
 /// Guild-wide figures for `/quota show`.
-#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct GuildUsage {
     pub day: i64,
     pub month: i64,
@@ -175,27 +172,28 @@ pub async fn guild_usage(
     guild_id: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<GuildUsage, sqlx::Error> {
-    sqlx::query_as(
-        "WITH counted AS ( \
-             SELECT user_id, created_at, status FROM jobs \
-             WHERE guild_id = $1 AND counted \
-               AND (created_at >= $3 OR status IN ('queued', 'submitting', 'submitted', 'running'))) \
-         SELECT \
-           (SELECT count(*) FROM counted WHERE created_at >= $2) AS day, \
-           (SELECT count(*) FROM counted WHERE created_at >= $3) AS month, \
-           (SELECT count(*) FROM counted WHERE status IN ('queued', 'submitting', 'submitted', 'running')) AS in_flight, \
-           COALESCE((SELECT count(*) FROM counted WHERE created_at >= $2 GROUP BY user_id ORDER BY 1 DESC LIMIT 1), 0) \
-             AS busiest_member_day",
+    sqlx::query_as!(
+        GuildUsage,
+        r#"WITH counted AS (
+             SELECT user_id, created_at, status FROM jobs
+             WHERE guild_id = $1 AND counted AND (created_at >= $3 OR status = ANY($4)))
+         SELECT
+           (SELECT count(*) FROM counted WHERE created_at >= $2) AS "day!",
+           (SELECT count(*) FROM counted WHERE created_at >= $3) AS "month!",
+           (SELECT count(*) FROM counted WHERE status = ANY($4)) AS "in_flight!",
+           COALESCE((SELECT count(*) FROM counted WHERE created_at >= $2 GROUP BY user_id ORDER BY 1 DESC LIMIT 1), 0)
+             AS "busiest_member_day!""#,
+        guild_id,
+        crate::quota::day_start(now),
+        crate::quota::month_start(now),
+        &JobStatus::IN_FLIGHT as &[JobStatus],
     )
-    .bind(guild_id)
-    .bind(crate::quota::day_start(now))
-    .bind(crate::quota::month_start(now))
     .fetch_one(db)
     .await
 }
 
 /// This month's activity for `/usage`.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Default)]
 pub struct MonthReport {
     /// Jobs that count against the quota (accepted and not refunded).
     pub counted: i64,
@@ -205,7 +203,7 @@ pub struct MonthReport {
     pub spend: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct MemberUsage {
     pub user_id: i64,
     pub jobs: i64,
@@ -217,14 +215,15 @@ pub async fn month_report(
     guild_id: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<MonthReport, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE counted) AS counted, \
-                count(*) FILTER (WHERE NOT counted) AS refunded, \
-                COALESCE(sum(amount), 0)::text AS spend \
-         FROM jobs WHERE guild_id = $1 AND created_at >= $2",
+    sqlx::query_as!(
+        MonthReport,
+        r#"SELECT count(*) FILTER (WHERE counted) AS "counted!",
+                count(*) FILTER (WHERE NOT counted) AS "refunded!",
+                COALESCE(sum(amount), 0)::text AS "spend!"
+         FROM jobs WHERE guild_id = $1 AND created_at >= $2"#,
+        guild_id,
+        crate::quota::month_start(now),
     )
-    .bind(guild_id)
-    .bind(crate::quota::month_start(now))
     .fetch_one(db)
     .await
 }
@@ -235,14 +234,15 @@ pub async fn top_members(
     now: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> Result<Vec<MemberUsage>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT user_id, count(*) FILTER (WHERE counted) AS jobs, COALESCE(sum(amount), 0)::text AS spend \
-         FROM jobs WHERE guild_id = $1 AND created_at >= $2 \
-         GROUP BY user_id ORDER BY jobs DESC, sum(amount) DESC NULLS LAST, user_id LIMIT $3",
+    sqlx::query_as!(
+        MemberUsage,
+        r#"SELECT user_id, count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0)::text AS "spend!"
+         FROM jobs WHERE guild_id = $1 AND created_at >= $2
+         GROUP BY user_id ORDER BY 2 DESC, sum(amount) DESC NULLS LAST, user_id LIMIT $3"#,
+        guild_id,
+        crate::quota::month_start(now),
+        limit,
     )
-    .bind(guild_id)
-    .bind(crate::quota::month_start(now))
-    .bind(limit)
     .fetch_all(db)
     .await
 }

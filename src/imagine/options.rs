@@ -46,34 +46,8 @@ impl fmt::Display for AspectRatio {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Performance {
-    Speed,
-    Balance,
-    Quality,
-}
-
-impl Performance {
-    pub const ALL: [Performance; 3] = [Performance::Speed, Performance::Balance, Performance::Quality];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Performance::Speed => "speed",
-            Performance::Balance => "balance",
-            Performance::Quality => "quality",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Performance> {
-        Self::ALL.into_iter().find(|p| p.as_str() == text.trim())
-    }
-}
-
-impl fmt::Display for Performance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Performance levels belong to the provider's arguments; re-exported for the commands.
+pub use crate::provider::Performance;
 
 #[cfg(test)]
 mod tests {

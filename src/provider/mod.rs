@@ -24,7 +24,7 @@ pub struct ImageToImageArgs {
     pub negative_prompt: Option<String>,
     pub aspect_ratio: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub performance: Option<String>,
+    pub performance: Option<Performance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stylization: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +41,37 @@ pub struct ImageToImageArgs {
     pub style_weight: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omni_weight: Option<i64>,
+}
+
+/// The provider's `performance` argument: how long it may take over a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Performance {
+    Speed,
+    Balance,
+    Quality,
+}
+
+impl Performance {
+    pub const ALL: [Performance; 3] = [Performance::Speed, Performance::Balance, Performance::Quality];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Performance::Speed => "speed",
+            Performance::Balance => "balance",
+            Performance::Quality => "quality",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Performance> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text.trim())
+    }
+}
+
+impl std::fmt::Display for Performance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A job the provider accepted.
@@ -250,15 +281,35 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
+/// Why a result image could not be downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    /// The image is bigger than the cap: link it instead of uploading it.
+    #[error("image is larger than the {cap}-byte cap")]
+    TooLarge { cap: u64 },
+    /// Network trouble or an error answer: worth trying again later.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Downloads `url`, refusing anything over `max_bytes`. Returns the bytes and the content type.
-pub async fn download(http: &reqwest::Client, url: &str, max_bytes: u64) -> Result<(Vec<u8>, Option<String>), String> {
+pub async fn download(
+    http: &reqwest::Client,
+    url: &str,
+    max_bytes: u64,
+) -> Result<(Vec<u8>, Option<String>), DownloadError> {
     use futures::StreamExt;
-    let response = http.get(url).send().await.map_err(|e| format!("download failed: {}", without_url(&e)))?;
+    let too_large = DownloadError::TooLarge { cap: max_bytes };
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| DownloadError::Failed(format!("download failed: {}", without_url(&e))))?;
     if !response.status().is_success() {
-        return Err(format!("download answered HTTP {}", response.status().as_u16()));
+        return Err(DownloadError::Failed(format!("download answered HTTP {}", response.status().as_u16())));
     }
     if response.content_length().is_some_and(|len| len > max_bytes) {
-        return Err(format!("image is larger than the {max_bytes}-byte cap"));
+        return Err(too_large);
     }
     let content_type = response
         .headers()
@@ -268,9 +319,9 @@ pub async fn download(http: &reqwest::Client, url: &str, max_bytes: u64) -> Resu
     let mut bytes = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("download interrupted: {}", without_url(&e)))?;
+        let chunk = chunk.map_err(|e| DownloadError::Failed(format!("download interrupted: {}", without_url(&e))))?;
         if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
-            return Err(format!("image is larger than the {max_bytes}-byte cap"));
+            return Err(too_large);
         }
         bytes.extend_from_slice(&chunk);
     }

@@ -187,7 +187,7 @@ impl TestBot {
 
     /// The job row for an interaction: status, whether it counts against the quota, delivery.
     pub async fn job_status(&self, interaction: &InteractionBuilder) -> Option<(String, bool, Option<String>)> {
-        sqlx::query_as("SELECT status::text, counted, delivery FROM jobs WHERE interaction_id = $1")
+        sqlx::query_as("SELECT status::text, counted, delivery::text FROM jobs WHERE interaction_id = $1")
             .bind(interaction.id() as i64)
             .fetch_optional(&self.pool)
             .await

@@ -1,4 +1,5 @@
-//! Delivering a job's message to Discord: editing the interaction reply, or posting in the
+//! The bot's own Discord REST client and the classification of Discord errors, shared by the
+//! commands (`bot/`) and the worker (`jobs/`): editing an interaction reply, or posting in the
 //! channel when the reply can no longer be edited.
 //!
 //! These requests are made here rather than through serenity so that a 429's `retry_after` can

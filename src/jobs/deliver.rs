@@ -1,0 +1,208 @@
+//! Delivery I/O: downloading a job's results and sending its messages to Discord (progress edits
+//! and the final message). Decisions about the job's state are made in `lifecycle`; this module
+//! only performs the requests and reports what happened.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{debug, error, info, warn};
+
+use super::lifecycle::{self, Timing};
+use crate::{
+    db::jobs::{self as store, Delivery, Job, JobStatus},
+    discord::{DiscordRest, SendError, Upload},
+    provider::{self, DownloadError},
+    render::{self, Stage},
+};
+
+/// Stop editing the reply this long before the interaction token expires.
+const TOKEN_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+/// Discord takes at most ten files per message.
+const MAX_FILES: usize = 10;
+
+pub struct Deliverer {
+    pub discord: DiscordRest,
+    pub downloads: reqwest::Client,
+    pub max_result_image_bytes: u64,
+    pub progress_edit_interval: Duration,
+}
+
+impl Deliverer {
+    /// Updates the reply with the job's progress, no more often than the configured interval.
+    pub async fn edit_progress(&self, job: &mut Job) {
+        let now = Utc::now();
+        let Some(token) = reply_token(job, now) else { return };
+        if job.last_edit_at.is_some_and(|t| (now - t).to_std().unwrap_or_default() < self.progress_edit_interval) {
+            return;
+        }
+        let elapsed = (now - job.submitted_at.unwrap_or(job.created_at)).to_std().unwrap_or_default();
+        let stage = match job.status {
+            JobStatus::Running => Stage::Generating { elapsed, progress: job.progress.map(|p| p as u8) },
+            _ => Stage::Submitted { elapsed },
+        };
+        let message = render::job_message(&job.args, &job.notes, &stage, &[], &gallery_url(job));
+        if job.last_edit_text.as_deref() == Some(message.content.as_str()) {
+            return;
+        }
+        let token = token.to_owned();
+        let outcome = self.discord.edit_reply(job.application_id as u64, &token, &message, &[]).await;
+        if let Err(e) = &outcome {
+            debug!(error = %e, "progress edit skipped");
+        }
+        lifecycle::on_progress_edit(job, outcome.map(|id| (id, message.content)), now);
+    }
+
+    /// Sends the final message (results or failure), or reports why it could not be sent.
+    pub async fn deliver(&self, job: &mut Job, pool: &sqlx::PgPool, timing: &Timing) {
+        let mut uploads = Vec::new();
+        let mut linked = Vec::new();
+        if job.status == JobStatus::Succeeded {
+            match self.fetch_images(job).await {
+                Ok((files, too_large)) => {
+                    uploads = files;
+                    linked = too_large;
+                }
+                Err(reason) => {
+                    warn!(%reason, attempts = job.delivery_attempts + 1, "could not download the results");
+                    lifecycle::on_download_failed(job, Utc::now(), timing);
+                    return;
+                }
+            }
+        }
+
+        let sent = loop {
+            let message = final_message(job, &uploads, &linked);
+            let result = self.send_final(job, &message, &uploads).await;
+            if result == Err(SendError::TooLarge) && !uploads.is_empty() {
+                // Drop the largest file and link it instead, then try again.
+                let largest = (0..uploads.len()).max_by_key(|&i| uploads[i].bytes.len()).expect("not empty");
+                linked.push(uploads.remove(largest).source_url);
+                continue;
+            }
+            break result;
+        };
+        match &sent {
+            Ok((route, _)) => info!(route = route.as_str(), "job delivered"),
+            Err(SendError::RateLimited(wait)) => info!(?wait, "delivery rate limited; waiting as Discord asked"),
+            Err(e) => warn!(error = %e, attempts = job.delivery_attempts + 1, "delivery failed"),
+        }
+        lifecycle::on_delivery(job, sent, Utc::now(), timing);
+        if let Some(route) = job.delivery {
+            metrics::counter!("imagine_deliveries_total", "route" => route.as_str()).increment(1);
+        }
+        if job.delivery == Some(Delivery::Undelivered) && !uploads.is_empty() {
+            // Keep the images so /history can still show them; the provider's links expire.
+            let prefix = job.id.simple().to_string();
+            let images: Vec<(String, Vec<u8>)> =
+                uploads.into_iter().map(|u| (format!("{}-{}", &prefix[..8], u.filename), u.bytes)).collect();
+            if let Err(e) = store::save_images(pool, job.id, &images).await {
+                error!(error = %e, "could not keep the images of an undelivered job");
+            }
+        }
+    }
+
+    /// Edits the reply while its token is valid, else posts in the channel.
+    async fn send_final(
+        &self,
+        job: &Job,
+        message: &render::Rendered,
+        uploads: &[Upload],
+    ) -> Result<(Delivery, i64), SendError> {
+        if let Some(token) = reply_token(job, Utc::now()) {
+            match self.discord.edit_reply(job.application_id as u64, token, message, uploads).await {
+                Ok(id) => return Ok((Delivery::Edit, id as i64)),
+                Err(SendError::ReplyGone(why)) => info!(%why, "reply can no longer be edited; posting in the channel"),
+                Err(e) => return Err(e),
+            }
+        }
+        self.discord
+            .post_in_channel(
+                job.channel_id as u64,
+                job.user_id as u64,
+                job.message_id.map(|id| id as u64),
+                message,
+                uploads,
+            )
+            .await
+            .map(|id| (Delivery::Channel, id as i64))
+    }
+
+    /// Downloads every result image. Images bigger than the interaction's upload limit (or the
+    /// download cap) are returned as links instead; at most ten files are uploaded.
+    async fn fetch_images(&self, job: &Job) -> Result<(Vec<Upload>, Vec<String>), DownloadError> {
+        let cap = self.max_result_image_bytes;
+        let downloads = job.result_urls.iter().map(|url| provider::download(&self.downloads, url, cap));
+        let results = futures::future::join_all(downloads).await;
+        let mut uploads = Vec::new();
+        let mut linked = Vec::new();
+        for (i, (url, result)) in job.result_urls.iter().zip(results).enumerate() {
+            match result {
+                Ok((bytes, content_type)) => {
+                    if bytes.len() as i64 > job.attachment_size_limit || uploads.len() >= MAX_FILES {
+                        linked.push(url.clone());
+                    } else {
+                        let filename = file_name(i, content_type.as_deref(), url);
+                        uploads.push(Upload { filename, bytes, source_url: url.clone() });
+                    }
+                }
+                Err(e @ DownloadError::TooLarge { .. }) => {
+                    warn!(error = %e, "result image over the download cap; linking it");
+                    linked.push(url.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((uploads, linked))
+    }
+}
+
+/// The interaction token while the reply can still be edited with it.
+fn reply_token(job: &Job, now: DateTime<Utc>) -> Option<&str> {
+    job.interaction_token.as_deref().filter(|_| job.acked_at.is_some() && now + TOKEN_MARGIN < job.token_expires_at)
+}
+
+fn file_name(index: usize, content_type: Option<&str>, url: &str) -> String {
+    let ext = match content_type {
+        Some("image/jpeg") => "jpg",
+        Some("image/webp") => "webp",
+        Some("image/gif") => "gif",
+        Some("image/png") => "png",
+        _ => url
+            .split(['?', '#'])
+            .next()
+            .and_then(|p| p.rsplit_once('.'))
+            .map(|(_, e)| e)
+            .filter(|e| matches!(*e, "png" | "jpg" | "jpeg" | "webp" | "gif"))
+            .unwrap_or("png"),
+    };
+    format!("imagine-{}.{ext}", index + 1)
+}
+
+/// The final message of a job: its results, or why it failed.
+fn final_message(job: &Job, uploads: &[Upload], linked: &[String]) -> render::Rendered {
+    let stage = if job.status == JobStatus::Succeeded {
+        let took = (job.finished_at.unwrap_or_else(Utc::now) - job.created_at).to_std().unwrap_or_default();
+        Stage::Done { took, amount: job.amount.clone(), images: job.result_urls.len(), linked: linked.to_vec() }
+    } else {
+        Stage::Failed { reason: job.error_text.clone().unwrap_or_else(|| "Something went wrong.".into()) }
+    };
+    let files: Vec<String> = uploads.iter().map(|u| u.filename.clone()).collect();
+    render::job_message(&job.args, &job.notes, &stage, &files, &gallery_url(job))
+}
+
+/// Groups a job's image embeds into one gallery.
+fn gallery_url(job: &Job) -> String {
+    format!("https://discord.com/channels/{}/{}#imagine-{}", job.guild_id, job.channel_id, job.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_files_are_named_by_type() {
+        assert_eq!(file_name(0, Some("image/jpeg"), "https://x/a"), "imagine-1.jpg");
+        assert_eq!(file_name(1, None, "https://x/b.webp?sig=1"), "imagine-2.webp");
+        assert_eq!(file_name(2, Some("application/octet-stream"), "https://x/c"), "imagine-3.png");
+    }
+}

@@ -1,0 +1,317 @@
+//! The job lifecycle: every change of a job's state, as pure functions of the job, what happened
+//! and the time. This is the only place where `status`, `counted` (the quota refund),
+//! `error_text`, the lifecycle timestamps, the retry counters and `delivery` change; the worker
+//! performs the I/O these functions ask for and feeds the outcomes back. The states and
+//! transitions are drawn in `docs/ARCHITECTURE.md`.
+//!
+//! ```text
+//! queued ──on_due──▶ submitting ──on_create──▶ submitted ──on_query──▶ running ──on_query──▶ succeeded
+//!   │                    │                          │                     │                      │
+//!   │ reply failed /     │ found after a crash,     │ refused, failed,    │                      │ on_delivery
+//!   │ never acked        │ or ambiguous answer      │ deadline            │                      ▼
+//!   ▼                    ▼                          ▼                     ▼                  delivered
+//! failed            uncertain                 failed / timed_out   (same as submitted)   (edit | channel |
+//!                                                                                           undelivered)
+//! ```
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    db::jobs::{Delivery, Job, JobStatus},
+    discord::SendError,
+    provider::{Created, JobState, Phase, ProviderError},
+    render,
+};
+
+/// Transient create failures tolerated before a job is failed (and refunded).
+pub const MAX_CREATE_ATTEMPTS: i32 = 6;
+/// Failed delivery attempts before a job is marked undelivered.
+pub const MAX_DELIVERY_ATTEMPTS: i32 = 8;
+/// Polls with an unknown status, or refused queries, before the job is failed.
+pub const MAX_UNKNOWN_POLLS: i32 = 3;
+
+pub const REPLY_FAILED: &str = "The reply to the command could not be sent.";
+pub const NEVER_ACKNOWLEDGED: &str =
+    "The bot restarted before your request was confirmed. Please run the command again.";
+pub const UNCERTAIN: &str = "We could not confirm whether the image service accepted this request, so it was stopped. An operator can check it.";
+pub const SERVICE_DOWN: &str = "The image service is not answering right now. Please try again later.";
+pub const UNKNOWN_STATE: &str = "The image service reported a state we do not understand, so the job was stopped.";
+pub const IMAGES_UNREACHABLE: &str = "The images were made but could not be fetched from the image service.";
+
+/// What the worker must do next with a job that is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send the create request. The job is now `submitting`: save it before sending, so that a
+    /// crash during the request leaves a trace that makes it `uncertain`, never resent.
+    Create,
+    /// Ask the provider how the job is doing.
+    Query,
+    /// Send the final message (results or failure).
+    Deliver,
+    /// Nothing now: the job waits until `next_run_at`, or it is done.
+    Wait,
+}
+
+/// Tunables the transitions need, with the randomness of backoff passed in so the functions stay
+/// pure (`jitter` in 0.5..=1.0; tests pass 1.0).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A job still at the provider this long after it was submitted is timed out.
+    pub deadline: Duration,
+    /// Base of the backoff after a failed status query.
+    pub poll_interval: Duration,
+    pub jitter: f64,
+}
+
+/// Decides what to do with a job whose `next_run_at` has come, applying the transitions that
+/// need no I/O (a job never acknowledged, a create cut off by a crash, a deadline).
+pub fn on_due(job: &mut Job, now: DateTime<Utc>, timing: &Timing) -> Action {
+    if job.delivered_at.is_some() {
+        return Action::Wait;
+    }
+    match job.status {
+        JobStatus::Queued if job.reply_failed => {
+            // The user never saw the job: it must not cost anything.
+            fail(job, REPLY_FAILED, now);
+            undelivered(job, now);
+            Action::Wait
+        }
+        JobStatus::Queued if job.acked_at.is_none() => {
+            fail(job, NEVER_ACKNOWLEDGED, now);
+            undelivered(job, now);
+            Action::Wait
+        }
+        JobStatus::Queued => {
+            job.status = JobStatus::Submitting;
+            Action::Create
+        }
+        JobStatus::Submitting => {
+            // A process died while its create request was in flight: the provider may or may
+            // not have the job. Never send it again blindly.
+            uncertain(job, now);
+            Action::Deliver
+        }
+        JobStatus::Submitted | JobStatus::Running => {
+            let submitted_at = job.submitted_at.unwrap_or(job.created_at);
+            if elapsed(submitted_at, now) >= timing.deadline {
+                job.status = JobStatus::TimedOut;
+                job.counted = false;
+                job.finished_at = Some(now);
+                job.error_text =
+                    Some(format!("The image service did not finish within {}.", render::clock(timing.deadline)));
+                job.next_run_at = now;
+                Action::Deliver
+            } else {
+                Action::Query
+            }
+        }
+        JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain => {
+            match job.last_edit_at.filter(|t| *t > now) {
+                // An edit of this reply was rate limited: Discord's wait applies to this one too.
+                Some(not_before) => {
+                    job.next_run_at = not_before;
+                    Action::Wait
+                }
+                None => Action::Deliver,
+            }
+        }
+    }
+}
+
+/// The answer to a create request. `first_poll` is when to look at the job first.
+pub fn on_create(
+    job: &mut Job,
+    outcome: Result<Created, ProviderError>,
+    now: DateTime<Utc>,
+    first_poll: Duration,
+    timing: &Timing,
+) {
+    match outcome {
+        Ok(created) => {
+            job.status = JobStatus::Submitted;
+            job.provider_job_id = Some(created.job_id);
+            job.amount = created.amount;
+            job.submitted_at = Some(now);
+            job.next_run_at = now + first_poll;
+        }
+        Err(ProviderError::Transient { retry_after, may_have_landed: false, .. }) => {
+            job.status = JobStatus::Queued;
+            job.create_attempts += 1;
+            if job.create_attempts >= MAX_CREATE_ATTEMPTS {
+                fail(job, SERVICE_DOWN, now);
+            } else {
+                let wait =
+                    backoff(job.create_attempts, Duration::from_secs(2), Duration::from_secs(120), timing.jitter)
+                        .max(retry_after.unwrap_or_default());
+                job.next_run_at = now + wait;
+            }
+        }
+        Err(ProviderError::Transient { may_have_landed: true, .. }) => uncertain(job, now),
+        Err(ProviderError::Rejected { message, .. }) => {
+            fail(job, &format!("The image service refused this request: {}.", provider_words(&message)), now)
+        }
+    }
+}
+
+/// The answer to a status query. `next_poll` is when to look again if the job is still going.
+pub fn on_query(
+    job: &mut Job,
+    outcome: Result<JobState, ProviderError>,
+    now: DateTime<Utc>,
+    next_poll: Duration,
+    timing: &Timing,
+) {
+    let mut delay = next_poll;
+    match outcome {
+        Ok(state) => {
+            job.poll_failures = 0;
+            job.provider_status = Some(state.raw_status);
+            job.progress = state.progress.map(i32::from);
+            match state.phase {
+                Phase::Queued => job.unknown_polls = 0,
+                Phase::Running => {
+                    job.unknown_polls = 0;
+                    job.status = JobStatus::Running;
+                    job.running_at.get_or_insert(now);
+                }
+                Phase::Succeeded(urls) => {
+                    job.status = JobStatus::Succeeded;
+                    job.result_urls = urls;
+                    job.finished_at = Some(now);
+                    job.next_run_at = now;
+                    return;
+                }
+                Phase::Failed(reason) => {
+                    let reason = reason.map(|r| provider_words(&r)).unwrap_or_else(|| "no reason given".into());
+                    fail(job, &format!("The image service could not make this image: {reason}."), now);
+                    return;
+                }
+                Phase::Unknown(_) => {
+                    job.unknown_polls += 1;
+                    if job.unknown_polls >= MAX_UNKNOWN_POLLS {
+                        fail(job, UNKNOWN_STATE, now);
+                        return;
+                    }
+                }
+            }
+        }
+        Err(ProviderError::Transient { retry_after, .. }) => {
+            job.poll_failures += 1;
+            delay = delay
+                .max(backoff(job.poll_failures, timing.poll_interval, Duration::from_secs(60), timing.jitter))
+                .max(retry_after.unwrap_or_default());
+        }
+        Err(ProviderError::Rejected { message, .. }) => {
+            job.unknown_polls += 1;
+            if job.unknown_polls >= MAX_UNKNOWN_POLLS {
+                fail(
+                    job,
+                    &format!("The image service stopped answering about this job: {}.", provider_words(&message)),
+                    now,
+                );
+                return;
+            }
+        }
+    }
+    job.next_run_at = now + delay;
+}
+
+/// The result images could not be downloaded.
+pub fn on_download_failed(job: &mut Job, now: DateTime<Utc>, timing: &Timing) {
+    job.delivery_attempts += 1;
+    if job.delivery_attempts < MAX_DELIVERY_ATTEMPTS {
+        job.next_run_at =
+            now + backoff(job.delivery_attempts, Duration::from_secs(2), Duration::from_secs(60), timing.jitter);
+    } else {
+        // Deliver the failure at once, refunded.
+        fail(job, IMAGES_UNREACHABLE, now);
+    }
+}
+
+/// The outcome of sending the final message: where it went and its message id, or why not.
+pub fn on_delivery(job: &mut Job, outcome: Result<(Delivery, i64), SendError>, now: DateTime<Utc>, timing: &Timing) {
+    match outcome {
+        Ok((route, message_id)) => {
+            job.delivery = Some(route);
+            job.message_id = Some(message_id);
+            job.delivered_at = Some(now);
+            job.interaction_token = None;
+        }
+        Err(SendError::RateLimited(wait)) => {
+            job.next_run_at = now + wait;
+            job.last_edit_at = Some(now + wait);
+        }
+        Err(SendError::Transient(_) | SendError::TooLarge | SendError::ReplyGone(_)) => {
+            job.delivery_attempts += 1;
+            if job.delivery_attempts >= MAX_DELIVERY_ATTEMPTS {
+                undelivered(job, now);
+            } else {
+                job.next_run_at = now
+                    + backoff(job.delivery_attempts, Duration::from_secs(2), Duration::from_secs(120), timing.jitter);
+            }
+        }
+        Err(SendError::Refused(_)) => undelivered(job, now),
+    }
+}
+
+/// A progress edit was sent (or Discord asked to wait `rate_limited` before the next one).
+pub fn on_progress_edit(job: &mut Job, outcome: Result<(u64, String), SendError>, now: DateTime<Utc>) {
+    job.last_edit_at = Some(now);
+    match outcome {
+        Ok((message_id, text)) => {
+            job.message_id = Some(message_id as i64);
+            job.last_edit_text = Some(text);
+        }
+        // Recorded in the future: no edit of this reply until Discord's wait is over.
+        Err(SendError::RateLimited(wait)) => job.last_edit_at = Some(now + wait),
+        Err(_) => {}
+    }
+}
+
+fn fail(job: &mut Job, reason: &str, now: DateTime<Utc>) {
+    job.status = JobStatus::Failed;
+    job.counted = false;
+    job.finished_at = Some(now);
+    job.error_text = Some(reason.to_owned());
+    job.next_run_at = now;
+}
+
+fn uncertain(job: &mut Job, now: DateTime<Utc>) {
+    job.status = JobStatus::Uncertain;
+    job.counted = false;
+    job.finished_at = Some(now);
+    job.error_text = Some(UNCERTAIN.into());
+    job.next_run_at = now;
+}
+
+fn undelivered(job: &mut Job, now: DateTime<Utc>) {
+    job.delivery = Some(Delivery::Undelivered);
+    job.delivered_at = Some(now);
+    job.interaction_token = None;
+}
+
+fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (now - since).to_std().unwrap_or_default()
+}
+
+/// The provider's words, kept short and on one line.
+fn provider_words(message: &str) -> String {
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    render::truncate(one_line.trim_end_matches('.'), 200)
+}
+
+/// Capped exponential backoff: `base * 2^(attempt-1)`, capped, scaled by `jitter` (0.5..=1.0).
+pub fn backoff(attempt: i32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32).min(cap);
+    exp.mul_f64(jitter.clamp(0.5, 1.0))
+}
+
+/// A random jitter for [`backoff`], so retries from many jobs do not line up.
+pub fn jitter() -> f64 {
+    0.5 + fastrand::f64() * 0.5
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! The lifecycle, table by table: every state, every provider outcome, every Discord outcome.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::*;
+use crate::provider::ImageToImageArgs;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    at("2026-12-01T12:00:00Z")
+}
+
+const TIMING: Timing =
+    Timing { deadline: Duration::from_secs(600), poll_interval: Duration::from_secs(3), jitter: 1.0 };
+
+fn job(status: JobStatus) -> Job {
+    let created = now() - chrono::Duration::seconds(30);
+    let at_provider = !matches!(status, JobStatus::Queued | JobStatus::Submitting);
+    Job {
+        id: Uuid::nil(),
+        interaction_id: 1,
+        application_id: 2,
+        guild_id: 3,
+        channel_id: 4,
+        user_id: 5,
+        interaction_token: Some("token".into()),
+        token_expires_at: created + chrono::Duration::minutes(15),
+        attachment_size_limit: 10 << 20,
+        args: Json(ImageToImageArgs {
+            mode: "fast".into(),
+            prompt: "a cat".into(),
+            negative_prompt: None,
+            aspect_ratio: "1:1".into(),
+            performance: None,
+            stylization: None,
+            chaos: None,
+            weirdness: None,
+            image_urls: vec!["https://cdn/a.png".into()],
+            style_image_urls: vec![],
+            omni_image_url: None,
+            style_weight: None,
+            omni_weight: None,
+        }),
+        notes: vec![],
+        status,
+        counted: true,
+        provider_job_id: at_provider.then(|| "p-1".into()),
+        provider_status: None,
+        progress: None,
+        unknown_polls: 0,
+        amount: at_provider.then(|| "0.04".into()),
+        result_urls: vec![],
+        error_text: None,
+        message_id: None,
+        delivery: None,
+        create_attempts: 0,
+        poll_failures: 0,
+        delivery_attempts: 0,
+        reply_failed: false,
+        next_run_at: now(),
+        acked_at: Some(created),
+        last_edit_at: None,
+        last_edit_text: None,
+        created_at: created,
+        submitted_at: at_provider.then_some(created),
+        running_at: None,
+        finished_at: None,
+        delivered_at: None,
+        callback_secret: None,
+    }
+}
+
+fn transient(may_have_landed: bool) -> ProviderError {
+    ProviderError::Transient { reason: "HTTP 503".into(), retry_after: None, may_have_landed }
+}
+
+fn rejected(message: &str) -> ProviderError {
+    ProviderError::Rejected { message: message.into(), code: Some(1), http_status: Some(200) }
+}
+
+fn state(phase: Phase) -> JobState {
+    JobState { phase, raw_status: "x".into(), progress: None }
+}
+
+/// A job that was refunded: failed-like state, not counted, finished now, with a reason.
+fn assert_refunded(job: &Job, status: JobStatus, reason_contains: &str) {
+    assert_eq!(job.status, status);
+    assert!(!job.counted, "{status:?} must be refunded");
+    assert_eq!(job.finished_at, Some(now()));
+    let reason = job.error_text.as_deref().unwrap_or_default();
+    assert!(reason.contains(reason_contains), "{reason:?} lacks {reason_contains:?}");
+    assert_eq!(job.next_run_at, now(), "a finished job is delivered at once");
+}
+
+#[test]
+fn on_due_decides_for_every_state() {
+    let cases: [(JobStatus, Action, JobStatus); 8] = [
+        (JobStatus::Queued, Action::Create, JobStatus::Submitting),
+        (JobStatus::Submitting, Action::Deliver, JobStatus::Uncertain),
+        (JobStatus::Submitted, Action::Query, JobStatus::Submitted),
+        (JobStatus::Running, Action::Query, JobStatus::Running),
+        (JobStatus::Succeeded, Action::Deliver, JobStatus::Succeeded),
+        (JobStatus::Failed, Action::Deliver, JobStatus::Failed),
+        (JobStatus::TimedOut, Action::Deliver, JobStatus::TimedOut),
+        (JobStatus::Uncertain, Action::Deliver, JobStatus::Uncertain),
+    ];
+    for (from, action, to) in cases {
+        let mut j = job(from);
+        assert_eq!(on_due(&mut j, now(), &TIMING), action, "{from:?}");
+        assert_eq!(j.status, to, "{from:?}");
+    }
+}
+
+#[test]
+fn a_create_cut_off_by_a_crash_becomes_uncertain_and_refunded() {
+    let mut j = job(JobStatus::Submitting);
+    on_due(&mut j, now(), &TIMING);
+    assert_refunded(&j, JobStatus::Uncertain, "could not confirm");
+}
+
+#[test]
+fn a_job_whose_reply_never_reached_the_user_costs_nothing() {
+    let mut j = job(JobStatus::Queued);
+    j.reply_failed = true;
+    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+    assert_refunded(&j, JobStatus::Failed, "could not be sent");
+    assert_eq!(
+        (j.delivery, j.delivered_at, j.interaction_token.as_deref()),
+        (Some(Delivery::Undelivered), Some(now()), None)
+    );
+
+    let mut j = job(JobStatus::Queued);
+    j.acked_at = None;
+    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+    assert_refunded(&j, JobStatus::Failed, "restarted");
+    assert_eq!(j.delivery, Some(Delivery::Undelivered));
+}
+
+#[test]
+fn a_job_past_its_deadline_times_out_refunded() {
+    for status in [JobStatus::Submitted, JobStatus::Running] {
+        let mut j = job(status);
+        j.submitted_at = Some(now() - chrono::Duration::seconds(600));
+        assert_eq!(on_due(&mut j, now(), &TIMING), Action::Deliver);
+        assert_refunded(&j, JobStatus::TimedOut, "did not finish within 10 min 00 s.");
+    }
+}
+
+#[test]
+fn delivered_jobs_do_nothing_and_rate_limited_replies_wait() {
+    let mut j = job(JobStatus::Succeeded);
+    j.delivered_at = Some(now());
+    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+
+    let mut j = job(JobStatus::Succeeded);
+    let later = now() + chrono::Duration::seconds(3);
+    j.last_edit_at = Some(later);
+    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+    assert_eq!(j.next_run_at, later);
+}
+
+#[test]
+fn create_outcomes() {
+    let first_poll = Duration::from_secs(5);
+    // Accepted: submitted, priced, first poll scheduled.
+    let mut j = job(JobStatus::Submitting);
+    let created = Created { job_id: "p-9".into(), amount: Some("0.04".into()) };
+    on_create(&mut j, Ok(created), now(), first_poll, &TIMING);
+    assert_eq!(j.status, JobStatus::Submitted);
+    assert_eq!((j.provider_job_id.as_deref(), j.amount.as_deref()), (Some("p-9"), Some("0.04")));
+    assert_eq!((j.submitted_at, j.next_run_at), (Some(now()), now() + chrono::Duration::seconds(5)));
+    assert!(j.counted);
+
+    // Not taken (429, 503, code 3000, never connected): back to queued, retried with backoff.
+    let mut j = job(JobStatus::Submitting);
+    on_create(&mut j, Err(transient(false)), now(), first_poll, &TIMING);
+    assert_eq!((j.status, j.create_attempts, j.counted), (JobStatus::Queued, 1, true));
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
+    // Retry-After wins when longer.
+    let mut j = job(JobStatus::Submitting);
+    let limited = ProviderError::Transient {
+        reason: "429".into(),
+        retry_after: Some(Duration::from_secs(30)),
+        may_have_landed: false,
+    };
+    on_create(&mut j, Err(limited), now(), first_poll, &TIMING);
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(30));
+    // ...until the attempts run out: failed and refunded.
+    let mut j = job(JobStatus::Submitting);
+    j.create_attempts = MAX_CREATE_ATTEMPTS - 1;
+    on_create(&mut j, Err(transient(false)), now(), first_poll, &TIMING);
+    assert_refunded(&j, JobStatus::Failed, "not answering");
+
+    // Maybe taken (timeout after sending, unreadable answer): uncertain, never resent.
+    let mut j = job(JobStatus::Submitting);
+    on_create(&mut j, Err(transient(true)), now(), first_poll, &TIMING);
+    assert_refunded(&j, JobStatus::Uncertain, "could not confirm");
+    assert_eq!(j.create_attempts, 0);
+
+    // Refused: failed with the provider's words, refunded.
+    let mut j = job(JobStatus::Submitting);
+    on_create(&mut j, Err(rejected("banned   prompt.\n")), now(), first_poll, &TIMING);
+    assert_refunded(&j, JobStatus::Failed, "refused this request: banned prompt.");
+}
+
+#[test]
+fn query_outcomes() {
+    let next = Duration::from_secs(2);
+    let in_2s = now() + chrono::Duration::seconds(2);
+
+    let mut j = job(JobStatus::Submitted);
+    on_query(&mut j, Ok(state(Phase::Queued)), now(), next, &TIMING);
+    assert_eq!((j.status, j.next_run_at), (JobStatus::Submitted, in_2s));
+
+    let mut j = job(JobStatus::Submitted);
+    on_query(&mut j, Ok(JobState { progress: Some(40), ..state(Phase::Running) }), now(), next, &TIMING);
+    assert_eq!((j.status, j.running_at, j.progress, j.next_run_at), (JobStatus::Running, Some(now()), Some(40), in_2s));
+
+    let mut j = job(JobStatus::Running);
+    on_query(&mut j, Ok(state(Phase::Succeeded(vec!["https://img/1.png".into()]))), now(), next, &TIMING);
+    assert_eq!((j.status, j.finished_at, j.next_run_at), (JobStatus::Succeeded, Some(now()), now()));
+    assert_eq!(j.result_urls, ["https://img/1.png"]);
+    assert!(j.counted, "a success is paid for");
+
+    let mut j = job(JobStatus::Running);
+    on_query(&mut j, Ok(state(Phase::Failed(Some("moderated".into())))), now(), next, &TIMING);
+    assert_refunded(&j, JobStatus::Failed, "could not make this image: moderated.");
+    let mut j = job(JobStatus::Running);
+    on_query(&mut j, Ok(state(Phase::Failed(None))), now(), next, &TIMING);
+    assert_refunded(&j, JobStatus::Failed, "no reason given");
+}
+
+#[test]
+fn unknown_states_and_refused_queries_fail_the_job_on_the_third() {
+    for outcome in [|| Ok(state(Phase::Unknown("7".into()))), || Err(rejected("no such job"))] {
+        let mut j = job(JobStatus::Running);
+        for poll in 1..MAX_UNKNOWN_POLLS {
+            on_query(&mut j, outcome(), now(), Duration::from_secs(2), &TIMING);
+            assert_eq!((j.status, j.unknown_polls), (JobStatus::Running, poll));
+        }
+        on_query(&mut j, outcome(), now(), Duration::from_secs(2), &TIMING);
+        assert_eq!((j.status, j.counted), (JobStatus::Failed, false));
+    }
+    // A known state in between starts the count again.
+    let mut j = job(JobStatus::Running);
+    j.unknown_polls = MAX_UNKNOWN_POLLS - 1;
+    on_query(&mut j, Ok(state(Phase::Running)), now(), Duration::from_secs(2), &TIMING);
+    assert_eq!(j.unknown_polls, 0);
+}
+
+#[test]
+fn failed_queries_back_off_and_honour_retry_after() {
+    let mut j = job(JobStatus::Running);
+    on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
+    assert_eq!((j.status, j.poll_failures, j.counted), (JobStatus::Running, 1, true));
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(3));
+    on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(6));
+    let limited = ProviderError::Transient {
+        reason: "429".into(),
+        retry_after: Some(Duration::from_secs(20)),
+        may_have_landed: false,
+    };
+    on_query(&mut j, Err(limited), now(), Duration::from_secs(2), &TIMING);
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(20));
+    // A good answer resets the count.
+    on_query(&mut j, Ok(state(Phase::Running)), now(), Duration::from_secs(2), &TIMING);
+    assert_eq!(j.poll_failures, 0);
+}
+
+#[test]
+fn download_failures_retry_then_fail_refunded() {
+    let mut j = job(JobStatus::Succeeded);
+    on_download_failed(&mut j, now(), &TIMING);
+    assert_eq!((j.status, j.delivery_attempts), (JobStatus::Succeeded, 1));
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
+    j.delivery_attempts = MAX_DELIVERY_ATTEMPTS - 1;
+    on_download_failed(&mut j, now(), &TIMING);
+    assert_refunded(&j, JobStatus::Failed, "could not be fetched");
+}
+
+#[test]
+fn delivery_outcomes() {
+    for route in [Delivery::Edit, Delivery::Channel] {
+        let mut j = job(JobStatus::Succeeded);
+        on_delivery(&mut j, Ok((route, 77)), now(), &TIMING);
+        assert_eq!((j.delivery, j.message_id, j.delivered_at), (Some(route), Some(77), Some(now())));
+        assert_eq!(j.interaction_token, None, "the token is erased once delivered");
+        assert_eq!(j.status, JobStatus::Succeeded);
+    }
+
+    let mut j = job(JobStatus::Succeeded);
+    on_delivery(&mut j, Err(SendError::RateLimited(Duration::from_secs(4))), now(), &TIMING);
+    let later = now() + chrono::Duration::seconds(4);
+    assert_eq!((j.next_run_at, j.last_edit_at, j.delivered_at), (later, Some(later), None));
+    assert_eq!(j.delivery_attempts, 0, "a rate limit is not a failure");
+
+    for error in [SendError::Transient("502".into()), SendError::TooLarge, SendError::ReplyGone("10015".into())] {
+        let mut j = job(JobStatus::Succeeded);
+        on_delivery(&mut j, Err(error.clone()), now(), &TIMING);
+        assert_eq!((j.delivery_attempts, j.delivered_at), (1, None), "{error:?}");
+        assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
+        j.delivery_attempts = MAX_DELIVERY_ATTEMPTS - 1;
+        on_delivery(&mut j, Err(error), now(), &TIMING);
+        assert_eq!((j.delivery, j.delivered_at), (Some(Delivery::Undelivered), Some(now())));
+        assert!(j.counted, "the images were made: the job still counts");
+    }
+
+    let mut j = job(JobStatus::Failed);
+    on_delivery(&mut j, Err(SendError::Refused("50013".into())), now(), &TIMING);
+    assert_eq!((j.delivery, j.interaction_token.as_deref()), (Some(Delivery::Undelivered), None));
+}
+
+#[test]
+fn progress_edits_are_recorded() {
+    let mut j = job(JobStatus::Running);
+    on_progress_edit(&mut j, Ok((88, "generating".into())), now());
+    assert_eq!(
+        (j.message_id, j.last_edit_text.as_deref(), j.last_edit_at),
+        (Some(88), Some("generating"), Some(now()))
+    );
+    on_progress_edit(&mut j, Err(SendError::RateLimited(Duration::from_secs(5))), now());
+    assert_eq!(j.last_edit_at, Some(now() + chrono::Duration::seconds(5)));
+    assert_eq!(j.status, JobStatus::Running);
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    let base = Duration::from_secs(2);
+    let cap = Duration::from_secs(60);
+    for attempt in 1..20 {
+        let ideal = base.saturating_mul(1 << (attempt - 1).min(15)).min(cap);
+        assert_eq!(backoff(attempt, base, cap, 1.0), ideal, "{attempt}");
+        assert_eq!(backoff(attempt, base, cap, 0.5), ideal / 2, "{attempt}");
+        let d = backoff(attempt, base, cap, jitter());
+        assert!(d <= cap && d >= ideal / 2, "{attempt}: {d:?}");
+    }
+}

@@ -1,0 +1,394 @@
+//! The worker loop: claims due jobs with a lease, runs each one step at a time, keeps jobs that
+//! will be due again soon in memory (their leases renewed in one statement), and gives every
+//! lease back at shutdown. A job's state only changes in `lifecycle`; the database is written
+//! when the state changes, not on every poll.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::{
+    sync::{Notify, Semaphore},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+use uuid::Uuid;
+
+use super::{
+    WorkerSettings,
+    deliver::Deliverer,
+    lifecycle::{self, Action, Timing},
+    schedule,
+};
+use crate::{
+    db::jobs::{self as store, Job, JobStatus},
+    provider::{Performance, ShortApi},
+};
+
+/// How often an idle worker looks for due jobs (it is also woken when a job is accepted).
+const TICK: Duration = Duration::from_millis(200);
+/// How often the learned finish windows are refreshed from the database.
+const DURATIONS_REFRESH: Duration = Duration::from_secs(30);
+/// Time given to in-flight work at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// A job due again within this long stays in memory, leased, instead of being written back.
+const HOLD_AT_MOST: Duration = Duration::from_secs(30);
+
+pub struct Worker {
+    pool: PgPool,
+    provider: ShortApi,
+    deliverer: Deliverer,
+    settings: WorkerSettings,
+    /// Identifies this process's leases.
+    owner: Uuid,
+    /// Where recent jobs finished, shared by every process through the database.
+    durations: std::sync::RwLock<schedule::DurationModel>,
+    wake: Arc<Notify>,
+}
+
+/// Jobs this process holds between steps, ordered by when they are due.
+#[derive(Default)]
+struct Held {
+    jobs: HashMap<Uuid, Job>,
+    due: BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>>,
+}
+
+impl Held {
+    fn insert(&mut self, job: Job) {
+        self.due.push(Reverse((job.next_run_at, job.id)));
+        self.jobs.insert(job.id, job);
+    }
+
+    /// The next held job whose time has come.
+    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<Job> {
+        while let Some(Reverse((at, id))) = self.due.peek().copied() {
+            if at > now {
+                return None;
+            }
+            self.due.pop();
+            if let Some(job) = self.jobs.remove(&id) {
+                return Some(job);
+            }
+        }
+        None
+    }
+
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.due.peek().map(|Reverse((at, _))| *at)
+    }
+}
+
+impl Worker {
+    pub fn new(
+        pool: PgPool,
+        provider: ShortApi,
+        deliverer: Deliverer,
+        settings: WorkerSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Worker { pool, provider, deliverer, settings, owner: Uuid::new_v4(), wake, durations: Default::default() }
+    }
+
+    /// Runs until `shutdown`, then lets in-flight jobs finish (within a grace period) and gives
+    /// up this process's leases.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        info!(owner = %self.owner, "worker started");
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut tasks: JoinSet<(Uuid, Option<Job>)> = JoinSet::new();
+        let mut running: HashSet<Uuid> = HashSet::new();
+        let mut held = Held::default();
+        let mut db_failures = 0u32;
+        let mut durations_refreshed: Option<std::time::Instant> = None;
+        let renew_every = self.settings.lease / 3;
+        let mut renewed = std::time::Instant::now();
+        loop {
+            if durations_refreshed.is_none_or(|t| t.elapsed() >= DURATIONS_REFRESH) {
+                durations_refreshed = Some(std::time::Instant::now());
+                self.refresh_durations().await;
+            }
+            while let Some(done) = tasks.try_join_next() {
+                self.finished(done, &mut running, &mut held);
+            }
+            if renewed.elapsed() >= renew_every {
+                renewed = std::time::Instant::now();
+                self.renew(&running, &mut held).await;
+            }
+
+            // Held jobs that are due first, then new work from the database.
+            let now = Utc::now();
+            while permits.available_permits() > 0
+                && let Some(job) = held.pop_due(now)
+            {
+                self.spawn(job, &permits, &mut tasks, &mut running).await;
+            }
+            let free = permits.available_permits();
+            let mut claimed_all = false;
+            if free > 0 {
+                match store::claim_due(&self.pool, self.owner, self.settings.lease, free as i64).await {
+                    Ok(jobs) => {
+                        if db_failures > 0 {
+                            info!("database reachable again; worker resumed");
+                        }
+                        db_failures = 0;
+                        claimed_all = !jobs.is_empty() && jobs.len() == free;
+                        for job in jobs {
+                            self.spawn(job, &permits, &mut tasks, &mut running).await;
+                        }
+                    }
+                    Err(e) => {
+                        db_failures += 1;
+                        if db_failures == 1 {
+                            error!(error = %e, "claiming jobs failed; the worker keeps retrying");
+                        }
+                    }
+                }
+            }
+            if claimed_all {
+                continue;
+            }
+            let mut pause = if db_failures > 0 {
+                lifecycle::backoff(
+                    db_failures as i32,
+                    Duration::from_secs(1),
+                    Duration::from_secs(30),
+                    lifecycle::jitter(),
+                )
+            } else {
+                TICK
+            };
+            if let Some(at) = held.next_due() {
+                pause = pause.min((at - Utc::now()).to_std().unwrap_or_default());
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done, &mut running, &mut held),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+
+        info!(in_flight = tasks.len(), held = held.jobs.len(), "worker stopping");
+        if tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+            warn!("in-flight jobs did not finish within the grace period; their leases are released");
+            tasks.abort_all();
+        }
+        match store::release_all(&self.pool, self.owner).await {
+            Ok(n) if n > 0 => info!(released = n, "released job leases"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not release job leases; they expire on their own"),
+        }
+    }
+
+    async fn spawn(
+        self: &Arc<Self>,
+        job: Job,
+        permits: &Arc<Semaphore>,
+        tasks: &mut JoinSet<(Uuid, Option<Job>)>,
+        running: &mut HashSet<Uuid>,
+    ) {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+        let worker = self.clone();
+        let id = job.id;
+        running.insert(id);
+        let span = info_span!("job", job_id = %job.id, guild_id = job.guild_id);
+        tasks.spawn(
+            async move {
+                use futures::FutureExt as _;
+                let kept = std::panic::AssertUnwindSafe(worker.step(job)).catch_unwind().await.unwrap_or_else(|_| {
+                    // The job's lease runs out and any process takes it over.
+                    error!("a job task panicked");
+                    None
+                });
+                drop(permit);
+                (id, kept)
+            }
+            .instrument(span),
+        );
+    }
+
+    fn finished(
+        &self,
+        done: Result<(Uuid, Option<Job>), tokio::task::JoinError>,
+        running: &mut HashSet<Uuid>,
+        held: &mut Held,
+    ) {
+        match done {
+            Ok((id, kept)) => {
+                running.remove(&id);
+                if let Some(job) = kept {
+                    held.insert(job);
+                }
+            }
+            Err(e) => error!(error = %e, "a job task ended abnormally"),
+        }
+    }
+
+    /// Extends the leases of every job this process holds; lets go of any it lost.
+    async fn renew(&self, running: &HashSet<Uuid>, held: &mut Held) {
+        let ids: Vec<Uuid> = running.iter().chain(held.jobs.keys()).copied().collect();
+        if ids.is_empty() {
+            return;
+        }
+        match store::renew_leases(&self.pool, self.owner, self.settings.lease, &ids).await {
+            Ok(kept) => {
+                let kept: HashSet<Uuid> = kept.into_iter().collect();
+                held.jobs.retain(|id, _| {
+                    let ours = kept.contains(id);
+                    if !ours {
+                        warn!(job_id = %id, "lost the lease on a held job; another process has it");
+                    }
+                    ours
+                });
+            }
+            Err(e) => warn!(error = %e, "could not renew job leases; will try again"),
+        }
+    }
+
+    async fn refresh_durations(&self) {
+        match store::recent_durations(&self.pool, 500).await {
+            Ok(samples) => {
+                *self.durations.write().expect("duration model lock") = schedule::DurationModel::from_samples(&samples)
+            }
+            Err(e) => debug!(error = %e, "could not refresh job durations"),
+        }
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            deadline: self.settings.poll.deadline,
+            poll_interval: self.settings.poll.interval,
+            jitter: lifecycle::jitter(),
+        }
+    }
+
+    /// Runs a job until it has to wait, then writes it back if its state changed. Returns the job
+    /// when this process keeps it in memory until it is due again.
+    async fn step(&self, mut job: Job) -> Option<Job> {
+        let stored_status = job.status;
+        let mut wrote_through = false;
+        loop {
+            let now = Utc::now();
+            if job.next_run_at > now || job.delivered_at.is_some() {
+                break;
+            }
+            let timing = self.timing();
+            match lifecycle::on_due(&mut job, now, &timing) {
+                Action::Create => {
+                    // Recorded before sending: a crash during the request leaves `submitting`,
+                    // which the next owner turns into `uncertain` instead of sending again.
+                    match store::save(&self.pool, &job, self.owner, false).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            warn!("lost the lease on a job before sending it; another process has it");
+                            return None;
+                        }
+                        Err(e) => {
+                            error!(error = %e, "could not record a job as submitting; it will be retried");
+                            return None;
+                        }
+                    }
+                    wrote_through = true;
+                    self.create(&mut job, &timing).await;
+                }
+                Action::Query => {
+                    self.query(&mut job, &timing).await;
+                    if !job.status.is_final() {
+                        self.deliverer.edit_progress(&mut job).await;
+                    }
+                }
+                Action::Deliver => {
+                    wrote_through = true;
+                    self.deliverer.deliver(&mut job, &self.pool, &timing).await;
+                }
+                Action::Wait => {}
+            }
+        }
+
+        let now = Utc::now();
+        let wait = (job.next_run_at - now).to_std().unwrap_or_default();
+        let release = job.delivered_at.is_some() || wait > HOLD_AT_MOST.min(self.settings.lease / 2);
+        if release || wrote_through || job.status != stored_status {
+            match store::save(&self.pool, &job, self.owner, release).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!("lost the lease on a job before saving; another process has it");
+                    return None;
+                }
+                Err(e) => {
+                    error!(error = %e, "saving a job failed; it will be retried after its lease expires");
+                    return None;
+                }
+            }
+        }
+        (!release).then_some(job)
+    }
+
+    async fn create(&self, job: &mut Job, timing: &Timing) {
+        let callback = match (&self.settings.callbacks, &job.callback_secret) {
+            (Some((base, _)), Some(secret)) => Some(crate::callbacks::url(base, job.id, secret)),
+            _ => None,
+        };
+        let outcome = self.provider.create(&job.args, callback.as_deref()).await;
+        match &outcome {
+            Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
+            Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),
+        }
+        let first_poll = self.first_poll(job);
+        lifecycle::on_create(job, outcome, Utc::now(), first_poll, timing);
+        match job.status {
+            JobStatus::Submitted => self.deliverer.edit_progress(job).await,
+            JobStatus::Uncertain => warn!("create request may have reached the provider; the job is uncertain"),
+            _ => {}
+        }
+    }
+
+    async fn query(&self, job: &mut Job, timing: &Timing) {
+        let now = Utc::now();
+        let elapsed = (now - job.submitted_at.unwrap_or(job.created_at)).to_std().unwrap_or_default();
+        let provider_job_id = job.provider_job_id.clone().unwrap_or_default();
+        let outcome = self.provider.query(&provider_job_id).await;
+        if let Err(e) = &outcome {
+            debug!(error = %e, failures = job.poll_failures + 1, "status query failed");
+        }
+        let next = self.next_poll(job, elapsed);
+        lifecycle::on_query(job, outcome, Utc::now(), next, timing);
+        match job.status {
+            JobStatus::Succeeded => info!(images = job.result_urls.len(), "job succeeded"),
+            JobStatus::Failed => warn!(reason = ?job.error_text, "job failed at the provider"),
+            _ => debug!(?elapsed, next = ?job.next_run_at, status = ?job.provider_status, "polled"),
+        }
+    }
+
+    /// When to look at a job first after the provider accepted it.
+    fn first_poll(&self, job: &Job) -> Duration {
+        match &self.settings.callbacks {
+            Some((_, fallback)) => *fallback,
+            None => match self.window(job) {
+                // Jobs like this one usually finish in a known window: look when it opens.
+                Some(window) => schedule::next_poll(&self.settings.poll, Some(window), Duration::ZERO),
+                None => self.settings.poll.first_delay,
+            },
+        }
+    }
+
+    /// Where jobs with this job's performance setting usually finish, once known.
+    fn window(&self, job: &Job) -> Option<schedule::Window> {
+        let performance = job.args.performance.unwrap_or(Performance::Balance);
+        self.durations.read().expect("duration model lock").window(performance.as_str())
+    }
+
+    /// When to look at a job again, `elapsed` after it was submitted.
+    fn next_poll(&self, job: &Job, elapsed: Duration) -> Duration {
+        match &self.settings.callbacks {
+            // The callback says when the job is done; polling only covers a lost callback.
+            Some((_, fallback)) => *fallback,
+            None => schedule::next_poll(&self.settings.poll, self.window(job), elapsed),
+        }
+    }
+}
