@@ -32,8 +32,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 # --- builder: dependencies first (cached layer), then the crate itself ----------------------------
 FROM chef AS builder
-# The bot uses sqlx's runtime queries only (no query! macros) and embeds migrations/ with
-# sqlx::migrate!(), so no database is needed at build time; SQLX_OFFLINE makes sure none is tried.
+# The queries in src/db/ are checked at compile time (sqlx::query!) against the offline data
+# committed in .sqlx/, and migrations/ is embedded with sqlx::migrate!(), so no database is needed
+# at build time; SQLX_OFFLINE makes sure none is tried.
 ENV SQLX_OFFLINE=true
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
@@ -41,6 +42,7 @@ COPY Cargo.toml Cargo.lock build.rs ./
 # migrations/ must be in place before the build: sqlx::migrate!() embeds it at compile time and
 # build.rs reruns the build when it changes.
 COPY migrations ./migrations
+COPY .sqlx ./.sqlx
 COPY src ./src
 RUN cargo build --release --locked --bin imagine-bot
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod discord;
 pub mod doctor;
+pub mod error;
 pub mod health;
 pub mod imagine;
 pub mod jobs;

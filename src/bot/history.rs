@@ -8,6 +8,7 @@ use super::{Context, Error, can_manage_guild, reply_ephemeral};
 use crate::{
     db,
     db::jobs::{Delivery, JobStatus},
+    error::UserError,
     render,
 };
 
@@ -22,8 +23,7 @@ pub async fn history(
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let own = member.as_ref().is_none_or(|m| m.id == ctx.author().id);
     if !own && !can_manage_guild(ctx) {
-        reply_ephemeral(ctx, "Only members with the Manage Server permission can see other members' jobs.").await;
-        return Ok(());
+        return Err(UserError::OthersHistory.into());
     }
     let user_id = member.map_or(ctx.author().id, |m| m.id).get() as i64;
     let jobs =

@@ -7,9 +7,10 @@ use poise::serenity_prelude as serenity;
 use tracing::{Instrument, error, info, warn};
 use uuid::Uuid;
 
-use super::{Context, Error, reply_ephemeral};
+use super::{Context, Error};
 use crate::{
     db::{self, jobs::NewJob, quotas::Reservation},
+    error::UserError,
     imagine::{
         self, ImagineRequest, InputImage,
         options::{ASPECT_RATIOS, AspectRatio, Performance},
@@ -99,11 +100,7 @@ pub async fn imagine(
     async move {
         let prepared = match imagine::prepare(request, data.max_input_image_bytes) {
             Ok(prepared) => prepared,
-            Err(message) => {
-                info!(user_id = %interaction.user.id, "refused /imagine: {message}");
-                reply_ephemeral(ctx, message).await;
-                return Ok(());
-            }
+            Err(message) => return Err(UserError::Input(message).into()),
         };
 
         let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
@@ -137,10 +134,7 @@ pub async fn imagine(
             }
             Reservation::Refused(refusal) => {
                 drop(tx);
-                info!(guild_id = job.guild_id, user_id = job.user_id, kind = ?refusal.kind, "quota refused a job");
-                metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1);
-                reply_ephemeral(ctx, refusal.message()).await;
-                return Ok(());
+                return Err(UserError::Limit(refusal).into());
             }
             Reservation::Accepted => tx.commit().await.context("storing the job")?,
         }

@@ -42,7 +42,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::{health::GatewayStatus, quota::Limits};
+use crate::{error::UserError, health::GatewayStatus, quota::Limits};
 
 /// Shared state of every command.
 pub struct Data {
@@ -58,13 +58,7 @@ pub struct Data {
 pub type Error = anyhow::Error;
 pub type Context<'a> = poise::Context<'a, Data, Error>;
 
-/// The one sentence users see when something breaks on our side.
-pub const INTERNAL_ERROR: &str =
-    "Something went wrong on our side and nothing was charged. Please try again in a minute.";
-
-/// What users see while the database cannot be reached.
-pub const UNAVAILABLE: &str =
-    "The bot is temporarily unavailable and nothing was charged. Please try again in a minute.";
+pub use crate::error::{INTERNAL_ERROR, UNAVAILABLE};
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
@@ -171,6 +165,14 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     match error {
         E::Setup { error, .. } => error!(error = ?error, "setting up the bot failed"),
         E::Command { error, ctx, .. } => {
+            if let Some(user_error) = error.downcast_ref::<UserError>() {
+                info!(command = %ctx.command().qualified_name, refusal = %user_error, "told the user what to change");
+                if let UserError::Limit(refusal) = user_error {
+                    metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1);
+                }
+                reply_ephemeral(ctx, user_error.to_string()).await;
+                return;
+            }
             error!(command = %ctx.command().qualified_name, error = ?error, "command failed");
             let database_down = error.chain().any(|e| {
                 e.downcast_ref::<sqlx::Error>().is_some_and(|e| {
@@ -185,22 +187,16 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         }
         E::ArgumentParse { ctx, input, error, .. } => {
             warn!(command = %ctx.command().qualified_name, ?input, %error, "could not read an option");
-            reply_ephemeral(ctx, "I could not read one of the options. Please check them and try again.").await;
+            reply_ephemeral(ctx, UserError::UnreadableOption.to_string()).await;
         }
         E::CommandStructureMismatch { ctx, description, .. } => {
             warn!(command = %ctx.command().qualified_name, description, "command definition out of date");
-            reply_ephemeral(
-                poise::Context::Application(ctx),
-                "This command was updated since Discord loaded it. Please reload Discord (Ctrl+R) and try again.",
-            )
-            .await;
+            reply_ephemeral(poise::Context::Application(ctx), UserError::OutdatedCommand.to_string()).await;
         }
-        E::GuildOnly { ctx, .. } => reply_ephemeral(ctx, "This command only works in a server channel.").await,
-        E::MissingUserPermissions { ctx, .. } => {
-            reply_ephemeral(ctx, "You need the Manage Server permission to use this command.").await
-        }
+        E::GuildOnly { ctx, .. } => reply_ephemeral(ctx, UserError::GuildOnly.to_string()).await,
+        E::MissingUserPermissions { ctx, .. } => reply_ephemeral(ctx, UserError::NotAdmin.to_string()).await,
         E::MissingBotPermissions { ctx, missing_permissions, .. } => {
-            reply_ephemeral(ctx, format!("I am missing these permissions here: {missing_permissions}.")).await
+            reply_ephemeral(ctx, UserError::BotPermissions(missing_permissions.to_string()).to_string()).await
         }
         other => {
             let ctx = other.ctx();

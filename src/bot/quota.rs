@@ -9,12 +9,11 @@ use tracing::info;
 use super::{Context, Error, can_manage_guild, reply_ephemeral};
 use crate::{
     db::quotas::{self, Change},
+    error::UserError,
     quota::{self, LimitKind, Limits},
 };
 
 string_choice_argument!(LimitKind, LimitKind::ALL.iter().map(|k| k.name()), LimitKind::parse);
-
-const NOT_ADMIN: &str = "You need the Manage Server permission to use this command.";
 
 /// See and change this server's image job limits
 #[poise::command(
@@ -28,13 +27,9 @@ pub async fn quota(_: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether the invoker may use admin commands; tells them privately when not.
-async fn require_admin(ctx: Context<'_>) -> bool {
-    let allowed = can_manage_guild(ctx);
-    if !allowed {
-        reply_ephemeral(ctx, NOT_ADMIN).await;
-    }
-    allowed
+/// Admin commands are for members who may manage the server, whatever the overrides say.
+fn require_admin(ctx: Context<'_>) -> Result<(), UserError> {
+    if can_manage_guild(ctx) { Ok(()) } else { Err(UserError::NotAdmin) }
 }
 
 fn describe(limit: Option<i32>) -> String {
@@ -48,9 +43,7 @@ fn describe(limit: Option<i32>) -> String {
 /// This server's limits, how much of them is used, and when they reset
 #[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
 pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
-    if !require_admin(ctx).await {
-        return Ok(());
-    }
+    require_admin(ctx)?;
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let data = ctx.data();
     let now = Utc::now();
@@ -106,16 +99,8 @@ pub async fn set(
     max_concurrent: Option<i64>,
     #[description = "Remove this limit altogether"] unlimited: Option<LimitKind>,
 ) -> Result<(), Error> {
-    if !require_admin(ctx).await {
-        return Ok(());
-    }
-    let changes = match changes([daily, monthly, per_user_daily, max_concurrent], unlimited) {
-        Ok(changes) => changes,
-        Err(message) => {
-            reply_ephemeral(ctx, message).await;
-            return Ok(());
-        }
-    };
+    require_admin(ctx)?;
+    let changes = changes([daily, monthly, per_user_daily, max_concurrent], unlimited).map_err(UserError::Input)?;
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let admin = ctx.author().id.get() as i64;
     let data = ctx.data();
@@ -165,9 +150,7 @@ fn summary(limits: &Limits) -> String {
 /// This month's image jobs and spend for the server, and its busiest members
 #[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
 pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
-    if !require_admin(ctx).await {
-        return Ok(());
-    }
+    require_admin(ctx)?;
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let pool = &ctx.data().pool;
     let now = Utc::now();

@@ -1,0 +1,54 @@
+//! What users are told. A [`UserError`] is the only kind of error shown to a user word for word,
+//! privately; anything else is an internal fault, logged with its chain, and the user sees one
+//! calm fixed sentence ([`INTERNAL_ERROR`] or [`UNAVAILABLE`]).
+
+use crate::quota::Refusal;
+
+/// The one sentence users see when something breaks on our side.
+pub const INTERNAL_ERROR: &str =
+    "Something went wrong on our side and nothing was charged. Please try again in a minute.";
+
+/// What users see while the database cannot be reached.
+pub const UNAVAILABLE: &str =
+    "The bot is temporarily unavailable and nothing was charged. Please try again in a minute.";
+
+/// A user's mistake, or a rule they ran into: shown verbatim and privately. Nothing was sent to
+/// the provider and nothing was counted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UserError {
+    /// An option or the prompt cannot be used as given; the text says what to change.
+    #[error("{0}")]
+    Input(String),
+    /// A quota limit is reached.
+    #[error("{}", .0.message())]
+    Limit(Refusal),
+    #[error("You need the Manage Server permission to use this command.")]
+    NotAdmin,
+    #[error("Only members with the Manage Server permission can see other members' jobs.")]
+    OthersHistory,
+    #[error("This command only works in a server channel.")]
+    GuildOnly,
+    #[error("I could not read one of the options. Please check them and try again.")]
+    UnreadableOption,
+    #[error("This command was updated since Discord loaded it. Please reload Discord (Ctrl+R) and try again.")]
+    OutdatedCommand,
+    #[error("I am missing these permissions here: {0}.")]
+    BotPermissions(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_errors_read_as_sentences() {
+        assert_eq!(UserError::Input("Attach a picture.".into()).to_string(), "Attach a picture.");
+        assert!(UserError::NotAdmin.to_string().contains("Manage Server"));
+        assert_eq!(
+            UserError::BotPermissions("Attach Files".into()).to_string(),
+            "I am missing these permissions here: Attach Files."
+        );
+        let refusal = Refusal { kind: crate::quota::LimitKind::Daily, limit: 0, resets_at: None };
+        assert_eq!(UserError::Limit(refusal).to_string(), refusal.message());
+    }
+}
