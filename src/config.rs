@@ -60,7 +60,7 @@ pub struct CallbackSettings {
     /// Public base URL of the callback listener, e.g. `https://bot.example.com`.
     pub public_base_url: String,
     /// Where the callback listener binds.
-    pub addr: std::net::SocketAddr,
+    pub addr: SocketAddr,
     /// With callbacks, polling is only a fallback: this often.
     pub fallback_poll: Duration,
 }
@@ -108,7 +108,7 @@ pub struct Config {
     /// Provider callbacks: the public base URL that reaches `callback_addr`. Off when unset.
     pub callbacks: Option<CallbackSettings>,
     /// Where the operations listener (`/healthz`, `/readyz`, `/metrics`) binds, if anywhere.
-    pub health_addr: Option<std::net::SocketAddr>,
+    pub health_addr: Option<SocketAddr>,
     /// Quota defaults for guilds the bot has never seen (`None` = unlimited).
     pub default_limits: crate::quota::Limits,
     pub log_format: LogFormat,
@@ -159,7 +159,7 @@ impl Config {
 
 impl Database {
     /// `DATABASE_URL`, or without it the private cluster's `LOCAL_PG_DIR` and `LOCAL_PG_PORT`.
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         let url = env
             .parse("DATABASE_URL", |v| {
                 (v.starts_with("postgres://") || v.starts_with("postgresql://"))
@@ -180,7 +180,7 @@ impl Database {
 
 impl Shards {
     /// `DISCORD_SHARDS`; all of shard 0 of 1 by default.
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         env.or_default("DISCORD_SHARDS", Shards { first: 0, last: 0, total: 1 }, |v| {
             Shards::parse(v).ok_or("expected first-last/total (e.g. 0-1/4) or shard/total (e.g. 2/4)")
         })
@@ -188,7 +188,7 @@ impl Shards {
 }
 
 impl PollSettings {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(PollSettings {
             first_delay: env.duration("POLL_FIRST_DELAY", Duration::from_secs(5))?,
             interval: env.interval("POLL_INTERVAL", Duration::from_secs(3))?,
@@ -203,7 +203,7 @@ impl PollSettings {
 
 impl CallbackSettings {
     /// Off without `PUBLIC_BASE_URL`; the other callback settings are read only when it is set.
-    fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+    fn from_env(env: &Env<'_>) -> Result<Option<Self>, ConfigError> {
         let Some(public_base_url) = env.base_url("PUBLIC_BASE_URL")? else {
             return Ok(None);
         };
@@ -218,7 +218,7 @@ impl CallbackSettings {
 }
 
 impl LogFormat {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         env.or_default("LOG_FORMAT", LogFormat::Text, |v| match v {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
@@ -228,7 +228,7 @@ impl LogFormat {
 }
 
 /// Quota defaults for guilds the bot has never seen.
-fn default_limits(env: &Env) -> Result<crate::quota::Limits, ConfigError> {
+fn default_limits(env: &Env<'_>) -> Result<crate::quota::Limits, ConfigError> {
     Ok(crate::quota::Limits {
         daily: env.limit("DEFAULT_DAILY_LIMIT", Some(100))?,
         monthly: env.limit("DEFAULT_MONTHLY_LIMIT", Some(1000))?,

@@ -101,11 +101,9 @@ async fn database(config: &Config) -> Check {
             return Check::fail(NAME, "no answer within 5 s", "check DATABASE_URL's host and port, and any firewall");
         }
     };
-    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut conn).await.unwrap_or_default();
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or(0);
+    let version = crate::db::server_version(&mut conn).await.unwrap_or_default();
+    // A database the bot never started on has no migrations table yet: none applied.
+    let applied = crate::db::applied_migrations(&mut conn).await.unwrap_or(0);
     let known = crate::db::MIGRATOR.migrations.len() as i64;
     let migrations = if applied >= known {
         "migrations up to date".to_owned()

@@ -79,18 +79,13 @@ pub async fn ensure_database(server_url: &str, name: &str) -> anyhow::Result<Str
     let mut conn = sqlx::PgConnection::connect(&format!("{server_url}/postgres"))
         .await
         .context("connecting to the local PostgreSQL")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
-    if !exists {
-        let create = format!("CREATE DATABASE \"{}\"", name.replace('"', ""));
-        if let Err(e) = sqlx::query(&create).execute(&mut conn).await {
-            // Another process may have created it first.
-            let raced = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04" || c == "23505");
-            if !raced {
-                return Err(e).context("creating the database");
-            }
+    if !crate::db::database_exists(&mut conn, name).await?
+        && let Err(e) = crate::db::create_database(&mut conn, name).await
+    {
+        // Another process may have created it first.
+        let raced = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04" || c == "23505");
+        if !raced {
+            return Err(e).context("creating the database");
         }
     }
     Ok(format!("{server_url}/{name}"))

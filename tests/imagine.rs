@@ -261,7 +261,7 @@ async fn registered_schema_matches_the_spec() {
     let options = imagine["options"].as_array().unwrap();
     let find = |name: &str| options.iter().find(|o| o["name"] == name).unwrap_or_else(|| panic!("option {name}"));
     type Expected<'a> = (&'a str, u64, bool, Option<(i64, i64)>);
-    let expected: [Expected; 13] = [
+    let expected: [Expected<'_>; 13] = [
         ("prompt", 3, true, None),
         ("image", 11, true, None),
         ("image2", 11, false, None),

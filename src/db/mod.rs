@@ -7,7 +7,7 @@ pub mod quotas;
 use std::time::Duration;
 
 use sqlx::{
-    PgPool,
+    PgExecutor, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -29,6 +29,32 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// Whether the database answers, for `/readyz`.
 pub async fn ping(db: &PgPool) -> bool {
     sqlx::query!("SELECT 1 AS one").fetch_one(db).await.is_ok()
+}
+
+/// Whether the cluster has a database called `name`.
+pub async fn database_exists(db: impl PgExecutor<'_>, name: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#, name)
+        .fetch_one(db)
+        .await
+}
+
+/// Creates the database `name`. (An identifier cannot be a bound parameter, so this one statement
+/// is built at run time; the name is quoted and stripped of quotes.)
+pub async fn create_database(db: impl PgExecutor<'_>, name: &str) -> Result<(), sqlx::Error> {
+    let create = format!("CREATE DATABASE \"{}\"", name.replace('"', ""));
+    sqlx::query(&create).execute(db).await?;
+    Ok(())
+}
+
+/// The server's version, for `doctor`.
+pub async fn server_version(db: impl PgExecutor<'_>) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT current_setting('server_version') AS "version!""#).fetch_one(db).await
+}
+
+/// How many migrations the database has applied, for `doctor`. (The table is sqlx's own and
+/// absent from a database the bot never started on, so this query is checked at run time.)
+pub async fn applied_migrations(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(db).await
 }
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
