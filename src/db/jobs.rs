@@ -2,6 +2,9 @@
 //!
 //! Every statement is checked against the schema at compile time (`sqlx::query!`; offline data
 //! in `.sqlx/`). Status lists are bound from [`JobStatus`] constants, never spelled in SQL.
+//!
+//! Longer than 400 lines on purpose: it is the one home of every statement on the `jobs` table and
+//! of the types stored in it; splitting it would scatter the table's SQL.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, types::Json};
