@@ -1,7 +1,7 @@
 //! Smoke tests proving the Discord and ShortAPI stand-ins are faithful enough for serenity 0.12.5
 //! (used directly, without poise) and for a plain HTTP client.
 
-#[path = "support/discord.rs"]
+#[path = "support/discord/mod.rs"]
 mod discord;
 #[path = "support/shortapi.rs"]
 mod shortapi;

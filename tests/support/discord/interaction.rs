@@ -1,0 +1,255 @@
+//! INTERACTION_CREATE payloads for tests to dispatch.
+
+use serde_json::{Value, json};
+
+use super::{
+    APP_ID, DEFAULT_ATTACHMENT_SIZE_LIMIT, DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, DEFAULT_PERMISSIONS, DEFAULT_USER_ID,
+    DEFAULT_USER_NAME, plain_user_json, snowflake,
+};
+
+/// Builds INTERACTION_CREATE payloads (`d`) shaped like Discord's (reference §4.3), accepted by
+/// serenity 0.12.
+#[derive(Clone, Debug)]
+pub struct InteractionBuilder {
+    id: u64,
+    token: String,
+    name: String,
+    command_id: u64,
+    guild_id: Option<u64>,
+    channel_id: u64,
+    user_id: u64,
+    user_name: String,
+    permissions: u64,
+    app_permissions: u64,
+    options: Vec<Value>,
+    subcommand: Option<String>,
+    users: serde_json::Map<String, Value>,
+    members: serde_json::Map<String, Value>,
+    attachments: serde_json::Map<String, Value>,
+    attachment_size_limit: u64,
+    locale: String,
+}
+
+impl InteractionBuilder {
+    /// A CHAT_INPUT (type 2 interaction, command type 1) with a fresh id and token.
+    pub fn command(name: &str) -> Self {
+        InteractionBuilder {
+            id: snowflake(),
+            token: format!("tok-{}", uuid::Uuid::new_v4()),
+            name: name.to_string(),
+            command_id: snowflake(),
+            guild_id: Some(DEFAULT_GUILD_ID),
+            channel_id: DEFAULT_CHANNEL_ID,
+            user_id: DEFAULT_USER_ID,
+            user_name: DEFAULT_USER_NAME.to_string(),
+            permissions: DEFAULT_PERMISSIONS,
+            app_permissions: DEFAULT_PERMISSIONS,
+            options: Vec::new(),
+            subcommand: None,
+            users: serde_json::Map::new(),
+            members: serde_json::Map::new(),
+            attachments: serde_json::Map::new(),
+            attachment_size_limit: DEFAULT_ATTACHMENT_SIZE_LIMIT,
+            locale: "en-US".to_string(),
+        }
+    }
+
+    pub fn guild(mut self, id: u64) -> Self {
+        self.guild_id = Some(id);
+        self
+    }
+
+    /// Invoked in a DM with the bot (no guild, `user` instead of `member`).
+    pub fn dm(mut self) -> Self {
+        self.guild_id = None;
+        self
+    }
+
+    pub fn channel(mut self, id: u64) -> Self {
+        self.channel_id = id;
+        self
+    }
+
+    pub fn user(mut self, id: u64, name: &str) -> Self {
+        self.user_id = id;
+        self.user_name = name.to_string();
+        self
+    }
+
+    pub fn member_permissions(mut self, perms: u64) -> Self {
+        self.permissions = perms;
+        self
+    }
+
+    /// The bot's permissions in the channel (`app_permissions`).
+    pub fn app_permissions(mut self, perms: u64) -> Self {
+        self.app_permissions = perms;
+        self
+    }
+
+    pub fn locale(mut self, locale: &str) -> Self {
+        self.locale = locale.to_string();
+        self
+    }
+
+    pub fn string(mut self, name: &str, v: &str) -> Self {
+        self.options.push(json!({"name": name, "type": 3, "value": v}));
+        self
+    }
+
+    pub fn integer(mut self, name: &str, v: i64) -> Self {
+        self.options.push(json!({"name": name, "type": 4, "value": v}));
+        self
+    }
+
+    pub fn boolean(mut self, name: &str, v: bool) -> Self {
+        self.options.push(json!({"name": name, "type": 5, "value": v}));
+        self
+    }
+
+    pub fn number(mut self, name: &str, v: f64) -> Self {
+        self.options.push(json!({"name": name, "type": 10, "value": v}));
+        self
+    }
+
+    /// Any option object, added as is.
+    pub fn raw_option(mut self, option: Value) -> Self {
+        self.options.push(option);
+        self
+    }
+
+    pub fn user_option(mut self, name: &str, user_id: u64) -> Self {
+        let uname = format!("user{}", user_id % 10000);
+        self.options.push(json!({"name": name, "type": 6, "value": user_id.to_string()}));
+        self.users.insert(user_id.to_string(), plain_user_json(user_id, &uname));
+        self.members.insert(
+            user_id.to_string(),
+            json!({
+                "roles": [], "nick": null, "avatar": null, "premium_since": null,
+                "joined_at": "2025-03-01T12:00:00.000000+00:00", "pending": false, "flags": 0,
+                "permissions": DEFAULT_PERMISSIONS.to_string(), "communication_disabled_until": null
+            }),
+        );
+        self
+    }
+
+    /// An ATTACHMENT option (type 11); its value is a generated attachment id that is filled
+    /// into `data.resolved.attachments` with `url`/`proxy_url` (passed through untouched).
+    pub fn attachment(mut self, name: &str, filename: &str, content_type: Option<&str>, size: u64, url: &str) -> Self {
+        let id = snowflake();
+        self.options.push(json!({"name": name, "type": 11, "value": id.to_string()}));
+        let proxy_url = url.replacen("https://cdn.discordapp.com/", "https://media.discordapp.net/", 1);
+        let mut att = json!({
+            "id": id.to_string(),
+            "filename": filename,
+            "size": size,
+            "url": url,
+            "proxy_url": proxy_url,
+            "ephemeral": true,
+        });
+        if let Some(ct) = content_type {
+            att["content_type"] = json!(ct);
+            if ct.starts_with("image/") {
+                att["width"] = json!(1024);
+                att["height"] = json!(1024);
+            }
+        }
+        self.attachments.insert(id.to_string(), att);
+        self
+    }
+
+    /// Wraps all options (given before and after this call) into a type-1 sub-command option.
+    pub fn subcommand(mut self, name: &str) -> Self {
+        self.subcommand = Some(name.to_string());
+        self
+    }
+
+    pub fn attachment_size_limit(mut self, bytes: u64) -> Self {
+        self.attachment_size_limit = bytes;
+        self
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn token(&self) -> String {
+        self.token.clone()
+    }
+
+    pub fn build(&self) -> Value {
+        let options = match &self.subcommand {
+            Some(sub) => json!([{"name": sub, "type": 1, "options": self.options}]),
+            None => json!(self.options),
+        };
+        let mut resolved = serde_json::Map::new();
+        if !self.users.is_empty() {
+            resolved.insert("users".into(), Value::Object(self.users.clone()));
+        }
+        if !self.members.is_empty() && self.guild_id.is_some() {
+            resolved.insert("members".into(), Value::Object(self.members.clone()));
+        }
+        if !self.attachments.is_empty() {
+            resolved.insert("attachments".into(), Value::Object(self.attachments.clone()));
+        }
+        let mut data = json!({
+            "id": self.command_id.to_string(),
+            "name": self.name,
+            "type": 1,
+            "options": options,
+        });
+        if !resolved.is_empty() {
+            data["resolved"] = Value::Object(resolved);
+        }
+        let user = plain_user_json(self.user_id, &self.user_name);
+        let mut d = json!({
+            "id": self.id.to_string(),
+            "application_id": APP_ID.to_string(),
+            "type": 2,
+            "version": 1,
+            "token": self.token,
+            "channel_id": self.channel_id.to_string(),
+            "app_permissions": self.app_permissions.to_string(),
+            "locale": self.locale,
+            "entitlements": [],
+            "attachment_size_limit": self.attachment_size_limit,
+            "data": data,
+        });
+        match self.guild_id {
+            Some(g) => {
+                let gs = g.to_string();
+                d["data"]["guild_id"] = json!(gs);
+                d["guild_id"] = json!(gs);
+                d["guild"] = json!({"id": gs, "locale": "en-US", "features": []});
+                d["guild_locale"] = json!("en-US");
+                d["channel"] = json!({
+                    "id": self.channel_id.to_string(), "type": 0, "name": "art", "guild_id": gs,
+                    "nsfw": false, "flags": 0, "permissions": self.permissions.to_string(),
+                    "last_message_id": null, "rate_limit_per_user": 0, "position": 1,
+                    "parent_id": null, "topic": null
+                });
+                d["member"] = json!({
+                    "user": user,
+                    "roles": [], "nick": null, "avatar": null,
+                    "joined_at": "2025-03-01T12:00:00.000000+00:00", "premium_since": null,
+                    "deaf": false, "mute": false, "pending": false, "flags": 0,
+                    "permissions": self.permissions.to_string(),
+                    "communication_disabled_until": null
+                });
+                d["authorizing_integration_owners"] = json!({"0": gs});
+                d["context"] = json!(0);
+            }
+            None => {
+                d["channel"] = json!({
+                    "id": self.channel_id.to_string(), "type": 1, "flags": 0,
+                    "last_message_id": null,
+                    "recipients": [user.clone()]
+                });
+                d["user"] = user;
+                d["authorizing_integration_owners"] = json!({"0": "0"});
+                d["context"] = json!(1);
+            }
+        }
+        d
+    }
+}
