@@ -2,12 +2,11 @@
 //! errors, a misbehaving provider, gateway drops. Each test asserts what the user sees and what
 //! the database records.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{
+
+use crate::support::{
     TestBot, WAIT,
     discord::{DEFAULT_CHANNEL_ID, DEFAULT_USER_ID, InteractionBuilder},
     shortapi::Behaviour,

@@ -1,11 +1,9 @@
 //! Provider callbacks: a hint that makes the bot query once and deliver at once; forged and
 //! replayed callbacks change nothing.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{TestBot, WAIT, shortapi::Behaviour};
+use crate::support::{self, TestBot, WAIT, shortapi::Behaviour};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_delivers_at_once_and_forgeries_change_nothing() {

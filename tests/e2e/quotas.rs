@@ -1,8 +1,6 @@
 //! Quotas on real PostgreSQL: exact under concurrency, per member, in flight, refunds, windows,
 //! and the admin commands end to end.
 
-mod support;
-
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
@@ -16,11 +14,12 @@ use imagine_bot::{
 };
 use serde_json::Value;
 use sqlx::PgPool;
-use support::{
-    TestBot, WAIT,
+use tokio::sync::Barrier;
+
+use crate::support::{
+    self, TestBot, WAIT,
     discord::{InteractionBuilder, MANAGE_GUILD},
 };
-use tokio::sync::Barrier;
 
 const GUILD: i64 = 42;
 

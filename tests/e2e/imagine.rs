@@ -1,12 +1,11 @@
 //! End to end: the real bot (serenity + poise) against the Discord and ShortAPI stand-ins and a
 //! real PostgreSQL, asserting what users would see and what the provider receives.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{TestBot, WAIT, discord::InteractionBuilder, shortapi::Behaviour};
+
+use crate::support::{self, TestBot, WAIT, discord::InteractionBuilder, shortapi::Behaviour};
 
 const EPHEMERAL: u64 = 64;
 

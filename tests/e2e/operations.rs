@@ -1,12 +1,11 @@
 //! Operating the bot: health and metrics endpoints, `doctor`, `healthcheck`, JSON logs.
 
-mod support;
-
 use std::{collections::HashMap, process::Command, time::Duration};
 
 use serde_json::{Value, json};
-use support::{
-    TestBot, WAIT,
+
+use crate::support::{
+    self, TestBot, WAIT,
     discord::{DiscordStandIn, InteractionBuilder},
     process::BotProcess,
     shortapi::ShortApiStandIn,

@@ -2,14 +2,13 @@
 //! at once on distinct shards, stopped with SIGTERM, cut off from its database. Every output is
 //! scanned for secrets.
 
-mod support;
-
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use serde_json::Value;
 use sqlx::PgPool;
-use support::{
-    DISCORD_TOKEN, WAIT,
+
+use crate::support::{
+    self, DISCORD_TOKEN, WAIT,
     discord::{DiscordStandIn, InteractionBuilder, shard_for_guild},
     process::BotProcess,
     shortapi::{Behaviour, DEFAULT_API_KEY, ShortApiStandIn},

@@ -1,14 +1,8 @@
 //! Smoke tests proving the Discord and ShortAPI stand-ins are faithful enough for serenity 0.12.5
 //! (used directly, without poise) and for a plain HTTP client.
 
-#[path = "support/discord/mod.rs"]
-mod discord;
-#[path = "support/shortapi.rs"]
-mod shortapi;
-
 use std::time::Duration;
 
-use discord::{APP_ID, DEFAULT_CHANNEL_ID, DiscordStandIn, InteractionBuilder};
 use serde_json::{Value, json};
 use serenity::all::{
     ChannelId, ClientBuilder, Command, CommandDataOptionValue, CommandInteraction, CommandOptionType, Context,
@@ -16,8 +10,12 @@ use serenity::all::{
     CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, EventHandler, GatewayIntents,
     HttpBuilder, Interaction, Message, Ready,
 };
-use shortapi::{Behaviour, ShortApiStandIn};
 use tokio::sync::mpsc;
+
+use crate::support::{
+    discord::{self, APP_ID, DEFAULT_CHANNEL_ID, DiscordStandIn, InteractionBuilder},
+    shortapi::{self, Behaviour, ShortApiStandIn},
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -1,0 +1,16 @@
+//! The integration tests, in one binary: the real bot against a real PostgreSQL and the Discord
+//! and ShortAPI stand-ins (`support`), plus checks of the stand-ins themselves and of the
+//! container files. One binary links once, and code of `support` no test uses is reported as dead.
+
+// Also compiled into `benches/load.rs`, hence not under this folder.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod callbacks;
+mod dockerfile;
+mod faults;
+mod imagine;
+mod operations;
+mod processes;
+mod quotas;
+mod standins;
