@@ -2,8 +2,8 @@
 //! and ShortAPI stand-ins (`support`), plus checks of the stand-ins themselves and of the
 //! container files. One binary links once, and code of `support` no test uses is reported as dead.
 
-// Also compiled into `benches/load.rs`, hence not under this folder.
-#[path = "../support/mod.rs"]
+// Shared with `benches/load.rs`, which compiles it through `tests/support/mod.rs`.
+#[path = "../support/harness.rs"]
 mod support;
 
 mod callbacks;

@@ -4,7 +4,6 @@
 //! Create requests are validated like the real model page describes (model slug, `mode` "fast",
 //! non-empty `prompt` without `-`, `aspect_ratio` in the 11 allowed values, option ranges, no
 //! unknown arguments); a violation answers HTTP 200 `{"code":400,"info":"<what is wrong>"}`.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -82,7 +81,6 @@ pub struct RecordedCreate {
     pub headers: Vec<(String, String)>,
     /// Parsed JSON body (None if the body was not JSON).
     pub json: Option<Value>,
-    pub raw_body: String,
     /// The job id returned, if a job was created.
     pub job_id: Option<String>,
     /// HTTP status answered.
@@ -105,7 +103,7 @@ impl RecordedCreate {
 #[derive(Clone, Debug)]
 pub struct RecordedQuery {
     pub job_id: String,
-    pub headers: Vec<(String, String)>,
+    #[allow(dead_code, reason = "only benches/load.rs uses it")]
     pub at: Instant,
 }
 
@@ -119,11 +117,10 @@ struct Job {
 }
 
 struct Inner {
-    api_key: String,
     scripts: Vec<(String, Behaviour)>,
     creates: Vec<RecordedCreate>,
     queries: Vec<RecordedQuery>,
-    downloads: Vec<String>,
+    downloads: usize,
     jobs: HashMap<String, Job>,
     images: HashMap<String, (Vec<u8>, String)>,
     next_job: u64,
@@ -154,11 +151,10 @@ impl ShortApiStandIn {
         let shared = Arc::new(Shared {
             addr,
             inner: Mutex::new(Inner {
-                api_key: DEFAULT_API_KEY.to_string(),
                 scripts: Vec::new(),
                 creates: Vec::new(),
                 queries: Vec::new(),
-                downloads: Vec::new(),
+                downloads: 0,
                 jobs: HashMap::new(),
                 images: HashMap::new(),
                 next_job: 0,
@@ -186,17 +182,13 @@ impl ShortApiStandIn {
         format!("{}/images/{name}", self.base_url())
     }
 
-    /// Creates/queries with another Bearer key answer 401 `{"code":401,"message":"invalid api key"}`.
-    pub fn set_api_key(&self, key: &str) {
-        lock(&self.shared.inner).api_key = key.to_string();
-    }
-
     /// Behaviour for creates whose `args.prompt` contains `prompt_contains`; first match wins.
     pub fn script(&self, prompt_contains: &str, behaviour: Behaviour) {
         lock(&self.shared.inner).scripts.push((prompt_contains.to_string(), behaviour));
     }
 
     /// When a job created with `SucceedAt` finishes (finished or not).
+    #[allow(dead_code, reason = "only benches/load.rs uses it")]
     pub fn finishes_at(&self, job_id: &str) -> Option<Instant> {
         let inner = lock(&self.shared.inner);
         let job = inner.jobs.get(job_id)?;
@@ -221,22 +213,7 @@ impl ShortApiStandIn {
 
     /// Number of image-host GETs (including 404s).
     pub fn downloads(&self) -> usize {
-        lock(&self.shared.inner).downloads.len()
-    }
-
-    /// Names requested from the image host, in order.
-    pub fn downloaded_names(&self) -> Vec<String> {
-        lock(&self.shared.inner).downloads.clone()
-    }
-
-    /// Image URLs a job returns on success (empty for jobs that never succeed / unknown ids).
-    pub fn job_images(&self, job_id: &str) -> Vec<String> {
-        lock(&self.shared.inner).jobs.get(job_id).map(|j| j.images.clone()).unwrap_or_default()
-    }
-
-    /// Bytes served for an image name.
-    pub fn image_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        lock(&self.shared.inner).images.get(name).map(|(b, _)| b.clone())
+        lock(&self.shared.inner).downloads
     }
 
     /// Registers a file on the image host.
@@ -349,8 +326,11 @@ fn json_reply(status: u16, body: Value) -> Response {
         .into_response()
 }
 
-fn authorized(headers: &HeaderMap, key: &str) -> bool {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v == format!("Bearer {key}"))
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {DEFAULT_API_KEY}"))
 }
 
 /// Checks a create body like the real API would; `Err(info)` describes the first problem.
@@ -472,14 +452,12 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
 }
 
 async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let raw_body = String::from_utf8_lossy(&body).into_owned();
     let json: Option<Value> = serde_json::from_slice(&body).ok();
     let idx = {
         let mut inner = lock(&shared.inner);
         inner.creates.push(RecordedCreate {
             headers: headers_vec(&headers),
             json: json.clone(),
-            raw_body,
             job_id: None,
             status: 200,
             at: Instant::now(),
@@ -492,8 +470,7 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         inner.creates[idx].job_id = job_id;
     };
 
-    let key = lock(&shared.inner).api_key.clone();
-    if !authorized(&headers, &key) {
+    if !authorized(&headers) {
         set_result(401, None);
         return json_reply(401, json!({"code": 401, "message": "invalid api key"}));
     }
@@ -607,8 +584,8 @@ async fn query(
 ) -> Response {
     let job_id = params.get("id").cloned().unwrap_or_default();
     let mut inner = lock(&shared.inner);
-    inner.queries.push(RecordedQuery { job_id: job_id.clone(), headers: headers_vec(&headers), at: Instant::now() });
-    if !authorized(&headers, &inner.api_key) {
+    inner.queries.push(RecordedQuery { job_id: job_id.clone(), at: Instant::now() });
+    if !authorized(&headers) {
         return json_reply(401, json!({"code": 401, "message": "invalid api key"}));
     }
     let Some(job) = inner.jobs.get_mut(&job_id) else {
@@ -681,7 +658,7 @@ async fn query(
 
 async fn image(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     let mut inner = lock(&shared.inner);
-    inner.downloads.push(name.clone());
+    inner.downloads += 1;
     match inner.images.get(&name) {
         Some((bytes, ct)) => (StatusCode::OK, [(header::CONTENT_TYPE, ct.clone())], bytes.clone()).into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),

@@ -19,13 +19,7 @@ pub struct RecordedFile {
     pub bytes: Vec<u8>,
 }
 
-impl DiscordStandIn {
-    /// Bytes of an uploaded attachment (by attachment id, as found in a message's
-    /// `attachments[].id`).
-    pub fn attachment_bytes(&self, attachment_id: u64) -> Option<Vec<u8>> {
-        lock(&self.shared.inner).files.get(&attachment_id).map(|(_, b)| b.clone())
-    }
-}
+impl DiscordStandIn {}
 
 pub(super) async fn serve_attachment(
     State(shared): State<Arc<Shared>>,

@@ -39,10 +39,6 @@ impl DiscordStandIn {
         lock(&self.shared.inner).resume_count
     }
 
-    pub fn heartbeat_count(&self) -> usize {
-        lock(&self.shared.inner).heartbeats
-    }
-
     /// IDENTIFY payloads (`d`) received so far.
     pub fn identifies(&self) -> Vec<Value> {
         lock(&self.shared.inner).identifies.clone()
@@ -51,14 +47,6 @@ impl DiscordStandIn {
     /// Number of gateway connections currently attached to a session (identified or resumed).
     pub fn connected_sessions(&self) -> usize {
         lock(&self.shared.inner).conns.values().filter(|c| c.session.is_some()).count()
-    }
-
-    /// Sends a dispatch `t` with payload `d` to every session whose shard owns `d.guild_id`
-    /// (`(guild_id >> 22) % num_shards`, like Discord; with the usual `[0, 1]` that is every
-    /// session). Connected sessions get it now, disconnected ones on RESUME.
-    pub async fn dispatch(&self, t: &str, d: Value) {
-        let mut inner = lock(&self.shared.inner);
-        dispatch_locked(&mut inner, t, &d);
     }
 
     /// Sends INTERACTION_CREATE to every gateway session (of the guild's shard, see
@@ -79,8 +67,6 @@ impl DiscordStandIn {
             token: token.clone(),
             channel_id: id_of(&interaction["channel_id"]).unwrap_or(DEFAULT_CHANNEL_ID),
             guild_id: id_of(&interaction["guild_id"]),
-            user_id: id_of(&interaction["member"]["user"]["id"]).or_else(|| id_of(&interaction["user"]["id"])),
-            command_name: name,
             attachment_size_limit: interaction["attachment_size_limit"]
                 .as_u64()
                 .unwrap_or(DEFAULT_ATTACHMENT_SIZE_LIMIT),
@@ -107,14 +93,6 @@ impl DiscordStandIn {
                     s.conn = None;
                 }
             }
-        }
-    }
-
-    /// Sends op 7 RECONNECT to every connected gateway session.
-    pub fn request_reconnect(&self) {
-        let inner = lock(&self.shared.inner);
-        for conn in inner.conns.values() {
-            let _ = conn.tx.send(Out::Text(json!({"op":7,"d":null,"s":null,"t":null}).to_string()));
         }
     }
 }
@@ -199,7 +177,6 @@ fn handle_gateway_frame(shared: &Shared, conn_id: u64, text: &str) {
     };
     match frame["op"].as_u64() {
         Some(1) => {
-            inner.heartbeats += 1;
             let _ = tx.send(Out::Text(json!({"op": 11, "d": null, "s": null, "t": null}).to_string()));
         }
         Some(2) => {

@@ -15,19 +15,17 @@ pub struct InteractionBuilder {
     token: String,
     name: String,
     command_id: u64,
-    guild_id: Option<u64>,
+    guild_id: u64,
     channel_id: u64,
     user_id: u64,
     user_name: String,
     permissions: u64,
-    app_permissions: u64,
     options: Vec<Value>,
     subcommand: Option<String>,
     users: serde_json::Map<String, Value>,
     members: serde_json::Map<String, Value>,
     attachments: serde_json::Map<String, Value>,
     attachment_size_limit: u64,
-    locale: String,
 }
 
 impl InteractionBuilder {
@@ -38,33 +36,26 @@ impl InteractionBuilder {
             token: format!("tok-{}", uuid::Uuid::new_v4()),
             name: name.to_string(),
             command_id: snowflake(),
-            guild_id: Some(DEFAULT_GUILD_ID),
+            guild_id: DEFAULT_GUILD_ID,
             channel_id: DEFAULT_CHANNEL_ID,
             user_id: DEFAULT_USER_ID,
             user_name: DEFAULT_USER_NAME.to_string(),
             permissions: DEFAULT_PERMISSIONS,
-            app_permissions: DEFAULT_PERMISSIONS,
             options: Vec::new(),
             subcommand: None,
             users: serde_json::Map::new(),
             members: serde_json::Map::new(),
             attachments: serde_json::Map::new(),
             attachment_size_limit: DEFAULT_ATTACHMENT_SIZE_LIMIT,
-            locale: "en-US".to_string(),
         }
     }
 
     pub fn guild(mut self, id: u64) -> Self {
-        self.guild_id = Some(id);
+        self.guild_id = id;
         self
     }
 
-    /// Invoked in a DM with the bot (no guild, `user` instead of `member`).
-    pub fn dm(mut self) -> Self {
-        self.guild_id = None;
-        self
-    }
-
+    #[allow(dead_code, reason = "only benches/load.rs uses it")]
     pub fn channel(mut self, id: u64) -> Self {
         self.channel_id = id;
         self
@@ -81,17 +72,6 @@ impl InteractionBuilder {
         self
     }
 
-    /// The bot's permissions in the channel (`app_permissions`).
-    pub fn app_permissions(mut self, perms: u64) -> Self {
-        self.app_permissions = perms;
-        self
-    }
-
-    pub fn locale(mut self, locale: &str) -> Self {
-        self.locale = locale.to_string();
-        self
-    }
-
     pub fn string(mut self, name: &str, v: &str) -> Self {
         self.options.push(json!({"name": name, "type": 3, "value": v}));
         self
@@ -99,22 +79,6 @@ impl InteractionBuilder {
 
     pub fn integer(mut self, name: &str, v: i64) -> Self {
         self.options.push(json!({"name": name, "type": 4, "value": v}));
-        self
-    }
-
-    pub fn boolean(mut self, name: &str, v: bool) -> Self {
-        self.options.push(json!({"name": name, "type": 5, "value": v}));
-        self
-    }
-
-    pub fn number(mut self, name: &str, v: f64) -> Self {
-        self.options.push(json!({"name": name, "type": 10, "value": v}));
-        self
-    }
-
-    /// Any option object, added as is.
-    pub fn raw_option(mut self, option: Value) -> Self {
-        self.options.push(option);
         self
     }
 
@@ -186,7 +150,7 @@ impl InteractionBuilder {
         if !self.users.is_empty() {
             resolved.insert("users".into(), Value::Object(self.users.clone()));
         }
-        if !self.members.is_empty() && self.guild_id.is_some() {
+        if !self.members.is_empty() {
             resolved.insert("members".into(), Value::Object(self.members.clone()));
         }
         if !self.attachments.is_empty() {
@@ -209,47 +173,33 @@ impl InteractionBuilder {
             "version": 1,
             "token": self.token,
             "channel_id": self.channel_id.to_string(),
-            "app_permissions": self.app_permissions.to_string(),
-            "locale": self.locale,
+            "app_permissions": DEFAULT_PERMISSIONS.to_string(),
+            "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": self.attachment_size_limit,
             "data": data,
         });
-        match self.guild_id {
-            Some(g) => {
-                let gs = g.to_string();
-                d["data"]["guild_id"] = json!(gs);
-                d["guild_id"] = json!(gs);
-                d["guild"] = json!({"id": gs, "locale": "en-US", "features": []});
-                d["guild_locale"] = json!("en-US");
-                d["channel"] = json!({
-                    "id": self.channel_id.to_string(), "type": 0, "name": "art", "guild_id": gs,
-                    "nsfw": false, "flags": 0, "permissions": self.permissions.to_string(),
-                    "last_message_id": null, "rate_limit_per_user": 0, "position": 1,
-                    "parent_id": null, "topic": null
-                });
-                d["member"] = json!({
-                    "user": user,
-                    "roles": [], "nick": null, "avatar": null,
-                    "joined_at": "2025-03-01T12:00:00.000000+00:00", "premium_since": null,
-                    "deaf": false, "mute": false, "pending": false, "flags": 0,
-                    "permissions": self.permissions.to_string(),
-                    "communication_disabled_until": null
-                });
-                d["authorizing_integration_owners"] = json!({"0": gs});
-                d["context"] = json!(0);
-            }
-            None => {
-                d["channel"] = json!({
-                    "id": self.channel_id.to_string(), "type": 1, "flags": 0,
-                    "last_message_id": null,
-                    "recipients": [user.clone()]
-                });
-                d["user"] = user;
-                d["authorizing_integration_owners"] = json!({"0": "0"});
-                d["context"] = json!(1);
-            }
-        }
+        let gs = self.guild_id.to_string();
+        d["data"]["guild_id"] = json!(gs);
+        d["guild_id"] = json!(gs);
+        d["guild"] = json!({"id": gs, "locale": "en-US", "features": []});
+        d["guild_locale"] = json!("en-US");
+        d["channel"] = json!({
+            "id": self.channel_id.to_string(), "type": 0, "name": "art", "guild_id": gs,
+            "nsfw": false, "flags": 0, "permissions": self.permissions.to_string(),
+            "last_message_id": null, "rate_limit_per_user": 0, "position": 1,
+            "parent_id": null, "topic": null
+        });
+        d["member"] = json!({
+            "user": user,
+            "roles": [], "nick": null, "avatar": null,
+            "joined_at": "2025-03-01T12:00:00.000000+00:00", "premium_since": null,
+            "deaf": false, "mute": false, "pending": false, "flags": 0,
+            "permissions": self.permissions.to_string(),
+            "communication_disabled_until": null
+        });
+        d["authorizing_integration_owners"] = json!({"0": gs});
+        d["context"] = json!(0);
         d
     }
 }

@@ -49,11 +49,6 @@ impl DiscordStandIn {
             .map(|ids| ids.iter().filter_map(|id| inner.messages.get(id).cloned()).collect())
             .unwrap_or_default()
     }
-
-    /// Any message by id.
-    pub fn message(&self, message_id: u64) -> Option<Value> {
-        lock(&self.shared.inner).messages.get(&message_id).cloned()
-    }
 }
 
 pub(super) struct MsgCtx {

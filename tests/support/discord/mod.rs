@@ -13,7 +13,6 @@
 //! WebSocket, `rest` the HTTP routes with scripted faults and rate limits, `responses` the
 //! interaction callbacks and webhooks, `messages` the stored messages, `attachments` the uploaded
 //! files and multipart bodies, `interaction` the INTERACTION_CREATE payload builder.
-#![allow(dead_code)]
 
 mod attachments;
 mod gateway;
@@ -49,7 +48,6 @@ pub const BOT_NAME: &str = "imagine-bot";
 /// ADMINISTRATOR (8) nor MANAGE_GUILD (32).
 pub const DEFAULT_PERMISSIONS: u64 = 2248473465835073;
 pub const MANAGE_GUILD: u64 = 1 << 5;
-pub const ADMINISTRATOR: u64 = 1 << 3;
 pub const DEFAULT_ATTACHMENT_SIZE_LIMIT: u64 = 10 * 1024 * 1024;
 pub const HEARTBEAT_INTERVAL_MS: u64 = 41250;
 /// Limits Discord enforces on message payloads (checked by the stand-in).
@@ -158,8 +156,6 @@ struct InteractionState {
     token: String,
     channel_id: u64,
     guild_id: Option<u64>,
-    user_id: Option<u64>,
-    command_name: Option<String>,
     attachment_size_limit: u64,
     dispatched_at: Instant,
     acked_with: Option<u64>,
@@ -206,7 +202,6 @@ struct Inner {
     next_conn: u64,
     ready_count: usize,
     resume_count: usize,
-    heartbeats: usize,
     identifies: Vec<Value>,
 }
 
@@ -253,11 +248,6 @@ impl DiscordStandIn {
     /// `http://127.0.0.1:PORT` — give this to serenity's `HttpBuilder::proxy`.
     pub fn proxy_url(&self) -> String {
         format!("http://{}", self.shared.addr)
-    }
-
-    /// `ws://127.0.0.1:PORT/gateway` (what `GET /api/v10/gateway` returns).
-    pub fn gateway_url(&self) -> String {
-        self.shared.ws_url()
     }
 
     async fn wait_until<T>(&self, timeout: Duration, mut check: impl FnMut(&Inner) -> Option<T>) -> Option<T> {

@@ -22,7 +22,6 @@ use super::{
 pub struct RecordedRequest {
     pub method: String,
     pub path: String,
-    pub query: Option<String>,
     /// Header names are lowercased.
     pub headers: Vec<(String, String)>,
     /// JSON body, or the parsed `payload_json` part of a multipart body.
@@ -43,13 +42,6 @@ impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// Path segment after `/interactions/{id}/` or `/webhooks/{app}/` — the interaction token.
-    pub fn token(&self) -> Option<&str> {
-        let segs: Vec<&str> = self.path.split('/').collect();
-        let pos = segs.iter().position(|s| *s == "interactions" || *s == "webhooks")?;
-        segs.get(pos + 2).copied()
     }
 
     pub fn is_multipart(&self) -> bool {
@@ -75,22 +67,6 @@ impl DiscordStandIn {
         pred: impl Fn(&RecordedRequest) -> bool,
     ) -> Option<RecordedRequest> {
         self.wait_until(timeout, |i| i.requests.iter().find(|r| pred(r)).cloned()).await
-    }
-
-    /// Waits until at least `n` recorded requests match `pred`; returns all matches then.
-    pub async fn wait_for_count(
-        &self,
-        n: usize,
-        timeout: Duration,
-        pred: impl Fn(&RecordedRequest) -> bool,
-    ) -> Vec<RecordedRequest> {
-        let found = self
-            .wait_until(timeout, |i| {
-                let v: Vec<_> = i.requests.iter().filter(|r| pred(r)).cloned().collect();
-                (v.len() >= n).then_some(v)
-            })
-            .await;
-        found.unwrap_or_else(|| lock(&self.shared.inner).requests.iter().filter(|r| pred(r)).cloned().collect())
     }
 
     /// Last body PUT to `.../commands` (global or guild).
@@ -122,13 +98,9 @@ impl DiscordStandIn {
 
     /// Enforce Discord-like per-route limits on message writes: at most `limit` requests per
     /// `window` on each route (429 with `retry_after` beyond).
+    #[allow(dead_code, reason = "only benches/load.rs uses it")]
     pub fn set_route_limit(&self, limit: usize, window: Duration) {
         lock(&self.shared.inner).route_limit = Some((limit.max(1), window));
-    }
-
-    /// Scripted failures not consumed yet.
-    pub fn pending_failures(&self) -> usize {
-        lock(&self.shared.inner).failures.len()
     }
 }
 
@@ -195,7 +167,6 @@ pub(super) async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Res
         inner.requests.push(RecordedRequest {
             method,
             path,
-            query,
             headers,
             json,
             files,

@@ -1,0 +1,218 @@
+//! Test harness: a real PostgreSQL, the Discord and ShortAPI stand-ins, and the real bot
+//! (serenity + poise) running against them in this process.
+
+pub mod discord;
+pub mod process;
+pub mod shortapi;
+
+use std::{collections::HashMap, path::Path, sync::OnceLock, time::Duration};
+
+use imagine_bot::{config::Config, localpg};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use discord::{DiscordStandIn, InteractionBuilder};
+use shortapi::ShortApiStandIn;
+
+pub const DISCORD_TOKEN: &str = "test-discord-token.secret";
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Port of the shared throwaway cluster the suite starts when `DATABASE_URL` is not set.
+const TEST_PG_PORT: u16 = 54329;
+
+/// The server URL (no database) of the PostgreSQL the tests use: `DATABASE_URL`'s server when
+/// set, else a throwaway cluster under `target/` started once and shared by every test.
+fn server_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            let base = url.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(url);
+            return base;
+        }
+        let port = std::env::var("TEST_PG_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(TEST_PG_PORT);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pg-{port}"));
+        localpg::ensure_cluster(&dir, port, localpg::Durability::Throwaway).expect("starting the test PostgreSQL")
+    })
+    .clone()
+}
+
+/// A fresh, empty database for one test.
+pub async fn fresh_database() -> String {
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let server = server_url();
+    localpg::ensure_database(&server, &name).await.expect("creating a test database")
+}
+
+/// A migrated pool on a fresh database.
+pub async fn fresh_pool() -> (String, PgPool) {
+    let url = fresh_database().await;
+    let pool = imagine_bot::db::connect(&url, 10).await.expect("connecting to the test database");
+    (url, pool)
+}
+
+/// A port below the kernel's ephemeral range, so no stand-in bound to port 0 can take it between
+/// choosing it and the bot binding it.
+pub fn free_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    loop {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20000 + (std::process::id() % 1000) as u16 * 10 + offset % 10;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
+}
+
+/// The bot under test with its stand-ins.
+pub struct TestBot {
+    pub discord: DiscordStandIn,
+    pub shortapi: ShortApiStandIn,
+    pub pool: PgPool,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for tests: fast polling so jobs finish in well under a second of waiting.
+pub fn test_vars(discord: &DiscordStandIn, shortapi: &ShortApiStandIn, database_url: &str) -> HashMap<String, String> {
+    [
+        ("DISCORD_TOKEN", DISCORD_TOKEN.to_owned()),
+        ("SHORTAPI_KEY", shortapi::DEFAULT_API_KEY.to_owned()),
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DISCORD_PROXY_URL", discord.proxy_url()),
+        ("SHORTAPI_BASE_URL", shortapi.base_url()),
+        ("DEV_GUILD_ID", discord::DEFAULT_GUILD_ID.to_string()),
+        ("POLL_FIRST_DELAY", "100ms".into()),
+        ("POLL_INTERVAL", "150ms".into()),
+        ("POLL_SLOW_INTERVAL", "300ms".into()),
+        ("POLL_SLOW_AFTER", "10s".into()),
+        ("PROGRESS_EDIT_INTERVAL", "100ms".into()),
+        ("PROVIDER_TIMEOUT", "5s".into()),
+        ("DEFAULT_DAILY_LIMIT", "unlimited".into()),
+        ("DEFAULT_MONTHLY_LIMIT", "unlimited".into()),
+        ("DEFAULT_PER_USER_DAILY_LIMIT", "unlimited".into()),
+        ("DEFAULT_MAX_CONCURRENT", "unlimited".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl TestBot {
+    pub async fn start() -> TestBot {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the stand-ins and the bot; `adjust` may change the bot's environment first.
+    pub async fn start_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestBot {
+        init_logs();
+        let discord = DiscordStandIn::start().await;
+        let shortapi = ShortApiStandIn::start().await;
+        let (database_url, pool) = fresh_pool().await;
+        let mut vars = test_vars(&discord, &shortapi, &database_url);
+        adjust(&mut vars);
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration is valid");
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(imagine_bot::run(config, shutdown.clone()));
+        assert!(discord.wait_ready(WAIT).await, "the bot never identified on the gateway");
+        assert!(discord.wait_registered(WAIT).await.is_some(), "the bot never registered its commands");
+        TestBot { discord, shortapi, pool, shutdown, handle: Some(handle) }
+    }
+
+    /// Sends an interaction through the gateway, as Discord would.
+    pub async fn send(&self, interaction: &InteractionBuilder) {
+        self.discord.dispatch_interaction(interaction.build()).await;
+    }
+
+    /// An `/imagine` with a prompt and one PNG served by the image host.
+    pub fn imagine(&self, prompt: &str) -> InteractionBuilder {
+        self.shortapi.add_image("source.png", ShortApiStandIn::tiny_png(2048), "image/png");
+        InteractionBuilder::command("imagine").string("prompt", prompt).attachment(
+            "image",
+            "source.png",
+            Some("image/png"),
+            2048,
+            &self.source_url("source.png"),
+        )
+    }
+
+    /// A signed-looking Discord CDN URL for an attachment; passed through untouched.
+    pub fn source_url(&self, name: &str) -> String {
+        format!("{}?ex=66a1b2c3&is=66a06143&hm=3f1c2a9b7d4e5f60&", self.shortapi.image_url(name))
+    }
+
+    /// Waits for the interaction's callback (the first answer) and returns its JSON body.
+    pub async fn callback(&self, interaction: &InteractionBuilder) -> Value {
+        let path = format!("/interactions/{}/", interaction.id());
+        let request = self
+            .discord
+            .wait_for(WAIT, |r| r.is("POST", &path))
+            .await
+            .unwrap_or_else(|| panic!("no callback for interaction {}", interaction.id()));
+        request.json.expect("callback body is JSON")
+    }
+
+    /// Waits until the reply's content satisfies `pred`.
+    pub async fn wait_reply(&self, interaction: &InteractionBuilder, pred: impl Fn(&str) -> bool) -> Value {
+        let token = interaction.token();
+        match self.discord.wait_original(&token, WAIT, |m| pred(m["content"].as_str().unwrap_or(""))).await {
+            Some(message) => message,
+            None => {
+                panic!("reply never matched; it is {:#}", self.discord.original_message(&token).unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    /// Waits until the interaction's job has been delivered (or given up on) and saved.
+    pub async fn wait_job_settled(&self, interaction: &InteractionBuilder) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let settled: Option<bool> = sqlx::query_scalar(
+                "SELECT delivered_at IS NOT NULL AND lease_owner IS NULL FROM jobs WHERE interaction_id = $1",
+            )
+            .bind(interaction.id() as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .expect("reading the job");
+            if settled == Some(true) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job for interaction {} never settled", interaction.id());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The job row for an interaction: status, whether it counts against the quota, delivery.
+    pub async fn job_status(&self, interaction: &InteractionBuilder) -> Option<(String, bool, Option<String>)> {
+        sqlx::query_as("SELECT status::text, counted, delivery::text FROM jobs WHERE interaction_id = $1")
+            .bind(interaction.id() as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .expect("reading the job")
+    }
+
+    /// Stops the bot gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+    }
+}
+
+impl Drop for TestBot {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+    });
+}
