@@ -45,7 +45,9 @@ async fn a_callback_delivers_at_once_and_forgeries_change_nothing() {
     let edits_before = bot.discord.requests_matching("PATCH", "/messages/@original").len();
     let replay = client.post(&callback_url).json(&serde_json::json!({"status": 2})).send().await.unwrap();
     assert!(replay.status().is_success());
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The bot acts on a callback before answering it: once the job is at rest, anything the
+    // replay set in motion has happened.
+    bot.wait_job_idle(&cmd).await;
     assert_eq!(bot.shortapi.queries_for(&provider_job).len(), 1, "a replay triggers no query");
     assert_eq!(bot.discord.requests_matching("PATCH", "/messages/@original").len(), edits_before, "nor any edit");
 
@@ -66,7 +68,7 @@ async fn a_callback_delivers_at_once_and_forgeries_change_nothing() {
         let answer = client.post(&forged).body("{}").send().await.unwrap();
         assert_eq!(answer.status().as_u16(), 404, "{forged}");
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    bot.wait_job_idle(&running).await;
     let running_provider_job = bot.shortapi.creates()[1].job_id.clone().unwrap();
     assert!(bot.shortapi.queries_for(&running_provider_job).is_empty(), "forged callbacks trigger no query");
     let (status, counted, _) = bot.job_status(&running).await.unwrap();

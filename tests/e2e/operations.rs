@@ -1,6 +1,6 @@
 //! Operating the bot: health and metrics endpoints, `doctor`, `healthcheck`, JSON logs.
 
-use std::{collections::HashMap, process::Command, time::Duration};
+use std::{collections::HashMap, process::Command};
 
 use serde_json::{Value, json};
 
@@ -151,7 +151,12 @@ async fn healthcheck_command_and_json_logs() {
         .wait_original(&cmd.token(), WAIT, |m| m["content"].as_str().unwrap_or("").contains("Done"))
         .await
         .expect("job done");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The delivery is logged right after the edit that shows "Done".
+    assert!(
+        support::eventually(WAIT, || async { bot.output().contains("\"job delivered\"") }).await,
+        "no delivery log line:\n{}",
+        bot.output()
+    );
     let output = bot.output();
     let lines: Vec<Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty() && lines.len() == output.lines().count(), "every log line is JSON:\n{output}");

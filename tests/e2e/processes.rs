@@ -2,7 +2,7 @@
 //! at once on distinct shards, stopped with SIGTERM, cut off from its database. Every output is
 //! scanned for secrets.
 
-use std::{collections::HashMap, future::Future, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use crate::support::{
     self, DISCORD_TOKEN, WAIT,
     discord::{DiscordStandIn, InteractionBuilder, shard_for_guild},
+    eventually,
     process::BotProcess,
     shortapi::{Behaviour, DEFAULT_API_KEY, ShortApiStandIn},
 };
@@ -106,19 +107,6 @@ impl World {
                 assert!(!body.contains(secret.as_str()), "a secret appears in a message sent to Discord");
             }
         }
-    }
-}
-
-async fn eventually<F: Future<Output = bool>>(timeout: Duration, mut check: impl FnMut() -> F) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

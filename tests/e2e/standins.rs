@@ -420,7 +420,8 @@ async fn sessions_on_one_shard_all_receive_and_shards_split_guilds() {
     let m0 = start_client(&discord, 0, Some((0, 2)), tx.clone()).await;
     let m1 = start_client(&discord, 1, Some((1, 2)), tx.clone()).await;
     assert!(discord.wait_ready_count(2, WAIT).await);
-    for guild in [discord::DEFAULT_GUILD_ID, discord::DEFAULT_GUILD_ID + (1 << 22)] {
+    let guilds = [discord::DEFAULT_GUILD_ID, discord::DEFAULT_GUILD_ID + (1 << 22)];
+    for guild in guilds {
         let b = InteractionBuilder::command("imagine").guild(guild);
         discord.dispatch_interaction(b.build()).await;
         let (label, id, res) = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
@@ -428,7 +429,19 @@ async fn sessions_on_one_shard_all_receive_and_shards_split_guilds() {
         assert!(res.is_ok(), "{res:?}");
         assert_eq!(label as u64, discord::shard_for_guild(Some(guild), 2));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One more interaction per guild: a connection delivers in order, so once each process has
+    // answered its own, it has read everything dispatched to it before, and the handler of an
+    // interaction of the other shard would have started before this one's.
+    let last: Vec<InteractionBuilder> =
+        guilds.iter().map(|g| InteractionBuilder::command("imagine").guild(*g)).collect();
+    for b in &last {
+        discord.dispatch_interaction(b.build()).await;
+    }
+    for _ in &last {
+        let (label, id, res) = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        assert!(last.iter().any(|b| b.id() == id), "process {label} saw another shard's interaction");
+        assert!(res.is_ok(), "{res:?}");
+    }
     assert!(rx.try_recv().is_err(), "no process saw another shard's interaction");
     m0.shutdown_all().await;
     m1.shutdown_all().await;

@@ -52,6 +52,20 @@ pub async fn fresh_pool() -> (String, PgPool) {
     (url, pool)
 }
 
+/// Polls `check` every 50 ms until it holds; false if it still does not after `timeout`.
+pub async fn eventually<F: Future<Output = bool>>(timeout: Duration, mut check: impl FnMut() -> F) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A port below the kernel's ephemeral range, so no stand-in bound to port 0 can take it between
 /// choosing it and the bot binding it.
 pub fn free_address() -> String {
@@ -166,21 +180,31 @@ impl TestBot {
 
     /// Waits until the interaction's job has been delivered (or given up on) and saved.
     pub async fn wait_job_settled(&self, interaction: &InteractionBuilder) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let settled: Option<bool> = sqlx::query_scalar(
-                "SELECT delivered_at IS NOT NULL AND lease_owner IS NULL FROM jobs WHERE interaction_id = $1",
-            )
-            .bind(interaction.id() as i64)
-            .fetch_optional(&self.pool)
-            .await
-            .expect("reading the job");
-            if settled == Some(true) {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "job for interaction {} never settled", interaction.id());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let settled = self.wait_job(interaction, "delivered_at IS NOT NULL AND lease_owner IS NULL").await;
+        assert!(settled, "job for interaction {} never settled", interaction.id());
+    }
+
+    /// Waits until no step of the interaction's (acknowledged) job is running or due: whatever a
+    /// callback or a wake-up set in motion has been done, and the stand-ins have recorded it.
+    pub async fn wait_job_idle(&self, interaction: &InteractionBuilder) {
+        let idle = self
+            .wait_job(interaction, "lease_owner IS NULL AND (delivered_at IS NOT NULL OR next_run_at > now())")
+            .await;
+        assert!(idle, "job for interaction {} never came to rest", interaction.id());
+    }
+
+    /// Waits until `condition` (SQL on the job's row) holds; false if it did not within [`WAIT`].
+    async fn wait_job(&self, interaction: &InteractionBuilder, condition: &str) -> bool {
+        let sql = format!("SELECT {condition} FROM jobs WHERE interaction_id = $1");
+        eventually(WAIT, || async {
+            let holds: Option<bool> = sqlx::query_scalar(&sql)
+                .bind(interaction.id() as i64)
+                .fetch_optional(&self.pool)
+                .await
+                .expect("reading the job");
+            holds == Some(true)
+        })
+        .await
     }
 
     /// The job row for an interaction: status, whether it counts against the quota, delivery.
