@@ -72,8 +72,8 @@ fn doctor(vars: &HashMap<String, String>) -> (bool, String) {
 async fn doctor_prints_a_checklist_with_fixes() {
     let discord = DiscordStandIn::start().await;
     let shortapi = ShortApiStandIn::start().await;
-    let url = support::fresh_database().await;
-    let vars = support::test_vars(&discord, &shortapi, &url);
+    let database = support::fresh_database().await;
+    let vars = support::test_vars(&discord, &shortapi, &database);
 
     let (ok, out) = tokio::task::spawn_blocking({
         let vars = vars.clone();
@@ -116,9 +116,9 @@ async fn doctor_prints_a_checklist_with_fixes() {
 async fn healthcheck_command_and_json_logs() {
     let discord = DiscordStandIn::start().await;
     let shortapi = ShortApiStandIn::start().await;
-    let url = support::fresh_database().await;
+    let database = support::fresh_database().await;
     let addr = support::free_address();
-    let mut vars = support::test_vars(&discord, &shortapi, &url);
+    let mut vars = support::test_vars(&discord, &shortapi, &database);
     vars.insert("HEALTH_ADDR".into(), addr.clone());
     vars.insert("LOG_FORMAT".into(), "json".into());
     let healthcheck = |addr: String| {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::support::{
-    self, DISCORD_TOKEN, WAIT,
+    self, DISCORD_TOKEN, TestDatabase, WAIT,
     discord::{DiscordStandIn, InteractionBuilder, shard_for_guild},
     eventually,
     process::BotProcess,
@@ -20,16 +20,17 @@ struct World {
     shortapi: ShortApiStandIn,
     pool: PgPool,
     vars: HashMap<String, String>,
+    _database: TestDatabase,
 }
 
 async fn world() -> World {
     let discord = DiscordStandIn::start().await;
     let shortapi = ShortApiStandIn::start().await;
-    let (url, pool) = support::fresh_pool().await;
-    let mut vars = support::test_vars(&discord, &shortapi, &url);
+    let (database, pool) = support::fresh_pool().await;
+    let mut vars = support::test_vars(&discord, &shortapi, &database);
     // A dead process's jobs are taken over quickly.
     vars.insert("JOB_LEASE".into(), "2s".into());
-    World { discord, shortapi, pool, vars }
+    World { discord, shortapi, pool, vars, _database: database }
 }
 
 impl World {
@@ -288,15 +289,14 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-outage");
     let port = 54331;
     let server = imagine_bot::localpg::ensure_cluster(&dir, port, imagine_bot::localpg::Durability::Throwaway).unwrap();
-    let url = imagine_bot::localpg::ensure_database(&server, &format!("outage_{}", uuid::Uuid::new_v4().simple()))
-        .await
-        .unwrap();
+    let database = TestDatabase::create(&server, "outage").await;
     let discord = DiscordStandIn::start().await;
     let shortapi = ShortApiStandIn::start().await;
-    let mut vars = support::test_vars(&discord, &shortapi, &url);
+    let mut vars = support::test_vars(&discord, &shortapi, &database);
     let health = support::free_address();
     vars.insert("HEALTH_ADDR".into(), health.clone());
-    let w = World { discord, shortapi, pool: imagine_bot::db::connect(&url, 2).await.unwrap(), vars };
+    let pool = imagine_bot::db::connect(&database, 2).await.unwrap();
+    let w = World { discord, shortapi, pool, vars, _database: database };
     let mut bot = BotProcess::spawn(&w.vars, "outage");
     assert!(w.discord.wait_ready(WAIT).await);
     w.discord.wait_registered(WAIT).await.unwrap();
@@ -319,7 +319,7 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     imagine_bot::localpg::ensure_cluster(&dir, port, imagine_bot::localpg::Durability::Throwaway).unwrap();
     let after = w.imagine("after the database woke");
     w.discord.dispatch_interaction(after.build()).await;
-    let pool = imagine_bot::db::connect(&url, 2).await.unwrap();
+    let pool = imagine_bot::db::connect(&w.vars["DATABASE_URL"], 2).await.unwrap();
     let w = World { pool, ..w };
     let (status, _, delivery) = w.wait_settled(&after).await;
     assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));

@@ -82,9 +82,9 @@ fn refused_by(r: &Reservation) -> Option<LimitKind> {
 async fn fifty_simultaneous_reservations_accept_exactly_the_limit() {
     // Each pool can hold all of its 25 contenders' connections at once, so all 50 transactions
     // really run concurrently.
-    let url = support::fresh_database().await;
-    let pool_a = imagine_bot::db::connect(&url, 25).await.unwrap();
-    let pool_b = imagine_bot::db::connect(&url, 25).await.unwrap();
+    let database = support::fresh_database().await;
+    let pool_a = imagine_bot::db::connect(&database, 25).await.unwrap();
+    let pool_b = imagine_bot::db::connect(&database, 25).await.unwrap();
     let limits = Limits { daily: Some(5), ..Default::default() };
     // The guild row exists before the race, as it would for any active guild.
     quotas::limits(&pool_a, GUILD, &limits).await.unwrap();
@@ -120,7 +120,7 @@ async fn fifty_simultaneous_reservations_accept_exactly_the_limit() {
 
 #[tokio::test]
 async fn per_member_and_in_flight_limits() {
-    let (_, pool) = support::fresh_pool().await;
+    let (_database, pool) = support::fresh_pool().await;
     let limits = Limits { per_user_daily: Some(2), max_concurrent: Some(5), ..Default::default() };
     assert!(accepted(&reserve(&pool, &limits, 1, 100).await));
     assert!(accepted(&reserve(&pool, &limits, 2, 100).await));
@@ -143,7 +143,7 @@ async fn per_member_and_in_flight_limits() {
 
 #[tokio::test]
 async fn a_refund_frees_the_slot() {
-    let (_, pool) = support::fresh_pool().await;
+    let (_database, pool) = support::fresh_pool().await;
     let limits = Limits { daily: Some(1), ..Default::default() };
     assert!(accepted(&reserve(&pool, &limits, 1, 100).await));
     assert_eq!(refused_by(&reserve(&pool, &limits, 2, 100).await), Some(LimitKind::Daily));
@@ -159,7 +159,7 @@ async fn a_refund_frees_the_slot() {
 
 #[tokio::test]
 async fn day_and_month_windows_roll_over() {
-    let (_, pool) = support::fresh_pool().await;
+    let (_database, pool) = support::fresh_pool().await;
     let limits = Limits { daily: Some(1), monthly: Some(2), ..Default::default() };
     assert!(accepted(&reserve(&pool, &limits, 1, 100).await));
     assert_eq!(refused_by(&reserve(&pool, &limits, 2, 100).await), Some(LimitKind::Daily));
@@ -193,7 +193,7 @@ async fn day_and_month_windows_roll_over() {
 
 #[tokio::test]
 async fn a_new_guild_gets_the_defaults_and_zero_means_none() {
-    let (_, pool) = support::fresh_pool().await;
+    let (_database, pool) = support::fresh_pool().await;
     let defaults = Limits { daily: Some(0), monthly: Some(10), per_user_daily: None, max_concurrent: Some(3) };
     let refusal = reserve(&pool, &defaults, 1, 100).await;
     assert_eq!(refused_by(&refusal), Some(LimitKind::Daily));

@@ -2,54 +2,35 @@
 //! (serenity + poise) running against them in this process.
 
 pub mod discord;
+pub mod pg;
 pub mod process;
 pub mod shortapi;
 
-use std::{collections::HashMap, path::Path, sync::OnceLock, time::Duration};
+use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
-use imagine_bot::{config::Config, localpg};
+use imagine_bot::config::Config;
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use discord::{DiscordStandIn, InteractionBuilder};
+pub use pg::TestDatabase;
 use shortapi::ShortApiStandIn;
 
 pub const DISCORD_TOKEN: &str = "test-discord-token.secret";
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Port of the shared throwaway cluster the suite starts when `DATABASE_URL` is not set.
-const TEST_PG_PORT: u16 = 54329;
-
-/// The server URL (no database) of the PostgreSQL the tests use: `DATABASE_URL`'s server when
-/// set, else a throwaway cluster under `target/` started once and shared by every test.
-fn server_url() -> String {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            let base = url.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(url);
-            return base;
-        }
-        let port = std::env::var("TEST_PG_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(TEST_PG_PORT);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pg-{port}"));
-        localpg::ensure_cluster(&dir, port, localpg::Durability::Throwaway).expect("starting the test PostgreSQL")
-    })
-    .clone()
-}
-
-/// A fresh, empty database for one test.
-pub async fn fresh_database() -> String {
-    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let server = server_url();
-    localpg::ensure_database(&server, &name).await.expect("creating a test database")
+/// A fresh, empty database for one test on the shared server.
+pub async fn fresh_database() -> TestDatabase {
+    TestDatabase::create(&pg::server_url(), "test").await
 }
 
 /// A migrated pool on a fresh database.
-pub async fn fresh_pool() -> (String, PgPool) {
-    let url = fresh_database().await;
-    let pool = imagine_bot::db::connect(&url, 10).await.expect("connecting to the test database");
-    (url, pool)
+pub async fn fresh_pool() -> (TestDatabase, PgPool) {
+    let database = fresh_database().await;
+    let pool = imagine_bot::db::connect(&database, 10).await.expect("connecting to the test database");
+    (database, pool)
 }
 
 /// Polls `check` every 50 ms until it holds; false if it still does not after `timeout`.
@@ -86,6 +67,8 @@ pub struct TestBot {
     pub pool: PgPool,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Dropped last, with the bot: the database goes with the test.
+    _database: TestDatabase,
 }
 
 /// Settings for tests: fast polling so jobs finish in well under a second of waiting.
@@ -123,15 +106,15 @@ impl TestBot {
         init_logs();
         let discord = DiscordStandIn::start().await;
         let shortapi = ShortApiStandIn::start().await;
-        let (database_url, pool) = fresh_pool().await;
-        let mut vars = test_vars(&discord, &shortapi, &database_url);
+        let (database, pool) = fresh_pool().await;
+        let mut vars = test_vars(&discord, &shortapi, &database);
         adjust(&mut vars);
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration is valid");
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(imagine_bot::run(config, shutdown.clone()));
         assert!(discord.wait_ready(WAIT).await, "the bot never identified on the gateway");
         assert!(discord.wait_registered(WAIT).await.is_some(), "the bot never registered its commands");
-        TestBot { discord, shortapi, pool, shutdown, handle: Some(handle) }
+        TestBot { discord, shortapi, pool, shutdown, handle: Some(handle), _database: database }
     }
 
     /// Sends an interaction through the gateway, as Discord would.
@@ -216,12 +199,13 @@ impl TestBot {
             .expect("reading the job")
     }
 
-    /// Stops the bot gracefully and waits for it.
+    /// Stops the bot gracefully and waits for it; then its database is dropped.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(handle) = self.handle.take() {
             let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
         }
+        self.pool.close().await;
     }
 }
 
