@@ -11,6 +11,7 @@ use crate::support::{
     self, DISCORD_TOKEN, TestDatabase, WAIT,
     discord::{DiscordStandIn, InteractionBuilder, shard_for_guild},
     eventually,
+    pg::OwnCluster,
     process::BotProcess,
     shortapi::{Behaviour, DEFAULT_API_KEY, ShortApiStandIn},
 };
@@ -286,10 +287,8 @@ async fn sigterm_stops_cleanly_and_releases_leases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     // A cluster of this test's own, so stopping it disturbs no other test.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-outage");
-    let port = 54331;
-    let server = imagine_bot::localpg::ensure_cluster(&dir, port, imagine_bot::localpg::Durability::Throwaway).unwrap();
-    let database = TestDatabase::create(&server, "outage").await;
+    let cluster = OwnCluster::start("pg-outage", support::pg::port() + 2);
+    let database = TestDatabase::create(cluster.url(), "outage").await;
     let discord = DiscordStandIn::start().await;
     let shortapi = ShortApiStandIn::start().await;
     let mut vars = support::test_vars(&discord, &shortapi, &database);
@@ -301,7 +300,7 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     assert!(w.discord.wait_ready(WAIT).await);
     w.discord.wait_registered(WAIT).await.unwrap();
 
-    imagine_bot::localpg::stop_cluster(&dir).unwrap();
+    cluster.stop();
     let cmd = w.imagine("while the database sleeps");
     w.discord.dispatch_interaction(cmd.build()).await;
     let path = format!("/interactions/{}/", cmd.id());
@@ -316,7 +315,7 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     assert_eq!(ready.status().as_u16(), 503, "not ready without the database");
     assert!(ready.text().await.unwrap().contains("database: unreachable"));
 
-    imagine_bot::localpg::ensure_cluster(&dir, port, imagine_bot::localpg::Durability::Throwaway).unwrap();
+    cluster.restart();
     let after = w.imagine("after the database woke");
     w.discord.dispatch_interaction(after.build()).await;
     let pool = imagine_bot::db::connect(&w.vars["DATABASE_URL"], 2).await.unwrap();
