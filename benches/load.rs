@@ -2,7 +2,9 @@
 //! ShortAPI stand-ins and a real PostgreSQL, with each figure printed next to the floor measured
 //! in the same run. Run with `cargo bench --bench load` (see `--help`); it writes BENCHMARKS.md.
 
-#[path = "../tests/support/mod.rs"]
+// The test support, shared with the tests (`tests/e2e/main.rs`); the bench uses a small part.
+#[allow(dead_code, reason = "the bench uses a small part of the test support")]
+#[path = "../tests/support/harness.rs"]
 mod support;
 
 use std::{

@@ -2,6 +2,9 @@
 //! checked for the invariants self-hosting relies on: a cached multi-stage release build that needs
 //! no database, a small non-root runtime image without secrets, and a compose file that starts the
 //! bot only once its PostgreSQL is healthy. No Docker engine is needed.
+//!
+//! Longer than 400 lines on purpose: a small Dockerfile reader (stages, instructions, COPY parts)
+//! and every invariant live together, so a failure message and the rule it checks sit side by side.
 
 use std::path::{Path, PathBuf};
 
@@ -258,14 +261,32 @@ fn the_release_build_is_locked_and_sees_the_migrations() {
         .filter(|(n, c)| *n < build && c.flag("from").is_none())
         .flat_map(|(_, c)| c.copy_parts().0.into_iter().map(|s| s.trim_end_matches('/').to_string()))
         .collect();
-    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "migrations"] {
+    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "migrations", ".sqlx"] {
         assert!(
             copied_before.iter().any(|s| s == needed || s == "."),
-            "{}: `{needed}` is not copied before `cargo build` (sqlx::migrate!() embeds migrations/ at compile \
-             time; build.rs and Cargo.lock are part of the build)",
+            "{}: `{needed}` is not copied before `cargo build` (sqlx::migrate!() embeds migrations/ and the \
+             query macros read .sqlx/ at compile time; build.rs and Cargo.lock are part of the build)",
             stage.label()
         );
     }
+}
+
+#[test]
+fn the_release_build_needs_no_database() {
+    let stages = stages();
+    let stage = builder(&stages);
+    let offline = stage.all("ENV").any(|(_, env)| {
+        let args = env.args.replace(' ', "=");
+        args.contains("SQLX_OFFLINE=true") || args.contains("SQLX_OFFLINE=\"true\"")
+    });
+    assert!(
+        offline,
+        "{}: set `ENV SQLX_OFFLINE=true` so the query macros read .sqlx/ instead of a database",
+        stage.label()
+    );
+    // Every compile-checked query has its offline data committed: one file per distinct query.
+    let queries = std::fs::read_dir(root().join(".sqlx")).expect(".sqlx/ is committed").count();
+    assert!(queries >= 20, ".sqlx/ holds only {queries} queries; run scripts/prepare-sqlx");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! and ShortAPI stand-ins (`support`), plus checks of the stand-ins themselves and of the
 //! container files. One binary links once, and code of `support` no test uses is reported as dead.
 
-// Shared with `benches/load.rs`, which compiles it through `tests/support/mod.rs`.
+// Shared with `benches/load.rs`, which compiles it with dead code allowed.
 #[path = "../support/harness.rs"]
 mod support;
 

@@ -1,5 +1,8 @@
 //! Smoke tests proving the Discord and ShortAPI stand-ins are faithful enough for serenity 0.12.5
 //! (used directly, without poise) and for a plain HTTP client.
+//!
+//! Longer than 400 lines on purpose: each stand-in behaviour a test relies on is proven here once,
+//! against the real clients, in one place.
 
 use std::time::Duration;
 

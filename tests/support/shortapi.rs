@@ -4,6 +4,9 @@
 //! Create requests are validated like the real model page describes (model slug, `mode` "fast",
 //! non-empty `prompt` without `-`, `aspect_ratio` in the 11 allowed values, option ranges, no
 //! unknown arguments); a violation answers HTTP 200 `{"code":400,"info":"<what is wrong>"}`.
+//!
+//! Longer than 400 lines on purpose: the provider's validation rules, its scripted behaviours and
+//! the image host are one stand-in, and the rules read best beside the handlers that apply them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
