@@ -107,6 +107,8 @@ impl Worker {
         let mut durations_refreshed: Option<std::time::Instant> = None;
         let renew_every = self.settings.lease / 3;
         let mut renewed = std::time::Instant::now();
+        let mut last_claim = std::time::Instant::now();
+        let mut look_now = true;
         loop {
             if durations_refreshed.is_none_or(|t| t.elapsed() >= DURATIONS_REFRESH) {
                 durations_refreshed = Some(std::time::Instant::now());
@@ -127,9 +129,14 @@ impl Worker {
             {
                 self.spawn(job, &permits, &mut tasks, &mut running).await;
             }
+            // The database is asked for new work when woken (a job was accepted or a callback
+            // came), once per tick, or at once after a claim that filled every free slot; not
+            // whenever a held job finishes a step.
             let free = permits.available_permits();
             let mut claimed_all = false;
-            if free > 0 {
+            if free > 0 && (look_now || last_claim.elapsed() >= TICK) {
+                look_now = false;
+                last_claim = std::time::Instant::now();
                 match store::claim_due(&self.pool, self.owner, self.settings.lease, free as i64).await {
                     Ok(jobs) => {
                         if db_failures > 0 {
@@ -150,6 +157,7 @@ impl Worker {
                 }
             }
             if claimed_all {
+                look_now = true;
                 continue;
             }
             let mut pause = if db_failures > 0 {
@@ -167,7 +175,7 @@ impl Worker {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => look_now = true,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done, &mut running, &mut held),
                 _ = tokio::time::sleep(pause) => {}
             }
