@@ -274,6 +274,25 @@ pub async fn renew_leases(
     .await
 }
 
+/// Records what the provider said about a job it accepted, the moment it is known and whoever
+/// holds the lease: the money trail must survive a crash before the job's next save.
+pub async fn record_created(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    provider_job_id: &str,
+    amount: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE jobs SET provider_job_id = $2, amount = $3::text::numeric WHERE id = $1 AND provider_job_id IS NULL",
+        id,
+        provider_job_id,
+        amount,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Writes the worker's changes back. `release` gives the lease up. Returns false when the lease
 /// was lost to another process, in which case nothing was written.
 pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool) -> Result<bool, sqlx::Error> {

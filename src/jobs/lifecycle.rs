@@ -29,6 +29,8 @@ use crate::{
 pub const MAX_CREATE_ATTEMPTS: i32 = 6;
 /// Failed delivery attempts before a job is marked undelivered.
 pub const MAX_DELIVERY_ATTEMPTS: i32 = 8;
+/// After failed status queries, the wait grows up to this many poll intervals, no further.
+pub const MAX_QUERY_BACKOFF_INTERVALS: u32 = 3;
 /// Polls with an unknown status, or refused queries, before the job is failed.
 pub const MAX_UNKNOWN_POLLS: i32 = 3;
 
@@ -198,9 +200,11 @@ pub fn on_query(
             }
         }
         Err(ProviderError::Transient { retry_after, .. }) => {
+            // Bounded: a blip at the provider must cost seconds, not minutes, once it is over.
             job.poll_failures += 1;
+            let cap = timing.poll_interval * MAX_QUERY_BACKOFF_INTERVALS;
             delay = delay
-                .max(backoff(job.poll_failures, timing.poll_interval, Duration::from_secs(60), timing.jitter))
+                .max(backoff(job.poll_failures, timing.poll_interval, cap, timing.jitter))
                 .max(retry_after.unwrap_or_default());
         }
         Err(ProviderError::Rejected { message, .. }) => {

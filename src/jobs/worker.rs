@@ -349,6 +349,11 @@ impl Worker {
         }
         let first_poll = self.first_poll(job);
         lifecycle::on_create(job, outcome, Utc::now(), first_poll, timing);
+        if let Some(provider_job_id) = job.provider_job_id.as_deref()
+            && let Err(e) = store::record_created(&self.pool, job.id, provider_job_id, job.amount.as_deref()).await
+        {
+            error!(error = %e, provider_job_id, "could not record the provider's job id; the job's save will retry");
+        }
         match job.status {
             JobStatus::Submitted => self.deliverer.edit_progress(job).await,
             JobStatus::Uncertain => warn!("create request may have reached the provider; the job is uncertain"),

@@ -152,11 +152,11 @@ impl ShortApi {
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(ProviderError::transient("create answered without a job id", true)),
         };
-        let amount = match data.get("amount") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
+        let amount = parse_amount(data.get("amount"));
+        if amount.is_none() {
+            // Still a paid job: it is recorded and followed; only its price is unknown.
+            tracing::warn!(amount = ?data.get("amount"), "the provider reported no readable amount for a job");
+        }
         Ok(Created { job_id, amount })
     }
 
@@ -222,10 +222,14 @@ impl ShortApi {
             });
         }
         if status.is_server_error() {
+            // 503 says the service did not take the request. Any other 5xx (500, 502, 504: a
+            // gateway in front of the provider, or the provider failing halfway) may come after
+            // the job was made and billed: a create answered so is never sent again blindly.
+            let landed = is_create && status != StatusCode::SERVICE_UNAVAILABLE;
             return Err(ProviderError::Transient {
                 reason: format!("HTTP {}: {message}", status.as_u16()),
                 retry_after,
-                may_have_landed: false,
+                may_have_landed: landed,
             });
         }
         if !status.is_success() {
@@ -248,6 +252,21 @@ impl ShortApi {
             None => Err(ProviderError::transient(format!("answer without a code: {}", snippet(&body)), is_create)),
         }
     }
+}
+
+/// The price of a job as a plain decimal ("0.04"), from whatever form the provider used: a
+/// number, or a string that may carry a currency sign, spaces or a decimal comma. Anything else is
+/// `None`: an odd format must never make a paid job look lost.
+pub fn parse_amount(value: Option<&Value>) -> Option<String> {
+    let text = match value? {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().trim_start_matches('$').trim_end_matches("USD").trim().replace(',', "."),
+        _ => return None,
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    let valid = !whole.is_empty() && whole.len() <= 12 && digits(whole) && fraction.len() <= 12 && digits(fraction);
+    valid.then(|| if fraction.is_empty() { whole.to_owned() } else { format!("{whole}.{fraction}") })
 }
 
 /// The provider's own words for an error: `info`, `message`, `msg` or `error.message`.
@@ -326,4 +345,26 @@ pub async fn download(
         bytes.extend_from_slice(&chunk);
     }
     Ok((bytes, content_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn amounts_are_read_defensively() {
+        let read = |v: Value| parse_amount(Some(&v));
+        assert_eq!(read(json!("0.04")), Some("0.04".into()));
+        assert_eq!(read(json!(0.04)), Some("0.04".into()));
+        assert_eq!(read(json!(1)), Some("1".into()));
+        assert_eq!(read(json!(" $0.04 ")), Some("0.04".into()));
+        assert_eq!(read(json!("0,04")), Some("0.04".into()));
+        assert_eq!(read(json!("0.04 USD")), Some("0.04".into()));
+        for odd in [json!("free"), json!("-1"), json!(""), json!("1e3"), json!(null), json!({"v": 1}), json!("0.0.4")] {
+            assert_eq!(read(odd.clone()), None, "{odd}");
+        }
+        assert_eq!(parse_amount(None), None);
+    }
 }

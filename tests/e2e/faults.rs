@@ -169,6 +169,67 @@ async fn temporary_provider_faults_are_retried_until_the_job_succeeds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_finished_during_a_query_blip_is_delivered_seconds_after_it() {
+    // Realistic polling (1 s here, 3 s by default): after failed queries the bot backs off, but
+    // never past a few poll intervals, so a short outage costs seconds, not minutes.
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("POLL_FIRST_DELAY".into(), "200ms".into());
+        vars.insert("POLL_INTERVAL".into(), "1s".into());
+    })
+    .await;
+    bot.shortapi.script("blip", Behaviour::QueryErrorsThenSucceed { errors: vec![500, 0, 429, 502] });
+    let cmd = bot.imagine("blip");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    let job_id = bot.shortapi.creates().into_iter().find_map(|c| c.job_id).expect("created");
+    let queries = bot.shortapi.queries_for(&job_id);
+    assert_eq!(queries.len(), 5, "four failed queries, then the one that saw the images");
+    let blip_ended = queries[3].at;
+    let delivered = bot
+        .discord
+        .requests()
+        .into_iter()
+        .filter(|r| r.is("PATCH", &format!("/webhooks/{}/{}", crate::support::discord::APP_ID, cmd.token())))
+        .map(|r| r.at)
+        .max()
+        .expect("the reply was edited");
+    let late = delivered.duration_since(blip_ended);
+    assert!(late <= Duration::from_millis(3500), "delivered {late:?} after the blip ended (3 poll intervals at most)");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_errors_on_create_may_have_billed_a_job_so_it_is_never_resent() {
+    let bot = TestBot::start().await;
+    let mut commands = Vec::new();
+    for status in [500, 502, 504] {
+        let prompt = format!("gateway {status}");
+        bot.shortapi.script(&prompt, Behaviour::CreatedThenHttpError { status });
+        let cmd = bot.imagine(&prompt);
+        bot.send(&cmd).await;
+        commands.push((prompt, cmd));
+    }
+    // A 503 says the job was not taken: retried, delivered.
+    bot.shortapi
+        .script("unavailable", Behaviour::CreateHttpErrorThenSucceed { times: 1, status: 503, retry_after_secs: None });
+    let retried = bot.imagine("unavailable");
+    bot.send(&retried).await;
+    for (prompt, cmd) in &commands {
+        let reply = bot.wait_reply(cmd, |c| c.contains("Failed")).await;
+        assert!(reply["content"].as_str().unwrap().contains("could not confirm"), "{prompt}: {reply:#}");
+        bot.wait_job_settled(cmd).await;
+        let (status, counted, _) = bot.job_status(cmd).await.unwrap();
+        assert_eq!((status.as_str(), counted), ("uncertain", false), "{prompt}: refunded, marked uncertain");
+        let sent = bot.shortapi.creates().into_iter().filter(|c| c.args()["prompt"] == prompt.as_str()).count();
+        assert_eq!(sent, 1, "{prompt}: a create that may have been billed is sent exactly once");
+    }
+    bot.wait_reply(&retried, |c| c.contains("Done")).await;
+    let sent = bot.shortapi.creates().into_iter().filter(|c| c.args()["prompt"] == "unavailable").count();
+    assert_eq!(sent, 2, "503, then accepted");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_creates_are_never_resent_and_slow_jobs_time_out() {
     let bot = TestBot::start_with(|vars| {
         vars.insert("PROVIDER_TIMEOUT".into(), "1s".into());

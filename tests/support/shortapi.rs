@@ -60,6 +60,13 @@ pub enum Behaviour {
     /// `images` images of `image_bytes` after). When the create named a `callback_url`, the
     /// stand-in POSTs the finished job there at that moment.
     SucceedAt { after: Duration, images: u32, image_bytes: usize },
+    /// job accepted and already finished, but the first queries fail, one per entry: `0` is an
+    /// HTTP 200 body that is not JSON, `429` comes with `Retry-After: 1`, any other number is that
+    /// HTTP status. Then status 2 with images.
+    QueryErrorsThenSucceed { errors: Vec<u16> },
+    /// The job is created (and billed) like `succeed_after(2)`, but the answer is HTTP `status`
+    /// from a gateway in front of the provider: the caller cannot tell whether it was taken.
+    CreatedThenHttpError { status: u16 },
     /// create sleeps `delay` before answering success (the job exists from the moment the
     /// request arrived, as with a real ambiguous timeout); then like `succeed_after(2)`.
     SlowCreate { delay: Duration },
@@ -106,7 +113,6 @@ impl RecordedCreate {
 #[derive(Clone, Debug)]
 pub struct RecordedQuery {
     pub job_id: String,
-    #[allow(dead_code, reason = "only benches/load.rs uses it")]
     pub at: Instant,
 }
 
@@ -438,7 +444,9 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
         Behaviour::SucceedAt { images, image_bytes, .. } => (*images, *image_bytes, "0.04".to_string()),
         Behaviour::MalformedQueryThenSucceed { .. }
         | Behaviour::Code3000ThenSucceed { .. }
-        | Behaviour::SlowCreate { .. } => (4, 2048, "0.04".to_string()),
+        | Behaviour::SlowCreate { .. }
+        | Behaviour::CreatedThenHttpError { .. }
+        | Behaviour::QueryErrorsThenSucceed { .. } => (4, 2048, "0.04".to_string()),
         _ => (0, 0, "0.04".to_string()),
     };
     let mut images = Vec::new();
@@ -556,6 +564,12 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
+            if let Behaviour::CreatedThenHttpError { status } = other {
+                set_result(status, Some(job_id));
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                return (status, [(header::CONTENT_TYPE, "text/html")], "<html><body>Bad gateway</body></html>")
+                    .into_response();
+            }
             json_reply(200, json!({"code": 0, "data": {"amount": amount, "job_id": job_id}}))
         }
     }
@@ -635,6 +649,20 @@ async fn query(
             let m = n - times;
             if m < 2 { running(m, 2, false, &job_id) } else { succeeded(&job, &job_id) }
         }
+        Behaviour::QueryErrorsThenSucceed { errors } => match errors.get(n as usize) {
+            None => succeeded(&job, &job_id),
+            Some(0) => {
+                return (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "<!doctype html><title>hiccup</title>")
+                    .into_response();
+            }
+            Some(&status) => {
+                let mut response = json_reply(status, json!({"code": status, "message": "try again"}));
+                if status == 429 {
+                    response.headers_mut().insert(header::RETRY_AFTER, "1".parse().expect("header"));
+                }
+                return response;
+            }
+        },
         Behaviour::Code3000ThenSucceed { times } => {
             if n < *times {
                 json!({"code": 3000, "info": "upstream unstable"})
@@ -642,7 +670,7 @@ async fn query(
                 succeeded(&job, &job_id)
             }
         }
-        Behaviour::SlowCreate { .. } => {
+        Behaviour::SlowCreate { .. } | Behaviour::CreatedThenHttpError { .. } => {
             if n < 2 {
                 running(n, 2, false, &job_id)
             } else {

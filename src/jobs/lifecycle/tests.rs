@@ -263,6 +263,11 @@ fn failed_queries_back_off_and_honour_retry_after() {
     assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(3));
     on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
     assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(6));
+    // Bounded at three poll intervals, however long the outage.
+    for _ in 0..5 {
+        on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
+        assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(9));
+    }
     let limited = ProviderError::Transient {
         reason: "429".into(),
         retry_after: Some(Duration::from_secs(20)),
