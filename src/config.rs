@@ -111,6 +111,8 @@ pub struct Config {
     pub health_addr: Option<SocketAddr>,
     /// Quota defaults for guilds the bot has never seen (`None` = unlimited).
     pub default_limits: crate::quota::Limits,
+    /// What the operator allows across every guild: daily spend, ceilings on guild limits.
+    pub operator_limits: crate::quota::OperatorLimits,
     pub log_format: LogFormat,
 }
 
@@ -153,6 +155,7 @@ impl Config {
             })?,
             lease: env.duration("JOB_LEASE", Duration::from_secs(2 * 60))?,
             default_limits: default_limits(&env)?,
+            operator_limits: operator_limits(&env)?,
         })
     }
 }
@@ -234,6 +237,27 @@ fn default_limits(env: &Env<'_>) -> Result<crate::quota::Limits, ConfigError> {
         monthly: env.limit("DEFAULT_MONTHLY_LIMIT", Some(1000))?,
         per_user_daily: env.limit("DEFAULT_PER_USER_DAILY_LIMIT", Some(20))?,
         max_concurrent: env.limit("DEFAULT_MAX_CONCURRENT", Some(2))?,
+    })
+}
+
+fn operator_limits(env: &Env<'_>) -> Result<crate::quota::OperatorLimits, ConfigError> {
+    let dollars = |v: &str| {
+        crate::provider::parse_amount(Some(&serde_json::Value::String(v.to_owned())))
+            .ok_or("expected an amount in US dollars such as 25 or 0.50")
+    };
+    Ok(crate::quota::OperatorLimits {
+        daily_spend_limit: env.parse("DAILY_SPEND_LIMIT", dollars)?,
+        expected_job_cost: env.or_default(
+            "EXPECTED_JOB_COST",
+            crate::quota::DEFAULT_EXPECTED_JOB_COST.to_owned(),
+            dollars,
+        )?,
+        ceilings: crate::quota::Limits {
+            daily: env.limit("MAX_GUILD_DAILY_LIMIT", None)?,
+            monthly: env.limit("MAX_GUILD_MONTHLY_LIMIT", None)?,
+            per_user_daily: env.limit("MAX_GUILD_PER_USER_DAILY_LIMIT", None)?,
+            max_concurrent: env.limit("MAX_GUILD_MAX_CONCURRENT", None)?,
+        },
     })
 }
 

@@ -2,7 +2,7 @@
 //! privately; anything else is an internal fault, logged with its chain, and the user sees one
 //! calm fixed sentence ([`INTERNAL_ERROR`] or [`UNAVAILABLE`]).
 
-use crate::quota::Refusal;
+use crate::quota::{LimitKind, Refusal};
 
 /// The one sentence users see when something breaks on our side.
 pub const INTERNAL_ERROR: &str =
@@ -22,6 +22,23 @@ pub enum UserError {
     /// A quota limit is reached.
     #[error("{}", .0.message())]
     Limit(Refusal),
+    /// The operator's `DAILY_SPEND_LIMIT` is reached, in every guild.
+    #[error(
+        "This bot has reached the spending limit its operator set for today, so no new image jobs can start. \
+         It resets <t:{}:R>.", .resets_at.timestamp()
+    )]
+    SpendLimit { resets_at: chrono::DateTime<chrono::Utc> },
+    /// `/quota set` above what the operator allows guilds to set.
+    #[error(
+        "This bot's operator allows at most {ceiling} for `{}` (the `{setting}` setting). Choose {ceiling} or less.",
+        .kind.name()
+    )]
+    AboveCeiling { kind: LimitKind, ceiling: i32, setting: &'static str },
+    /// The command came through a user installation: the bot serves only servers that added it.
+    #[error(
+        "This bot only works in servers that added it. Ask a server admin to add it to the server, then use it there."
+    )]
+    NotInstalled,
     #[error("You need the Manage Server permission to use this command.")]
     NotAdmin,
     #[error("Only members with the Manage Server permission can see other members' jobs.")]
@@ -48,7 +65,7 @@ mod tests {
             UserError::BotPermissions("Attach Files".into()).to_string(),
             "I am missing these permissions here: Attach Files."
         );
-        let refusal = Refusal { kind: crate::quota::LimitKind::Daily, limit: 0, resets_at: None };
+        let refusal = Refusal { kind: LimitKind::Daily, limit: 0, resets_at: None };
         assert_eq!(UserError::Limit(refusal).to_string(), refusal.message());
     }
 }

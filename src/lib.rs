@@ -103,7 +103,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let data = bot::Data {
         pool: pool.clone(),
         wake: wake.clone(),
-        default_limits: config.default_limits,
+        policy: quota::Policy { defaults: config.default_limits, operator: config.operator_limits.clone() },
         max_input_image_bytes: config.max_input_image_bytes,
         gateway,
     };

@@ -11,6 +11,45 @@ pub struct Limits {
     pub max_concurrent: Option<i32>,
 }
 
+/// What the bot's operator allows, across every guild (environment settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorLimits {
+    /// `DAILY_SPEND_LIMIT`: US dollars per UTC day across every guild, a plain decimal.
+    pub daily_spend_limit: Option<String>,
+    /// `EXPECTED_JOB_COST`: the price assumed for a job the provider has not priced yet, when no
+    /// job was ever priced (otherwise the last recorded amount is assumed).
+    pub expected_job_cost: String,
+    /// `MAX_GUILD_*`: the most a guild admin may set each limit to (`None` = no ceiling).
+    pub ceilings: Limits,
+}
+
+impl Default for OperatorLimits {
+    fn default() -> Self {
+        OperatorLimits {
+            daily_spend_limit: None,
+            expected_job_cost: DEFAULT_EXPECTED_JOB_COST.into(),
+            ceilings: Limits::default(),
+        }
+    }
+}
+
+/// What one job is assumed to cost before any job was priced, in US dollars.
+pub const DEFAULT_EXPECTED_JOB_COST: &str = "0.04";
+
+/// Everything a reservation checks: the guild defaults and the operator's limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Limits of a guild the bot has never seen.
+    pub defaults: Limits,
+    pub operator: OperatorLimits,
+}
+
+impl From<Limits> for Policy {
+    fn from(defaults: Limits) -> Self {
+        Policy { defaults, operator: OperatorLimits::default() }
+    }
+}
+
 /// Jobs counted in each window at the moment of a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
@@ -34,6 +73,16 @@ impl LimitKind {
     /// In the order of `/quota set`'s options.
     pub const ALL: [LimitKind; 4] =
         [LimitKind::Daily, LimitKind::Monthly, LimitKind::PerUserDaily, LimitKind::MaxConcurrent];
+
+    /// The setting that caps this limit for every guild.
+    pub fn ceiling_setting(self) -> &'static str {
+        match self {
+            LimitKind::Daily => "MAX_GUILD_DAILY_LIMIT",
+            LimitKind::Monthly => "MAX_GUILD_MONTHLY_LIMIT",
+            LimitKind::PerUserDaily => "MAX_GUILD_PER_USER_DAILY_LIMIT",
+            LimitKind::MaxConcurrent => "MAX_GUILD_MAX_CONCURRENT",
+        }
+    }
 
     pub fn parse(text: &str) -> Option<LimitKind> {
         Self::ALL.into_iter().find(|k| k.name() == text)
@@ -68,6 +117,35 @@ impl Limits {
             LimitKind::PerUserDaily => &mut self.per_user_daily,
             LimitKind::MaxConcurrent => &mut self.max_concurrent,
         }
+    }
+
+    pub fn get(&self, kind: LimitKind) -> Option<i32> {
+        match kind {
+            LimitKind::Daily => self.daily,
+            LimitKind::Monthly => self.monthly,
+            LimitKind::PerUserDaily => self.per_user_daily,
+            LimitKind::MaxConcurrent => self.max_concurrent,
+        }
+    }
+
+    /// The first of `changes` that goes above a ceiling, as the refusal to show.
+    pub fn ceiling_refusal(&self, kind: LimitKind, value: Option<i32>) -> Option<(i32, &'static str)> {
+        let ceiling = self.get(kind)?;
+        (value.is_none_or(|v| v > ceiling)).then_some((ceiling, kind.ceiling_setting()))
+    }
+
+    /// These limits, none above the operator's ceilings.
+    pub fn within(mut self, ceilings: &Limits) -> Limits {
+        for kind in LimitKind::ALL {
+            let ceiling = ceilings.get(kind);
+            let slot = self.slot(kind);
+            *slot = match (*slot, ceiling) {
+                (limit, None) => limit,
+                (None, Some(ceiling)) => Some(ceiling),
+                (Some(limit), Some(ceiling)) => Some(limit.min(ceiling)),
+            };
+        }
+        self
     }
 
     /// The first limit that `usage` has reached, checking the longest window first.
@@ -154,6 +232,17 @@ mod tests {
             Limits::default().check(&Usage { day: 9999, month: 9999, user_day: 9999, user_in_flight: 9999 }, now),
             None
         );
+    }
+
+    #[test]
+    fn ceilings_cap_every_limit() {
+        let ceilings = Limits { daily: Some(50), monthly: None, per_user_daily: Some(5), max_concurrent: Some(2) };
+        let guild = Limits { daily: None, monthly: Some(900), per_user_daily: Some(10), max_concurrent: Some(1) };
+        assert_eq!(
+            guild.within(&ceilings),
+            Limits { daily: Some(50), monthly: Some(900), per_user_daily: Some(5), max_concurrent: Some(1) }
+        );
+        assert_eq!(guild.within(&Limits::default()), guild);
     }
 
     #[test]

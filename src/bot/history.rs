@@ -15,7 +15,7 @@ use crate::{
 const SHOWN: i64 = 10;
 
 /// Your recent /imagine jobs in this server
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, install_context = "Guild")]
 pub async fn history(
     ctx: Context<'_>,
     #[description = "Admins: see this member's jobs instead"] member: Option<serenity::User>,

@@ -35,7 +35,7 @@ fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {
 
 /// Turn your images into new ones with Midjourney v7
 #[allow(clippy::too_many_arguments)]
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, install_context = "Guild")]
 pub async fn imagine(
     ctx: Context<'_>,
     #[description = "What to imagine. Flags like --ar 16:9 --chaos 20 --no cars may follow at the end"]
@@ -123,7 +123,7 @@ pub async fn imagine(
         };
 
         let mut tx = data.pool.begin().await.context("starting the reservation")?;
-        let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &data.default_limits, now)
+        let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &data.policy, now)
             .await
             .context("reserving quota for a job")?;
         match reservation {
@@ -135,6 +135,11 @@ pub async fn imagine(
             Reservation::Refused(refusal) => {
                 drop(tx);
                 return Err(UserError::Limit(refusal).into());
+            }
+            Reservation::SpendLimit { limit } => {
+                drop(tx);
+                warn!(limit, "the operator's daily spend limit refused a job");
+                return Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into());
             }
             Reservation::Accepted => tx.commit().await.context("storing the job")?,
         }

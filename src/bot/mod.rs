@@ -42,14 +42,15 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::{error::UserError, health::GatewayStatus, quota::Limits};
+use crate::{error::UserError, health::GatewayStatus, quota::Policy};
 
 /// Shared state of every command.
 pub struct Data {
     pub pool: PgPool,
     /// Wakes this process's worker when a job is accepted.
     pub wake: Arc<Notify>,
-    pub default_limits: Limits,
+    /// Guild defaults and the operator's limits, checked by every reservation.
+    pub policy: Policy,
     pub max_input_image_bytes: u64,
     /// Connected shards, for `/readyz`.
     pub gateway: GatewayStatus,
@@ -72,6 +73,13 @@ pub fn framework(data: Data, dev_guild: Option<u64>) -> poise::Framework<Data, E
         .options(poise::FrameworkOptions {
             commands: commands(),
             on_error: |e| Box::pin(on_error(e)),
+            // The bot serves only servers that installed it: a command reached through a user
+            // installation (no guild installation among its owners) creates nothing.
+            command_check: Some(|ctx| {
+                Box::pin(
+                    async move { if installed_in_guild(ctx) { Ok(true) } else { Err(UserError::NotInstalled.into()) } },
+                )
+            }),
             pre_command: |ctx| {
                 Box::pin(async move {
                     metrics::counter!("imagine_commands_total", "command" => ctx.command().qualified_name.clone())
@@ -142,6 +150,16 @@ pub fn command_definitions(commands: &[poise::Command<Data, Error>]) -> Result<s
     Ok(definitions)
 }
 
+/// Whether the interaction comes through the bot's installation in this guild (the
+/// `authorizing_integration_owners` key `"0"` naming the guild).
+fn installed_in_guild(ctx: Context<'_>) -> bool {
+    let poise::Context::Application(actx) = ctx else { return false };
+    let guild = actx.interaction.guild_id;
+    actx.interaction.authorizing_integration_owners.0.iter().any(
+        |owner| matches!(owner, serenity::AuthorizingIntegrationOwner::GuildInstall(Some(id)) if Some(*id) == guild),
+    )
+}
+
 /// Whether the invoking member may manage the server, from the permissions Discord resolved for
 /// this interaction. Checked by the bot itself, whatever the command's permission overrides say.
 pub fn can_manage_guild(ctx: Context<'_>) -> bool {
@@ -167,8 +185,14 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         E::Command { error, ctx, .. } => {
             if let Some(user_error) = error.downcast_ref::<UserError>() {
                 info!(command = %ctx.command().qualified_name, refusal = %user_error, "told the user what to change");
-                if let UserError::Limit(refusal) = user_error {
-                    metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1);
+                match user_error {
+                    UserError::Limit(refusal) => {
+                        metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1)
+                    }
+                    UserError::SpendLimit { .. } => {
+                        metrics::counter!("imagine_quota_refusals_total", "limit" => "daily_spend").increment(1)
+                    }
+                    _ => {}
                 }
                 reply_ephemeral(ctx, user_error.to_string()).await;
                 return;
@@ -192,6 +216,11 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         E::CommandStructureMismatch { ctx, description, .. } => {
             warn!(command = %ctx.command().qualified_name, description, "command definition out of date");
             reply_ephemeral(poise::Context::Application(ctx), UserError::OutdatedCommand.to_string()).await;
+        }
+        E::CommandCheckFailed { ctx, error, .. } => {
+            let refusal = error.as_ref().and_then(|e| e.downcast_ref::<UserError>()).cloned();
+            info!(command = %ctx.command().qualified_name, ?refusal, "a command check refused the command");
+            reply_ephemeral(ctx, refusal.unwrap_or(UserError::NotInstalled).to_string()).await;
         }
         E::GuildOnly { ctx, .. } => reply_ephemeral(ctx, UserError::GuildOnly.to_string()).await,
         E::MissingUserPermissions { ctx, .. } => reply_ephemeral(ctx, UserError::NotAdmin.to_string()).await,

@@ -19,6 +19,7 @@ string_choice_argument!(LimitKind, LimitKind::ALL.iter().map(|k| k.name()), Limi
 #[poise::command(
     slash_command,
     guild_only,
+    install_context = "Guild",
     subcommands("show", "set"),
     subcommand_required,
     default_member_permissions = "MANAGE_GUILD"
@@ -41,13 +42,13 @@ fn describe(limit: Option<i32>) -> String {
 }
 
 /// This server's limits, how much of them is used, and when they reset
-#[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
 pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
     require_admin(ctx)?;
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let data = ctx.data();
     let now = Utc::now();
-    let limits = quotas::limits(&data.pool, guild_id, &data.default_limits).await.context("loading limits")?;
+    let limits = quotas::limits(&data.pool, guild_id, &data.policy.defaults).await.context("loading limits")?;
     let usage = quotas::guild_usage(&data.pool, guild_id, now).await.context("loading usage")?;
     let last = quotas::last_change(&data.pool, guild_id).await.context("loading the last change")?;
     let of = |used: i64, limit: Option<i32>| match limit {
@@ -78,7 +79,7 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Change this server's limits (0 allows no jobs; `unlimited` removes a limit)
-#[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
 pub async fn set(
     ctx: Context<'_>,
     #[description = "Jobs per UTC day for the whole server"]
@@ -101,10 +102,15 @@ pub async fn set(
 ) -> Result<(), Error> {
     require_admin(ctx)?;
     let changes = changes([daily, monthly, per_user_daily, max_concurrent], unlimited).map_err(UserError::Input)?;
+    let data = ctx.data();
+    for change in &changes {
+        if let Some((ceiling, setting)) = data.policy.operator.ceilings.ceiling_refusal(change.kind, change.value) {
+            return Err(UserError::AboveCeiling { kind: change.kind, ceiling, setting }.into());
+        }
+    }
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let admin = ctx.author().id.get() as i64;
-    let data = ctx.data();
-    let limits = quotas::set_limits(&data.pool, guild_id, &data.default_limits, &changes, admin)
+    let limits = quotas::set_limits(&data.pool, guild_id, &data.policy.defaults, &changes, admin)
         .await
         .context("changing limits")?;
     info!(guild_id, admin, ?changes, "quota changed");
@@ -148,7 +154,7 @@ fn summary(limits: &Limits) -> String {
 }
 
 /// This month's image jobs and spend for the server, and its busiest members
-#[poise::command(slash_command, guild_only, default_member_permissions = "MANAGE_GUILD")]
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
 pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     require_admin(ctx)?;
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;

@@ -2,7 +2,7 @@
 
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::quota::{LimitKind, Limits, Refusal, Usage};
+use crate::quota::{LimitKind, Limits, Policy, Refusal, Usage};
 
 use super::jobs::{self, JobStatus, NewJob};
 
@@ -11,26 +11,53 @@ use super::jobs::{self, JobStatus, NewJob};
 pub enum Reservation {
     Accepted,
     Refused(Refusal),
+    /// The operator's `DAILY_SPEND_LIMIT` (US dollars, given) would be passed.
+    SpendLimit {
+        limit: String,
+    },
     /// Another process already took this interaction.
     Duplicate,
 }
 
-/// Checks the guild's limits and stores the job, as one step: the guild's quota row is locked
-/// for the rest of the transaction, so concurrent reservations in a guild (from any process) are
-/// counted one after another and can never exceed a limit. Call inside a transaction.
+/// Checks the guild's limits (and the operator's) and stores the job, as one step: the guild's
+/// quota row is locked for the rest of the transaction, so concurrent reservations in a guild
+/// (from any process) are counted one after another and can never exceed a limit. With a daily
+/// spend limit, one operator-wide row is locked as well, so spend is checked the same way across
+/// guilds. Call inside a transaction.
 pub async fn reserve_and_insert(
     tx: &mut PgConnection,
     job: &NewJob,
-    defaults: &Limits,
+    policy: &Policy,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Reservation, sqlx::Error> {
-    let limits = lock_limits(&mut *tx, job.guild_id, defaults).await?;
+    let limits = lock_limits(&mut *tx, job.guild_id, &policy.defaults).await?.within(&policy.operator.ceilings);
     if jobs::exists_for_interaction(&mut *tx, job.interaction_id).await? {
         return Ok(Reservation::Duplicate);
     }
     let usage = usage(&mut *tx, job.guild_id, job.user_id, now).await?;
     if let Some(refusal) = limits.check(&usage, now) {
         return Ok(Reservation::Refused(refusal));
+    }
+    if let Some(limit) = &policy.operator.daily_spend_limit {
+        sqlx::query!("SELECT id FROM operator_spend_lock WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
+        let over = sqlx::query_scalar!(
+            r#"WITH expected AS (
+                 SELECT COALESCE(
+                   (SELECT amount FROM jobs WHERE amount IS NOT NULL ORDER BY created_at DESC LIMIT 1),
+                   $2::text::numeric) AS cost)
+               SELECT COALESCE(sum(j.amount), 0) + (count(j.id) FILTER (WHERE j.amount IS NULL) + 1) * e.cost
+                      > $3::text::numeric AS "over!"
+               FROM expected e LEFT JOIN jobs j ON j.counted AND j.created_at >= $1
+               GROUP BY e.cost"#,
+            crate::quota::day_start(now),
+            policy.operator.expected_job_cost,
+            limit,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if over {
+            return Ok(Reservation::SpendLimit { limit: limit.clone() });
+        }
     }
     jobs::insert(&mut *tx, job).await?;
     Ok(Reservation::Accepted)

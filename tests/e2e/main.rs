@@ -11,6 +11,7 @@ mod dockerfile;
 mod faults;
 mod imagine;
 mod operations;
+mod operator;
 mod processes;
 mod quotas;
 mod standins;

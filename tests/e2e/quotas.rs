@@ -10,7 +10,7 @@ use imagine_bot::{
         quotas::{self, Reservation},
     },
     provider::ImageToImageArgs,
-    quota::{LimitKind, Limits},
+    quota::{LimitKind, Limits, Policy},
 };
 use serde_json::Value;
 use sqlx::PgPool;
@@ -59,7 +59,9 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
 async fn reserve(pool: &PgPool, limits: &Limits, interaction_id: i64, user_id: i64) -> Reservation {
     let mut tx = pool.begin().await.unwrap();
     let outcome =
-        quotas::reserve_and_insert(&mut tx, &new_job(interaction_id, user_id), limits, Utc::now()).await.unwrap();
+        quotas::reserve_and_insert(&mut tx, &new_job(interaction_id, user_id), &Policy::from(*limits), Utc::now())
+            .await
+            .unwrap();
     tx.commit().await.unwrap();
     outcome
 }
@@ -99,7 +101,9 @@ async fn fifty_simultaneous_reservations_accept_exactly_the_limit() {
             barrier.wait().await;
             let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
             let outcome =
-                quotas::reserve_and_insert(&mut tx, &new_job(1000 + i, 7000 + i), &limits, Utc::now()).await.unwrap();
+                quotas::reserve_and_insert(&mut tx, &new_job(1000 + i, 7000 + i), &Policy::from(limits), Utc::now())
+                    .await
+                    .unwrap();
             tx.commit().await.unwrap();
             outcome
         }));

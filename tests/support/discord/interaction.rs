@@ -26,6 +26,8 @@ pub struct InteractionBuilder {
     members: serde_json::Map<String, Value>,
     attachments: serde_json::Map<String, Value>,
     attachment_size_limit: u64,
+    /// Reached through a user installation only: the server never added the bot.
+    user_installed: bool,
 }
 
 impl InteractionBuilder {
@@ -45,6 +47,7 @@ impl InteractionBuilder {
             subcommand: None,
             users: serde_json::Map::new(),
             members: serde_json::Map::new(),
+            user_installed: false,
             attachments: serde_json::Map::new(),
             attachment_size_limit: DEFAULT_ATTACHMENT_SIZE_LIMIT,
         }
@@ -133,6 +136,13 @@ impl InteractionBuilder {
         self
     }
 
+    /// As Discord sends a command used through the user's own installation of the app, in a
+    /// server that never added it.
+    pub fn user_installed(mut self) -> Self {
+        self.user_installed = true;
+        self
+    }
+
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -198,7 +208,10 @@ impl InteractionBuilder {
             "permissions": self.permissions.to_string(),
             "communication_disabled_until": null
         });
-        d["authorizing_integration_owners"] = json!({"0": gs});
+        // A user installation names the user under "1"; without the server's own installation
+        // there is no "0" (the app was never added to this server).
+        d["authorizing_integration_owners"] =
+            if self.user_installed { json!({"1": self.user_id.to_string()}) } else { json!({"0": gs}) };
         d["context"] = json!(0);
         d
     }
