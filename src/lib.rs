@@ -118,10 +118,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.discord_token.clone(),
             std::time::Duration::from_secs(60),
         ),
-        downloads: reqwest::Client::builder()
-            .timeout(config.provider_timeout.max(std::time::Duration::from_secs(60)))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
+        downloads: provider::download_client(config.provider_timeout.max(std::time::Duration::from_secs(60)))
             .context("building the download client")?,
         max_result_image_bytes: config.max_result_image_bytes,
         progress_edit_interval: config.poll.progress_edit_interval,

@@ -127,10 +127,11 @@ impl Deliverer {
             .map(|id| (Delivery::Channel, id as i64))
     }
 
-    /// Downloads every result image. Images bigger than the interaction's upload limit (or the
-    /// download cap) are returned as links instead; at most ten files are uploaded.
+    /// Downloads every result image, each capped at the smaller of the download cap and this
+    /// interaction's upload limit (a bigger one could not be uploaded, so it is linked, never
+    /// downloaded whole). Images redirected to another host are linked too.
     async fn fetch_images(&self, job: &Job) -> Result<(Vec<Upload>, Vec<String>), DownloadError> {
-        let cap = self.max_result_image_bytes;
+        let cap = self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64);
         let downloads = job.result_urls.iter().map(|url| provider::download(&self.downloads, url, cap));
         let results = futures::future::join_all(downloads).await;
         let mut uploads = Vec::new();
@@ -145,8 +146,8 @@ impl Deliverer {
                         uploads.push(Upload { filename, bytes, source_url: url.clone() });
                     }
                 }
-                Err(e @ DownloadError::TooLarge { .. }) => {
-                    warn!(error = %e, "result image over the download cap; linking it");
+                Err(e @ (DownloadError::TooLarge { .. } | DownloadError::Redirected)) => {
+                    warn!(error = %e, "result image not downloaded; linking it");
                     linked.push(url.clone());
                 }
                 Err(e) => return Err(e),

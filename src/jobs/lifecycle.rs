@@ -29,6 +29,8 @@ use crate::{
 pub const MAX_CREATE_ATTEMPTS: i32 = 6;
 /// Failed delivery attempts before a job is marked undelivered.
 pub const MAX_DELIVERY_ATTEMPTS: i32 = 8;
+/// Result images kept (and downloaded) per job: what one Discord message can carry.
+pub const MAX_RESULT_IMAGES: usize = 10;
 /// After failed status queries, the wait grows up to this many poll intervals, no further.
 pub const MAX_QUERY_BACKOFF_INTERVALS: u32 = 3;
 /// Polls with an unknown status, or refused queries, before the job is failed.
@@ -178,7 +180,10 @@ pub fn on_query(
                     job.status = JobStatus::Running;
                     job.running_at.get_or_insert(now);
                 }
-                Phase::Succeeded(urls) => {
+                Phase::Succeeded(mut urls) => {
+                    // Discord takes ten files a message; a provider answer with more is not
+                    // downloaded beyond that.
+                    urls.truncate(MAX_RESULT_IMAGES);
                     job.status = JobStatus::Succeeded;
                     job.result_urls = urls;
                     job.finished_at = Some(now);

@@ -300,12 +300,27 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
+/// The client for result downloads: bounded in time, and following at most three redirects, each
+/// to the host (and port) the image was asked from, never to another one.
+pub fn download_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let origin = attempt.previous().first().map(|u| (u.host_str().map(str::to_owned), u.port_or_known_default()));
+        let same_host =
+            origin == Some((attempt.url().host_str().map(str::to_owned), attempt.url().port_or_known_default()));
+        if attempt.previous().len() > 3 || !same_host { attempt.stop() } else { attempt.follow() }
+    });
+    reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(10)).redirect(policy).build()
+}
+
 /// Why a result image could not be downloaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DownloadError {
     /// The image is bigger than the cap: link it instead of uploading it.
     #[error("image is larger than the {cap}-byte cap")]
     TooLarge { cap: u64 },
+    /// The image host sent us elsewhere (another host): not followed, linked instead.
+    #[error("redirected to another host")]
+    Redirected,
     /// Network trouble or an error answer: worth trying again later.
     #[error("{0}")]
     Failed(String),
@@ -324,6 +339,10 @@ pub async fn download(
         .send()
         .await
         .map_err(|e| DownloadError::Failed(format!("download failed: {}", without_url(&e))))?;
+    if response.status().is_redirection() {
+        // The client follows redirects on the same host only (see `download_client`).
+        return Err(DownloadError::Redirected);
+    }
     if !response.status().is_success() {
         return Err(DownloadError::Failed(format!("download answered HTTP {}", response.status().as_u16())));
     }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::{
     TestBot, WAIT,
     discord::{DEFAULT_CHANNEL_ID, DEFAULT_USER_ID, InteractionBuilder},
-    shortapi::Behaviour,
+    shortapi::{Behaviour, ShortApiStandIn},
 };
 
 async fn wait_channel_message(bot: &TestBot, pred: impl Fn(&Value) -> bool) -> Value {
@@ -195,6 +195,48 @@ async fn a_job_that_finished_during_a_query_blip_is_delivered_seconds_after_it()
         .expect("the reply was edited");
     let late = delivered.duration_since(blip_ended);
     assert!(late <= Duration::from_millis(3500), "delivered {late:?} after the blip ended (3 poll intervals at most)");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_downloads_are_bounded_in_number_size_and_host() {
+    let bot = TestBot::start().await;
+    let png = |seed: usize| ShortApiStandIn::tiny_png(2048 + seed);
+    // Twelve images: only ten are fetched.
+    let many: Vec<String> = (0..12)
+        .map(|i| {
+            let name = format!("many-{i}.png");
+            bot.shortapi.add_image(&name, png(i), "image/png");
+            bot.shortapi.image_url(&name)
+        })
+        .collect();
+    bot.shortapi.script("too many", Behaviour::SucceedWithImages { urls: many });
+    let cmd = bot.imagine("too many");
+    bot.send(&cmd).await;
+    let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    assert_eq!(done["attachments"].as_array().map(Vec::len), Some(10), "{done:#}");
+    assert_eq!(bot.shortapi.downloads(), 10, "the two extra images were never fetched");
+
+    // A redirect to another host is not followed; an image over this interaction's upload limit
+    // is not downloaded at all (linked instead).
+    bot.shortapi.add_image("fine.png", png(1), "image/png");
+    bot.shortapi.add_image("big.png", ShortApiStandIn::tiny_png(300_000), "image/png");
+    let elsewhere = format!("{}/api/v10/gateway", bot.discord.proxy_url());
+    bot.shortapi.add_redirect("moved.png", &elsewhere);
+    let urls = ["fine.png", "moved.png", "big.png"].map(|n| bot.shortapi.image_url(n)).to_vec();
+    bot.shortapi.script("odd results", Behaviour::SucceedWithImages { urls });
+    let before = bot.shortapi.downloads();
+    let cmd = bot.imagine("odd results").attachment_size_limit(100_000);
+    bot.send(&cmd).await;
+    let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    assert_eq!(done["attachments"].as_array().map(Vec::len), Some(1), "only the fine image is uploaded: {done:#}");
+    let text = done.to_string();
+    assert!(text.contains("moved.png") && text.contains("big.png"), "the others are linked: {done:#}");
+    assert!(
+        bot.discord.requests().iter().all(|r| !r.is("GET", "/api/v10/gateway") || r.header("authorization").is_some()),
+        "the redirect to another host was never followed"
+    );
+    assert!(bot.shortapi.downloads() - before <= 3);
     bot.stop().await;
 }
 

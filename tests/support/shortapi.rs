@@ -60,6 +60,9 @@ pub enum Behaviour {
     /// `images` images of `image_bytes` after). When the create named a `callback_url`, the
     /// stand-in POSTs the finished job there at that moment.
     SucceedAt { after: Duration, images: u32, image_bytes: usize },
+    /// job accepted and already finished: the first query answers status 2 with exactly these
+    /// image URLs.
+    SucceedWithImages { urls: Vec<String> },
     /// job accepted and already finished, but the first queries fail, one per entry: `0` is an
     /// HTTP 200 body that is not JSON, `429` comes with `Retry-After: 1`, any other number is that
     /// HTTP status. Then status 2 with images.
@@ -132,6 +135,8 @@ struct Inner {
     downloads: usize,
     jobs: HashMap<String, Job>,
     images: HashMap<String, (Vec<u8>, String)>,
+    /// Image names that answer with a redirect to this location instead.
+    redirects: HashMap<String, String>,
     next_job: u64,
     /// Failures served so far, per script, for the `...ThenSucceed` create behaviours.
     create_failures: HashMap<String, u32>,
@@ -166,6 +171,7 @@ impl ShortApiStandIn {
                 downloads: 0,
                 jobs: HashMap::new(),
                 images: HashMap::new(),
+                redirects: HashMap::new(),
                 next_job: 0,
                 create_failures: HashMap::new(),
             }),
@@ -223,6 +229,11 @@ impl ShortApiStandIn {
     /// Number of image-host GETs (including 404s).
     pub fn downloads(&self) -> usize {
         lock(&self.shared.inner).downloads
+    }
+
+    /// Makes `/images/{name}` answer `302 Found` to `location`.
+    pub fn add_redirect(&self, name: &str, location: &str) {
+        lock(&self.shared.inner).redirects.insert(name.to_string(), location.to_string());
     }
 
     /// Registers a file on the image host.
@@ -649,6 +660,10 @@ async fn query(
             let m = n - times;
             if m < 2 { running(m, 2, false, &job_id) } else { succeeded(&job, &job_id) }
         }
+        Behaviour::SucceedWithImages { urls } => {
+            let images: Vec<Value> = urls.iter().map(|u| json!({"url": u})).collect();
+            json!({"code": 0, "data": {"job_id": job_id, "status": 2, "amount": job.amount, "result": {"images": images}}})
+        }
         Behaviour::QueryErrorsThenSucceed { errors } => match errors.get(n as usize) {
             None => succeeded(&job, &job_id),
             Some(0) => {
@@ -690,6 +705,9 @@ async fn query(
 async fn image(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     let mut inner = lock(&shared.inner);
     inner.downloads += 1;
+    if let Some(location) = inner.redirects.get(&name) {
+        return (StatusCode::FOUND, [(header::LOCATION, location.clone())], "").into_response();
+    }
     match inner.images.get(&name) {
         Some((bytes, ct)) => (StatusCode::OK, [(header::CONTENT_TYPE, ct.clone())], bytes.clone()).into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),

@@ -229,6 +229,11 @@ fn query_outcomes() {
     assert_eq!(j.result_urls, ["https://img/1.png"]);
     assert!(j.counted, "a success is paid for");
 
+    let many: Vec<String> = (0..15).map(|i| format!("https://img/{i}.png")).collect();
+    let mut j = job(JobStatus::Running);
+    on_query(&mut j, Ok(state(Phase::Succeeded(many))), now(), next, &TIMING);
+    assert_eq!(j.result_urls.len(), MAX_RESULT_IMAGES, "never more than one message can carry");
+
     let mut j = job(JobStatus::Running);
     on_query(&mut j, Ok(state(Phase::Failed(Some("moderated".into())))), now(), next, &TIMING);
     assert_refunded(&j, JobStatus::Failed, "could not make this image: moderated.");
