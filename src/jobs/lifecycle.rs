@@ -40,6 +40,10 @@ pub const REPLY_FAILED: &str = "The reply to the command could not be sent.";
 pub const NEVER_ACKNOWLEDGED: &str =
     "The bot restarted before your request was confirmed. Please run the command again.";
 pub const UNCERTAIN: &str = "We could not confirm whether the image service accepted this request, so it was stopped. An operator can check it.";
+/// What the public sees when the provider's reason concerns the bot's account, not the request.
+pub const DETAILS_IN_LOGS: &str = "server admins can see details in the logs";
+pub const OPERATOR_REFUSAL: &str =
+    "The image service refused this bot's request; server admins can see details in the logs.";
 pub const SERVICE_DOWN: &str = "The image service is not answering right now. Please try again later.";
 pub const UNKNOWN_STATE: &str = "The image service reported a state we do not understand, so the job was stopped.";
 pub const IMAGES_UNREACHABLE: &str = "The images were made but could not be fetched from the image service.";
@@ -153,8 +157,12 @@ pub fn on_create(
             }
         }
         Err(ProviderError::Transient { may_have_landed: true, .. }) => uncertain(job, now),
-        Err(ProviderError::Rejected { message, .. }) => {
-            fail(job, &format!("The image service refused this request: {}.", provider_words(&message)), now)
+        Err(ProviderError::Rejected { message, http_status, .. }) => {
+            let reason = match public_words(&message, http_status) {
+                Some(words) => format!("The image service refused this request: {words}."),
+                None => OPERATOR_REFUSAL.into(),
+            };
+            fail(job, &reason, now)
         }
     }
 }
@@ -191,8 +199,12 @@ pub fn on_query(
                     return;
                 }
                 Phase::Failed(reason) => {
-                    let reason = reason.map(|r| provider_words(&r)).unwrap_or_else(|| "no reason given".into());
-                    fail(job, &format!("The image service could not make this image: {reason}."), now);
+                    let reason = match reason.as_deref().map(|r| public_words(r, None)) {
+                        None => "The image service could not make this image: no reason given.".into(),
+                        Some(Some(words)) => format!("The image service could not make this image: {words}."),
+                        Some(None) => format!("The image service could not make this image; {DETAILS_IN_LOGS}."),
+                    };
+                    fail(job, &reason, now);
                     return;
                 }
                 Phase::Unknown(_) => {
@@ -212,14 +224,14 @@ pub fn on_query(
                 .max(backoff(job.poll_failures, timing.poll_interval, cap, timing.jitter))
                 .max(retry_after.unwrap_or_default());
         }
-        Err(ProviderError::Rejected { message, .. }) => {
+        Err(ProviderError::Rejected { message, http_status, .. }) => {
             job.unknown_polls += 1;
             if job.unknown_polls >= MAX_UNKNOWN_POLLS {
-                fail(
-                    job,
-                    &format!("The image service stopped answering about this job: {}.", provider_words(&message)),
-                    now,
-                );
+                let reason = match public_words(&message, http_status) {
+                    Some(words) => format!("The image service stopped answering about this job: {words}."),
+                    None => format!("The image service stopped answering about this job; {DETAILS_IN_LOGS}."),
+                };
+                fail(job, &reason, now);
                 return;
             }
         }
@@ -305,10 +317,12 @@ fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or_default()
 }
 
-/// The provider's words, kept short and on one line.
-fn provider_words(message: &str) -> String {
+/// The provider's words, short and on one line, when they are about the user's request and so
+/// fit for a public reply; `None` for anything about the bot's account (logged by the worker).
+fn public_words(message: &str, http_status: Option<u16>) -> Option<String> {
     let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    render::truncate(one_line.trim_end_matches('.'), 200)
+    crate::provider::concerns_the_request(&one_line, http_status)
+        .then(|| render::truncate(one_line.trim_end_matches('.'), 200))
 }
 
 /// Capped exponential backoff: `base * 2^(attempt-1)`, capped, scaled by `jitter` (0.5..=1.0).

@@ -366,14 +366,21 @@ impl Worker {
         let elapsed = (now - job.submitted_at.unwrap_or(job.created_at)).to_std().unwrap_or_default();
         let provider_job_id = job.provider_job_id.clone().unwrap_or_default();
         let outcome = self.provider.query(&provider_job_id).await;
-        if let Err(e) = &outcome {
-            debug!(error = %e, failures = job.poll_failures + 1, "status query failed");
+        match &outcome {
+            // The provider's own words go to the log in full; the public reply may leave them out.
+            Ok(state) => {
+                if let crate::provider::Phase::Failed(reason) = &state.phase {
+                    warn!(?reason, "job failed at the provider");
+                }
+            }
+            Err(e @ crate::provider::ProviderError::Rejected { .. }) => warn!(error = %e, "status query refused"),
+            Err(e) => debug!(error = %e, failures = job.poll_failures + 1, "status query failed"),
         }
         let next = self.next_poll(job, elapsed);
         lifecycle::on_query(job, outcome, Utc::now(), next, timing);
         match job.status {
             JobStatus::Succeeded => info!(images = job.result_urls.len(), "job succeeded"),
-            JobStatus::Failed => warn!(reason = ?job.error_text, "job failed at the provider"),
+            JobStatus::Failed => info!(reason = ?job.error_text, "job failed"),
             _ => debug!(?elapsed, next = ?job.next_run_at, status = ?job.provider_status, "polled"),
         }
     }

@@ -254,6 +254,61 @@ impl ShortApi {
     }
 }
 
+/// Whether the provider's words for a refusal or a failure are about the user's own request —
+/// moderation, an invalid image or prompt — and so fit for a public reply. Account, balance, key
+/// and any other problems of the bot's operator are not: they stay in the logs.
+pub fn concerns_the_request(message: &str, http_status: Option<u16>) -> bool {
+    const OPERATOR: [&str; 20] = [
+        "balance",
+        "credit",
+        "insufficient",
+        "recharge",
+        "payment",
+        "billing",
+        "account",
+        "api key",
+        "apikey",
+        "api_key",
+        "token",
+        "auth",
+        "forbidden",
+        "permission",
+        "subscription",
+        "quota",
+        "plan",
+        "expired",
+        "suspend",
+        "limit",
+    ];
+    const REQUEST: [&str; 20] = [
+        "moderat",
+        "nsfw",
+        "banned",
+        "prohibited",
+        "inappropriate",
+        "policy",
+        "violat",
+        "unsafe",
+        "sensitive",
+        "flagged",
+        "prompt",
+        "image",
+        "picture",
+        "photo",
+        "aspect",
+        "invalid",
+        "parameter",
+        "argument",
+        "format",
+        "resolution",
+    ];
+    if matches!(http_status, Some(401 | 402 | 403 | 407 | 429)) {
+        return false;
+    }
+    let words = message.to_lowercase();
+    !OPERATOR.iter().any(|w| words.contains(w)) && REQUEST.iter().any(|w| words.contains(w))
+}
+
 /// The price of a job as a plain decimal ("0.04"), from whatever form the provider used: a
 /// number, or a string that may carry a currency sign, spaces or a decimal comma. Anything else is
 /// `None`: an odd format must never make a paid job look lost.
@@ -371,6 +426,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn only_words_about_the_request_are_public() {
+        for public in
+            ["prompt contains banned words", "Image flagged by moderation", "invalid image url", "NSFW content"]
+        {
+            assert!(concerns_the_request(public, Some(200)), "{public}");
+        }
+        for private in [
+            "insufficient balance",
+            "Invalid API key",
+            "account suspended",
+            "model unavailable",
+            "internal error",
+            "monthly quota exceeded for this plan",
+        ] {
+            assert!(!concerns_the_request(private, Some(200)), "{private}");
+        }
+        assert!(!concerns_the_request("invalid image", Some(401)), "an authentication answer is never public");
+    }
 
     #[test]
     fn amounts_are_read_defensively() {

@@ -198,6 +198,25 @@ async fn provider_refusal_is_shown_and_refunded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bots_account_trouble_stays_out_of_public_replies() {
+    let bot = TestBot::start().await;
+    bot.shortapi.script(
+        "broke",
+        Behaviour::CreateError { code: 1001, message: "Insufficient balance: 0.01 USD left on account 7".into() },
+    );
+    let cmd = bot.imagine("broke painter");
+    bot.send(&cmd).await;
+    let reply = bot.wait_reply(&cmd, |c| c.contains("Failed")).await;
+    let content = reply.to_string();
+    assert!(content.contains("refused this bot's request; server admins can see details in the logs"), "{content}");
+    assert!(!content.contains("Insufficient") && !content.contains("account 7"), "{content}");
+    bot.wait_job_settled(&cmd).await;
+    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted), ("failed", false));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_that_fails_at_the_provider_is_reported_with_its_reason() {
     let bot = TestBot::start().await;
     bot.shortapi.script(
@@ -299,7 +318,7 @@ async fn registered_schema_matches_the_spec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_lists_your_jobs_privately() {
     let bot = TestBot::start().await;
-    bot.shortapi.script("broken", Behaviour::CreateError { code: 500, message: "model unavailable".into() });
+    bot.shortapi.script("broken", Behaviour::CreateError { code: 500, message: "image format not supported".into() });
     let ok = bot.imagine("a quiet harbour");
     let broken = bot.imagine("broken dream");
     bot.send(&ok).await;
@@ -316,7 +335,10 @@ async fn history_lists_your_jobs_privately() {
     assert_eq!(flags(&callback) & EPHEMERAL, EPHEMERAL);
     let text = callback_text(&callback);
     assert!(text.contains("a quiet harbour") && text.contains("done"), "{text}");
-    assert!(text.contains("broken dream") && text.contains("failed") && text.contains("model unavailable"), "{text}");
+    assert!(
+        text.contains("broken dream") && text.contains("failed") && text.contains("image format not supported"),
+        "{text}"
+    );
     assert!(text.contains("/channels/"), "links to the result message: {text}");
     assert!(!text.contains("someone else"), "only your own jobs: {text}");
     bot.stop().await;

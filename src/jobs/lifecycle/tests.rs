@@ -204,10 +204,15 @@ fn create_outcomes() {
     assert_refunded(&j, JobStatus::Uncertain, "could not confirm");
     assert_eq!(j.create_attempts, 0);
 
-    // Refused: failed with the provider's words, refunded.
+    // Refused: failed with the provider's words when they are about the request, refunded.
     let mut j = job(JobStatus::Submitting);
     on_create(&mut j, Err(rejected("banned   prompt.\n")), now(), first_poll, &TIMING);
     assert_refunded(&j, JobStatus::Failed, "refused this request: banned prompt.");
+    // ...and without them when they are about the bot's account.
+    let mut j = job(JobStatus::Submitting);
+    on_create(&mut j, Err(rejected("Insufficient balance, please recharge")), now(), first_poll, &TIMING);
+    assert_refunded(&j, JobStatus::Failed, OPERATOR_REFUSAL);
+    assert!(!j.error_text.unwrap().contains("balance"));
 }
 
 #[test]
@@ -240,6 +245,10 @@ fn query_outcomes() {
     let mut j = job(JobStatus::Running);
     on_query(&mut j, Ok(state(Phase::Failed(None))), now(), next, &TIMING);
     assert_refunded(&j, JobStatus::Failed, "no reason given");
+    let mut j = job(JobStatus::Running);
+    on_query(&mut j, Ok(state(Phase::Failed(Some("account suspended".into())))), now(), next, &TIMING);
+    assert_refunded(&j, JobStatus::Failed, DETAILS_IN_LOGS);
+    assert!(!j.error_text.unwrap().contains("suspended"));
 }
 
 #[test]
