@@ -153,7 +153,13 @@ impl Config {
             provider_max_queries_per_second: env.or_default("PROVIDER_MAX_QUERIES_PER_SECOND", 200.0, |v| {
                 v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or("expected a positive number")
             })?,
-            lease: env.duration("JOB_LEASE", Duration::from_secs(2 * 60))?,
+            lease: env.or_default("JOB_LEASE", Duration::from_secs(2 * 60), |v| match parse_duration(v) {
+                None => Err(DURATION_HINT),
+                // Held and running jobs are renewed every third of the lease, each renewal one
+                // short statement: below 2 s a busy database could let a lease lapse mid-step.
+                Some(d) if d < Duration::from_secs(2) => Err("a lease must be at least 2s"),
+                Some(d) => Ok(d),
+            })?,
             default_limits: default_limits(&env)?,
             operator_limits: operator_limits(&env)?,
         })

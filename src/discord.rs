@@ -143,12 +143,15 @@ impl DiscordRest {
     }
 
     /// Posts the job's message in its channel, mentioning (and pinging) the user, as a reply to
-    /// the original message when there is one.
+    /// the original message when there is one. `nonce` (at most 25 characters, the same on every
+    /// try) with `enforce_nonce` makes Discord return the first message instead of posting a
+    /// second one when a retry follows an answer that was lost.
     pub async fn post_in_channel(
         &self,
         channel_id: u64,
         user_id: u64,
         reply_to: Option<u64>,
+        nonce: &str,
         message: &Rendered,
         uploads: &[Upload],
     ) -> Result<u64, SendError> {
@@ -156,7 +159,9 @@ impl DiscordRest {
         let message = Rendered { content, embeds: message.embeds.clone() };
         let reference = reply_to
             .map(|id| json!({"message_id": id.to_string(), "channel_id": channel_id.to_string(), "fail_if_not_exists": false}));
-        let payload = payload(&message, uploads, json!({"parse": [], "users": [user_id.to_string()]}), reference);
+        let mut payload = payload(&message, uploads, json!({"parse": [], "users": [user_id.to_string()]}), reference);
+        payload["nonce"] = json!(nonce.chars().take(25).collect::<String>());
+        payload["enforce_nonce"] = json!(true);
         let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
         self.send("channel", Method::POST, url, true, payload, uploads).await
     }

@@ -199,3 +199,29 @@ fn a_malformed_database_url_is_named_but_not_shown() {
     assert_eq!(named(&[("DATABASE_URL", "mysql://u:pw-secret@h/db")]), ("DATABASE_URL", Some("(hidden)".into())));
     assert!(!err.to_string().contains("pw-secret"), "{err}");
 }
+
+#[test]
+fn a_lease_too_short_to_renew_is_refused() {
+    let err = config(&[BASE[0], BASE[1], ("JOB_LEASE", "500ms")]).unwrap_err().to_string();
+    assert_eq!(err, "JOB_LEASE is malformed (\"500ms\"): a lease must be at least 2s");
+    assert_eq!(config(&[BASE[0], BASE[1], ("JOB_LEASE", "2s")]).unwrap().lease, Duration::from_secs(2));
+}
+
+#[test]
+fn operator_limits_are_read_and_checked() {
+    let c = config(&[BASE[0], BASE[1]]).unwrap();
+    assert_eq!(c.operator_limits, crate::quota::OperatorLimits::default(), "no operator limit by default");
+    let c = config(&[
+        BASE[0],
+        BASE[1],
+        ("DAILY_SPEND_LIMIT", "$12.50"),
+        ("EXPECTED_JOB_COST", "0.05"),
+        ("MAX_GUILD_DAILY_LIMIT", "200"),
+    ])
+    .unwrap();
+    assert_eq!(c.operator_limits.daily_spend_limit.as_deref(), Some("12.50"));
+    assert_eq!(c.operator_limits.expected_job_cost, "0.05");
+    assert_eq!(c.operator_limits.ceilings.daily, Some(200));
+    assert_eq!(named(&[("DAILY_SPEND_LIMIT", "ten")]), ("DAILY_SPEND_LIMIT", Some("ten".into())));
+    assert_eq!(named(&[("MAX_GUILD_MAX_CONCURRENT", "-1")]), ("MAX_GUILD_MAX_CONCURRENT", Some("-1".into())));
+}

@@ -139,6 +139,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub callback_secret: Option<String>,
+    /// This claim's fencing token: saves count only while the row still carries it.
+    pub lease_token: Uuid,
 }
 
 impl std::fmt::Debug for Job {
@@ -232,7 +234,8 @@ pub async fn claim_due(
 ) -> Result<Vec<Job>, sqlx::Error> {
     sqlx::query_as!(
         Job,
-        r#"UPDATE jobs SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)
+        r#"UPDATE jobs SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),
+             lease_token = gen_random_uuid()
          WHERE id IN (
              SELECT id FROM jobs
              WHERE delivered_at IS NULL AND next_run_at <= now()
@@ -245,7 +248,8 @@ pub async fn claim_due(
              status AS "status: JobStatus", counted, provider_job_id, provider_status, progress, unknown_polls,
              amount::text AS amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
              create_attempts, poll_failures, delivery_attempts, reply_failed, next_run_at, acked_at, last_edit_at,
-             last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret"#,
+             last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret,
+             lease_token AS "lease_token!""#,
         owner,
         lease.as_secs_f64(),
         limit,
@@ -255,20 +259,19 @@ pub async fn claim_due(
     .await
 }
 
-/// Extends the leases `owner` holds on `ids` (jobs it keeps in memory between steps). Returns
-/// the ids still held; a job missing from the answer was taken over and must be let go.
+/// Extends the leases held under `tokens` (jobs this process works on or keeps in memory).
+/// Returns the tokens still valid; a job whose token is missing was taken over and must be let go.
 pub async fn renew_leases(
     db: impl PgExecutor<'_>,
-    owner: Uuid,
     lease: std::time::Duration,
-    ids: &[Uuid],
+    tokens: &[Uuid],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
-        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2) \
-         WHERE lease_owner = $1 AND id = ANY($3) RETURNING id",
-        owner,
+        r#"UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $1)
+         WHERE lease_token = ANY($2) AND delivered_at IS NULL
+         RETURNING lease_token AS "lease_token!""#,
         lease.as_secs_f64(),
-        ids,
+        tokens,
     )
     .fetch_all(db)
     .await
@@ -303,8 +306,9 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
          last_edit_at = $18, last_edit_text = $19, submitted_at = $20, running_at = $21, finished_at = $22, \
          delivered_at = $23, interaction_token = $24, \
          lease_owner = CASE WHEN $25 THEN NULL ELSE lease_owner END, \
-         lease_expires_at = CASE WHEN $25 THEN NULL ELSE lease_expires_at END \
-         WHERE id = $1 AND lease_owner = $2",
+         lease_expires_at = CASE WHEN $25 THEN NULL ELSE lease_expires_at END, \
+         lease_token = CASE WHEN $25 THEN NULL ELSE lease_token END \
+         WHERE id = $1 AND lease_owner = $2 AND lease_token = $26",
         job.id,
         owner,
         job.status as JobStatus,
@@ -330,6 +334,7 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
         job.delivered_at,
         job.interaction_token,
         release,
+        job.lease_token,
     )
     .execute(db)
     .await?;
@@ -338,10 +343,12 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
 
 /// Gives up every lease `owner` holds (at shutdown), so another process can continue at once.
 pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sqlx::Error> {
-    let result =
-        sqlx::query!("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1", owner)
-            .execute(db)
-            .await?;
+    let result = sqlx::query!(
+        "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL WHERE lease_owner = $1",
+        owner
+    )
+    .execute(db)
+    .await?;
     Ok(result.rows_affected())
 }
 

@@ -120,6 +120,7 @@ impl Deliverer {
                 job.channel_id as u64,
                 job.user_id as u64,
                 job.message_id.map(|id| id as u64),
+                &job.id.simple().to_string()[..25],
                 message,
                 uploads,
             )

@@ -101,6 +101,7 @@ impl Worker {
         info!(owner = %self.owner, "worker started");
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut tasks: JoinSet<(Uuid, Option<Job>)> = JoinSet::new();
+        // The lease tokens of the jobs whose step is running now.
         let mut running: HashSet<Uuid> = HashSet::new();
         let mut held = Held::default();
         let mut db_failures = 0u32;
@@ -202,8 +203,8 @@ impl Worker {
     ) {
         let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
         let worker = self.clone();
-        let id = job.id;
-        running.insert(id);
+        let token = job.lease_token;
+        running.insert(token);
         let span = info_span!("job", job_id = %job.id, guild_id = job.guild_id);
         tasks.spawn(
             async move {
@@ -214,7 +215,7 @@ impl Worker {
                     None
                 });
                 drop(permit);
-                (id, kept)
+                (token, kept)
             }
             .instrument(span),
         );
@@ -227,8 +228,8 @@ impl Worker {
         held: &mut Held,
     ) {
         match done {
-            Ok((id, kept)) => {
-                running.remove(&id);
+            Ok((token, kept)) => {
+                running.remove(&token);
                 if let Some(job) = kept {
                     held.insert(job);
                 }
@@ -237,24 +238,36 @@ impl Worker {
         }
     }
 
-    /// Extends the leases of every job this process holds; lets go of any it lost.
+    /// Extends the leases of every job this process works on or holds; lets go of any it lost.
     async fn renew(&self, running: &HashSet<Uuid>, held: &mut Held) {
-        let ids: Vec<Uuid> = running.iter().chain(held.jobs.keys()).copied().collect();
-        if ids.is_empty() {
+        let tokens: Vec<Uuid> = running.iter().copied().chain(held.jobs.values().map(|j| j.lease_token)).collect();
+        if tokens.is_empty() {
             return;
         }
-        match store::renew_leases(&self.pool, self.owner, self.settings.lease, &ids).await {
+        match store::renew_leases(&self.pool, self.settings.lease, &tokens).await {
             Ok(kept) => {
                 let kept: HashSet<Uuid> = kept.into_iter().collect();
-                held.jobs.retain(|id, _| {
-                    let ours = kept.contains(id);
+                held.jobs.retain(|id, job| {
+                    let ours = kept.contains(&job.lease_token);
                     if !ours {
-                        warn!(job_id = %id, "lost the lease on a held job; another process has it");
+                        warn!(job_id = %id, "lost the lease on a held job; another claim has it");
                     }
                     ours
                 });
             }
             Err(e) => warn!(error = %e, "could not renew job leases; will try again"),
+        }
+    }
+
+    /// Whether this copy of the job still holds its lease (extending it), checked right before
+    /// an action that cannot be taken back.
+    async fn still_ours(&self, job: &Job) -> bool {
+        match store::renew_leases(&self.pool, self.settings.lease, &[job.lease_token]).await {
+            Ok(kept) => !kept.is_empty(),
+            Err(e) => {
+                warn!(error = %e, "could not confirm the lease before delivering; will retry");
+                false
+            }
         }
     }
 
@@ -311,6 +324,11 @@ impl Worker {
                     }
                 }
                 Action::Deliver => {
+                    // A message cannot be unsent: make sure no newer claim owns the job first.
+                    if !self.still_ours(&job).await {
+                        warn!("lost the lease on a job before delivering it; another claim has it");
+                        return None;
+                    }
                     wrote_through = true;
                     self.deliverer.deliver(&mut job, &self.pool, &timing).await;
                 }

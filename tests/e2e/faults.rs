@@ -54,6 +54,35 @@ async fn results_after_the_token_expired_go_to_the_channel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_post_whose_answer_was_lost_is_not_posted_twice() {
+    let bot = TestBot::start().await;
+    bot.shortapi.script("lost answer", Behaviour::succeed_after(6));
+    let cmd = bot.imagine("lost answer");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Submitted") || c.contains("Generating")).await;
+    bot.discord.expire_token(&cmd.token());
+    // The first post reaches the channel, but its answer is lost: the bot must try again, and the
+    // retry must not make a second message.
+    bot.discord.lose_next_answer("POST", &format!("/channels/{DEFAULT_CHANNEL_ID}/messages"), 502);
+    bot.wait_job_settled(&cmd).await;
+    let (status, _, delivery) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("channel")));
+    let posts = bot.discord.requests_matching("POST", &format!("/channels/{DEFAULT_CHANNEL_ID}/messages"));
+    assert!(posts.len() >= 2, "the post was retried after the lost answer");
+    let nonces: Vec<&Value> = posts.iter().map(|p| &p.json.as_ref().unwrap()["nonce"]).collect();
+    assert!(nonces.windows(2).all(|w| w[0] == w[1]) && nonces[0].is_string(), "one nonce for every try: {nonces:?}");
+    assert!(posts.iter().all(|p| p.json.as_ref().unwrap()["enforce_nonce"] == true));
+    let done: Vec<Value> = bot
+        .discord
+        .channel_messages(DEFAULT_CHANNEL_ID)
+        .into_iter()
+        .filter(|m| m["content"].as_str().unwrap_or("").contains("Done"))
+        .collect();
+    assert_eq!(done.len(), 1, "exactly one result message in the channel");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_too_old_to_edit_is_handled_like_an_expired_token() {
     let bot = TestBot::start_with(|vars| {
         vars.insert("PROGRESS_EDIT_INTERVAL".into(), "1h".into());

@@ -259,6 +259,26 @@ async fn two_processes_on_one_shard_answer_each_command_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_outlives_the_lease_is_not_taken_over() {
+    // The create takes 5 s, far past the 2 s lease: the owner renews the lease while it waits,
+    // so the other process never takes the job over (which would make it uncertain, or worse).
+    let mut w = world().await;
+    w.vars.insert("PROVIDER_TIMEOUT".into(), "10s".into());
+    w.shortapi.script("slow to accept", Behaviour::SlowCreate { delay: Duration::from_secs(5) });
+    let a = BotProcess::spawn(&w.vars, "lease-a");
+    let b = BotProcess::spawn(&w.vars, "lease-b");
+    assert!(w.discord.wait_ready_count(2, WAIT).await, "both processes identify");
+    let cmd = w.imagine("slow to accept");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    let (status, counted, delivery) = w.wait_settled(&cmd).await;
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
+    let sent = w.shortapi.creates().iter().filter(|c| c.args()["prompt"] == "slow to accept").count();
+    assert_eq!(sent, 1, "sent once, never taken over and resent or marked uncertain");
+    assert_eq!(w.deliveries(&cmd), 1, "delivered once");
+    w.assert_no_secrets(&[&a, &b], &[&cmd]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_releases_leases() {
     let w = world().await;
     w.shortapi.script("drawn out", Behaviour::succeed_after(200));

@@ -74,6 +74,7 @@ fn job(status: JobStatus) -> Job {
         finished_at: None,
         delivered_at: None,
         callback_secret: None,
+        lease_token: Uuid::nil(),
     }
 }
 

@@ -146,6 +146,9 @@ struct ScriptedFailure {
     path_contains: String,
     status: u16,
     body: Value,
+    /// The request is carried out first and only its answer is replaced (a response lost on the
+    /// way back: the client cannot tell whether it took effect).
+    after_effect: bool,
 }
 
 // ------------------------------------------------------------------------------------------
@@ -196,6 +199,8 @@ struct Inner {
     originals: HashMap<String, u64>,
     followups: HashMap<String, Vec<u64>>,
     channel_msgs: HashMap<u64, Vec<u64>>,
+    /// `(channel, nonce)` of messages posted with `enforce_nonce`, and the message made.
+    nonces: HashMap<(u64, String), (u64, Instant)>,
     files: HashMap<u64, (String, Vec<u8>)>,
     conns: HashMap<u64, Conn>,
     sessions: HashMap<String, Session>,

@@ -93,6 +93,19 @@ impl DiscordStandIn {
             path_contains: path_contains.to_string(),
             status,
             body,
+            after_effect: false,
+        });
+    }
+
+    /// The next request matching method + path substring is carried out, but its answer is lost:
+    /// the client gets `status` (a gateway error) instead.
+    pub fn lose_next_answer(&self, method: &str, path_contains: &str, status: u16) {
+        lock(&self.shared.inner).failures.push_back(ScriptedFailure {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            status,
+            body: json!({"message": "502: Bad Gateway", "code": 0}),
+            after_effect: true,
         });
     }
 
@@ -160,6 +173,10 @@ pub(super) async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Res
             .and_then(|pos| inner.failures.remove(pos));
         let limited = rate_limited(&mut inner, &method, &path);
         let reply = match (scripted, limited) {
+            (Some(f), _) if f.after_effect => {
+                let _ = route(&shared, &mut inner, &method, &path, query.as_deref(), json.as_ref(), &files);
+                scripted_reply(f)
+            }
             (Some(f), _) => scripted_reply(f),
             (None, Some(f)) => scripted_reply(f),
             (None, None) => route(&shared, &mut inner, &method, &path, query.as_deref(), json.as_ref(), &files),
@@ -213,6 +230,7 @@ fn rate_limited(inner: &mut Inner, method: &str, path: &str) -> Option<ScriptedF
             path_contains: path.to_string(),
             status: 429,
             body: json!({"message": "You are being rate limited.", "retry_after": retry, "global": false}),
+            after_effect: false,
         });
     }
     hits.push_back(now);
@@ -276,12 +294,33 @@ fn route(
             let Ok(channel_id) = channel.parse::<u64>() else {
                 return Reply::err(404, 10003, "Unknown Channel");
             };
+            // Discord: `nonce` is an integer or a string of at most 25 characters; with
+            // `enforce_nonce`, a second message with the same nonce within a few minutes returns
+            // the first one instead of posting again.
+            let nonce = match &body["nonce"] {
+                Value::Null => None,
+                Value::String(s) if s.chars().count() <= 25 => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => return Reply::err(400, 50035, "Invalid Form Body (nonce)"),
+            };
+            let enforced = body["enforce_nonce"].as_bool() == Some(true);
+            if enforced
+                && let Some(nonce) = &nonce
+                && let Some((id, at)) = inner.nonces.get(&(channel_id, nonce.clone())).copied()
+                && at.elapsed() < Duration::from_secs(300)
+                && let Some(msg) = inner.messages.get(&id)
+            {
+                return Reply::json(200, msg.clone());
+            }
             let ctx =
                 MsgCtx { channel_id, guild_id: None, interaction: false, size_limit: DEFAULT_ATTACHMENT_SIZE_LIMIT };
             match create_message(shared, inner, &ctx, body, files) {
                 Ok(msg) => {
                     let id = id_of(&msg["id"]).unwrap_or_default();
                     inner.channel_msgs.entry(channel_id).or_default().push(id);
+                    if let (true, Some(nonce)) = (enforced, nonce) {
+                        inner.nonces.insert((channel_id, nonce), (id, Instant::now()));
+                    }
                     Reply::json(200, msg)
                 }
                 Err(r) => r,
