@@ -303,16 +303,8 @@ impl Worker {
                 Action::Create => {
                     // Recorded before sending: a crash during the request leaves `submitting`,
                     // which the next owner turns into `uncertain` instead of sending again.
-                    match store::save(&self.pool, &job, self.owner, false).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            warn!("lost the lease on a job before sending it; another process has it");
-                            return None;
-                        }
-                        Err(e) => {
-                            error!(error = %e, "could not record a job as submitting; it will be retried");
-                            return None;
-                        }
+                    if !self.save(&job, false, "recording it as submitting").await {
+                        return None;
                     }
                     wrote_through = true;
                     self.create(&mut job, &timing).await;
@@ -339,20 +331,26 @@ impl Worker {
         let now = Utc::now();
         let wait = (job.next_run_at - now).to_std().unwrap_or_default();
         let release = job.delivered_at.is_some() || wait > HOLD_AT_MOST.min(self.settings.lease / 2);
-        if release || wrote_through || job.status != stored_status {
-            match store::save(&self.pool, &job, self.owner, release).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!("lost the lease on a job before saving; another process has it");
-                    return None;
-                }
-                Err(e) => {
-                    error!(error = %e, "saving a job failed; it will be retried after its lease expires");
-                    return None;
-                }
-            }
+        if (release || wrote_through || job.status != stored_status) && !self.save(&job, release, "saving it").await {
+            return None;
         }
         (!release).then_some(job)
+    }
+
+    /// Writes the job back under its lease. False when this copy must be let go: the lease went
+    /// to a newer claim, or the database failed (the lease then expires and the job is retried).
+    async fn save(&self, job: &Job, release: bool, doing: &str) -> bool {
+        match store::save(&self.pool, job, self.owner, release).await {
+            Ok(true) => true,
+            Ok(false) => {
+                warn!(doing, "lost the lease on a job; another claim has it");
+                false
+            }
+            Err(e) => {
+                error!(error = %e, doing, "could not write a job back; it is retried once its lease expires");
+                false
+            }
+        }
     }
 
     async fn create(&self, job: &mut Job, timing: &Timing) {
