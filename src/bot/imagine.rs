@@ -122,8 +122,11 @@ pub async fn imagine(
             callback_secret: crate::callbacks::new_secret(),
         };
 
+        // The member's roles come with the interaction: role tiers need no Discord call.
+        let member_roles: Vec<i64> =
+            interaction.member.as_ref().map(|m| m.roles.iter().map(|r| r.get() as i64).collect()).unwrap_or_default();
         let mut tx = data.pool.begin().await.context("starting the reservation")?;
-        let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &data.policy, now)
+        let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &member_roles, &data.policy, now)
             .await
             .context("reserving quota for a job")?;
         match reservation {

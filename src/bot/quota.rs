@@ -4,6 +4,7 @@
 
 use anyhow::Context as _;
 use chrono::Utc;
+use poise::serenity_prelude as serenity;
 use tracing::info;
 
 use super::{Context, Error, can_manage_guild, reply_ephemeral};
@@ -20,7 +21,7 @@ string_choice_argument!(LimitKind, LimitKind::ALL.iter().map(|k| k.name()), Limi
     slash_command,
     guild_only,
     install_context = "Guild",
-    subcommands("show", "set"),
+    subcommands("show", "set", "role"),
     subcommand_required,
     default_member_permissions = "MANAGE_GUILD"
 )]
@@ -70,6 +71,18 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
         describe(limits.max_concurrent),
         usage.in_flight,
     );
+    let tiers = quotas::role_tiers(&data.pool, guild_id).await.context("loading role tiers")?;
+    if !tiers.is_empty() {
+        text.push_str("**Role tiers** (replace the per-member limits; the most generous role wins)\n");
+        for tier in &tiers {
+            text.push_str(&format!(
+                "<@&{}> · per member per day: {} · in progress at once: {}\n",
+                tier.role_id,
+                tier.per_user_daily.map_or("server's".to_owned(), |n| n.to_string()),
+                tier.max_concurrent.map_or("server's".to_owned(), |n| n.to_string()),
+            ));
+        }
+    }
     match last {
         Some((by, at)) => text.push_str(&format!("Last changed by <@{by}> <t:{}:R>.", at.timestamp())),
         None => text.push_str("These are the bot's defaults; change them with `/quota set`."),
@@ -115,6 +128,72 @@ pub async fn set(
         .context("changing limits")?;
     info!(guild_id, admin, ?changes, "quota changed");
     reply_ephemeral(ctx, format!("Limits updated.\n{}", summary(&limits))).await;
+    Ok(())
+}
+
+/// Give members holding a role their own per-member limits (the most generous role wins)
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
+pub async fn role(
+    ctx: Context<'_>,
+    #[description = "The role, e.g. patrons or boosters"] role: serenity::RoleId,
+    #[description = "Jobs per member per UTC day for this role"]
+    #[min = 0]
+    #[max = 1000000]
+    per_user_daily: Option<i64>,
+    #[description = "Jobs in progress at once per member for this role"]
+    #[min = 0]
+    #[max = 1000]
+    max_concurrent: Option<i64>,
+    #[description = "Remove this role's limits (members fall back to the server's)"] clear: Option<bool>,
+) -> Result<(), Error> {
+    require_admin(ctx)?;
+    let clear = clear.unwrap_or(false);
+    let count = |name: &str, v: Option<i64>| -> Result<Option<i32>, UserError> {
+        v.map(|v| {
+            i32::try_from(v).ok().filter(|v| *v >= 0).ok_or(UserError::Input(format!("`{name}` must be 0 or more.")))
+        })
+        .transpose()
+    };
+    let per_user_daily = count("per_user_daily", per_user_daily)?;
+    let max_concurrent = count("max_concurrent", max_concurrent)?;
+    match (clear, per_user_daily.is_some() || max_concurrent.is_some()) {
+        (true, true) => {
+            return Err(
+                UserError::Input("You asked to clear this role's limits and to set them; pick one.".into()).into()
+            );
+        }
+        (false, false) => {
+            return Err(UserError::Input(
+                "Give `per_user_daily` or `max_concurrent` for the role, or `clear:True` to remove its limits.".into(),
+            )
+            .into());
+        }
+        _ => {}
+    }
+    let data = ctx.data();
+    let ceilings = &data.policy.operator.ceilings;
+    for (kind, value) in [(LimitKind::PerUserDaily, per_user_daily), (LimitKind::MaxConcurrent, max_concurrent)] {
+        if value.is_some()
+            && let Some((ceiling, setting)) = ceilings.ceiling_refusal(kind, value)
+        {
+            return Err(UserError::AboveCeiling { kind, ceiling, setting }.into());
+        }
+    }
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let admin = ctx.author().id.get() as i64;
+    let tier = quotas::RoleTier { role_id: role.get() as i64, per_user_daily, max_concurrent };
+    quotas::set_role_tier(&data.pool, guild_id, tier, clear, admin).await.context("changing a role tier")?;
+    info!(guild_id, admin, role = role.get(), clear, ?per_user_daily, ?max_concurrent, "role tier changed");
+    let text = if clear {
+        format!("Members with <@&{role}> now have the server's per-member limits.")
+    } else {
+        format!(
+            "Members with <@&{role}> now get{}{} instead of the server's (the most generous of their roles wins).",
+            per_user_daily.map(|n| format!(" {n} jobs a day")).unwrap_or_default(),
+            max_concurrent.map(|n| format!(" {n} at once")).unwrap_or_default(),
+        )
+    };
+    reply_ephemeral(ctx, text).await;
     Ok(())
 }
 

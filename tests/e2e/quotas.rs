@@ -59,7 +59,7 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
 async fn reserve(pool: &PgPool, limits: &Limits, interaction_id: i64, user_id: i64) -> Reservation {
     let mut tx = pool.begin().await.unwrap();
     let outcome =
-        quotas::reserve_and_insert(&mut tx, &new_job(interaction_id, user_id), &Policy::from(*limits), Utc::now())
+        quotas::reserve_and_insert(&mut tx, &new_job(interaction_id, user_id), &[], &Policy::from(*limits), Utc::now())
             .await
             .unwrap();
     tx.commit().await.unwrap();
@@ -100,10 +100,15 @@ async fn fifty_simultaneous_reservations_accept_exactly_the_limit() {
             let mut conn = pool.acquire().await.unwrap();
             barrier.wait().await;
             let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
-            let outcome =
-                quotas::reserve_and_insert(&mut tx, &new_job(1000 + i, 7000 + i), &Policy::from(limits), Utc::now())
-                    .await
-                    .unwrap();
+            let outcome = quotas::reserve_and_insert(
+                &mut tx,
+                &new_job(1000 + i, 7000 + i),
+                &[],
+                &Policy::from(limits),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
             outcome
         }));
@@ -278,5 +283,70 @@ async fn admins_set_limits_and_members_hit_them() {
     let listing = content(&bot.callback(&audit).await);
     assert!(listing.contains("first picture"), "{listing}");
     let _ = WAIT;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_with_a_role_tier_get_its_limits() {
+    const PATRONS: u64 = 1_180_000_000_000_000_700;
+    let bot = TestBot::start().await;
+    let set = admin(InteractionBuilder::command("quota").subcommand("set").integer("per_user_daily", 1));
+    bot.send(&set).await;
+    bot.callback(&set).await;
+    let tier = admin(
+        InteractionBuilder::command("quota")
+            .subcommand("role")
+            .role_option("role", PATRONS)
+            .integer("per_user_daily", 3),
+    );
+    bot.send(&tier).await;
+    let answer = content(&bot.callback(&tier).await);
+    assert!(answer.contains(&format!("<@&{PATRONS}>")) && answer.contains("3 jobs a day"), "{answer}");
+
+    // A patron makes three jobs today; a member without the role only one.
+    let patron = |prompt: &str| bot.imagine(prompt).user(1_180_000_000_000_000_801, "patron").member_roles(&[PATRONS]);
+    for i in 0..3 {
+        let cmd = patron(&format!("patron picture {i}"));
+        bot.send(&cmd).await;
+        bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    }
+    let fourth = patron("patron picture 3");
+    bot.send(&fourth).await;
+    assert!(content(&bot.callback(&fourth).await).contains("daily quota of 3 image jobs"));
+    let member = |prompt: &str| bot.imagine(prompt).user(1_180_000_000_000_000_802, "member");
+    let first = member("member picture 0");
+    bot.send(&first).await;
+    bot.wait_reply(&first, |c| c.contains("Done")).await;
+    let second = member("member picture 1");
+    bot.send(&second).await;
+    assert!(content(&bot.callback(&second).await).contains("daily quota of 1 image job"));
+
+    // /quota show lists the tier; clearing it is audited.
+    let show = admin(InteractionBuilder::command("quota").subcommand("show"));
+    bot.send(&show).await;
+    let shown = content(&bot.callback(&show).await);
+    assert!(shown.contains(&format!("<@&{PATRONS}> · per member per day: 3")), "{shown}");
+    let both = admin(
+        InteractionBuilder::command("quota")
+            .subcommand("role")
+            .role_option("role", PATRONS)
+            .integer("per_user_daily", 5)
+            .boolean("clear", true),
+    );
+    bot.send(&both).await;
+    let refused = bot.callback(&both).await;
+    assert_eq!(refused["data"]["flags"], 64);
+    assert!(content(&refused).contains("pick one"));
+    let clear = admin(
+        InteractionBuilder::command("quota").subcommand("role").role_option("role", PATRONS).boolean("clear", true),
+    );
+    bot.send(&clear).await;
+    bot.callback(&clear).await;
+    let audited: Vec<(Option<i64>, Option<i32>, Option<i32>)> =
+        sqlx::query_as("SELECT role_id, old_value, new_value FROM quota_changes WHERE role_id IS NOT NULL ORDER BY id")
+            .fetch_all(&bot.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, vec![(Some(PATRONS as i64), None, Some(3)), (Some(PATRONS as i64), Some(3), None)]);
     bot.stop().await;
 }

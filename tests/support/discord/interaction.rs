@@ -28,6 +28,9 @@ pub struct InteractionBuilder {
     attachment_size_limit: u64,
     /// Reached through a user installation only: the server never added the bot.
     user_installed: bool,
+    /// Role ids of the invoking member (`member.roles`).
+    member_roles: Vec<u64>,
+    roles: serde_json::Map<String, Value>,
 }
 
 impl InteractionBuilder {
@@ -48,6 +51,8 @@ impl InteractionBuilder {
             users: serde_json::Map::new(),
             members: serde_json::Map::new(),
             user_installed: false,
+            member_roles: Vec::new(),
+            roles: serde_json::Map::new(),
             attachments: serde_json::Map::new(),
             attachment_size_limit: DEFAULT_ATTACHMENT_SIZE_LIMIT,
         }
@@ -82,6 +87,33 @@ impl InteractionBuilder {
 
     pub fn integer(mut self, name: &str, v: i64) -> Self {
         self.options.push(json!({"name": name, "type": 4, "value": v}));
+        self
+    }
+
+    pub fn boolean(mut self, name: &str, v: bool) -> Self {
+        self.options.push(json!({"name": name, "type": 5, "value": v}));
+        self
+    }
+
+    /// The roles the invoking member holds, as Discord lists them in `member.roles`.
+    pub fn member_roles(mut self, roles: &[u64]) -> Self {
+        self.member_roles = roles.to_vec();
+        self
+    }
+
+    /// A ROLE option (type 8): the value is the role id, the role itself is in
+    /// `data.resolved.roles`.
+    pub fn role_option(mut self, name: &str, role_id: u64) -> Self {
+        self.options.push(json!({"name": name, "type": 8, "value": role_id.to_string()}));
+        self.roles.insert(
+            role_id.to_string(),
+            json!({
+                "id": role_id.to_string(), "name": format!("role{}", role_id % 10000), "color": 0,
+                "colors": {"primary_color": 0, "secondary_color": null, "tertiary_color": null},
+                "hoist": false, "icon": null, "unicode_emoji": null, "position": 1, "permissions": "0",
+                "managed": false, "mentionable": false, "flags": 0
+            }),
+        );
         self
     }
 
@@ -166,6 +198,9 @@ impl InteractionBuilder {
         if !self.attachments.is_empty() {
             resolved.insert("attachments".into(), Value::Object(self.attachments.clone()));
         }
+        if !self.roles.is_empty() {
+            resolved.insert("roles".into(), Value::Object(self.roles.clone()));
+        }
         let mut data = json!({
             "id": self.command_id.to_string(),
             "name": self.name,
@@ -200,9 +235,10 @@ impl InteractionBuilder {
             "last_message_id": null, "rate_limit_per_user": 0, "position": 1,
             "parent_id": null, "topic": null
         });
+        let member_roles: Vec<String> = self.member_roles.iter().map(u64::to_string).collect();
         d["member"] = json!({
             "user": user,
-            "roles": [], "nick": null, "avatar": null,
+            "roles": member_roles, "nick": null, "avatar": null,
             "joined_at": "2025-03-01T12:00:00.000000+00:00", "premium_since": null,
             "deaf": false, "mute": false, "pending": false, "flags": 0,
             "permissions": self.permissions.to_string(),
