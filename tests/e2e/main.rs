@@ -15,3 +15,4 @@ mod operator;
 mod processes;
 mod quotas;
 mod standins;
+mod startup;
