@@ -1,12 +1,16 @@
 //! The optional operations listener (`HEALTH_ADDR`): `/healthz` (the process is up), `/readyz`
 //! (the database answers, the gateway is connected and the commands are registered: the bot
 //! serves) and `/metrics` (Prometheus text).
+//!
+//! What `/readyz` and `/metrics` read from the database is shared by concurrent requests and kept
+//! for a moment ([`PING_TTL`], [`COUNTS_TTL`]), so however often they are asked, the database is
+//! asked at most once per period.
 
 use std::{
     collections::HashSet,
     net::SocketAddr,
     sync::{Arc, Mutex, OnceLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -108,12 +112,43 @@ impl CommandsStatus {
     }
 }
 
+/// How long a database ping answers `/readyz`.
+pub const PING_TTL: Duration = Duration::from_secs(1);
+/// How long job counts answer `/metrics`.
+pub const COUNTS_TTL: Duration = Duration::from_secs(5);
+
+/// A value read from the database, shared by concurrent readers and kept for a while.
+struct Cached<T>(tokio::sync::Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Cached<T> {
+    fn new() -> Self {
+        Cached(tokio::sync::Mutex::new(None))
+    }
+
+    /// The kept value if younger than `ttl`, else a fresh one from `read` (one reader at a time).
+    async fn get(&self, ttl: Duration, read: impl Future<Output = T>) -> T {
+        let mut kept = self.0.lock().await;
+        if let Some((at, value)) = &*kept
+            && at.elapsed() < ttl
+        {
+            return value.clone();
+        }
+        let value = read.await;
+        *kept = Some((Instant::now(), value.clone()));
+        value
+    }
+}
+
+type JobCounts = Result<Vec<(crate::db::jobs::JobStatus, i64)>, String>;
+
 #[derive(Clone)]
 struct Ops {
     pool: PgPool,
     gateway: GatewayStatus,
     expected_shards: usize,
     commands: CommandsStatus,
+    ping: Arc<Cached<bool>>,
+    counts: Arc<Cached<JobCounts>>,
 }
 
 /// Serves the operations endpoints until `shutdown`.
@@ -126,7 +161,14 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     prometheus();
-    let ops = Ops { pool, gateway, expected_shards, commands };
+    let ops = Ops {
+        pool,
+        gateway,
+        expected_shards,
+        commands,
+        ping: Arc::new(Cached::new()),
+        counts: Arc::new(Cached::new()),
+    };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -137,7 +179,9 @@ pub async fn serve(
 }
 
 async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
-    let database = tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&ops.pool)).await.unwrap_or(false);
+    let ping =
+        async { tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&ops.pool)).await.unwrap_or(false) };
+    let database = ops.ping.get(PING_TTL, ping).await;
     let connected = ops.gateway.connected();
     let gateway = connected >= ops.expected_shards;
     let commands = ops.commands.registered();
@@ -152,12 +196,16 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
-    // Jobs by state are read from the database at scrape time, so every process reports the
-    // shared truth.
-    let states = tokio::time::timeout(Duration::from_secs(2), crate::db::jobs::count_by_status(&ops.pool))
-        .await
-        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
-    match states {
+    // Jobs not yet delivered, by state, are read from the database (so every process reports the
+    // shared truth), through the partial index on undelivered jobs: a scrape never reads the
+    // history of delivered jobs.
+    let count = async {
+        tokio::time::timeout(Duration::from_secs(2), crate::db::jobs::count_undelivered_by_status(&ops.pool))
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            .map_err(|e| e.to_string())
+    };
+    match ops.counts.get(COUNTS_TTL, count).await {
         Ok(states) => {
             for status in crate::db::jobs::JobStatus::ALL {
                 let count = states.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
