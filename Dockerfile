@@ -69,6 +69,11 @@ COPY --from=builder /app/target/release/imagine-bot /usr/local/bin/imagine-bot
 # reachable from outside where it is published (compose publishes it on the host's 127.0.0.1).
 ENV HEALTH_ADDR=0.0.0.0:8080
 EXPOSE 8080
+# CALLBACK_ADDR: where provider callbacks arrive, used only when PUBLIC_BASE_URL is set (behind a
+# reverse proxy that PUBLIC_BASE_URL reaches). The bot's own default is 127.0.0.1:8081, which
+# nothing outside the container could reach.
+ENV CALLBACK_ADDR=0.0.0.0:8081
+EXPOSE 8081
 
 WORKDIR /app
 USER 10001:10001

@@ -91,6 +91,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let wake = Arc::new(Notify::new());
     let gateway = health::GatewayStatus::default();
     let commands = health::CommandsStatus::default();
+    let callback_key = callbacks::Key::derive(&config.shortapi_key);
     // Listeners are bound here, so a bad address stops start-up instead of running without them.
     if let Some(addr) = config.health_addr {
         let listener = bind(addr, "HEALTH_ADDR").await?;
@@ -100,7 +101,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     if let Some(callbacks) = &config.callbacks {
         let listener = bind(callbacks.addr, "CALLBACK_ADDR").await?;
-        tokio::spawn(callbacks::serve(listener, pool.clone(), wake.clone(), shutdown.clone()));
+        let key = callback_key.clone();
+        tokio::spawn(callbacks::serve(listener, key, pool.clone(), wake.clone(), shutdown.clone()));
     }
     let data = bot::Data {
         pool: pool.clone(),
@@ -109,6 +111,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_input_image_bytes: config.max_input_image_bytes,
         gateway,
         commands,
+        callback_key,
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
     let registration = bot::Registration {

@@ -63,6 +63,8 @@ pub struct Data {
     /// Whether the commands are registered with Discord: the bot serves commands only then (and
     /// `/readyz` says so).
     pub commands: CommandsStatus,
+    /// Signs each new job's callback URL ([`crate::callbacks::Key::secret`] of the job's id).
+    pub callback_key: crate::callbacks::Key,
 }
 
 pub type Error = anyhow::Error;

@@ -422,11 +422,6 @@ pub async fn undelivered_images(
     Ok(rows.into_iter().map(|r| (r.filename, r.bytes)).collect())
 }
 
-pub async fn callback_secret(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    let secret = sqlx::query_scalar!("SELECT callback_secret FROM jobs WHERE id = $1", id).fetch_optional(db).await?;
-    Ok(secret.flatten())
-}
-
 /// Makes a job at the provider due for a query now. False when the job is no longer waiting on
 /// the provider (a replayed or late callback).
 pub async fn poll_now(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {

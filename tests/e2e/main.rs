@@ -10,6 +10,7 @@ mod callbacks;
 mod dockerfile;
 mod faults;
 mod imagine;
+mod listeners;
 mod operations;
 mod operator;
 mod processes;
