@@ -64,16 +64,28 @@ COPY --from=builder /app/target/release/imagine-bot /usr/local/bin/imagine-bot
 # required. DATABASE_URL is required too in a container: the image has no PostgreSQL server
 # binaries, so the local-cluster fallback (LOCAL_PG_DIR/LOCAL_PG_PORT) is not available here and
 # is deliberately left unset.
-# HEALTH_ADDR: where the bot serves its HTTP health endpoint (/healthz).
+# HEALTH_ADDR: where the bot serves /healthz, /readyz and /metrics. Outside a container the bot
+# binds nothing unless told; in here every interface is the container's own, and a port is only
+# reachable from outside where it is published (compose publishes it on the host's 127.0.0.1).
 ENV HEALTH_ADDR=0.0.0.0:8080
 EXPOSE 8080
+# CALLBACK_ADDR: where provider callbacks arrive, used only when PUBLIC_BASE_URL is set (behind a
+# reverse proxy that PUBLIC_BASE_URL reaches). The bot's own default is 127.0.0.1:8081, which
+# nothing outside the container could reach.
+ENV CALLBACK_ADDR=0.0.0.0:8081
+EXPOSE 8081
 
 WORKDIR /app
 USER 10001:10001
 
-# `imagine-bot healthcheck` requests /healthz from the running process at HEALTH_ADDR and exits
-# 0 when it answers healthy, 1 otherwise (no shell or curl needed in the image).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+# `imagine-bot healthcheck` asks the running process's /readyz at HEALTH_ADDR and exits 0 when the
+# bot serves commands (database reachable, every shard connected, commands registered), 1 with
+# the reason otherwise (shown by `docker inspect`); no shell or curl needed in the image. A bot
+# that is up but cannot serve (connected but dead) is reported unhealthy; `healthcheck --live`
+# would only ask /healthz. The start period covers migrations, connecting to the gateway and
+# registering the commands, which is retried with backoff (up to a minute apart) while Discord
+# refuses: after it, three failed checks in a row (90 s) mark the container unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["/usr/local/bin/imagine-bot", "healthcheck"]
 
 # The bot drains in-flight work on SIGTERM (docker stop); give it time (compose: stop_grace_period).

@@ -59,7 +59,8 @@ pub enum Database {
 pub struct CallbackSettings {
     /// Public base URL of the callback listener, e.g. `https://bot.example.com`.
     pub public_base_url: String,
-    /// Where the callback listener binds.
+    /// Where the callback listener binds (`CALLBACK_ADDR`; this machine only, 127.0.0.1:8081,
+    /// unless told otherwise).
     pub addr: SocketAddr,
     /// With callbacks, polling is only a fallback: this often.
     pub fallback_poll: Duration,
@@ -219,8 +220,8 @@ impl CallbackSettings {
         Ok(Some(CallbackSettings {
             public_base_url,
             addr: env
-                .addr("CALLBACK_ADDR", "expected an address and port such as 0.0.0.0:8081")?
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8081))),
+                .addr("CALLBACK_ADDR", "expected an address and port such as 127.0.0.1:8081")?
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081))),
             fallback_poll: env.duration("CALLBACK_FALLBACK_POLL", Duration::from_secs(60))?,
         }))
     }

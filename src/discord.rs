@@ -166,6 +166,48 @@ impl DiscordRest {
         self.send("channel", Method::POST, url, true, payload, uploads).await
     }
 
+    /// Registers (overwrites) the application's commands, in `guild` when given, else globally.
+    pub async fn register_commands(
+        &self,
+        application_id: u64,
+        guild: Option<u64>,
+        definitions: &Value,
+    ) -> Result<(), SendError> {
+        let url = match guild {
+            Some(guild) => format!("{}/api/v10/applications/{application_id}/guilds/{guild}/commands", self.base),
+            None => format!("{}/api/v10/applications/{application_id}/commands", self.base),
+        };
+        let result = async {
+            self.pacer.wait().await;
+            let response = self
+                .http
+                .put(url)
+                .header("Authorization", format!("Bot {}", self.bot_token.expose_secret()))
+                .json(definitions)
+                .send()
+                .await
+                .map_err(|e| {
+                    SendError::Transient(if e.is_timeout() { "timeout".into() } else { "network error".into() })
+                })?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let retry_after =
+                response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Err(classify(status.as_u16(), &body, retry_after))
+        }
+        .await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(SendError::RateLimited(_)) => "rate_limited",
+            Err(_) => "failed",
+        };
+        metrics::counter!("imagine_discord_requests_total", "route" => "commands", "outcome" => outcome).increment(1);
+        result
+    }
+
     /// Sends one request and records its outcome (`route` names it in metrics).
     async fn send(
         &self,

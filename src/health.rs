@@ -1,11 +1,16 @@
 //! The optional operations listener (`HEALTH_ADDR`): `/healthz` (the process is up), `/readyz`
-//! (the database answers and the gateway is connected) and `/metrics` (Prometheus text).
+//! (the database answers, the gateway is connected and the commands are registered: the bot
+//! serves) and `/metrics` (Prometheus text).
+//!
+//! What `/readyz` and `/metrics` read from the database is shared by concurrent requests and kept
+//! for a moment ([`PING_TTL`], [`COUNTS_TTL`]), so however often they are asked, the database is
+//! asked at most once per period.
 
 use std::{
     collections::HashSet,
     net::SocketAddr,
     sync::{Arc, Mutex, OnceLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -48,11 +53,102 @@ impl GatewayStatus {
     }
 }
 
+/// Whether this process's commands are registered with Discord. Until they are, the bot does not
+/// serve: commands are answered "starting up" and `/readyz` says why it is not ready.
+#[derive(Debug, Clone)]
+pub struct CommandsStatus(Arc<CommandsInner>);
+
+#[derive(Debug)]
+struct CommandsInner {
+    state: Mutex<Registration>,
+    registered: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Debug, Default)]
+enum Registration {
+    #[default]
+    Pending,
+    /// The last attempt failed (why, without secrets); another follows.
+    Failing(String),
+    Registered,
+}
+
+impl Default for CommandsStatus {
+    fn default() -> Self {
+        let (registered, _) = tokio::sync::watch::channel(false);
+        CommandsStatus(Arc::new(CommandsInner { state: Mutex::new(Registration::Pending), registered }))
+    }
+}
+
+impl CommandsStatus {
+    pub fn set_registered(&self) {
+        *self.0.state.lock().expect("commands status lock") = Registration::Registered;
+        self.0.registered.send_replace(true);
+    }
+
+    pub fn set_failing(&self, why: String) {
+        let mut state = self.0.state.lock().expect("commands status lock");
+        if !matches!(*state, Registration::Registered) {
+            *state = Registration::Failing(why);
+        }
+    }
+
+    pub fn registered(&self) -> bool {
+        *self.0.registered.borrow()
+    }
+
+    /// Whether the commands are registered, or become so within `grace`.
+    pub async fn wait_registered(&self, grace: Duration) -> bool {
+        let mut registered = self.0.registered.subscribe();
+        tokio::time::timeout(grace, registered.wait_for(|r| *r)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    fn describe(&self) -> String {
+        match &*self.0.state.lock().expect("commands status lock") {
+            Registration::Pending => "not registered yet".into(),
+            Registration::Failing(why) => format!("not registered yet (last attempt: {why}; retrying)"),
+            Registration::Registered => "registered".into(),
+        }
+    }
+}
+
+/// How long a database ping answers `/readyz`.
+pub const PING_TTL: Duration = Duration::from_secs(1);
+/// How long job counts answer `/metrics`.
+pub const COUNTS_TTL: Duration = Duration::from_secs(5);
+
+/// A value read from the database, shared by concurrent readers and kept for a while.
+struct Cached<T>(tokio::sync::Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Cached<T> {
+    fn new() -> Self {
+        Cached(tokio::sync::Mutex::new(None))
+    }
+
+    /// The kept value if younger than `ttl`, else a fresh one from `read` (one reader at a time).
+    async fn get(&self, ttl: Duration, read: impl Future<Output = T>) -> T {
+        let mut kept = self.0.lock().await;
+        if let Some((at, value)) = &*kept
+            && at.elapsed() < ttl
+        {
+            return value.clone();
+        }
+        let value = read.await;
+        *kept = Some((Instant::now(), value.clone()));
+        value
+    }
+}
+
+type JobCounts = Result<Vec<(crate::db::jobs::JobStatus, i64)>, String>;
+
 #[derive(Clone)]
 struct Ops {
     pool: PgPool,
     gateway: GatewayStatus,
     expected_shards: usize,
+    commands: CommandsStatus,
+    ping: Arc<Cached<bool>>,
+    counts: Arc<Cached<JobCounts>>,
 }
 
 /// Serves the operations endpoints until `shutdown`.
@@ -61,38 +157,55 @@ pub async fn serve(
     pool: PgPool,
     gateway: GatewayStatus,
     expected_shards: usize,
+    commands: CommandsStatus,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     prometheus();
+    let ops = Ops {
+        pool,
+        gateway,
+        expected_shards,
+        commands,
+        ping: Arc::new(Cached::new()),
+        counts: Arc::new(Cached::new()),
+    };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(Ops { pool, gateway, expected_shards });
+        .with_state(ops);
     info!(addr = %listener.local_addr()?, "operations listener started");
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
-    let database = tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&ops.pool)).await.unwrap_or(false);
+    let ping =
+        async { tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&ops.pool)).await.unwrap_or(false) };
+    let database = ops.ping.get(PING_TTL, ping).await;
     let connected = ops.gateway.connected();
     let gateway = connected >= ops.expected_shards;
+    let commands = ops.commands.registered();
     let body = format!(
-        "database: {}\ngateway: {connected}/{} shards connected\n",
+        "database: {}\ngateway: {connected}/{} shards connected\ncommands: {}\n",
         if database { "ok" } else { "unreachable" },
-        ops.expected_shards
+        ops.expected_shards,
+        ops.commands.describe(),
     );
-    let status = if database && gateway { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database && gateway && commands { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, body)
 }
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
-    // Jobs by state are read from the database at scrape time, so every process reports the
-    // shared truth.
-    let states = tokio::time::timeout(Duration::from_secs(2), crate::db::jobs::count_by_status(&ops.pool))
-        .await
-        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
-    match states {
+    // Jobs not yet delivered, by state, are read from the database (so every process reports the
+    // shared truth), through the partial index on undelivered jobs: a scrape never reads the
+    // history of delivered jobs.
+    let count = async {
+        tokio::time::timeout(Duration::from_secs(2), crate::db::jobs::count_undelivered_by_status(&ops.pool))
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            .map_err(|e| e.to_string())
+    };
+    match ops.counts.get(COUNTS_TTL, count).await {
         Ok(states) => {
             for status in crate::db::jobs::JobStatus::ALL {
                 let count = states.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
@@ -105,10 +218,32 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4")], prometheus().render())
 }
 
-/// `imagine-bot healthcheck`: asks a running bot's `/healthz`. For container health checks.
-pub async fn check(addr: SocketAddr) -> Result<(), String> {
+/// What `imagine-bot healthcheck` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/readyz`: the bot serves (the container's health check).
+    Ready,
+    /// `/healthz`: the process is up.
+    Live,
+}
+
+/// `imagine-bot healthcheck`: asks a running bot's `/readyz` (or `/healthz`). For container
+/// health checks. The error says why, from the bot's own answer.
+pub async fn check(addr: SocketAddr, probe: Probe) -> Result<(), String> {
     let target = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let path = match probe {
+        Probe::Ready => "readyz",
+        Probe::Live => "healthz",
+    };
     let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| e.to_string())?;
-    let response = client.get(format!("http://{target}/healthz")).send().await.map_err(|e| e.to_string())?;
-    if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status().as_u16())) }
+    let response = client.get(format!("http://{target}/{path}")).send().await.map_err(|e| {
+        if e.is_timeout() { format!("no answer from {target} within 3 s") } else { format!("cannot reach {target}") }
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    let why: Vec<&str> = body.lines().map(str::trim).filter(|l| !l.is_empty()).take(10).collect();
+    Err(format!("HTTP {}: {}", status.as_u16(), crate::render::truncate(&why.join("; "), 500)))
 }

@@ -90,15 +90,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     let wake = Arc::new(Notify::new());
     let gateway = health::GatewayStatus::default();
+    let commands = health::CommandsStatus::default();
+    let callback_key = callbacks::Key::derive(&config.shortapi_key);
     // Listeners are bound here, so a bad address stops start-up instead of running without them.
     if let Some(addr) = config.health_addr {
         let listener = bind(addr, "HEALTH_ADDR").await?;
         let expected = (config.shards.last - config.shards.first + 1) as usize;
-        tokio::spawn(health::serve(listener, pool.clone(), gateway.clone(), expected, shutdown.clone()));
+        let (gateway, commands) = (gateway.clone(), commands.clone());
+        tokio::spawn(health::serve(listener, pool.clone(), gateway, expected, commands, shutdown.clone()));
     }
     if let Some(callbacks) = &config.callbacks {
         let listener = bind(callbacks.addr, "CALLBACK_ADDR").await?;
-        tokio::spawn(callbacks::serve(listener, pool.clone(), wake.clone(), shutdown.clone()));
+        let key = callback_key.clone();
+        tokio::spawn(callbacks::serve(listener, key, pool.clone(), wake.clone(), shutdown.clone()));
     }
     let data = bot::Data {
         pool: pool.clone(),
@@ -106,9 +110,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         policy: quota::Policy { defaults: config.default_limits, operator: config.operator_limits.clone() },
         max_input_image_bytes: config.max_input_image_bytes,
         gateway,
+        commands,
+        callback_key,
+    };
+    // Commands are registered through the bot's own client, which honours a 429's retry_after.
+    let registration = bot::Registration {
+        discord: discord::DiscordRest::new(
+            config.discord_proxy_url.as_deref(),
+            config.discord_token.clone(),
+            std::time::Duration::from_secs(30),
+        ),
+        dev_guild: config.dev_guild_id,
+        shutdown: shutdown.clone(),
     };
     let mut client = ClientBuilder::new_with_http(http.build(), GatewayIntents::empty())
-        .framework(bot::framework(data, config.dev_guild_id))
+        .framework(bot::framework(data, registration))
         .await
         .context("building the Discord client")?;
 

@@ -1,12 +1,14 @@
 use std::process::ExitCode;
 
-use imagine_bot::config::Config;
+use imagine_bot::{config::Config, health::Probe};
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: imagine-bot [run | doctor | healthcheck]
+const USAGE: &str = "usage: imagine-bot [run | doctor | healthcheck [--live]]
   run          run the bot (the default)
   doctor       check the configuration, database, Discord token and provider key
-  healthcheck  ask a running bot's /healthz at HEALTH_ADDR (for container health checks)";
+  healthcheck  ask a running bot's /readyz at HEALTH_ADDR: exit 0 when it serves commands,
+               1 otherwise, saying why (for container health checks); with --live, ask
+               /healthz instead (the process is up)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,7 +22,14 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Some("healthcheck") => healthcheck().await,
+        Some("healthcheck") => match std::env::args().nth(2).as_deref() {
+            None => healthcheck(Probe::Ready).await,
+            Some("--live") => healthcheck(Probe::Live).await,
+            Some(other) => {
+                eprintln!("imagine-bot: unknown healthcheck option {other:?}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -53,15 +62,16 @@ async fn run() -> ExitCode {
     }
 }
 
-async fn healthcheck() -> ExitCode {
-    let Some(addr) = std::env::var("HEALTH_ADDR").ok().and_then(|a| a.parse().ok()) else {
+async fn healthcheck(probe: Probe) -> ExitCode {
+    let Some(addr) = std::env::var("HEALTH_ADDR").ok().and_then(|a| a.trim().parse().ok()) else {
         eprintln!("imagine-bot: HEALTH_ADDR is not set to an address such as 127.0.0.1:8080");
         return ExitCode::from(2);
     };
-    match imagine_bot::health::check(addr).await {
+    match imagine_bot::health::check(addr, probe).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("imagine-bot: unhealthy: {e}");
+            let what = if probe == Probe::Ready { "not ready" } else { "not live" };
+            eprintln!("imagine-bot: {what}: {e}");
             ExitCode::FAILURE
         }
     }

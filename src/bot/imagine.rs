@@ -105,8 +105,9 @@ pub async fn imagine(
 
         let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
         let now = Utc::now();
+        let id = Uuid::new_v4();
         let job = NewJob {
-            id: Uuid::new_v4(),
+            id,
             interaction_id: interaction.id.get() as i64,
             application_id: interaction.application_id.get() as i64,
             guild_id: guild_id.get() as i64,
@@ -119,7 +120,7 @@ pub async fn imagine(
             prompt_raw: prepared.prompt_raw,
             args: prepared.args,
             notes: prepared.notes,
-            callback_secret: crate::callbacks::new_secret(),
+            callback_secret: data.callback_key.secret(id),
         };
 
         // The member's roles come with the interaction: role tiers need no Discord call.

@@ -35,14 +35,20 @@ mod history;
 mod imagine;
 mod quota;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use poise::serenity_prelude as serenity;
 use sqlx::PgPool;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::{error::UserError, health::GatewayStatus, quota::Policy};
+use crate::{
+    discord::{DiscordRest, SendError},
+    error::UserError,
+    health::{CommandsStatus, GatewayStatus},
+    quota::Policy,
+};
 
 /// Shared state of every command.
 pub struct Data {
@@ -54,6 +60,11 @@ pub struct Data {
     pub max_input_image_bytes: u64,
     /// Connected shards, for `/readyz`.
     pub gateway: GatewayStatus,
+    /// Whether the commands are registered with Discord: the bot serves commands only then (and
+    /// `/readyz` says so).
+    pub commands: CommandsStatus,
+    /// Signs each new job's callback URL ([`crate::callbacks::Key::secret`] of the job's id).
+    pub callback_key: crate::callbacks::Key,
 }
 
 pub type Error = anyhow::Error;
@@ -66,10 +77,28 @@ pub fn commands() -> Vec<poise::Command<Data, Error>> {
     vec![imagine::imagine(), history::history(), quota::quota(), quota::usage()]
 }
 
-/// Builds the poise framework. Commands are registered in `dev_guild` when given (instant),
-/// otherwise globally.
-pub fn framework(data: Data, dev_guild: Option<u64>) -> poise::Framework<Data, Error> {
-    poise::Framework::builder()
+/// What registering the commands with Discord needs.
+pub struct Registration {
+    /// The bot's own REST client: it reads a 429's `retry_after`, which serenity cannot.
+    pub discord: DiscordRest,
+    /// Register in this guild (instant) instead of globally.
+    pub dev_guild: Option<u64>,
+    /// Registration stops retrying when the bot shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// What a command gets before the commands are registered.
+pub const STARTING_UP: &str = "The bot is starting up; try again in a moment.";
+/// How long a command that arrives before the commands are registered waits for them (a
+/// registration in flight) before it is answered [`STARTING_UP`]; well within Discord's 3 s.
+const STARTING_UP_GRACE: Duration = Duration::from_millis(1500);
+
+/// Builds the poise framework, behind the readiness gate ([`Gated`]). Commands are registered in
+/// `dev_guild` when given (instant), otherwise globally, by a task started on the first READY
+/// that retries until Discord takes them.
+pub fn framework(data: Data, registration: Registration) -> Gated {
+    let gate = data.commands.clone();
+    let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands(),
             on_error: |e| Box::pin(on_error(e)),
@@ -96,23 +125,121 @@ pub fn framework(data: Data, dev_guild: Option<u64>) -> poise::Framework<Data, E
         })
         .setup(move |ctx, ready, framework| {
             Box::pin(async move {
+                // Setup never fails: until it returns, poise holds back every event, so a failure
+                // here would leave the bot connected but deaf. Registration runs on its own.
                 data.gateway.set(ctx.shard_id.0, true);
-                let definitions = command_definitions(&framework.options().commands)?;
-                match dev_guild {
-                    Some(guild) => {
-                        ctx.http.create_guild_commands(serenity::GuildId::new(guild), &definitions).await?;
-                        info!(guild, "registered commands in the development guild");
+                match command_definitions(&framework.options().commands) {
+                    Ok(definitions) => {
+                        let status = data.commands.clone();
+                        tokio::spawn(register_commands(registration, ready.application.id.get(), definitions, status));
                     }
-                    None => {
-                        ctx.http.create_global_commands(&definitions).await?;
-                        info!("registered commands globally");
+                    Err(e) => {
+                        error!(error = ?e, "the command definitions could not be built; commands stay off");
+                        data.commands.set_failing("the command definitions could not be built".into());
                     }
                 }
                 info!(user = %ready.user.name, "connected to Discord");
                 Ok(data)
             })
         })
-        .build()
+        .build();
+    Gated { framework, commands: gate }
+}
+
+/// The poise framework behind a readiness gate: until the commands are registered, a slash
+/// command is answered privately with [`STARTING_UP`] instead of being run (never silence).
+/// Every other event, READY included, goes to poise at once.
+pub struct Gated {
+    framework: poise::Framework<Data, Error>,
+    commands: CommandsStatus,
+}
+
+#[poise::async_trait]
+impl serenity::Framework for Gated {
+    async fn init(&mut self, client: &serenity::Client) {
+        self.framework.init(client).await;
+    }
+
+    async fn dispatch(&self, ctx: serenity::Context, event: serenity::FullEvent) {
+        if let serenity::FullEvent::InteractionCreate { interaction: serenity::Interaction::Command(command) } = &event
+            && !self.commands.wait_registered(STARTING_UP_GRACE).await
+        {
+            info!(command = %command.data.name, "a command arrived before the commands were registered");
+            let answer = serenity::CreateInteractionResponse::Message(
+                serenity::CreateInteractionResponseMessage::new()
+                    .content(STARTING_UP)
+                    .ephemeral(true)
+                    .allowed_mentions(serenity::CreateAllowedMentions::new()),
+            );
+            if let Err(e) = command.create_response(&ctx.http, answer).await {
+                warn!(error = %crate::discord::classify_serenity(e), "could not answer a command while starting up");
+            }
+            return;
+        }
+        self.framework.dispatch(ctx, event).await;
+    }
+}
+
+/// First wait after a failed registration; it doubles up to [`REGISTRATION_MAX_BACKOFF`]. A 429
+/// is waited out for exactly as long as it asks instead.
+const REGISTRATION_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const REGISTRATION_MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Registers the commands, retrying with backoff (and as long as a 429 asks) until Discord takes
+/// them or the bot shuts down; then the bot serves.
+async fn register_commands(
+    registration: Registration,
+    application_id: u64,
+    definitions: serde_json::Value,
+    status: CommandsStatus,
+) {
+    let Registration { discord, dev_guild, shutdown } = registration;
+    let mut backoff = REGISTRATION_FIRST_BACKOFF;
+    for attempt in 1u32.. {
+        let attempt_result = tokio::select! {
+            result = discord.register_commands(application_id, dev_guild, &definitions) => result,
+            _ = shutdown.cancelled() => return,
+        };
+        let error = match attempt_result {
+            Ok(()) => {
+                status.set_registered();
+                match dev_guild {
+                    Some(guild) => info!(guild, attempt, "registered commands in the development guild"),
+                    None => info!(attempt, "registered commands globally"),
+                }
+                return;
+            }
+            Err(error) => error,
+        };
+        let wait = match &error {
+            SendError::RateLimited(after) => *after + Duration::from_millis(fastrand::u64(0..100)),
+            _ => {
+                let wait = backoff.mul_f64(0.8 + fastrand::f64() * 0.4);
+                backoff = (backoff * 2).min(REGISTRATION_MAX_BACKOFF);
+                wait
+            }
+        };
+        let why = registration_failure(&error);
+        if matches!(error, SendError::Refused(_)) {
+            error!(attempt, error = %why, retry_in = ?wait, "Discord refused the command definitions; retrying");
+        } else {
+            warn!(attempt, error = %why, retry_in = ?wait, "registering the commands failed; retrying");
+        }
+        status.set_failing(why);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Why a registration failed, in words for logs and `/readyz` (no URL, no token).
+fn registration_failure(error: &SendError) -> String {
+    match error {
+        SendError::RateLimited(after) => format!("rate limited for {:.1} s", after.as_secs_f64()),
+        SendError::Transient(why) | SendError::Refused(why) | SendError::ReplyGone(why) => why.clone(),
+        SendError::TooLarge => "the command definitions are too large".into(),
+    }
 }
 
 /// Keeps the gateway part of `/readyz` true to the shards' connections.

@@ -225,3 +225,11 @@ fn operator_limits_are_read_and_checked() {
     assert_eq!(named(&[("DAILY_SPEND_LIMIT", "ten")]), ("DAILY_SPEND_LIMIT", Some("ten".into())));
     assert_eq!(named(&[("MAX_GUILD_MAX_CONCURRENT", "-1")]), ("MAX_GUILD_MAX_CONCURRENT", Some("-1".into())));
 }
+
+#[test]
+fn the_callback_listener_binds_this_machine_only_unless_told_otherwise() {
+    let public = ("PUBLIC_BASE_URL", "https://bot.example.com");
+    let c = config(&[BASE[0], BASE[1], public]).unwrap();
+    assert_eq!(c.callbacks.unwrap().addr, "127.0.0.1:8081".parse().unwrap());
+    assert!(config(&[BASE[0], BASE[1]]).unwrap().health_addr.is_none(), "no operations listener unless asked");
+}

@@ -355,14 +355,55 @@ fn the_runtime_stage_declares_a_healthcheck() {
         "line {}: the HEALTHCHECK does not ask the bot's own binary",
         check.line
     );
+    // `healthcheck` asks /readyz: a bot that is up but cannot serve (no database, a shard down,
+    // commands not registered) is unhealthy. `--live` would only ask whether the process is up.
+    assert_eq!(
+        argv.iter().skip(1).map(String::as_str).collect::<Vec<_>>(),
+        ["healthcheck"],
+        "line {}: the HEALTHCHECK must ask whether the bot serves (`healthcheck`, i.e. /readyz)",
+        check.line
+    );
+    // Starting takes migrations, the gateway and the commands' registration (retried while
+    // Discord refuses): failures before then must not count.
+    let start_period = check.flag("start-period").and_then(seconds);
+    assert!(
+        start_period.is_some_and(|s| s >= 60),
+        "line {}: HEALTHCHECK --start-period={:?} leaves start-up less than 60 s",
+        check.line,
+        check.flag("start-period")
+    );
 
-    // The health port the bot listens on is the one the image exposes.
-    let health_port = last.all("ENV").find_map(|(_, env)| {
-        env.args.split_whitespace().find_map(|w| w.strip_prefix("HEALTH_ADDR=")).and_then(|a| a.rsplit(':').next())
-    });
-    if let Some(port) = health_port {
-        let exposed = last.all("EXPOSE").flat_map(|(_, e)| e.words()).any(|p| p.split('/').next() == Some(port));
-        assert!(exposed, "{}: HEALTH_ADDR listens on port {port} but the image does not EXPOSE it", last.label());
+    // The ports the bot listens on are the ones the image exposes, and the health check finds
+    // the health listener.
+    let env_port = |name: &str| {
+        let prefix = format!("{name}=");
+        last.all("ENV").find_map(|(_, env)| {
+            env.args
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(prefix.as_str()))
+                .and_then(|a| a.rsplit(':').next().map(str::to_owned))
+        })
+    };
+    let health_port = env_port("HEALTH_ADDR");
+    assert!(health_port.is_some(), "{}: HEALTH_ADDR is not set, so the health check has nothing to ask", last.label());
+    for (name, port) in [("HEALTH_ADDR", health_port), ("CALLBACK_ADDR", env_port("CALLBACK_ADDR"))] {
+        if let Some(port) = port {
+            let exposed =
+                last.all("EXPOSE").flat_map(|(_, e)| e.words()).any(|p| p.split('/').next() == Some(port.as_str()));
+            assert!(exposed, "{}: {name} listens on port {port} but the image does not EXPOSE it", last.label());
+        }
+    }
+}
+
+/// `90s`, `2m` or `1h` (Docker's duration forms used here) in seconds.
+fn seconds(text: &str) -> Option<u64> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "s" => Some(n),
+        "m" => Some(n * 60),
+        "h" => Some(n * 3600),
+        _ => None,
     }
 }
 

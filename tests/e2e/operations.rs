@@ -29,6 +29,7 @@ async fn health_readiness_and_metrics() {
     let (status, body) = get(&format!("{base}/readyz")).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("database: ok") && body.contains("1/1 shards connected"), "{body}");
+    assert!(body.contains("commands: registered"), "{body}");
 
     let cmd = bot.imagine("a measured job");
     bot.send(&cmd).await;
@@ -41,7 +42,8 @@ async fn health_readiness_and_metrics() {
     let (status, metrics) = get(&format!("{base}/metrics")).await;
     assert_eq!(status, 200);
     for expected in [
-        "imagine_jobs{state=\"succeeded\"} 1",
+        // Jobs not yet delivered, by state: the delivered job has left the gauge.
+        "imagine_jobs{state=\"succeeded\"} 0",
         "imagine_jobs{state=\"queued\"} 0",
         "imagine_provider_requests_total{call=\"create\",outcome=\"ok\"}",
         "imagine_provider_request_seconds_bucket{call=\"query\"",
@@ -135,8 +137,13 @@ async fn healthcheck_command_and_json_logs() {
     let bot = BotProcess::spawn(&vars, "json-logs");
     assert!(discord.wait_ready(WAIT).await);
     discord.wait_registered(WAIT).await.unwrap();
-    let probe = addr.clone();
-    assert!(tokio::task::spawn_blocking(move || healthcheck(probe)).await.unwrap().success());
+    // Ready once the bot has read Discord's answer to the registration, a moment after it was sent.
+    let ready = support::eventually(WAIT, || {
+        let probe = addr.clone();
+        async move { tokio::task::spawn_blocking(move || healthcheck(probe)).await.unwrap().success() }
+    })
+    .await;
+    assert!(ready, "the health check passes once the bot serves");
 
     shortapi.add_image("s.png", ShortApiStandIn::tiny_png(2048), "image/png");
     let cmd = InteractionBuilder::command("imagine").string("prompt", "logged job").attachment(

@@ -65,6 +65,8 @@ pub struct TestBot {
     pub discord: DiscordStandIn,
     pub shortapi: ShortApiStandIn,
     pub pool: PgPool,
+    /// `HEALTH_ADDR`, when the test set one.
+    health_addr: Option<String>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     /// Dropped last, with the bot: the database goes with the test.
@@ -103,18 +105,39 @@ impl TestBot {
 
     /// Starts the stand-ins and the bot; `adjust` may change the bot's environment first.
     pub async fn start_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestBot {
+        let bot = Self::start_scripted(|_| {}, adjust).await;
+        assert!(bot.discord.wait_registered(WAIT).await.is_some(), "the bot never registered its commands");
+        // The bot serves once it has read Discord's answer, a moment after the stand-in sent it.
+        if let Some(addr) = &bot.health_addr {
+            let ready = eventually(WAIT, || async {
+                reqwest::get(format!("http://{addr}/readyz")).await.is_ok_and(|r| r.status().is_success())
+            })
+            .await;
+            assert!(ready, "the bot never became ready");
+        }
+        bot
+    }
+
+    /// Like [`TestBot::start_with`], with `script` run on the Discord stand-in before the bot
+    /// starts (scripted failures, say); returns once the bot identified on the gateway, without
+    /// waiting for its commands to be registered.
+    pub async fn start_scripted(
+        script: impl FnOnce(&DiscordStandIn),
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+    ) -> TestBot {
         init_logs();
         let discord = DiscordStandIn::start().await;
+        script(&discord);
         let shortapi = ShortApiStandIn::start().await;
         let (database, pool) = fresh_pool().await;
         let mut vars = test_vars(&discord, &shortapi, &database);
         adjust(&mut vars);
+        let health_addr = vars.get("HEALTH_ADDR").cloned();
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration is valid");
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(imagine_bot::run(config, shutdown.clone()));
         assert!(discord.wait_ready(WAIT).await, "the bot never identified on the gateway");
-        assert!(discord.wait_registered(WAIT).await.is_some(), "the bot never registered its commands");
-        TestBot { discord, shortapi, pool, shutdown, handle: Some(handle), _database: database }
+        TestBot { discord, shortapi, pool, health_addr, shutdown, handle: Some(handle), _database: database }
     }
 
     /// Sends an interaction through the gateway, as Discord would.

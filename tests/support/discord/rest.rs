@@ -109,6 +109,11 @@ impl DiscordStandIn {
         });
     }
 
+    /// Drops the scripted failures not used yet: Discord answers normally again.
+    pub fn clear_failures(&self) {
+        lock(&self.shared.inner).failures.clear();
+    }
+
     /// Enforce Discord-like per-route limits on message writes: at most `limit` requests per
     /// `window` on each route (429 with `retry_after` beyond).
     #[allow(dead_code, reason = "only benches/load.rs uses it")]
