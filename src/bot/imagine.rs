@@ -140,6 +140,10 @@ pub async fn imagine(
                 drop(tx);
                 return Err(UserError::Limit(refusal).into());
             }
+            Reservation::BudgetSpent { budget } => {
+                drop(tx);
+                return Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into());
+            }
             Reservation::SpendLimit { limit } => {
                 drop(tx);
                 warn!(limit, "the operator's daily spend limit refused a job");

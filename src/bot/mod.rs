@@ -316,6 +316,9 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                     UserError::Limit(refusal) => {
                         metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1)
                     }
+                    UserError::BudgetSpent { .. } => {
+                        metrics::counter!("imagine_quota_refusals_total", "limit" => "monthly_budget").increment(1)
+                    }
                     UserError::SpendLimit { .. } => {
                         metrics::counter!("imagine_quota_refusals_total", "limit" => "daily_spend").increment(1)
                     }

@@ -14,7 +14,29 @@ use crate::{
     quota::{self, LimitKind, Limits},
 };
 
-string_choice_argument!(LimitKind, LimitKind::ALL.iter().map(|k| k.name()), LimitKind::parse);
+/// What `unlimited:` can remove: one of the job limits, or the monthly budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlimited {
+    Limit(LimitKind),
+    MonthlyBudget,
+}
+
+impl Unlimited {
+    const BUDGET: &'static str = "monthly_budget";
+
+    fn parse(text: &str) -> Option<Unlimited> {
+        if text == Self::BUDGET { Some(Unlimited::MonthlyBudget) } else { LimitKind::parse(text).map(Unlimited::Limit) }
+    }
+}
+
+string_choice_argument!(
+    Unlimited,
+    LimitKind::ALL.iter().map(|k| k.name()).chain([Unlimited::BUDGET]),
+    Unlimited::parse
+);
+
+/// The largest monthly budget accepted, in US dollars.
+const MAX_BUDGET: f64 = 1_000_000.0;
 
 /// See and change this server's image job limits
 #[poise::command(
@@ -71,6 +93,14 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
         describe(limits.max_concurrent),
         usage.in_flight,
     );
+    let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
+    if let Some(budget) = budget {
+        let spent = quotas::month_report(&data.pool, guild_id, now).await.context("loading the spend")?.spend;
+        text.push_str(&format!(
+            "**Monthly budget:** ${spent} of ${budget} spent · resets <t:{}:R>\n",
+            quota::next_month(now).timestamp()
+        ));
+    }
     let tiers = quotas::role_tiers(&data.pool, guild_id).await.context("loading role tiers")?;
     if !tiers.is_empty() {
         text.push_str("**Role tiers** (replace the per-member limits; the most generous role wins)\n");
@@ -111,10 +141,24 @@ pub async fn set(
     #[min = 0]
     #[max = 1000]
     max_concurrent: Option<i64>,
-    #[description = "Remove this limit altogether"] unlimited: Option<LimitKind>,
+    #[description = "US dollars this server may spend per UTC month (provider-reported amounts)"]
+    #[min = 0]
+    #[max = 1000000]
+    monthly_budget: Option<f64>,
+    #[description = "Remove this limit (or the monthly budget) altogether"] unlimited: Option<Unlimited>,
 ) -> Result<(), Error> {
     require_admin(ctx)?;
-    let changes = changes([daily, monthly, per_user_daily, max_concurrent], unlimited).map_err(UserError::Input)?;
+    let budget = budget_change(monthly_budget, unlimited == Some(Unlimited::MonthlyBudget))?;
+    let unlimited_limit = match unlimited {
+        Some(Unlimited::Limit(kind)) => Some(kind),
+        _ => None,
+    };
+    let counts = [daily, monthly, per_user_daily, max_concurrent];
+    let changes = if budget.is_some() && counts.iter().all(Option::is_none) && unlimited_limit.is_none() {
+        Vec::new()
+    } else {
+        changes(counts, unlimited_limit).map_err(UserError::Input)?
+    };
     let data = ctx.data();
     for change in &changes {
         if let Some((ceiling, setting)) = data.policy.operator.ceilings.ceiling_refusal(change.kind, change.value) {
@@ -123,12 +167,37 @@ pub async fn set(
     }
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let admin = ctx.author().id.get() as i64;
+    if let Some(budget) = &budget {
+        quotas::set_budget(&data.pool, guild_id, &data.policy.defaults, budget.as_deref(), admin)
+            .await
+            .context("changing the monthly budget")?;
+    }
     let limits = quotas::set_limits(&data.pool, guild_id, &data.policy.defaults, &changes, admin)
         .await
         .context("changing limits")?;
-    info!(guild_id, admin, ?changes, "quota changed");
-    reply_ephemeral(ctx, format!("Limits updated.\n{}", summary(&limits))).await;
+    let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
+    info!(guild_id, admin, ?changes, ?budget, "quota changed");
+    let budget = budget.map_or("none".to_owned(), |b| format!("${b}"));
+    reply_ephemeral(ctx, format!("Limits updated.\n{} · Monthly budget: {budget}", summary(&limits))).await;
     Ok(())
+}
+
+/// The budget part of `/quota set`: `Some(Some(dollars))` sets it, `Some(None)` removes it.
+fn budget_change(given: Option<f64>, remove: bool) -> Result<Option<Option<String>>, UserError> {
+    match (given, remove) {
+        (Some(_), true) => {
+            Err(UserError::Input("You asked for `monthly_budget` to be both set and removed; pick one.".into()))
+        }
+        (None, true) => Ok(Some(None)),
+        (None, false) => Ok(None),
+        (Some(dollars), false) if dollars.is_finite() && (0.0..=MAX_BUDGET).contains(&dollars) => {
+            let text = format!("{dollars:.4}");
+            Ok(Some(Some(text.trim_end_matches('0').trim_end_matches('.').to_owned())))
+        }
+        (Some(_), false) => Err(UserError::Input(format!(
+            "`monthly_budget` must be from 0 to {MAX_BUDGET:.0} US dollars, for example `monthly_budget:25`."
+        ))),
+    }
 }
 
 /// Give members holding a role their own per-member limits (the most generous role wins)
@@ -237,16 +306,19 @@ fn summary(limits: &Limits) -> String {
 pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     require_admin(ctx)?;
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let pool = &ctx.data().pool;
+    let data = ctx.data();
+    let pool = &data.pool;
     let now = Utc::now();
     let report = quotas::month_report(pool, guild_id, now).await.context("loading the month's report")?;
     let top = quotas::top_members(pool, guild_id, now, 5).await.context("loading top members")?;
+    let budget = quotas::budget(pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
     let mut text = format!(
-        "**Image jobs this month** (since <t:{}:D>)\n{} counted · {} failed and refunded · spend ${} (as reported by the provider)\n",
+        "**Image jobs this month** (since <t:{}:D>)\n{} counted · {} failed and refunded · spend ${} (as reported by the provider){}\n",
         quota::month_start(now).timestamp(),
         report.counted,
         report.refunded,
         report.spend,
+        budget.map(|b| format!(" of a ${b} budget")).unwrap_or_default(),
     );
     if top.is_empty() {
         text.push_str("No jobs yet this month.");
@@ -264,6 +336,17 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_are_validated() {
+        assert_eq!(budget_change(Some(0.08), false).unwrap(), Some(Some("0.08".into())));
+        assert_eq!(budget_change(Some(25.0), false).unwrap(), Some(Some("25".into())));
+        assert_eq!(budget_change(None, true).unwrap(), Some(None));
+        assert_eq!(budget_change(None, false).unwrap(), None);
+        assert!(budget_change(Some(-1.0), false).is_err());
+        assert!(budget_change(Some(f64::NAN), false).is_err());
+        assert!(budget_change(Some(5.0), true).unwrap_err().to_string().contains("pick one"));
+    }
 
     #[test]
     fn changes_are_validated() {

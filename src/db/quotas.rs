@@ -11,6 +11,10 @@ use super::jobs::{self, JobStatus, NewJob};
 pub enum Reservation {
     Accepted,
     Refused(Refusal),
+    /// The guild's monthly budget (US dollars, given) would be passed.
+    BudgetSpent {
+        budget: String,
+    },
     /// The operator's `DAILY_SPEND_LIMIT` (US dollars, given) would be passed.
     SpendLimit {
         limit: String,
@@ -31,7 +35,7 @@ pub async fn reserve_and_insert(
     policy: &Policy,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Reservation, sqlx::Error> {
-    let mut limits = lock_limits(&mut *tx, job.guild_id, &policy.defaults).await?;
+    let (mut limits, budget) = lock_quota(&mut *tx, job.guild_id, &policy.defaults).await?;
     if !member_roles.is_empty() {
         let tier = sqlx::query!(
             r#"SELECT max(per_user_daily_limit) AS per_user_daily, max(max_concurrent) AS max_concurrent
@@ -53,24 +57,15 @@ pub async fn reserve_and_insert(
     if let Some(refusal) = limits.check(&usage, now) {
         return Ok(Reservation::Refused(refusal));
     }
+    let expected = &policy.operator.expected_job_cost;
+    if let Some(budget) = budget
+        && spend_would_pass(&mut *tx, Some(job.guild_id), crate::quota::month_start(now), expected, &budget).await?
+    {
+        return Ok(Reservation::BudgetSpent { budget });
+    }
     if let Some(limit) = &policy.operator.daily_spend_limit {
         sqlx::query!("SELECT id FROM operator_spend_lock WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
-        let over = sqlx::query_scalar!(
-            r#"WITH expected AS (
-                 SELECT COALESCE(
-                   (SELECT amount FROM jobs WHERE amount IS NOT NULL ORDER BY created_at DESC LIMIT 1),
-                   $2::text::numeric) AS cost)
-               SELECT COALESCE(sum(j.amount), 0) + (count(j.id) FILTER (WHERE j.amount IS NULL) + 1) * e.cost
-                      > $3::text::numeric AS "over!"
-               FROM expected e LEFT JOIN jobs j ON j.counted AND j.created_at >= $1
-               GROUP BY e.cost"#,
-            crate::quota::day_start(now),
-            policy.operator.expected_job_cost,
-            limit,
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if over {
+        if spend_would_pass(&mut *tx, None, crate::quota::day_start(now), expected, limit).await? {
             return Ok(Reservation::SpendLimit { limit: limit.clone() });
         }
     }
@@ -80,6 +75,16 @@ pub async fn reserve_and_insert(
 
 /// Creates the guild's row with the defaults if it is new, then locks it.
 async fn lock_limits(tx: &mut PgConnection, guild_id: i64, defaults: &Limits) -> Result<Limits, sqlx::Error> {
+    Ok(lock_quota(tx, guild_id, defaults).await?.0)
+}
+
+/// Creates the guild's row with the defaults if it is new, then locks it; returns its limits and
+/// its monthly budget (US dollars, `None`: no budget).
+async fn lock_quota(
+    tx: &mut PgConnection,
+    guild_id: i64,
+    defaults: &Limits,
+) -> Result<(Limits, Option<String>), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO guild_quotas (guild_id, daily_limit, monthly_limit, per_user_daily_limit, max_concurrent) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO NOTHING",
@@ -92,18 +97,48 @@ async fn lock_limits(tx: &mut PgConnection, guild_id: i64, defaults: &Limits) ->
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query!(
-        "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent FROM guild_quotas \
-         WHERE guild_id = $1 FOR UPDATE",
+        "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent, monthly_budget::text AS budget \
+         FROM guild_quotas WHERE guild_id = $1 FOR UPDATE",
         guild_id,
     )
     .fetch_one(&mut *tx)
     .await?;
-    Ok(Limits {
+    let limits = Limits {
         daily: row.daily_limit,
         monthly: row.monthly_limit,
         per_user_daily: row.per_user_daily_limit,
         max_concurrent: row.max_concurrent,
-    })
+    };
+    Ok((limits, row.budget))
+}
+
+/// Whether the spend recorded since `since` (in `guild`, or everywhere), plus the expected cost of
+/// every job not yet priced and of one more job, would pass `limit` (US dollars). The expected
+/// cost is the last amount the provider reported, or `expected` before any job was priced.
+async fn spend_would_pass(
+    tx: &mut PgConnection,
+    guild: Option<i64>,
+    since: chrono::DateTime<chrono::Utc>,
+    expected: &str,
+    limit: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"WITH expected AS (
+             SELECT COALESCE(
+               (SELECT amount FROM jobs WHERE amount IS NOT NULL ORDER BY created_at DESC LIMIT 1),
+               $3::text::numeric) AS cost)
+           SELECT COALESCE(sum(j.amount), 0) + (count(j.id) FILTER (WHERE j.amount IS NULL) + 1) * e.cost
+                  > $4::text::numeric AS "over!"
+           FROM expected e
+           LEFT JOIN jobs j ON j.counted AND j.created_at >= $2 AND ($1::bigint IS NULL OR j.guild_id = $1)
+           GROUP BY e.cost"#,
+        guild,
+        since,
+        expected,
+        limit,
+    )
+    .fetch_one(&mut *tx)
+    .await
 }
 
 /// Counted jobs in each window.
@@ -186,6 +221,46 @@ pub async fn set_limits(
     .await?;
     tx.commit().await?;
     Ok(limits)
+}
+
+/// The guild's monthly budget in US dollars (`None`: no budget).
+pub async fn budget(db: &sqlx::PgPool, guild_id: i64, defaults: &Limits) -> Result<Option<String>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let (_, budget) = lock_quota(&mut tx, guild_id, defaults).await?;
+    tx.commit().await?;
+    Ok(budget)
+}
+
+/// Sets (or with `None`, removes) the guild's monthly budget, auditing the change.
+pub async fn set_budget(
+    db: &sqlx::PgPool,
+    guild_id: i64,
+    defaults: &Limits,
+    budget: Option<&str>,
+    changed_by: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let (_, old) = lock_quota(&mut tx, guild_id, defaults).await?;
+    sqlx::query!(
+        "INSERT INTO budget_changes (guild_id, changed_by, old_budget, new_budget) \
+         VALUES ($1, $2, $3::text::numeric, $4::text::numeric)",
+        guild_id,
+        changed_by,
+        old,
+        budget,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE guild_quotas SET monthly_budget = $2::text::numeric, updated_by = $3, updated_at = now() \
+         WHERE guild_id = $1",
+        guild_id,
+        budget,
+        changed_by,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// The per-member limits a role gives (`None`: the role does not set that limit).

@@ -350,3 +350,49 @@ async fn members_with_a_role_tier_get_its_limits() {
     assert_eq!(audited, vec![(Some(PATRONS as i64), None, Some(3)), (Some(PATRONS as i64), Some(3), None)]);
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monthly_budget_refuses_the_job_that_would_pass_it() {
+    let bot = TestBot::start().await;
+    let negative = admin(InteractionBuilder::command("quota").subcommand("set").number("monthly_budget", -1.0));
+    bot.send(&negative).await;
+    let refused = bot.callback(&negative).await;
+    assert!(content(&refused).contains("`monthly_budget` must be from 0"), "{refused:#}");
+
+    let set = admin(InteractionBuilder::command("quota").subcommand("set").number("monthly_budget", 0.08));
+    bot.send(&set).await;
+    assert!(content(&bot.callback(&set).await).contains("Monthly budget: $0.08"));
+    // Two jobs at $0.04 spend it; the third would pass it.
+    for prompt in ["budget one", "budget two"] {
+        let cmd = bot.imagine(prompt);
+        bot.send(&cmd).await;
+        bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    }
+    let third = bot.imagine("budget three");
+    bot.send(&third).await;
+    let refused = bot.callback(&third).await;
+    assert_eq!(refused["data"]["flags"], 64);
+    let text = content(&refused);
+    assert!(text.contains("monthly image budget of $0.08 is spent") && text.contains(":R>"), "{text}");
+    assert_eq!(bot.shortapi.creates().len(), 2, "the refused job never reached the provider");
+
+    // /quota show and /usage show spend against the budget; removing it lets jobs through again.
+    let show = admin(InteractionBuilder::command("quota").subcommand("show"));
+    bot.send(&show).await;
+    let shown = content(&bot.callback(&show).await);
+    assert!(shown.contains("**Monthly budget:** $0.08 of $0.08 spent"), "{shown}");
+    let usage = admin(InteractionBuilder::command("usage"));
+    bot.send(&usage).await;
+    assert!(
+        content(&bot.callback(&usage).await).contains("spend $0.08 (as reported by the provider) of a $0.08 budget")
+    );
+    let remove = admin(InteractionBuilder::command("quota").subcommand("set").string("unlimited", "monthly_budget"));
+    bot.send(&remove).await;
+    assert!(content(&bot.callback(&remove).await).contains("Monthly budget: none"));
+    let fourth = bot.imagine("budget four");
+    bot.send(&fourth).await;
+    bot.wait_reply(&fourth, |c| c.contains("Done")).await;
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM budget_changes").fetch_one(&bot.pool).await.unwrap();
+    assert_eq!(audited, 2, "setting and removing the budget are both audited");
+    bot.stop().await;
+}

@@ -90,6 +90,11 @@ impl InteractionBuilder {
         self
     }
 
+    pub fn number(mut self, name: &str, v: f64) -> Self {
+        self.options.push(json!({"name": name, "type": 10, "value": v}));
+        self
+    }
+
     pub fn boolean(mut self, name: &str, v: bool) -> Self {
         self.options.push(json!({"name": name, "type": 5, "value": v}));
         self
