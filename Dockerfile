@@ -43,6 +43,8 @@ COPY Cargo.toml Cargo.lock build.rs ./
 # build.rs reruns the build when it changes.
 COPY migrations ./migrations
 COPY .sqlx ./.sqlx
+# The /usage chart's font is embedded in the binary (include_bytes!): the image has no fonts.
+COPY assets ./assets
 COPY src ./src
 RUN cargo build --release --locked --bin imagine-bot
 

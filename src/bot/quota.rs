@@ -3,7 +3,7 @@
 //! permissions itself, so a mis-set permission override cannot open them.
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use poise::serenity_prelude as serenity;
 use tracing::info;
 
@@ -318,7 +318,7 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
         report.counted,
         report.refunded,
         report.spend,
-        budget.map(|b| format!(" of a ${b} budget")).unwrap_or_default(),
+        budget.as_deref().map(|b| format!(" of a ${b} budget")).unwrap_or_default(),
     );
     if top.is_empty() {
         text.push_str("No jobs yet this month.");
@@ -329,7 +329,26 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
             text.push_str(&format!("{}. <@{}> · {jobs} · ${}\n", i + 1, member.user_id, member.spend));
         }
     }
-    reply_ephemeral(ctx, text.trim_end().to_owned()).await;
+    // The chart: drawn off the async threads (a few tens of milliseconds), sent with the summary.
+    let days = quotas::daily_usage(pool, guild_id, now).await.context("loading daily usage")?;
+    let title = format!("Image jobs · {}", now.format("%B %Y"));
+    let days_in_month = (quota::next_month(now) - quota::month_start(now)).num_days() as u32;
+    let today = now.day();
+    let budget_dollars = budget.as_deref().and_then(|b| b.parse::<f64>().ok());
+    let chart = tokio::task::spawn_blocking(move || {
+        crate::usage_chart::render(&title, &days, days_in_month, today, budget_dollars)
+    })
+    .await
+    .context("drawing the usage chart")?
+    .context("drawing the usage chart")?;
+    let reply = poise::CreateReply::default()
+        .content(text.trim_end())
+        .ephemeral(true)
+        .allowed_mentions(serenity::CreateAllowedMentions::new())
+        .attachment(serenity::CreateAttachment::bytes(chart, "usage.png"));
+    if let Err(e) = ctx.send(reply).await {
+        tracing::warn!(error = %crate::discord::classify_serenity(e), "could not send /usage");
+    }
     Ok(())
 }
 

@@ -442,3 +442,25 @@ pub async fn top_members(
     .fetch_all(db)
     .await
 }
+
+/// Counted jobs and their recorded spend per UTC day of this month, for the `/usage` chart.
+pub async fn daily_usage(
+    db: impl PgExecutor<'_>,
+    guild_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::usage_chart::Day>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT EXTRACT(DAY FROM created_at AT TIME ZONE 'UTC')::int4 AS "day!",
+                count(*) AS "jobs!", COALESCE(sum(amount), 0)::float8 AS "spend!"
+         FROM jobs WHERE guild_id = $1 AND counted AND created_at >= $2
+         GROUP BY 1 ORDER BY 1"#,
+        guild_id,
+        crate::quota::month_start(now),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::usage_chart::Day { day: r.day as u32, jobs: r.jobs as u32, spend: r.spend })
+        .collect())
+}

@@ -261,7 +261,7 @@ fn the_release_build_is_locked_and_sees_the_migrations() {
         .filter(|(n, c)| *n < build && c.flag("from").is_none())
         .flat_map(|(_, c)| c.copy_parts().0.into_iter().map(|s| s.trim_end_matches('/').to_string()))
         .collect();
-    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "migrations", ".sqlx"] {
+    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "migrations", ".sqlx", "assets"] {
         assert!(
             copied_before.iter().any(|s| s == needed || s == "."),
             "{}: `{needed}` is not copied before `cargo build` (sqlx::migrate!() embeds migrations/ and the \
