@@ -16,6 +16,7 @@ pub mod pace;
 pub mod provider;
 pub mod quota;
 pub mod render;
+pub mod settings;
 pub mod usage_chart;
 
 use std::sync::Arc;

@@ -1,0 +1,527 @@
+//! A server's own rules for `/imagine`, set by its admins with `/settings`: defaults merged under
+//! what a member gives, the channels image jobs may start in, and words the server does not
+//! allow. Pure: nothing here talks to Discord or the database.
+
+use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
+
+use crate::imagine::{
+    MAX_NEGATIVE_CHARS, clean, flags,
+    options::{AspectRatio, Performance},
+};
+
+/// Most channels a server may allow (a refusal names them all).
+pub const MAX_ALLOWED_CHANNELS: usize = 25;
+/// Most blocked words (or phrases) a server may keep.
+pub const MAX_BLOCKED_WORDS: usize = 200;
+/// Longest blocked word or phrase, in characters once folded.
+pub const MAX_BLOCKED_WORD_CHARS: usize = 100;
+
+/// Everything `/imagine` needs to know about the server it runs in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuildSettings {
+    pub defaults: GuildDefaults,
+    /// Empty: every channel.
+    pub allowed_channels: Vec<u64>,
+    pub blocked_words: BlockedWords,
+}
+
+impl GuildSettings {
+    /// Whether `/imagine` may run in `channel`; a thread counts as its parent channel (`parent`).
+    pub fn allows_channel(&self, channel: u64, parent: Option<u64>) -> bool {
+        self.allowed_channels.is_empty()
+            || self.allowed_channels.contains(&channel)
+            || parent.is_some_and(|p| self.allowed_channels.contains(&p))
+    }
+}
+
+/// A server's defaults for `/imagine`; `None` where its admins set none and the bot's own default
+/// applies. The negative prompt is kept as the provider will receive it (already cleaned).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuildDefaults {
+    pub aspect_ratio: Option<AspectRatio>,
+    pub performance: Option<Performance>,
+    pub stylization: Option<i64>,
+    pub chaos: Option<i64>,
+    pub weirdness: Option<i64>,
+    pub negative_prompt: Option<String>,
+}
+
+/// One setting of a server, as recorded in the audit of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "setting_name", rename_all = "snake_case")]
+pub enum Setting {
+    AspectRatio,
+    Performance,
+    Stylization,
+    Chaos,
+    Weirdness,
+    NegativePrompt,
+    AllowedChannel,
+    BlockedWord,
+}
+
+impl Setting {
+    /// The name admins see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Setting::AspectRatio => "aspect ratio",
+            Setting::Performance => "performance",
+            Setting::Stylization => "stylization",
+            Setting::Chaos => "chaos",
+            Setting::Weirdness => "weirdness",
+            Setting::NegativePrompt => "negative prompt",
+            Setting::AllowedChannel => "allowed channel",
+            Setting::BlockedWord => "blocked word",
+        }
+    }
+}
+
+impl GuildDefaults {
+    /// Each default with its value as text (`None`: not set), in the order of the command.
+    pub fn entries(&self) -> [(Setting, Option<String>); 6] {
+        [
+            (Setting::AspectRatio, self.aspect_ratio.map(|r| r.to_string())),
+            (Setting::Performance, self.performance.map(|p| p.to_string())),
+            (Setting::Stylization, self.stylization.map(|v| v.to_string())),
+            (Setting::Chaos, self.chaos.map(|v| v.to_string())),
+            (Setting::Weirdness, self.weirdness.map(|v| v.to_string())),
+            (Setting::NegativePrompt, self.negative_prompt.clone()),
+        ]
+    }
+
+    /// What `/imagine` uses when neither the member nor the server chose a value.
+    pub fn built_in(setting: Setting) -> &'static str {
+        match setting {
+            Setting::AspectRatio => "1:1",
+            Setting::Performance => "balance",
+            Setting::Stylization => "100",
+            Setting::Chaos | Setting::Weirdness => "0",
+            _ => "none",
+        }
+    }
+}
+
+/// A setting changed by an admin: its value before and after (`None`: not set, not listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingChange {
+    pub setting: Setting,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The defaults that differ between `old` and `new`, one change each.
+pub fn default_changes(old: &GuildDefaults, new: &GuildDefaults) -> Vec<SettingChange> {
+    old.entries()
+        .into_iter()
+        .zip(new.entries())
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((setting, old), (_, new))| SettingChange { setting, old, new })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults under the member's choices
+// ---------------------------------------------------------------------------------------------
+
+/// Where an effective value of a job came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// An option of the command.
+    SlashOption,
+    /// A flag typed in the prompt (`--ar 16:9`).
+    TypedFlag,
+    /// The server's default (`/settings defaults`).
+    ServerDefault,
+    /// Nobody chose: the provider's own default.
+    #[default]
+    BuiltIn,
+}
+
+/// Where each value with a server default came from, for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sources {
+    pub aspect_ratio: Source,
+    pub performance: Source,
+    pub stylization: Source,
+    pub chaos: Source,
+    pub weirdness: Source,
+    pub negative_prompt: Source,
+}
+
+/// The member's value (the option, else the typed flag), else the server's default, and where it
+/// came from. The member always wins.
+pub fn effective<T>(option: Option<T>, flag: Option<T>, server: Option<T>) -> (Option<T>, Source) {
+    match (option, flag, server) {
+        (Some(v), _, _) => (Some(v), Source::SlashOption),
+        (None, Some(v), _) => (Some(v), Source::TypedFlag),
+        (None, None, Some(v)) => (Some(v), Source::ServerDefault),
+        (None, None, None) => (None, Source::BuiltIn),
+    }
+}
+
+/// A note for the reply naming the server defaults a job uses, if any.
+pub fn defaults_note(defaults: &GuildDefaults, sources: &Sources) -> Option<String> {
+    let from_server = [
+        sources.aspect_ratio,
+        sources.performance,
+        sources.stylization,
+        sources.chaos,
+        sources.weirdness,
+        sources.negative_prompt,
+    ]
+    .map(|s| s == Source::ServerDefault);
+    let used: Vec<String> = defaults
+        .entries()
+        .into_iter()
+        .zip(from_server)
+        .filter_map(|((setting, value), used)| match (used, value) {
+            (true, Some(_)) if setting == Setting::NegativePrompt => Some("negative prompt (under Avoid)".to_owned()),
+            (true, Some(value)) => Some(format!("{} {value}", setting.label())),
+            _ => None,
+        })
+        .collect();
+    if used.is_empty() {
+        return None;
+    }
+    let (noun, these) = if used.len() == 1 { ("default", "it") } else { ("defaults", "them") };
+    Some(format!("Server {noun}: {}. Give the option or the flag to change {these}.", used.join(", ")))
+}
+
+/// What `/settings defaults` was given.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultsInput {
+    pub aspect_ratio: Option<AspectRatio>,
+    pub performance: Option<Performance>,
+    pub stylization: Option<i64>,
+    pub chaos: Option<i64>,
+    pub weirdness: Option<i64>,
+    pub negative_prompt: Option<String>,
+    pub reset: bool,
+}
+
+/// A valid `/settings defaults`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultsUpdate {
+    /// Clear every default.
+    Reset,
+    /// Set the defaults given (`Some`), keep the others; `notes` say how the text was cleaned.
+    Set { values: GuildDefaults, notes: Vec<String> },
+}
+
+impl DefaultsUpdate {
+    /// The server's defaults after this update.
+    pub fn apply(&self, current: &GuildDefaults) -> GuildDefaults {
+        match self {
+            DefaultsUpdate::Reset => GuildDefaults::default(),
+            DefaultsUpdate::Set { values, .. } => GuildDefaults {
+                aspect_ratio: values.aspect_ratio.or(current.aspect_ratio),
+                performance: values.performance.or(current.performance),
+                stylization: values.stylization.or(current.stylization),
+                chaos: values.chaos.or(current.chaos),
+                weirdness: values.weirdness.or(current.weirdness),
+                negative_prompt: values.negative_prompt.clone().or_else(|| current.negative_prompt.clone()),
+            },
+        }
+    }
+}
+
+/// Checks `/settings defaults`. An `Err` is a sentence for the admin that says what to change.
+pub fn defaults_update(input: DefaultsInput) -> Result<DefaultsUpdate, String> {
+    let given = input.aspect_ratio.is_some()
+        || input.performance.is_some()
+        || input.stylization.is_some()
+        || input.chaos.is_some()
+        || input.weirdness.is_some()
+        || input.negative_prompt.is_some();
+    match (input.reset, given) {
+        (true, true) => {
+            return Err("`reset` clears every default, so it cannot come with new values. Run \
+                 `/settings defaults reset:True` on its own, then set the defaults you want."
+                .into());
+        }
+        (true, false) => return Ok(DefaultsUpdate::Reset),
+        (false, false) => {
+            return Err("Give at least one default to set, for example `/settings defaults aspect_ratio:16:9`, \
+                 or `reset:True` to clear them all."
+                .into());
+        }
+        (false, true) => {}
+    }
+    for (option, value, (min, max)) in [
+        ("stylization", input.stylization, flags::STYLIZE),
+        ("chaos", input.chaos, flags::CHAOS),
+        ("weirdness", input.weirdness, flags::WEIRD),
+    ] {
+        if let Some(v) = value
+            && !(min..=max).contains(&v)
+        {
+            return Err(format!("`{option}` must be from {min} to {max}; you gave {v}."));
+        }
+    }
+    let mut notes = Vec::new();
+    let negative_prompt = match input.negative_prompt {
+        Some(text) => {
+            if text.chars().count() > MAX_NEGATIVE_CHARS {
+                return Err(format!(
+                    "The negative prompt is longer than {MAX_NEGATIVE_CHARS} characters. Please shorten it."
+                ));
+            }
+            let cleaned = clean::clean(&text, "negative prompt");
+            if cleaned.text.is_empty() {
+                return Err("The negative prompt is empty once unsupported characters are removed. \
+                     Describe what to leave out in words."
+                    .into());
+            }
+            notes.extend(cleaned.change);
+            Some(cleaned.text)
+        }
+        None => None,
+    };
+    Ok(DefaultsUpdate::Set {
+        values: GuildDefaults {
+            aspect_ratio: input.aspect_ratio,
+            performance: input.performance,
+            stylization: input.stylization,
+            chaos: input.chaos,
+            weirdness: input.weirdness,
+            negative_prompt,
+        },
+        notes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocked words
+// ---------------------------------------------------------------------------------------------
+
+/// Folds text for comparison: compatibility decomposition (full-width and other variant letters
+/// become plain ones, accented letters come apart), lower case, accents dropped. `ＧＯＲＥ`,
+/// `Gore` and `góre` all fold to `gore`.
+pub fn fold(text: &str) -> String {
+    text.nfkd().flat_map(char::to_lowercase).filter(|c| !is_combining_mark(*c)).collect()
+}
+
+/// The whole words of `text`, folded: its runs of letters and digits.
+fn words(text: &str) -> Vec<String> {
+    fold(text).split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+/// A blocked word or phrase as stored and matched: its folded words joined by single spaces.
+/// `None` when it has no letters or digits.
+pub fn blocked_form(entry: &str) -> Option<String> {
+    let words = words(entry);
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The words (and phrases) a server does not allow, in their folded form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockedWords(Vec<String>);
+
+impl BlockedWords {
+    /// From stored entries (already in [`blocked_form`]).
+    pub fn new(words: Vec<String>) -> Self {
+        BlockedWords(words)
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The first blocked entry found in `text` as whole words, ignoring case, accents and
+    /// full-width forms. A phrase matches its words in a row.
+    pub fn find_in(&self, text: &str) -> Option<&str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let text = words(text);
+        self.0.iter().map(String::as_str).find(|entry| {
+            let entry: Vec<&str> = entry.split(' ').collect();
+            text.windows(entry.len()).any(|window| window.iter().zip(&entry).all(|(a, b)| a == b))
+        })
+    }
+}
+
+/// A valid `/settings blocked_words`: entries to add and to remove, in their folded form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordsEdit {
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+/// Checks `/settings blocked_words` (comma-separated lists). An `Err` is a sentence for the admin.
+pub fn words_edit(add: Option<&str>, remove: Option<&str>) -> Result<WordsEdit, String> {
+    if add.is_none() && remove.is_none() {
+        return Err("Give words to block with `add`, or words to allow again with `remove`, separated by commas, \
+             for example `/settings blocked_words add:gore, blood`."
+            .into());
+    }
+    let edit = WordsEdit {
+        add: add.map(|list| word_list("add", list)).transpose()?.unwrap_or_default(),
+        remove: remove.map(|list| word_list("remove", list)).transpose()?.unwrap_or_default(),
+    };
+    if let Some(both) = edit.add.iter().find(|w| edit.remove.contains(w)) {
+        return Err(format!("`{both}` is in both `add` and `remove`; pick one."));
+    }
+    Ok(edit)
+}
+
+fn word_list(option: &str, list: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in list.split([',', '，', '、']).map(str::trim).filter(|i| !i.is_empty()) {
+        let Some(form) = blocked_form(item) else {
+            return Err(format!(
+                "`{}` in `{option}` has no letters or digits, so it can never match. Leave it out.",
+                shown(item)
+            ));
+        };
+        if form.chars().count() > MAX_BLOCKED_WORD_CHARS {
+            return Err(format!(
+                "`{}` in `{option}` is longer than {MAX_BLOCKED_WORD_CHARS} characters; block a shorter word or phrase.",
+                shown(item)
+            ));
+        }
+        if !out.contains(&form) {
+            out.push(form);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "`{option}` has no words in it. Separate words with commas, for example `{option}:gore, blood`."
+        ));
+    }
+    Ok(out)
+}
+
+/// An admin's text in a message, without backticks and shortened.
+fn shown(text: &str) -> String {
+    let text = text.replace('`', "'");
+    if text.chars().count() > 40 { text.chars().take(39).collect::<String>() + "…" } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(words: &[&str]) -> BlockedWords {
+        BlockedWords::new(words.iter().map(|w| blocked_form(w).unwrap()).collect())
+    }
+
+    #[test]
+    fn folding_ignores_case_accents_and_full_width_forms() {
+        assert_eq!(fold("ＧＯＲＥ"), "gore");
+        assert_eq!(fold("Góre"), "gore");
+        assert_eq!(fold("ÉTÉ ﬁne Ⅻ"), "ete fine xii");
+        assert_eq!(fold("İstanbul"), "istanbul");
+    }
+
+    #[test]
+    fn blocked_words_match_whole_words_only() {
+        let list = blocked(&["gore"]);
+        for hit in ["gore", "GORE", "ＧＯＲＥ", "Góre", "a gore-fest", "so much gore!", "(gore)", "gore's"] {
+            assert_eq!(list.find_in(hit), Some("gore"), "{hit}");
+        }
+        for miss in ["gorgeous", "gores", "algorement", "g o r e", "", "Gorey"] {
+            assert_eq!(list.find_in(miss), None, "{miss}");
+        }
+    }
+
+    #[test]
+    fn phrases_match_their_words_in_a_row() {
+        let list = blocked(&["Blood Bath"]);
+        assert_eq!(list.as_slice(), ["blood bath"]);
+        assert_eq!(list.find_in("a blood-bath at dawn"), Some("blood bath"));
+        assert_eq!(list.find_in("BLOOD   bath"), Some("blood bath"));
+        assert_eq!(list.find_in("blood orange bath"), None);
+        assert_eq!(list.find_in("bloodbath"), None);
+    }
+
+    #[test]
+    fn word_lists_are_checked() {
+        let edit = words_edit(Some(" Gore , ＢＬＯＯＤ,,gore "), None).unwrap();
+        assert_eq!(edit, WordsEdit { add: vec!["gore".into(), "blood".into()], remove: vec![] });
+        assert_eq!(words_edit(None, Some("gore")).unwrap().remove, ["gore"]);
+        assert!(words_edit(None, None).unwrap_err().contains("`add`"));
+        assert!(words_edit(Some(" , ,"), None).unwrap_err().contains("no words"));
+        assert!(words_edit(Some("!!!"), None).unwrap_err().contains("no letters"));
+        assert!(words_edit(Some("gore"), Some("GORE")).unwrap_err().contains("pick one"));
+        assert!(words_edit(Some(&"a".repeat(101)), None).unwrap_err().contains("longer than 100"));
+    }
+
+    #[test]
+    fn the_member_always_wins_over_the_server() {
+        assert_eq!(effective(Some(1), Some(2), Some(3)), (Some(1), Source::SlashOption));
+        assert_eq!(effective(None, Some(2), Some(3)), (Some(2), Source::TypedFlag));
+        assert_eq!(effective(None, None, Some(3)), (Some(3), Source::ServerDefault));
+        assert_eq!(effective::<i64>(None, None, None), (None, Source::BuiltIn));
+    }
+
+    #[test]
+    fn the_note_names_the_server_defaults_used() {
+        let defaults = GuildDefaults {
+            aspect_ratio: AspectRatio::parse_exact("16:9"),
+            chaos: Some(20),
+            negative_prompt: Some("blur".into()),
+            ..Default::default()
+        };
+        let sources = Sources { aspect_ratio: Source::ServerDefault, chaos: Source::TypedFlag, ..Default::default() };
+        assert_eq!(
+            defaults_note(&defaults, &sources).unwrap(),
+            "Server default: aspect ratio 16:9. Give the option or the flag to change it."
+        );
+        let sources = Sources { negative_prompt: Source::ServerDefault, ..sources };
+        assert!(defaults_note(&defaults, &sources).unwrap().contains("aspect ratio 16:9, negative prompt"));
+        assert_eq!(defaults_note(&defaults, &Sources::default()), None);
+    }
+
+    #[test]
+    fn defaults_updates_are_checked() {
+        let err = defaults_update(DefaultsInput { reset: true, chaos: Some(5), ..Default::default() }).unwrap_err();
+        assert!(err.contains("cannot come with new values"), "{err}");
+        assert!(defaults_update(DefaultsInput::default()).unwrap_err().contains("at least one"));
+        assert_eq!(defaults_update(DefaultsInput { reset: true, ..Default::default() }), Ok(DefaultsUpdate::Reset));
+        let err = defaults_update(DefaultsInput { chaos: Some(101), ..Default::default() }).unwrap_err();
+        assert!(err.contains("0 to 100"), "{err}");
+        let err = defaults_update(DefaultsInput { negative_prompt: Some("###".into()), ..Default::default() });
+        assert!(err.unwrap_err().contains("empty"));
+
+        let update = defaults_update(DefaultsInput {
+            chaos: Some(5),
+            negative_prompt: Some("low-poly".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let DefaultsUpdate::Set { notes, .. } = &update else { panic!("{update:?}") };
+        assert_eq!(notes.len(), 1, "the cleaning is explained");
+        let current = GuildDefaults { chaos: Some(50), stylization: Some(300), ..Default::default() };
+        let after = update.apply(&current);
+        assert_eq!(
+            after,
+            GuildDefaults {
+                chaos: Some(5),
+                stylization: Some(300),
+                negative_prompt: Some("low poly".into()),
+                ..Default::default()
+            }
+        );
+        let changes = default_changes(&current, &after);
+        assert_eq!(
+            changes,
+            vec![
+                SettingChange { setting: Setting::Chaos, old: Some("50".into()), new: Some("5".into()) },
+                SettingChange { setting: Setting::NegativePrompt, old: None, new: Some("low poly".into()) },
+            ]
+        );
+        assert_eq!(DefaultsUpdate::Reset.apply(&after), GuildDefaults::default());
+    }
+
+    #[test]
+    fn channels_limit_where_image_jobs_start() {
+        let open = GuildSettings::default();
+        assert!(open.allows_channel(1, None));
+        let art = GuildSettings { allowed_channels: vec![10, 20], ..Default::default() };
+        assert!(art.allows_channel(10, None));
+        assert!(!art.allows_channel(30, None));
+        assert!(art.allows_channel(31, Some(20)), "a thread of an allowed channel");
+        assert!(!art.allows_channel(31, Some(40)));
+    }
+}
