@@ -1,0 +1,262 @@
+//! A server's settings (`guild_settings`, `guild_allowed_channels`, `guild_blocked_words`) and
+//! the audit of every change to them (`settings_changes`).
+
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use crate::{
+    imagine::options::{AspectRatio, Performance},
+    settings::{self, BlockedWords, DefaultsUpdate, GuildDefaults, GuildSettings, Setting, SettingChange, WordsEdit},
+};
+
+/// Everything `/imagine` needs to know about the guild, in one statement (it runs inside the
+/// reservation's transaction, so it adds no transaction of its own).
+pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSettings, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT s.aspect_ratio AS "aspect_ratio?", s.performance AS "performance?",
+                  s.stylization AS "stylization?", s.chaos AS "chaos?", s.weirdness AS "weirdness?",
+                  s.negative_prompt AS "negative_prompt?",
+                  ARRAY(SELECT channel_id FROM guild_allowed_channels WHERE guild_id = $1 ORDER BY channel_id)
+                    AS "allowed_channels!",
+                  ARRAY(SELECT word FROM guild_blocked_words WHERE guild_id = $1 ORDER BY word) AS "blocked_words!"
+           FROM (VALUES (1)) AS one LEFT JOIN guild_settings s ON s.guild_id = $1"#,
+        guild_id,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(GuildSettings {
+        defaults: GuildDefaults {
+            aspect_ratio: row.aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
+            performance: row.performance.as_deref().and_then(Performance::parse),
+            stylization: row.stylization.map(i64::from),
+            chaos: row.chaos.map(i64::from),
+            weirdness: row.weirdness.map(i64::from),
+            negative_prompt: row.negative_prompt,
+        },
+        allowed_channels: row.allowed_channels.into_iter().map(|c| c as u64).collect(),
+        blocked_words: BlockedWords::new(row.blocked_words),
+    })
+}
+
+/// Creates the guild's settings row if it is new and locks it for the rest of the transaction,
+/// so that changes to one guild's settings happen one after another. Returns its defaults.
+async fn lock(tx: &mut PgConnection, guild_id: i64) -> Result<GuildDefaults, sqlx::Error> {
+    sqlx::query!("INSERT INTO guild_settings (guild_id) VALUES ($1) ON CONFLICT (guild_id) DO NOTHING", guild_id)
+        .execute(&mut *tx)
+        .await?;
+    let row = sqlx::query!(
+        "SELECT aspect_ratio, performance, stylization, chaos, weirdness, negative_prompt FROM guild_settings \
+         WHERE guild_id = $1 FOR UPDATE",
+        guild_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(GuildDefaults {
+        aspect_ratio: row.aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
+        performance: row.performance.as_deref().and_then(Performance::parse),
+        stylization: row.stylization.map(i64::from),
+        chaos: row.chaos.map(i64::from),
+        weirdness: row.weirdness.map(i64::from),
+        negative_prompt: row.negative_prompt,
+    })
+}
+
+async fn record(
+    tx: &mut PgConnection,
+    guild_id: i64,
+    changed_by: i64,
+    change: &SettingChange,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO settings_changes (guild_id, changed_by, setting, old_value, new_value) VALUES ($1, $2, $3, $4, $5)",
+        guild_id,
+        changed_by,
+        change.setting as Setting,
+        change.old,
+        change.new,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies `/settings defaults` and records each default that changed. Returns the defaults
+/// after the change and what changed.
+pub async fn set_defaults(
+    db: &PgPool,
+    guild_id: i64,
+    update: &DefaultsUpdate,
+    changed_by: i64,
+) -> Result<(GuildDefaults, Vec<SettingChange>), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let current = lock(&mut tx, guild_id).await?;
+    let new = update.apply(&current);
+    let changes = settings::default_changes(&current, &new);
+    for change in &changes {
+        record(&mut tx, guild_id, changed_by, change).await?;
+    }
+    sqlx::query!(
+        "UPDATE guild_settings SET aspect_ratio = $2, performance = $3, stylization = $4, chaos = $5, weirdness = $6, \
+         negative_prompt = $7 WHERE guild_id = $1",
+        guild_id,
+        new.aspect_ratio.map(|r| r.as_str()),
+        new.performance.map(|p| p.as_str()),
+        new.stylization.map(|v| v as i32),
+        new.chaos.map(|v| v as i32),
+        new.weirdness.map(|v| v as i32),
+        new.negative_prompt,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((new, changes))
+}
+
+/// What a change to a list (channels, words) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListEdit {
+    Changed,
+    /// Already so: nothing to change, nothing recorded.
+    Unchanged,
+    /// The list is full; nothing changed.
+    Full,
+}
+
+/// Allows `/imagine` in a channel (`allowed`) or takes the channel off the list, and records the
+/// change. Returns what happened and the allowed channels afterwards.
+pub async fn set_channel(
+    db: &PgPool,
+    guild_id: i64,
+    channel_id: i64,
+    allowed: bool,
+    changed_by: i64,
+) -> Result<(ListEdit, Vec<u64>), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, guild_id).await?;
+    let mut channels = allowed_channels(&mut *tx, guild_id).await?;
+    let listed = channels.contains(&(channel_id as u64));
+    let edit = if allowed == listed {
+        ListEdit::Unchanged
+    } else if allowed && channels.len() >= settings::MAX_ALLOWED_CHANNELS {
+        ListEdit::Full
+    } else {
+        let id = channel_id.to_string();
+        let change = if allowed {
+            sqlx::query!(
+                "INSERT INTO guild_allowed_channels (guild_id, channel_id) VALUES ($1, $2)",
+                guild_id,
+                channel_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            channels.push(channel_id as u64);
+            SettingChange { setting: Setting::AllowedChannel, old: None, new: Some(id) }
+        } else {
+            sqlx::query!(
+                "DELETE FROM guild_allowed_channels WHERE guild_id = $1 AND channel_id = $2",
+                guild_id,
+                channel_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            channels.retain(|c| *c != channel_id as u64);
+            SettingChange { setting: Setting::AllowedChannel, old: Some(id), new: None }
+        };
+        record(&mut tx, guild_id, changed_by, &change).await?;
+        ListEdit::Changed
+    };
+    tx.commit().await?;
+    channels.sort_unstable();
+    Ok((edit, channels))
+}
+
+async fn allowed_channels(db: impl PgExecutor<'_>, guild_id: i64) -> Result<Vec<u64>, sqlx::Error> {
+    let rows = sqlx::query_scalar!(
+        "SELECT channel_id FROM guild_allowed_channels WHERE guild_id = $1 ORDER BY channel_id",
+        guild_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|c| c as u64).collect())
+}
+
+/// What `/settings blocked_words` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordsOutcome {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Asked to add, but already blocked.
+    pub already: Vec<String>,
+    /// Asked to remove, but not blocked.
+    pub missing: Vec<String>,
+    /// Adding would pass [`settings::MAX_BLOCKED_WORDS`]: nothing changed.
+    pub full: bool,
+    /// The blocked words afterwards.
+    pub words: Vec<String>,
+}
+
+/// Adds and removes blocked words, recording each one that changed. All or nothing: a list that
+/// would grow past the maximum changes nothing.
+pub async fn edit_blocked_words(
+    db: &PgPool,
+    guild_id: i64,
+    edit: &WordsEdit,
+    changed_by: i64,
+) -> Result<WordsOutcome, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, guild_id).await?;
+    let current =
+        sqlx::query_scalar!("SELECT word FROM guild_blocked_words WHERE guild_id = $1 ORDER BY word", guild_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let (added, already): (Vec<String>, Vec<String>) = edit.add.iter().cloned().partition(|w| !current.contains(w));
+    let (removed, missing): (Vec<String>, Vec<String>) = edit.remove.iter().cloned().partition(|w| current.contains(w));
+    let mut words: Vec<String> =
+        current.iter().filter(|w| !removed.contains(w)).cloned().chain(added.iter().cloned()).collect();
+    words.sort();
+    if !added.is_empty() && words.len() > settings::MAX_BLOCKED_WORDS {
+        tx.rollback().await?;
+        return Ok(WordsOutcome { full: true, words: current, ..Default::default() });
+    }
+    sqlx::query!("DELETE FROM guild_blocked_words WHERE guild_id = $1 AND word = ANY($2)", guild_id, &removed)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("INSERT INTO guild_blocked_words (guild_id, word) SELECT $1, unnest($2::text[])", guild_id, &added)
+        .execute(&mut *tx)
+        .await?;
+    let changes =
+        added.iter().map(|w| SettingChange { setting: Setting::BlockedWord, old: None, new: Some(w.clone()) }).chain(
+            removed.iter().map(|w| SettingChange { setting: Setting::BlockedWord, old: Some(w.clone()), new: None }),
+        );
+    for change in changes {
+        record(&mut tx, guild_id, changed_by, &change).await?;
+    }
+    tx.commit().await?;
+    Ok(WordsOutcome { added, removed, already, missing, full: false, words })
+}
+
+/// One recorded change, for `/settings show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedChange {
+    pub changed_by: i64,
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+    pub setting: Setting,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+/// The guild's most recent changes, newest first.
+pub async fn recent_changes(
+    db: impl PgExecutor<'_>,
+    guild_id: i64,
+    limit: i64,
+) -> Result<Vec<RecordedChange>, sqlx::Error> {
+    sqlx::query_as!(
+        RecordedChange,
+        r#"SELECT changed_by, changed_at, setting AS "setting: Setting", old_value, new_value
+           FROM settings_changes WHERE guild_id = $1 ORDER BY changed_at DESC, id DESC LIMIT $2"#,
+        guild_id,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
