@@ -45,6 +45,15 @@ pub enum UserError {
         "This bot only works in servers that added it. Ask a server admin to add it to the server, then use it there."
     )]
     NotInstalled,
+    /// `/imagine` outside the channels the server allows (`/settings channels`).
+    #[error(
+        "On this server, image jobs can only be started in {}. Please use `/imagine` there.",
+        channel_list(.allowed)
+    )]
+    ChannelNotAllowed { allowed: Vec<u64> },
+    /// A prompt or negative prompt with a word the server blocked (`/settings blocked_words`).
+    #[error("Your {place} contains `{word}`, which this server does not allow. Remove it and try again.")]
+    BlockedWord { word: String, place: &'static str },
     #[error("You need the Manage Server permission to use this command.")]
     NotAdmin,
     #[error("Only members with the Manage Server permission can see other members' jobs.")]
@@ -59,6 +68,15 @@ pub enum UserError {
     BotPermissions(String),
 }
 
+/// `<#1>, <#2> or <#3>`: Discord shows each as a link to the channel.
+fn channel_list(channels: &[u64]) -> String {
+    let mentions: Vec<String> = channels.iter().map(|c| format!("<#{c}>")).collect();
+    match mentions.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => mentions.concat(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +89,11 @@ mod tests {
             UserError::BotPermissions("Attach Files".into()).to_string(),
             "I am missing these permissions here: Attach Files."
         );
+        assert_eq!(
+            UserError::ChannelNotAllowed { allowed: vec![1, 2, 3] }.to_string(),
+            "On this server, image jobs can only be started in <#1>, <#2> or <#3>. Please use `/imagine` there."
+        );
+        assert!(UserError::ChannelNotAllowed { allowed: vec![7] }.to_string().contains("started in <#7>."));
         let refusal = Refusal { kind: LimitKind::Daily, limit: 0, resets_at: None };
         assert_eq!(UserError::Limit(refusal).to_string(), refusal.message());
     }

@@ -13,16 +13,14 @@ use crate::{
     error::UserError,
     imagine::{
         self, ImagineRequest, InputImage,
-        options::{ASPECT_RATIOS, AspectRatio, Performance},
+        options::{AspectRatio, Performance},
     },
     render::{self, Stage},
+    settings::{GuildSettings, Source},
 };
 
 /// Interaction tokens live 15 minutes from the interaction's creation.
 const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
-
-string_choice_argument!(AspectRatio, ASPECT_RATIOS.iter().copied(), AspectRatio::parse_exact);
-string_choice_argument!(Performance, Performance::ALL.iter().map(|p| p.as_str()), Performance::parse);
 
 fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {
     attachment.map(|a| InputImage {
@@ -30,6 +28,29 @@ fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {
         content_type: a.content_type,
         size: u64::from(a.size),
         url: a.url,
+    })
+}
+
+/// The first blocked word in what the member typed (the prompt with its flags, the negative
+/// prompt) or in what would be sent. The server's own default negative prompt is not checked.
+fn blocked_word(
+    settings: &GuildSettings,
+    typed_prompt: &str,
+    typed_negative: Option<&str>,
+    prepared: &imagine::PreparedJob,
+) -> Option<UserError> {
+    let sent_negative =
+        prepared.args.negative_prompt.as_deref().filter(|_| prepared.sources.negative_prompt != Source::ServerDefault);
+    [
+        ("prompt", Some(typed_prompt)),
+        ("prompt", Some(prepared.args.prompt.as_str())),
+        ("negative prompt", typed_negative),
+        ("negative prompt", sent_negative),
+    ]
+    .into_iter()
+    .find_map(|(place, text)| {
+        let word = settings.blocked_words.find_in(text?)?;
+        Some(UserError::BlockedWord { word: word.to_owned(), place })
     })
 }
 
@@ -98,12 +119,38 @@ pub async fn imagine(
         user_id = interaction.user.id.get()
     );
     async move {
-        let prepared = match imagine::prepare(request, data.max_input_image_bytes) {
+        let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
+        // The server's settings are one statement inside the reservation's transaction (no
+        // connection or transaction of their own); a refusal below rolls it back, so nothing is
+        // created or counted.
+        let mut tx = data.pool.begin().await.context("starting the reservation")?;
+        let settings =
+            db::settings::load(&mut *tx, guild_id.get() as i64).await.context("reading the server's settings")?;
+        let parent = interaction
+            .channel
+            .as_ref()
+            .filter(|c| {
+                matches!(
+                    c.kind,
+                    serenity::ChannelType::PublicThread
+                        | serenity::ChannelType::PrivateThread
+                        | serenity::ChannelType::NewsThread
+                )
+            })
+            .and_then(|c| c.parent_id);
+        if !settings.allows_channel(interaction.channel_id.get(), parent.map(|p| p.get())) {
+            return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
+        }
+        let typed_prompt = request.prompt.clone();
+        let typed_negative = request.negative_prompt.clone();
+        let prepared = match imagine::prepare(request, data.max_input_image_bytes, &settings.defaults) {
             Ok(prepared) => prepared,
             Err(message) => return Err(UserError::Input(message).into()),
         };
+        if let Some(refusal) = blocked_word(&settings, &typed_prompt, typed_negative.as_deref(), &prepared) {
+            return Err(refusal.into());
+        }
 
-        let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
         let now = Utc::now();
         let id = Uuid::new_v4();
         let job = NewJob {
@@ -126,7 +173,6 @@ pub async fn imagine(
         // The member's roles come with the interaction: role tiers need no Discord call.
         let member_roles: Vec<i64> =
             interaction.member.as_ref().map(|m| m.roles.iter().map(|r| r.get() as i64).collect()).unwrap_or_default();
-        let mut tx = data.pool.begin().await.context("starting the reservation")?;
         let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &member_roles, &data.policy, now)
             .await
             .context("reserving quota for a job")?;

@@ -34,6 +34,7 @@ macro_rules! string_choice_argument {
 mod history;
 mod imagine;
 mod quota;
+mod settings;
 
 use std::{sync::Arc, time::Duration};
 
@@ -47,8 +48,13 @@ use crate::{
     discord::{DiscordRest, SendError},
     error::UserError,
     health::{CommandsStatus, GatewayStatus},
+    imagine::options::{ASPECT_RATIOS, AspectRatio, Performance},
     quota::Policy,
 };
+
+// The choices of `/imagine` and `/settings defaults`.
+string_choice_argument!(AspectRatio, ASPECT_RATIOS.iter().copied(), AspectRatio::parse_exact);
+string_choice_argument!(Performance, Performance::ALL.iter().map(|p| p.as_str()), Performance::parse);
 
 /// Shared state of every command.
 pub struct Data {
@@ -74,7 +80,7 @@ pub use crate::error::{INTERNAL_ERROR, UNAVAILABLE};
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
-    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage()]
+    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage(), settings::settings()]
 }
 
 /// What registering the commands with Discord needs.
@@ -292,6 +298,11 @@ fn installed_in_guild(ctx: Context<'_>) -> bool {
 pub fn can_manage_guild(ctx: Context<'_>) -> bool {
     let poise::Context::Application(actx) = ctx else { return false };
     actx.interaction.member.as_ref().and_then(|m| m.permissions).is_some_and(|p| p.manage_guild() || p.administrator())
+}
+
+/// Admin commands are for members who may manage the server, whatever the overrides say.
+fn require_admin(ctx: Context<'_>) -> Result<(), UserError> {
+    if can_manage_guild(ctx) { Ok(()) } else { Err(UserError::NotAdmin) }
 }
 
 /// Replies privately; failures to do so are only logged.

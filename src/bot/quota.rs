@@ -7,7 +7,7 @@ use chrono::{Datelike, Utc};
 use poise::serenity_prelude as serenity;
 use tracing::info;
 
-use super::{Context, Error, can_manage_guild, reply_ephemeral};
+use super::{Context, Error, reply_ephemeral, require_admin};
 use crate::{
     db::quotas::{self, Change},
     error::UserError,
@@ -49,11 +49,6 @@ const MAX_BUDGET: f64 = 1_000_000.0;
 )]
 pub async fn quota(_: Context<'_>) -> Result<(), Error> {
     Ok(())
-}
-
-/// Admin commands are for members who may manage the server, whatever the overrides say.
-fn require_admin(ctx: Context<'_>) -> Result<(), UserError> {
-    if can_manage_guild(ctx) { Ok(()) } else { Err(UserError::NotAdmin) }
 }
 
 fn describe(limit: Option<i32>) -> String {

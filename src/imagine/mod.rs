@@ -5,7 +5,10 @@ pub mod clean;
 pub mod flags;
 pub mod options;
 
-use crate::provider::ImageToImageArgs;
+use crate::{
+    provider::ImageToImageArgs,
+    settings::{self, GuildDefaults, Source, Sources},
+};
 use options::{AspectRatio, Performance};
 
 /// Longest prompt accepted, in characters (also registered as the option's `max_length`).
@@ -49,8 +52,11 @@ pub struct ImagineRequest {
 pub struct PreparedJob {
     pub prompt_raw: String,
     pub args: ImageToImageArgs,
-    /// Sentences for the user about what was changed, dropped or overridden.
+    /// Sentences for the user about what was changed, dropped or overridden, and which server
+    /// defaults were used.
     pub notes: Vec<String>,
+    /// Where each value with a server default came from.
+    pub sources: Sources,
 }
 
 impl PreparedJob {
@@ -61,8 +67,10 @@ impl PreparedJob {
     }
 }
 
-/// Checks and translates a request. An `Err` is a sentence for the user that says what to change.
-pub fn prepare(req: ImagineRequest, max_image_bytes: u64) -> Result<PreparedJob, String> {
+/// Checks and translates a request, filling what the user left out (neither option nor typed
+/// flag) from the server's `defaults`. An `Err` is a sentence for the user that says what to
+/// change.
+pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
     let mut image_urls = Vec::new();
     for (option, image) in [("image", &req.image), ("image2", &req.image2)] {
         if let Some(image) = image {
@@ -91,25 +99,34 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64) -> Result<PreparedJob,
     let typed = parsed.flags;
 
     let ints = [
-        ("stylization", "--stylize", req.stylization, typed.stylization, flags::STYLIZE),
-        ("chaos", "--chaos", req.chaos, typed.chaos, flags::CHAOS),
-        ("weirdness", "--weird", req.weirdness, typed.weirdness, flags::WEIRD),
-        ("style_weight", "--sw", req.style_weight, typed.style_weight, flags::STYLE_WEIGHT),
-        ("omni_weight", "--ow", req.omni_weight, typed.omni_weight, flags::OMNI_WEIGHT),
+        ("stylization", "--stylize", req.stylization, typed.stylization, defaults.stylization, flags::STYLIZE),
+        ("chaos", "--chaos", req.chaos, typed.chaos, defaults.chaos, flags::CHAOS),
+        ("weirdness", "--weird", req.weirdness, typed.weirdness, defaults.weirdness, flags::WEIRD),
+        ("style_weight", "--sw", req.style_weight, typed.style_weight, None, flags::STYLE_WEIGHT),
+        ("omni_weight", "--ow", req.omni_weight, typed.omni_weight, None, flags::OMNI_WEIGHT),
     ];
-    let mut merged = [None; 5];
-    for (slot, (option, flag, given, typed, (min, max))) in merged.iter_mut().zip(ints) {
+    let mut merged = [(None, Source::BuiltIn); 5];
+    for (slot, (option, flag, given, typed, server, (min, max))) in merged.iter_mut().zip(ints) {
         if let Some(v) = given
             && !(min..=max).contains(&v)
         {
             return Err(format!("`{option}` must be from {min} to {max}; you gave {v}."));
         }
-        *slot = merge(option, flag, given, typed, &mut notes);
+        note_override(option, flag, given, typed, &mut notes);
+        *slot = settings::effective(given, typed, server);
     }
-    let [stylization, chaos, weirdness, mut style_weight, mut omni_weight] = merged;
+    let [
+        (stylization, stylization_from),
+        (chaos, chaos_from),
+        (weirdness, weirdness_from),
+        (mut style_weight, _),
+        (mut omni_weight, _),
+    ] = merged;
 
-    let aspect_ratio =
-        merge("aspect_ratio", "--ar", req.aspect_ratio, typed.aspect_ratio, &mut notes).unwrap_or(AspectRatio::SQUARE);
+    note_override("aspect_ratio", "--ar", req.aspect_ratio, typed.aspect_ratio, &mut notes);
+    let (aspect_ratio, aspect_ratio_from) =
+        settings::effective(req.aspect_ratio, typed.aspect_ratio, defaults.aspect_ratio);
+    let (performance, performance_from) = settings::effective(req.performance, None, defaults.performance);
 
     let cleaned = clean::clean(&parsed.text, "prompt");
     notes.extend(cleaned.change);
@@ -121,7 +138,8 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64) -> Result<PreparedJob,
     if let (Some(_), Some(no)) = (negative_given, &typed.negative) {
         notes.push(format!("The `negative_prompt` option overrides `--no {}` in your prompt.", no.replace('`', "'")));
     }
-    let negative_prompt = match negative_given.map(str::to_owned).or(typed.negative) {
+    let (negative, mut negative_from) = settings::effective(negative_given.map(str::to_owned), typed.negative, None);
+    let negative_prompt = match negative {
         Some(text) => {
             if text.chars().count() > MAX_NEGATIVE_CHARS {
                 return Err(format!(
@@ -137,7 +155,13 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64) -> Result<PreparedJob,
                 Some(cleaned.text)
             }
         }
-        None => None,
+        // The server's default negative prompt was cleaned when it was set.
+        None => {
+            if defaults.negative_prompt.is_some() {
+                negative_from = Source::ServerDefault;
+            }
+            defaults.negative_prompt.clone()
+        }
     };
 
     if req.style_image.is_none() && style_weight.take().is_some() {
@@ -147,14 +171,24 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64) -> Result<PreparedJob,
         notes.push("Ignored the omni weight: it only applies with an `omni_image`.".into());
     }
 
+    let sources = Sources {
+        aspect_ratio: aspect_ratio_from,
+        performance: performance_from,
+        stylization: stylization_from,
+        chaos: chaos_from,
+        weirdness: weirdness_from,
+        negative_prompt: negative_from,
+    };
+    notes.extend(settings::defaults_note(defaults, &sources));
+
     Ok(PreparedJob {
         prompt_raw: req.prompt,
         args: ImageToImageArgs {
             mode: "fast".into(),
             prompt: cleaned.text,
             negative_prompt,
-            aspect_ratio: aspect_ratio.as_str().into(),
-            performance: req.performance,
+            aspect_ratio: aspect_ratio.unwrap_or(AspectRatio::SQUARE).as_str().into(),
+            performance,
             stylization,
             chaos,
             weirdness,
@@ -165,23 +199,22 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64) -> Result<PreparedJob,
             omni_weight,
         },
         notes,
+        sources,
     })
 }
 
-/// An option typed in Discord wins over the same setting typed as a flag, with a note.
-fn merge<T: Copy + PartialEq + std::fmt::Display>(
+/// An option typed in Discord wins over the same setting typed as a flag: say so when they differ.
+fn note_override<T: PartialEq + std::fmt::Display>(
     option: &str,
     flag: &str,
     given: Option<T>,
     typed: Option<T>,
     notes: &mut Vec<String>,
-) -> Option<T> {
-    match (given, typed) {
-        (Some(g), Some(t)) if g != t => {
-            notes.push(format!("The `{option}` option ({g}) overrides `{flag} {t}` in your prompt."));
-            Some(g)
-        }
-        (g, t) => g.or(t),
+) {
+    if let (Some(g), Some(t)) = (given, typed)
+        && g != t
+    {
+        notes.push(format!("The `{option}` option ({g}) overrides `{flag} {t}` in your prompt."));
     }
 }
 
@@ -235,7 +268,7 @@ mod tests {
 
     #[test]
     fn minimal_request_sends_only_required_args() {
-        let job = prepare(request("a red fox"), CAP).unwrap();
+        let job = prepare(request("a red fox"), CAP, &GuildDefaults::default()).unwrap();
         let json = serde_json::to_value(&job.args).unwrap();
         assert_eq!(
             json,
@@ -258,7 +291,7 @@ mod tests {
         req.style_weight = Some(300);
         req.omni_image = Some(png("o.png", "https://cdn/o.png"));
         req.omni_weight = Some(1500);
-        let job = prepare(req, CAP).unwrap();
+        let job = prepare(req, CAP, &GuildDefaults::default()).unwrap();
         let json = serde_json::to_value(&job.args).unwrap();
         assert_eq!(
             json,
@@ -276,16 +309,73 @@ mod tests {
         let mut req = request("x --chaos 20 --ar 16:9 --no cars");
         req.chaos = Some(40);
         req.negative_prompt = Some("boats".into());
-        let job = prepare(req, CAP).unwrap();
+        let job = prepare(req, CAP, &GuildDefaults::default()).unwrap();
         assert_eq!(job.args.chaos, Some(40));
         assert_eq!(job.args.aspect_ratio, "16:9");
         assert_eq!(job.args.negative_prompt.as_deref(), Some("boats"));
         assert_eq!(job.notes.len(), 2, "{:?}", job.notes);
     }
 
+    fn server_defaults() -> GuildDefaults {
+        GuildDefaults {
+            aspect_ratio: AspectRatio::parse_exact("16:9"),
+            performance: Some(Performance::Quality),
+            stylization: Some(250),
+            chaos: Some(20),
+            weirdness: Some(500),
+            negative_prompt: Some("blur".into()),
+        }
+    }
+
+    #[test]
+    fn server_defaults_fill_what_the_user_left_out() {
+        let job = prepare(request("a fox"), CAP, &server_defaults()).unwrap();
+        let json = serde_json::to_value(&job.args).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"mode":"fast","prompt":"a fox","negative_prompt":"blur","aspect_ratio":"16:9",
+                "performance":"quality","stylization":250,"chaos":20,"weirdness":500,
+                "image_urls":["https://cdn/a.png?ex=1&hm=2"]})
+        );
+        assert_eq!(job.sources.aspect_ratio, Source::ServerDefault);
+        assert_eq!(job.sources.negative_prompt, Source::ServerDefault);
+        assert_eq!(job.notes.len(), 1, "{:?}", job.notes);
+        assert!(job.notes[0].starts_with("Server defaults: aspect ratio 16:9, performance quality"), "{:?}", job.notes);
+    }
+
+    #[test]
+    fn the_user_wins_over_server_defaults() {
+        let mut req = request("a fox --ar 2:3 --c 5 --no fog");
+        req.stylization = Some(0);
+        req.performance = Some(Performance::Speed);
+        let job = prepare(req, CAP, &server_defaults()).unwrap();
+        let a = &job.args;
+        assert_eq!(
+            (a.aspect_ratio.as_str(), a.chaos, a.stylization, a.performance, a.negative_prompt.as_deref()),
+            ("2:3", Some(5), Some(0), Some(Performance::Speed), Some("fog"))
+        );
+        assert_eq!(a.weirdness, Some(500), "only the gap is filled");
+        let s = job.sources;
+        assert_eq!(
+            [s.aspect_ratio, s.chaos, s.stylization, s.performance, s.negative_prompt, s.weirdness],
+            [
+                Source::TypedFlag,
+                Source::TypedFlag,
+                Source::SlashOption,
+                Source::SlashOption,
+                Source::TypedFlag,
+                Source::ServerDefault
+            ]
+        );
+        assert_eq!(job.notes, ["Server default: weirdness 500. Give the option or the flag to change it."]);
+
+        let job = prepare(request("a fox"), CAP, &GuildDefaults::default()).unwrap();
+        assert_eq!(job.sources, Sources::default(), "nothing chosen: built-in defaults");
+    }
+
     #[test]
     fn prompt_is_cleaned_and_the_user_told() {
-        let job = prepare(request("sci-fi skyline --no low-poly"), CAP).unwrap();
+        let job = prepare(request("sci-fi skyline --no low-poly"), CAP, &GuildDefaults::default()).unwrap();
         assert_eq!(job.args.prompt, "sci fi skyline");
         assert_eq!(job.args.negative_prompt.as_deref(), Some("low poly"));
         assert_eq!(job.notes.len(), 2);
@@ -301,28 +391,29 @@ mod tests {
             size: 10,
             url: "u".into(),
         });
-        let err = prepare(req, CAP).unwrap_err();
+        let err = prepare(req, CAP, &GuildDefaults::default()).unwrap_err();
         assert!(err.contains("`image`") && err.contains("notes.txt") && err.contains("text/plain"), "{err}");
 
         let mut req = request("x");
         req.style_image = Some(InputImage { size: CAP + 1, ..png("big.png", "u") });
-        let err = prepare(req, CAP).unwrap_err();
+        let err = prepare(req, CAP, &GuildDefaults::default()).unwrap_err();
         assert!(err.contains("style_image") && err.contains("10.0 MB"), "{err}");
 
-        let err = prepare(ImagineRequest { prompt: "x".into(), ..Default::default() }, CAP).unwrap_err();
+        let err = prepare(ImagineRequest { prompt: "x".into(), ..Default::default() }, CAP, &GuildDefaults::default())
+            .unwrap_err();
         assert!(err.contains("`image`"), "{err}");
 
-        let err = prepare(request("--ar 16:9 ---"), CAP).unwrap_err();
+        let err = prepare(request("--ar 16:9 ---"), CAP, &GuildDefaults::default()).unwrap_err();
         assert!(err.contains("empty"), "{err}");
 
-        let err = prepare(request("x --chaos 101"), CAP).unwrap_err();
+        let err = prepare(request("x --chaos 101"), CAP, &GuildDefaults::default()).unwrap_err();
         assert!(err.contains("0 to 100"), "{err}");
 
         let mut req = request("x");
         req.stylization = Some(1001);
-        assert!(prepare(req, CAP).unwrap_err().contains("stylization"));
+        assert!(prepare(req, CAP, &GuildDefaults::default()).unwrap_err().contains("stylization"));
 
-        let err = prepare(request(&"a".repeat(MAX_PROMPT_CHARS + 1)), CAP).unwrap_err();
+        let err = prepare(request(&"a".repeat(MAX_PROMPT_CHARS + 1)), CAP, &GuildDefaults::default()).unwrap_err();
         assert!(err.contains("limit is 1500"), "{err}");
     }
 
@@ -330,17 +421,17 @@ mod tests {
     fn image_type_falls_back_to_the_extension() {
         let mut req = request("x");
         req.image = Some(InputImage { content_type: None, ..png("photo.JPG", "u") });
-        assert!(prepare(req, CAP).is_ok());
+        assert!(prepare(req, CAP, &GuildDefaults::default()).is_ok());
         let mut req = request("x");
         req.image = Some(InputImage { content_type: None, ..png("photo.gif", "u") });
-        assert!(prepare(req, CAP).is_err());
+        assert!(prepare(req, CAP, &GuildDefaults::default()).is_err());
     }
 
     #[test]
     fn weights_without_their_image_are_dropped_with_a_note() {
         let mut req = request("x --sw 200");
         req.omni_weight = Some(50);
-        let job = prepare(req, CAP).unwrap();
+        let job = prepare(req, CAP, &GuildDefaults::default()).unwrap();
         assert_eq!(job.args.style_weight, None);
         assert_eq!(job.args.omni_weight, None);
         assert_eq!(job.notes.len(), 2);

@@ -1,0 +1,406 @@
+//! `/settings show | defaults | channels | blocked_words`: a server's own rules for `/imagine`.
+//! Admin only, like `/quota`: Discord hides the commands from members without Manage Server and
+//! the bot checks the permission itself. Every change is recorded and shown by `/settings show`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use poise::serenity_prelude as serenity;
+use tracing::info;
+
+use super::{Context, Error, reply_ephemeral, require_admin};
+use crate::{
+    db::{
+        self,
+        settings::{ListEdit, RecordedChange},
+    },
+    error::UserError,
+    imagine::options::{AspectRatio, Performance},
+    render::truncate,
+    settings::{self, DefaultsInput, DefaultsUpdate, GuildDefaults, GuildSettings, Setting, SettingChange},
+};
+
+/// Discord's limit on a message's content.
+const MAX_CONTENT: usize = 2000;
+/// Recent changes listed by `/settings show`.
+const SHOWN_CHANGES: i64 = 10;
+/// How long checking a channel with Discord may take before the command gives up.
+const CHANNEL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// See and change this server's rules for /imagine
+#[poise::command(
+    slash_command,
+    guild_only,
+    install_context = "Guild",
+    subcommands("show", "defaults", "channels", "blocked_words"),
+    subcommand_required,
+    default_member_permissions = "MANAGE_GUILD"
+)]
+pub async fn settings(_: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+fn guild_id(ctx: Context<'_>) -> Result<serenity::GuildId, Error> {
+    ctx.guild_id().context("guild_only command without a guild")
+}
+
+/// Every setting of this server, and who changed what recently
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
+pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
+    require_admin(ctx)?;
+    let guild_id = guild_id(ctx)?.get() as i64;
+    let pool = &ctx.data().pool;
+    let settings = db::settings::load(pool, guild_id).await.context("loading settings")?;
+    let changes = db::settings::recent_changes(pool, guild_id, SHOWN_CHANGES).await.context("loading changes")?;
+    reply_ephemeral(ctx, overview(&settings, &changes)).await;
+    Ok(())
+}
+
+/// Defaults for /imagine, used when a member gives neither the option nor the flag
+#[allow(clippy::too_many_arguments)]
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
+pub async fn defaults(
+    ctx: Context<'_>,
+    #[description = "Shape of the result"] aspect_ratio: Option<AspectRatio>,
+    #[description = "Speed or quality"] performance: Option<Performance>,
+    #[description = "How strongly Midjourney's style applies, 0-1000"]
+    #[min = 0]
+    #[max = 1000]
+    stylization: Option<i64>,
+    #[description = "How varied the results are, 0-100"]
+    #[min = 0]
+    #[max = 100]
+    chaos: Option<i64>,
+    #[description = "How unusual the results are, 0-3000"]
+    #[min = 0]
+    #[max = 3000]
+    weirdness: Option<i64>,
+    #[description = "What to leave out of every picture"]
+    #[max_length = 500]
+    negative_prompt: Option<String>,
+    #[description = "Clear every default (on its own)"] reset: Option<bool>,
+) -> Result<(), Error> {
+    require_admin(ctx)?;
+    let input = DefaultsInput {
+        aspect_ratio,
+        performance,
+        stylization,
+        chaos,
+        weirdness,
+        negative_prompt,
+        reset: reset.unwrap_or(false),
+    };
+    let update = settings::defaults_update(input).map_err(UserError::Input)?;
+    let guild_id = guild_id(ctx)?.get() as i64;
+    let admin = ctx.author().id.get() as i64;
+    let (defaults, changes) = db::settings::set_defaults(&ctx.data().pool, guild_id, &update, admin)
+        .await
+        .context("changing the defaults")?;
+    info!(guild_id, admin, ?changes, "settings defaults changed");
+    let mut text = match (&update, changes.is_empty()) {
+        (DefaultsUpdate::Reset, true) => "There were no defaults to clear.".to_owned(),
+        (DefaultsUpdate::Reset, false) => "Every default is cleared: `/imagine` uses the bot's own again.".to_owned(),
+        (DefaultsUpdate::Set { .. }, true) => "Nothing changed: those are already this server's defaults.".to_owned(),
+        (DefaultsUpdate::Set { .. }, false) => {
+            let list: Vec<String> = changes.iter().map(describe_default_change).collect();
+            format!("Defaults changed: {}.", list.join("; "))
+        }
+    };
+    if let DefaultsUpdate::Set { notes, .. } = &update {
+        for note in notes {
+            text.push('\n');
+            text.push_str(note);
+        }
+    }
+    text.push_str(&format!("\n{}", defaults_lines(&defaults)));
+    reply_ephemeral(ctx, truncate(&text, MAX_CONTENT)).await;
+    Ok(())
+}
+
+/// Allow /imagine in a channel, or take it off the list (no list: every channel)
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
+pub async fn channels(
+    ctx: Context<'_>,
+    #[description = "The channel"]
+    #[channel_types("Text", "News", "Forum", "Voice", "Stage", "PublicThread", "PrivateThread", "NewsThread")]
+    channel: serenity::PartialChannel,
+    #[description = "True: /imagine works there; False: take it off the list"] allowed: bool,
+) -> Result<(), Error> {
+    require_admin(ctx)?;
+    let guild = guild_id(ctx)?;
+    if allowed {
+        check_channel_is_here(ctx, &channel, guild).await?;
+    }
+    let (guild_id, admin) = (guild.get() as i64, ctx.author().id.get() as i64);
+    let (edit, list) = db::settings::set_channel(&ctx.data().pool, guild_id, channel.id.get() as i64, allowed, admin)
+        .await
+        .context("changing the allowed channels")?;
+    info!(guild_id, admin, channel = channel.id.get(), allowed, ?edit, "settings channels changed");
+    let mention = format!("<#{}>", channel.id);
+    let text = match (edit, allowed) {
+        (ListEdit::Full, _) => {
+            return Err(UserError::Input(format!(
+                "This server already allows {} channels, the most it can. Take one off with `allowed:False` first.",
+                settings::MAX_ALLOWED_CHANNELS
+            ))
+            .into());
+        }
+        (ListEdit::Changed, true) => format!("{mention} is allowed. {}", where_allowed(&list)),
+        (ListEdit::Changed, false) => format!("{mention} is off the list. {}", where_allowed(&list)),
+        (ListEdit::Unchanged, true) => {
+            format!("{mention} was already allowed; nothing changed. {}", where_allowed(&list))
+        }
+        (ListEdit::Unchanged, false) => {
+            format!("{mention} was not on the list; nothing changed. {}", where_allowed(&list))
+        }
+    };
+    reply_ephemeral(ctx, text).await;
+    Ok(())
+}
+
+/// Asks Discord which server the channel belongs to: the resolved channel of an interaction
+/// carries no server, so a channel of another server can only be told apart this way.
+async fn check_channel_is_here(
+    ctx: Context<'_>,
+    channel: &serenity::PartialChannel,
+    guild: serenity::GuildId,
+) -> Result<(), Error> {
+    let mention = format!("<#{}>", channel.id);
+    if channel.kind == serenity::ChannelType::Category {
+        return Err(UserError::Input(format!(
+            "{mention} is a category. Pick a channel where members can use `/imagine`."
+        ))
+        .into());
+    }
+    let fetched = tokio::time::timeout(CHANNEL_CHECK_TIMEOUT, ctx.http().get_channel(channel.id))
+        .await
+        .context("Discord did not answer in time about a channel")?;
+    match fetched {
+        Ok(serenity::Channel::Guild(found)) if found.guild_id == guild => Ok(()),
+        Ok(_) => Err(not_here(&mention)),
+        Err(serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(response))) => {
+            match response.status_code.as_u16() {
+                404 => Err(not_here(&mention)),
+                403 => Err(UserError::Input(format!(
+                    "I cannot see {mention}, so I cannot check that it belongs to this server. Give me the View \
+                     Channel permission there (I need it to post results there too), then try again."
+                ))
+                .into()),
+                status => Err(anyhow::anyhow!("Discord answered HTTP {status} about a channel")),
+            }
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("asking Discord about a channel")),
+    }
+}
+
+fn not_here(mention: &str) -> Error {
+    UserError::Input(format!("{mention} is not a channel of this server. Pick one of this server's channels.")).into()
+}
+
+/// Block words in prompts, or allow them again (comma-separated)
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
+pub async fn blocked_words(
+    ctx: Context<'_>,
+    #[description = "Words to block, separated by commas"]
+    #[max_length = 1000]
+    add: Option<String>,
+    #[description = "Words to allow again, separated by commas"]
+    #[max_length = 1000]
+    remove: Option<String>,
+) -> Result<(), Error> {
+    require_admin(ctx)?;
+    let edit = settings::words_edit(add.as_deref(), remove.as_deref()).map_err(UserError::Input)?;
+    let guild_id = guild_id(ctx)?.get() as i64;
+    let admin = ctx.author().id.get() as i64;
+    let outcome = db::settings::edit_blocked_words(&ctx.data().pool, guild_id, &edit, admin)
+        .await
+        .context("changing the blocked words")?;
+    if outcome.full {
+        return Err(UserError::Input(format!(
+            "That would block more than {} words, the most a server can. Remove some with `remove:` first.",
+            settings::MAX_BLOCKED_WORDS
+        ))
+        .into());
+    }
+    info!(guild_id, admin, added = ?outcome.added, removed = ?outcome.removed, "settings blocked words changed");
+    let mut lines = Vec::new();
+    for (label, words) in [
+        ("Blocked", &outcome.added),
+        ("Allowed again", &outcome.removed),
+        ("Already blocked", &outcome.already),
+        ("Not on the list", &outcome.missing),
+    ] {
+        if !words.is_empty() {
+            lines.push(format!("{label}: {}.", word_list(words, 300)));
+        }
+    }
+    lines.push(blocked_summary(&outcome.words, 1200));
+    reply_ephemeral(ctx, truncate(&lines.join("\n"), MAX_CONTENT)).await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// How settings read
+// ---------------------------------------------------------------------------------------------
+
+fn defaults_lines(defaults: &GuildDefaults) -> String {
+    let shown: Vec<String> = defaults
+        .entries()
+        .into_iter()
+        .map(|(setting, value)| {
+            let name = capitalised(setting.label());
+            match value {
+                Some(v) if setting == Setting::NegativePrompt => format!("{name}: **{}**", truncate(&v, 200)),
+                Some(v) => format!("{name}: **{v}**"),
+                None => format!("{name}: not set ({})", GuildDefaults::built_in(setting)),
+            }
+        })
+        .collect();
+    format!("{}\n{}", shown[..5].join(" · "), shown[5])
+}
+
+fn capitalised(label: &str) -> String {
+    let mut chars = label.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+fn where_allowed(channels: &[u64]) -> String {
+    if channels.is_empty() {
+        "`/imagine` works in every channel.".to_owned()
+    } else {
+        let list: Vec<String> = channels.iter().map(|c| format!("<#{c}>")).collect();
+        format!("`/imagine` works only in {} (and their threads).", list.join(", "))
+    }
+}
+
+/// `` `a`, `b` and 3 more `` within about `budget` characters.
+fn word_list(words: &[String], budget: usize) -> String {
+    let mut out = String::new();
+    for (i, word) in words.iter().enumerate() {
+        let item = format!("`{word}`");
+        if !out.is_empty() && out.len() + item.len() + 2 > budget {
+            return format!("{out} and {} more", words.len() - i);
+        }
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(&item);
+    }
+    out
+}
+
+fn blocked_summary(words: &[String], budget: usize) -> String {
+    match words.len() {
+        0 => "No words are blocked.".to_owned(),
+        n => format!("Blocked words ({n}): {}.", word_list(words, budget)),
+    }
+}
+
+fn shown_value(value: &Option<String>) -> String {
+    match value {
+        Some(v) => format!("**{}**", truncate(v, 60)),
+        None => "not set".to_owned(),
+    }
+}
+
+fn describe_default_change(change: &SettingChange) -> String {
+    format!("{} {} → {}", change.setting.label(), shown_value(&change.old), shown_value(&change.new))
+}
+
+fn describe_recorded(change: &RecordedChange) -> String {
+    let what = match (change.setting, &change.old_value, &change.new_value) {
+        (Setting::AllowedChannel, None, Some(id)) => format!("allowed <#{id}>"),
+        (Setting::AllowedChannel, Some(id), _) => format!("took <#{id}> off the allowed channels"),
+        (Setting::BlockedWord, None, Some(word)) => format!("blocked `{word}`"),
+        (Setting::BlockedWord, Some(word), _) => format!("allowed `{word}` again"),
+        (setting, old, new) => describe_default_change(&SettingChange { setting, old: old.clone(), new: new.clone() }),
+    };
+    format!("<t:{}:R> <@{}> {what}", change.changed_at.timestamp(), change.changed_by)
+}
+
+/// `/settings show`, within Discord's 2000 characters: the oldest changes are left out first.
+fn overview(settings: &GuildSettings, changes: &[RecordedChange]) -> String {
+    let words = settings.blocked_words.as_slice();
+    let blocked = match words.len() {
+        0 => "**Blocked words:** none".to_owned(),
+        n => format!("**Blocked words** ({n}): {}", word_list(words, 500)),
+    };
+    let mut text = format!(
+        "**Settings for this server**\n\
+         **Defaults for /imagine** (used when a member gives neither the option nor the flag)\n{}\n\
+         **Channels:** {}\n{blocked}\n",
+        defaults_lines(&settings.defaults),
+        where_allowed(&settings.allowed_channels),
+    );
+    if changes.is_empty() {
+        text.push_str("No changes yet: see `/settings defaults`, `/settings channels` and `/settings blocked_words`.");
+        return text;
+    }
+    text.push_str("**Recent changes**");
+    for change in changes {
+        let line = format!("\n{}", describe_recorded(change));
+        if text.chars().count() + line.chars().count() > MAX_CONTENT {
+            break;
+        }
+        text.push_str(&line);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::settings::{BlockedWords, blocked_form};
+
+    #[test]
+    fn the_overview_always_fits_in_one_message() {
+        let words: Vec<String> =
+            (0..200).map(|i| blocked_form(&format!("word{i:03} {}", "x".repeat(80))).unwrap()).collect();
+        let settings = GuildSettings {
+            defaults: GuildDefaults {
+                aspect_ratio: AspectRatio::parse_exact("16:9"),
+                negative_prompt: Some("n".repeat(500)),
+                ..Default::default()
+            },
+            allowed_channels: (0..25).map(|i| 1180000000000000000 + i).collect(),
+            blocked_words: BlockedWords::new(words),
+        };
+        let change = RecordedChange {
+            changed_by: 1180000000000000300,
+            changed_at: Utc::now(),
+            setting: Setting::NegativePrompt,
+            old_value: Some("o".repeat(500)),
+            new_value: None,
+        };
+        let text = overview(&settings, &vec![change; 10]);
+        assert!(text.chars().count() <= MAX_CONTENT, "{}", text.chars().count());
+        assert!(text.contains("Aspect ratio: **16:9** · Performance: not set (balance)"), "{text}");
+        assert!(text.contains("**Blocked words** (200): `word000"), "{text}");
+        assert!(text.contains(" more\n"), "{text}");
+        assert!(text.contains("**Recent changes**\n<t:"), "{text}");
+    }
+
+    #[test]
+    fn changes_read_as_sentences() {
+        let at = Utc::now();
+        let recorded = |setting, old: Option<&str>, new: Option<&str>| {
+            describe_recorded(&RecordedChange {
+                changed_by: 7,
+                changed_at: at,
+                setting,
+                old_value: old.map(str::to_owned),
+                new_value: new.map(str::to_owned),
+            })
+        };
+        let ts = at.timestamp();
+        assert_eq!(recorded(Setting::AllowedChannel, None, Some("5")), format!("<t:{ts}:R> <@7> allowed <#5>"));
+        assert!(recorded(Setting::AllowedChannel, Some("5"), None).ends_with("took <#5> off the allowed channels"));
+        assert!(recorded(Setting::BlockedWord, None, Some("gore")).ends_with("blocked `gore`"));
+        assert!(recorded(Setting::BlockedWord, Some("gore"), None).ends_with("allowed `gore` again"));
+        assert!(recorded(Setting::Chaos, None, Some("20")).ends_with("chaos not set → **20**"));
+        assert_eq!(where_allowed(&[]), "`/imagine` works in every channel.");
+        assert_eq!(where_allowed(&[1, 2]), "`/imagine` works only in <#1>, <#2> (and their threads).");
+    }
+}
