@@ -15,5 +15,6 @@ mod operations;
 mod operator;
 mod processes;
 mod quotas;
+mod settings;
 mod standins;
 mod startup;

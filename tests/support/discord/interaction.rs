@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::{
     APP_ID, DEFAULT_ATTACHMENT_SIZE_LIMIT, DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, DEFAULT_PERMISSIONS, DEFAULT_USER_ID,
-    DEFAULT_USER_NAME, plain_user_json, snowflake,
+    DEFAULT_USER_NAME, known_channel, plain_user_json, snowflake,
 };
 
 /// Builds INTERACTION_CREATE payloads (`d`) shaped like Discord's (reference §4.3), accepted by
@@ -24,6 +24,7 @@ pub struct InteractionBuilder {
     subcommand: Option<String>,
     users: serde_json::Map<String, Value>,
     members: serde_json::Map<String, Value>,
+    channels: serde_json::Map<String, Value>,
     attachments: serde_json::Map<String, Value>,
     attachment_size_limit: u64,
     /// Reached through a user installation only: the server never added the bot.
@@ -50,6 +51,7 @@ impl InteractionBuilder {
             subcommand: None,
             users: serde_json::Map::new(),
             members: serde_json::Map::new(),
+            channels: serde_json::Map::new(),
             user_installed: false,
             member_roles: Vec::new(),
             roles: serde_json::Map::new(),
@@ -63,7 +65,7 @@ impl InteractionBuilder {
         self
     }
 
-    #[allow(dead_code, reason = "only benches/load.rs uses it")]
+    /// The channel the command is used in.
     pub fn channel(mut self, id: u64) -> Self {
         self.channel_id = id;
         self
@@ -119,6 +121,19 @@ impl InteractionBuilder {
                 "managed": false, "mentionable": false, "flags": 0
             }),
         );
+        self
+    }
+
+    /// A CHANNEL option (type 7): its value is the channel id, and the channel arrives in
+    /// `data.resolved.channels` as the partial channel Discord sends (id, name, type and the
+    /// member's permissions there; no guild). Channels the stand-in does not know are named
+    /// `channel-<id>`.
+    pub fn channel_option(mut self, name: &str, channel_id: u64) -> Self {
+        self.options.push(json!({"name": name, "type": 7, "value": channel_id.to_string()}));
+        let channel_name =
+            known_channel(channel_id).map_or_else(|| format!("channel-{channel_id}"), |(_, name)| name.to_owned());
+        self.channels
+            .insert(channel_id.to_string(), json!({"id": channel_id.to_string(), "name": channel_name, "type": 0}));
         self
     }
 
@@ -200,6 +215,13 @@ impl InteractionBuilder {
         if !self.members.is_empty() {
             resolved.insert("members".into(), Value::Object(self.members.clone()));
         }
+        if !self.channels.is_empty() {
+            let mut channels = self.channels.clone();
+            for channel in channels.values_mut() {
+                channel["permissions"] = json!(self.permissions.to_string());
+            }
+            resolved.insert("channels".into(), Value::Object(channels));
+        }
         if !self.attachments.is_empty() {
             resolved.insert("attachments".into(), Value::Object(self.attachments.clone()));
         }
@@ -234,8 +256,9 @@ impl InteractionBuilder {
         d["guild_id"] = json!(gs);
         d["guild"] = json!({"id": gs, "locale": "en-US", "features": []});
         d["guild_locale"] = json!("en-US");
+        let channel_name = known_channel(self.channel_id).map_or("channel", |(_, name)| name);
         d["channel"] = json!({
-            "id": self.channel_id.to_string(), "type": 0, "name": "art", "guild_id": gs,
+            "id": self.channel_id.to_string(), "type": 0, "name": channel_name, "guild_id": gs,
             "nsfw": false, "flags": 0, "permissions": self.permissions.to_string(),
             "last_message_id": null, "rate_limit_per_user": 0, "position": 1,
             "parent_id": null, "topic": null

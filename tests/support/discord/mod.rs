@@ -40,6 +40,11 @@ pub use rest::RecordedRequest;
 pub const APP_ID: u64 = 1180000000000000001;
 pub const DEFAULT_GUILD_ID: u64 = 1180000000000000100;
 pub const DEFAULT_CHANNEL_ID: u64 = 1180000000000000200;
+/// A second text channel of the default guild.
+pub const SECOND_CHANNEL_ID: u64 = 1180000000000000201;
+/// A guild the bot is also in, and a channel of it.
+pub const OTHER_GUILD_ID: u64 = 1180000000000000101;
+pub const OTHER_GUILD_CHANNEL_ID: u64 = 1180000000000000210;
 pub const DEFAULT_USER_ID: u64 = 1180000000000000300;
 pub const DEFAULT_USER_NAME: &str = "alice";
 pub const OWNER_ID: u64 = 1180000000000000900;
@@ -112,6 +117,27 @@ fn plain_user_json(id: u64, name: &str) -> Value {
         "global_name": name,
         "avatar": null,
         "public_flags": 0
+    })
+}
+
+/// The channels the stand-in knows: `(id, guild, name)`, all text channels (type 0).
+const CHANNELS: [(u64, u64, &str); 3] = [
+    (DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, "art"),
+    (SECOND_CHANNEL_ID, DEFAULT_GUILD_ID, "general"),
+    (OTHER_GUILD_CHANNEL_ID, OTHER_GUILD_ID, "elsewhere"),
+];
+
+/// A known channel's guild and name.
+fn known_channel(id: u64) -> Option<(u64, &'static str)> {
+    CHANNELS.iter().find(|(c, _, _)| *c == id).map(|(_, guild, name)| (*guild, *name))
+}
+
+/// A guild text channel as `GET /channels/{id}` returns it.
+fn guild_channel_json(id: u64, guild_id: u64, name: &str) -> Value {
+    json!({
+        "id": id.to_string(), "type": 0, "guild_id": guild_id.to_string(), "name": name,
+        "position": 1, "permission_overwrites": [], "nsfw": false, "flags": 0,
+        "last_message_id": null, "rate_limit_per_user": 0, "parent_id": null, "topic": null
     })
 }
 

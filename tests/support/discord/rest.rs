@@ -15,7 +15,7 @@ use super::messages::{MsgCtx, create_message, edit_stored};
 use super::responses::{callback, webhook};
 use super::{
     APP_ID, BOT_NAME, DEFAULT_ATTACHMENT_SIZE_LIMIT, DiscordStandIn, Inner, OWNER_ID, ScriptedFailure, Shared,
-    bot_user_json, discord_error, form_error, id_of, lock, snowflake,
+    bot_user_json, discord_error, form_error, guild_channel_json, id_of, known_channel, lock, snowflake,
 };
 
 #[derive(Clone, Debug)]
@@ -295,6 +295,12 @@ fn route(
         }
         ("POST", ["interactions", id, token, "callback"]) => callback(shared, inner, id, token, query, body, files),
         (_, ["webhooks", app, token, rest @ ..]) => webhook(shared, inner, method, app, token, rest, body, files),
+        ("GET", ["channels", channel]) => {
+            match channel.parse::<u64>().ok().and_then(|id| known_channel(id).map(|(guild, name)| (id, guild, name))) {
+                Some((id, guild, name)) => Reply::json(200, guild_channel_json(id, guild, name)),
+                None => Reply::err(404, 10003, "Unknown Channel"),
+            }
+        }
         ("POST", ["channels", channel, "messages"]) => {
             let Ok(channel_id) = channel.parse::<u64>() else {
                 return Reply::err(404, 10003, "Unknown Channel");
