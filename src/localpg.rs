@@ -23,10 +23,7 @@ pub enum Durability {
 /// Makes sure a cluster lives in `dir` and listens on 127.0.0.1:`port`; returns a URL for its
 /// `postgres` superuser (no database name). Safe to call from several processes at once.
 pub fn ensure_cluster(dir: &Path, port: u16, durability: Durability) -> anyhow::Result<String> {
-    let bin = find_bin_dir().context(
-        "no PostgreSQL server binaries found (looked for initdb on PATH and under /usr/lib/postgresql/*/bin); \
-         install PostgreSQL or set DATABASE_URL",
-    )?;
+    let bin = server_binaries()?;
     let dir = std::path::absolute(dir).context("resolving the database directory")?;
     let parent = dir.parent().context("the database directory needs a parent")?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -67,10 +64,24 @@ pub fn ensure_cluster(dir: &Path, port: u16, durability: Durability) -> anyhow::
 
 /// Stops the cluster in `dir` (fast shutdown: open connections are closed).
 pub fn stop_cluster(dir: &Path) -> anyhow::Result<()> {
-    let bin = find_bin_dir().context("no PostgreSQL server binaries found")?;
+    run(&mut stop_command(dir)?, "pg_ctl stop")
+}
+
+/// The command that stops the cluster in `dir` (fast shutdown), run as the cluster's user.
+pub fn stop_command(dir: &Path) -> anyhow::Result<Command> {
+    let bin = server_binaries()?;
+    let dir = std::path::absolute(dir).context("resolving the database directory")?;
     let mut stop = command(&bin, "pg_ctl", running_as_root());
     stop.arg("stop").arg("-D").arg(dir).args(["-m", "fast", "-w"]);
-    run(&mut stop, "pg_ctl stop")
+    Ok(stop)
+}
+
+/// The directory holding the PostgreSQL server binaries the local cluster runs on.
+pub fn server_binaries() -> anyhow::Result<PathBuf> {
+    find_bin_dir().context(
+        "no PostgreSQL server binaries found (looked for initdb on PATH and under /usr/lib/postgresql/*/bin); \
+         install PostgreSQL or set DATABASE_URL",
+    )
 }
 
 /// Creates `name` on the cluster at `server_url` unless it exists; returns the database's URL.
