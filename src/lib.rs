@@ -83,16 +83,40 @@ fn log_cap() -> tracing_subscriber::filter::Targets {
 
 /// Resolves the database URL, starting the local cluster when no `DATABASE_URL` is set.
 pub async fn database_url(config: &Config) -> anyhow::Result<String> {
+    Ok(open_database(config).await?.url)
+}
+
+/// The database [`open_database`] resolved.
+pub struct OpenDatabase {
+    /// Its URL, password included. Never log it.
+    pub url: String,
+    /// The local cluster's directory, when this call had to start it.
+    pub started_cluster: Option<std::path::PathBuf>,
+}
+
+/// Resolves the database URL; with no `DATABASE_URL`, makes sure the local cluster runs (see
+/// [`localpg`]) and has the `imagine_bot` database.
+pub async fn open_database(config: &Config) -> anyhow::Result<OpenDatabase> {
     match &config.database {
-        Database::Url(url) => Ok(url.expose_secret().to_owned()),
+        Database::Url(url) => Ok(OpenDatabase { url: url.expose_secret().to_owned(), started_cluster: None }),
         Database::Local { dir, port } => {
             let (dir, port) = (dir.clone(), *port);
-            let server =
-                tokio::task::spawn_blocking(move || localpg::ensure_cluster(&dir, port, localpg::Durability::Safe))
-                    .await??;
-            let url = localpg::ensure_database(&server, "imagine_bot").await?;
-            info!(port, "using the local PostgreSQL cluster");
-            Ok(url)
+            let cluster = {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || localpg::open_cluster(&dir, port, localpg::Durability::Safe))
+                    .await??
+            };
+            let url = match localpg::ensure_database(&cluster.url, "imagine_bot").await {
+                Ok(url) => url,
+                Err(e) => {
+                    if cluster.started {
+                        let _ = tokio::task::spawn_blocking(move || localpg::stop_cluster(&dir)).await;
+                    }
+                    return Err(e);
+                }
+            };
+            info!(port, started = cluster.started, "using the local PostgreSQL cluster");
+            Ok(OpenDatabase { url, started_cluster: cluster.started.then_some(dir) })
         }
     }
 }
