@@ -70,14 +70,15 @@ fn print(check: &Check) {
 
 async fn database(config: &Config) -> Check {
     const NAME: &str = "database";
-    let url = match tokio::time::timeout(Duration::from_secs(90), crate::database_url(config)).await {
-        Ok(Ok(url)) => url,
+    let opened = match tokio::time::timeout(Duration::from_secs(90), crate::open_database(config)).await {
+        Ok(Ok(opened)) => opened,
         Ok(Err(e)) => {
-            return Check::fail(
-                NAME,
-                format!("could not start the local PostgreSQL: {e:#}"),
-                "install PostgreSQL (apt-get install postgresql) or set DATABASE_URL",
-            );
+            let fix = if crate::localpg::server_binaries().is_err() {
+                "install PostgreSQL (apt-get install postgresql) or set DATABASE_URL"
+            } else {
+                "do what the line above says, or set DATABASE_URL to use another PostgreSQL"
+            };
+            return Check::fail(NAME, format!("could not start the local PostgreSQL: {e:#}"), fix);
         }
         Err(_) => {
             return Check::fail(
@@ -87,7 +88,35 @@ async fn database(config: &Config) -> Check {
             );
         }
     };
-    let connect = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&url)).await;
+    let check = check_database(&opened.url).await;
+    // A local cluster doctor had to start is stopped again: doctor leaves things as it found them.
+    let Some(dir) = opened.started_cluster else { return check };
+    let stop = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || crate::localpg::stop_cluster(&dir)).await
+    };
+    match (check, stop) {
+        (Check { result: Ok(detail), .. }, Ok(Ok(()))) => {
+            Check::ok(NAME, format!("{detail} (the local cluster was started for this check, and stopped)"))
+        }
+        (Check { result: Err(failure), .. }, Ok(Ok(()))) => Check { name: NAME, result: Err(failure) },
+        (_, Ok(Err(e))) => Check::fail(
+            NAME,
+            format!("could not stop the local PostgreSQL it started: {e:#}"),
+            format!("stop it with: pg_ctl stop -D {}", dir.display()),
+        ),
+        (_, Err(_)) => Check::fail(
+            NAME,
+            "could not stop the local PostgreSQL it started",
+            format!("stop it with: pg_ctl stop -D {}", dir.display()),
+        ),
+    }
+}
+
+/// Connects to `url` and reports the server's version and the migrations it lacks.
+async fn check_database(url: &str) -> Check {
+    const NAME: &str = "database";
+    let connect = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url)).await;
     let mut conn = match connect {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
@@ -104,6 +133,7 @@ async fn database(config: &Config) -> Check {
     let version = crate::db::server_version(&mut conn).await.unwrap_or_default();
     // A database the bot never started on has no migrations table yet: none applied.
     let applied = crate::db::applied_migrations(&mut conn).await.unwrap_or(0);
+    let _ = conn.close().await;
     let known = crate::db::MIGRATOR.migrations.len() as i64;
     let migrations = if applied >= known {
         "migrations up to date".to_owned()

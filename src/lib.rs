@@ -31,41 +31,93 @@ use tracing::info;
 use config::{Config, Database, LogFormat};
 
 /// Libraries whose verbose logs print request URLs, headers or gateway payloads (which carry
-/// interaction tokens and the bot token). Their level is capped whatever `RUST_LOG` says.
+/// interaction tokens and the bot token). Their level is capped at INFO whatever `RUST_LOG` says:
+/// a target is capped when it starts with one of these (`reqwest::connect`, `hyper_util`, ...).
 const CAPPED_TARGETS: [&str; 9] =
     ["reqwest", "hyper", "hyper_util", "h2", "tungstenite", "tokio_tungstenite", "rustls", "serenity", "poise"];
 
+/// `RUST_LOG` when it is unset or unreadable.
+const DEFAULT_LOG_FILTER: &str = "info,serenity=warn,poise=warn,sqlx=warn";
+
 /// Sets up logging: human-readable by default, JSON with `LOG_FORMAT=json`; `RUST_LOG` filters.
 pub fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match EnvFilter::try_from_default_env() {
-        Ok(mut filter) => {
-            for target in CAPPED_TARGETS {
-                filter = filter.add_directive(format!("{target}=info").parse().expect("static directive parses"));
-            }
-            filter
-        }
-        Err(_) => EnvFilter::new("info,serenity=warn,poise=warn,sqlx=warn"),
+    use tracing_subscriber::util::SubscriberInitExt;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let _ = log_subscriber(format, rust_log.as_deref(), std::io::stdout).try_init();
+}
+
+/// The subscriber [`init_tracing`] installs, writing to `writer`; `rust_log` is `RUST_LOG`.
+///
+/// An event is printed only when both filters let it through: `RUST_LOG`'s, and [`log_cap`].
+/// Capping inside `RUST_LOG`'s own filter does not hold: a more specific directive
+/// (`reqwest::connect=trace`) outranks `reqwest=info`, and a span directive (`[job]=trace`)
+/// enables every event inside the span, whatever its target.
+fn log_subscriber<W>(
+    format: LogFormat,
+    rust_log: Option<&str>,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _};
+    let filter = rust_log
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let output = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(writer).boxed(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+    tracing_subscriber::registry().with(filter).with(log_cap()).with(output)
+}
+
+/// Lets everything through except what the [`CAPPED_TARGETS`] log below INFO. It knows no spans
+/// and reads no environment, so nothing in `RUST_LOG` can widen it.
+fn log_cap() -> tracing_subscriber::filter::Targets {
+    use tracing::level_filters::LevelFilter;
+    CAPPED_TARGETS
+        .into_iter()
+        .fold(tracing_subscriber::filter::Targets::new().with_default(LevelFilter::TRACE), |cap, target| {
+            cap.with_target(target, LevelFilter::INFO)
+        })
 }
 
 /// Resolves the database URL, starting the local cluster when no `DATABASE_URL` is set.
 pub async fn database_url(config: &Config) -> anyhow::Result<String> {
+    Ok(open_database(config).await?.url)
+}
+
+/// The database [`open_database`] resolved.
+pub struct OpenDatabase {
+    /// Its URL, password included. Never log it.
+    pub url: String,
+    /// The local cluster's directory, when this call had to start it.
+    pub started_cluster: Option<std::path::PathBuf>,
+}
+
+/// Resolves the database URL; with no `DATABASE_URL`, makes sure the local cluster runs (see
+/// [`localpg`]) and has the `imagine_bot` database.
+pub async fn open_database(config: &Config) -> anyhow::Result<OpenDatabase> {
     match &config.database {
-        Database::Url(url) => Ok(url.expose_secret().to_owned()),
+        Database::Url(url) => Ok(OpenDatabase { url: url.expose_secret().to_owned(), started_cluster: None }),
         Database::Local { dir, port } => {
             let (dir, port) = (dir.clone(), *port);
-            let server =
-                tokio::task::spawn_blocking(move || localpg::ensure_cluster(&dir, port, localpg::Durability::Safe))
-                    .await??;
-            let url = localpg::ensure_database(&server, "imagine_bot").await?;
-            info!(port, "using the local PostgreSQL cluster");
-            Ok(url)
+            let cluster = {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || localpg::open_cluster(&dir, port, localpg::Durability::Safe))
+                    .await??
+            };
+            let url = match localpg::ensure_database(&cluster.url, "imagine_bot").await {
+                Ok(url) => url,
+                Err(e) => {
+                    if cluster.started {
+                        let _ = tokio::task::spawn_blocking(move || localpg::stop_cluster(&dir)).await;
+                    }
+                    return Err(e);
+                }
+            };
+            info!(port, started = cluster.started, "using the local PostgreSQL cluster");
+            Ok(OpenDatabase { url, started_cluster: cluster.started.then_some(dir) })
         }
     }
 }
@@ -173,4 +225,83 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let _ = worker_task.await;
     pool.close().await;
     result
+}
+
+#[cfg(test)]
+mod log_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What the bot's subscriber prints, with `RUST_LOG` set to `rust_log`, for events of the
+    /// capped libraries at every level (inside a `job` span) and of the bot itself.
+    fn printed(rust_log: &str) -> String {
+        #[derive(Clone)]
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let capture = Capture(Arc::default());
+        let writer = capture.clone();
+        let subscriber = log_subscriber(LogFormat::Text, Some(rust_log), move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("job", job_id = 7);
+            let _entered = span.enter();
+            tracing::trace!(target: "reqwest::connect", "LEAK reqwest trace");
+            tracing::debug!(target: "reqwest", "LEAK reqwest debug");
+            tracing::trace!(target: "hyper_util::client::legacy::pool", "LEAK hyper_util trace");
+            tracing::trace!(target: "hyper::proto::h1", "LEAK hyper trace");
+            tracing::trace!(target: "h2::codec", "LEAK h2 trace");
+            tracing::debug!(target: "tungstenite::protocol", "LEAK tungstenite debug");
+            tracing::debug!(target: "tokio_tungstenite", "LEAK tokio_tungstenite debug");
+            tracing::trace!(target: "rustls::client", "LEAK rustls trace");
+            tracing::trace!(target: "serenity::http::client", "LEAK serenity trace");
+            tracing::debug!(target: "serenity::gateway::shard", "LEAK serenity debug");
+            tracing::debug!(target: "poise::dispatch", "LEAK poise debug");
+            tracing::warn!(target: "serenity::gateway::shard", "serenity warning shown");
+            tracing::debug!(target: "imagine_bot::jobs", "bot debug shown");
+        });
+        let bytes = capture.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn rust_log_cannot_raise_the_level_of_libraries_that_log_tokens() {
+        let mut leaks = Vec::new();
+        for rust_log in [
+            "trace",
+            "debug",
+            "reqwest=trace,serenity=trace,h2=trace",
+            "trace,reqwest=trace,hyper=trace,hyper_util=trace,h2=trace,tungstenite=trace,tokio_tungstenite=trace,rustls=trace,serenity=trace,poise=trace",
+            "reqwest::connect=trace,hyper_util::client=trace,hyper::proto=trace,h2::codec=trace",
+            "tungstenite::protocol=debug,tokio_tungstenite=debug,rustls::client=trace,serenity::http=trace,serenity::gateway=debug,poise::dispatch=debug",
+            "debug,[job]=trace",
+            "imagine_bot=debug,[{job_id}]=trace",
+            "imagine_bot=debug,serenity[job]=trace,reqwest[{job_id=7}]=trace",
+            "imagine_bot[job]=trace",
+        ] {
+            let printed = printed(rust_log);
+            if printed.contains("LEAK") {
+                leaks.push(format!("RUST_LOG={rust_log} let a capped library log below INFO:\n{printed}"));
+            }
+        }
+        assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+    }
+
+    #[test]
+    fn rust_log_still_sets_every_level_below_the_cap() {
+        assert!(printed("debug").contains("bot debug shown"));
+        assert!(printed("imagine_bot=debug,[job]=trace").contains("bot debug shown"));
+        assert!(!printed("info").contains("bot debug shown"));
+        // The cap only lowers: capped libraries still log at INFO and above.
+        assert!(printed("trace").contains("serenity warning shown"));
+        assert!(printed("serenity::gateway=trace").contains("serenity warning shown"));
+        assert!(!printed("serenity=error").contains("serenity warning shown"));
+    }
 }

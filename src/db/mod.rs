@@ -47,6 +47,27 @@ pub async fn create_database(db: impl PgExecutor<'_>, name: &str) -> Result<(), 
     Ok(())
 }
 
+/// Sets the password of the role `conn` is logged in as (the local cluster's superuser), stored
+/// as a SCRAM verifier. `ALTER ROLE` takes no bound parameters, so the password goes in as one of
+/// a transaction-local setting that a `DO` block reads: no statement text, and so no statement
+/// log, ever holds it.
+pub async fn set_own_password(conn: &mut sqlx::PgConnection, password: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    sqlx::query_scalar!(r#"SELECT set_config('imagine_bot.new_password', $1, true) IS NOT NULL AS "set!""#, password)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query!(
+        r#"DO $$ BEGIN
+            SET LOCAL password_encryption = 'scram-sha-256';
+            EXECUTE format('ALTER ROLE %I PASSWORD %L', current_user, current_setting('imagine_bot.new_password'));
+        END $$"#
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
 /// The server's version, for `doctor`.
 pub async fn server_version(db: impl PgExecutor<'_>) -> Result<String, sqlx::Error> {
     sqlx::query_scalar!(r#"SELECT current_setting('server_version') AS "version!""#).fetch_one(db).await

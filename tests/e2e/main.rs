@@ -13,6 +13,7 @@ mod imagine;
 mod listeners;
 mod operations;
 mod operator;
+mod private_pg;
 mod processes;
 mod quotas;
 mod settings;

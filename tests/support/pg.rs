@@ -3,7 +3,7 @@
 
 use std::{
     ops::Deref,
-    os::unix::{fs::MetadataExt, process::CommandExt},
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
@@ -32,14 +32,12 @@ pub fn server_url() -> String {
         }
         let port = port();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pg-{port}"));
-        let running_before = postmaster_pid(&dir).is_some();
-        let url =
-            localpg::ensure_cluster(&dir, port, localpg::Durability::Throwaway).expect("starting the test PostgreSQL");
-        // A cluster another process started (another test run, say) is left to it.
-        if !running_before {
+        // A cluster another process started (another test run, say) is left to it. The watchdog
+        // is set before starting, so a start that fails half-way is cleaned up too.
+        if postmaster_pid(&dir).is_none() {
             stop_when_this_process_exits(&dir);
         }
-        url
+        localpg::ensure_cluster(&dir, port, localpg::Durability::Throwaway).expect("starting the test PostgreSQL")
     })
     .clone()
 }
@@ -53,10 +51,12 @@ pub struct OwnCluster {
 }
 
 impl OwnCluster {
+    /// The data directory is named after `name` and the port, so test runs on other ports
+    /// (`TEST_PG_PORT`) never share it.
     pub fn start(name: &str, port: u16) -> OwnCluster {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-        let url = localpg::ensure_cluster(&dir, port, localpg::Durability::Throwaway).expect("starting a cluster");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{port}"));
         stop_when_this_process_exits(&dir);
+        let url = localpg::ensure_cluster(&dir, port, localpg::Durability::Throwaway).expect("starting a cluster");
         OwnCluster { dir, port, url }
     }
 
@@ -81,8 +81,46 @@ impl Drop for OwnCluster {
     }
 }
 
+/// A fresh data directory of one test's own under `target/tmp/scratch-pg/`, and a free port, for
+/// a cluster the test or the bot it runs creates there. Dropping it stops any cluster running
+/// there and removes the directory; a watchdog stops the cluster if the test process ends first.
+pub struct ScratchCluster {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl ScratchCluster {
+    pub fn new(name: &str) -> ScratchCluster {
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch-pg");
+        std::fs::create_dir_all(&parent).expect("creating target/tmp/scratch-pg");
+        let dir = parent.join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+        let port = super::free_address().rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("a free port");
+        stop_when_this_process_exits(&dir);
+        ScratchCluster { dir, port }
+    }
+
+    /// Whether a postmaster runs in the directory.
+    pub fn is_running(&self) -> bool {
+        postmaster_pid(&self.dir).is_some()
+    }
+}
+
+impl Drop for ScratchCluster {
+    fn drop(&mut self) {
+        if self.is_running()
+            && let Err(e) = localpg::stop_cluster(&self.dir)
+        {
+            eprintln!("could not stop the cluster in {}: {e:#}", self.dir.display());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        for leftover in ["lock", "initpw"] {
+            let _ = std::fs::remove_file(self.dir.with_extension(leftover));
+        }
+    }
+}
+
 /// The postmaster running in `dir`, if one is.
-fn postmaster_pid(dir: &Path) -> Option<u32> {
+pub fn postmaster_pid(dir: &Path) -> Option<u32> {
     let pid_file = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
     let pid: u32 = pid_file.lines().next()?.trim().parse().ok()?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
@@ -90,27 +128,22 @@ fn postmaster_pid(dir: &Path) -> Option<u32> {
 }
 
 /// Rust's test harness has no teardown: a process of its own waits for this one to end, however it
-/// ends, then stops the cluster in `dir` (`pg_ctl stop -m fast`) with the binaries that run it, as
-/// `localpg` does: as the `postgres` user when root.
+/// ends, then stops the cluster in `dir` (`pg_ctl stop -m fast`, as `localpg` does: as the
+/// `postgres` user when root). Harmless when no cluster runs there by then.
 fn stop_when_this_process_exits(dir: &Path) {
-    let Some(postgres) = postmaster_pid(dir).and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok()) else {
-        eprintln!("the test PostgreSQL in {} is not running; nothing to stop later", dir.display());
-        return;
+    let stop = match localpg::stop_command(dir) {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("could not set up stopping the test PostgreSQL in {}: {e:#}", dir.display());
+            return;
+        }
     };
-    let dir = std::path::absolute(dir).expect("an absolute data directory");
-    let mut stop: Vec<std::ffi::OsString> = Vec::new();
-    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
-        stop.extend(["runuser", "-u", "postgres", "--"].map(Into::into));
-    }
-    stop.push(postgres.with_file_name("pg_ctl").into());
-    stop.extend(["stop", "-D"].map(Into::into));
-    stop.push(dir.into());
-    stop.extend(["-m", "fast", "-w"].map(Into::into));
     let watchdog = Command::new("sh")
         .args(["-c", r#"pid=$1; shift; while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done; exec "$@""#])
         .arg("test-pg-watchdog")
         .arg(std::process::id().to_string())
-        .args(stop)
+        .arg(stop.get_program())
+        .args(stop.get_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
