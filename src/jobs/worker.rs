@@ -259,18 +259,6 @@ impl Worker {
         }
     }
 
-    /// Whether this copy of the job still holds its lease (extending it), checked right before
-    /// an action that cannot be taken back.
-    async fn still_ours(&self, job: &Job) -> bool {
-        match store::renew_leases(&self.pool, self.settings.lease, &[job.lease_token]).await {
-            Ok(kept) => !kept.is_empty(),
-            Err(e) => {
-                warn!(error = %e, "could not confirm the lease before delivering; will retry");
-                false
-            }
-        }
-    }
-
     async fn refresh_durations(&self) {
         match store::recent_durations(&self.pool, 500).await {
             Ok(samples) => {
@@ -291,7 +279,7 @@ impl Worker {
     /// Runs a job until it has to wait, then writes it back if its state changed. Returns the job
     /// when this process keeps it in memory until it is due again.
     async fn step(&self, mut job: Job) -> Option<Job> {
-        let stored_status = job.status;
+        let mut stored_status = job.status;
         let mut wrote_through = false;
         loop {
             let now = Utc::now();
@@ -316,11 +304,13 @@ impl Worker {
                     }
                 }
                 Action::Deliver => {
-                    // A message cannot be unsent: make sure no newer claim owns the job first.
-                    if !self.still_ours(&job).await {
-                        warn!("lost the lease on a job before delivering it; another claim has it");
+                    // Durable before it is shown: the outcome (and any refund) is written under
+                    // the lease before the message that announces it. A message cannot be unsent,
+                    // so a copy whose lease went to a newer claim stops here.
+                    if !self.save(&job, false, "recording its outcome").await {
                         return None;
                     }
+                    stored_status = job.status;
                     wrote_through = true;
                     self.deliverer.deliver(&mut job, &self.pool, &timing).await;
                 }
