@@ -51,6 +51,9 @@ pub enum UserError {
         channel_list(.allowed)
     )]
     ChannelNotAllowed { allowed: Vec<u64> },
+    /// A result button pressed outside the channels the server allows (`/settings channels`).
+    #[error("On this server, the bot's buttons only work in {}.", channel_list(.allowed))]
+    ButtonsNotHere { allowed: Vec<u64> },
     /// A prompt or negative prompt with a word the server blocked (`/settings blocked_words`).
     #[error("Your {place} contains `{word}`, which this server does not allow. Remove it and try again.")]
     BlockedWord { word: String, place: &'static str },

@@ -75,6 +75,10 @@ async fn check(data: &Data, press: &serenity::ComponentInteraction) -> anyhow::R
     if job.guild_id != guild_id.get() as i64 {
         return Err(UserError::OtherServer.into());
     }
+    let settings = db::settings::load(&data.pool, job.guild_id).await.context("reading the server's settings")?;
+    if !settings.allows_channel(press.channel_id.get(), super::thread_parent(press.channel.as_ref())) {
+        return Err(UserError::ButtonsNotHere { allowed: settings.allowed_channels }.into());
+    }
     if job.status != JobStatus::Succeeded || job.images == 0 {
         return Err(UserError::NoImages.into());
     }

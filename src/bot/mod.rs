@@ -308,6 +308,22 @@ fn guild_installation(owners: &serenity::AuthorizingIntegrationOwners, guild: Op
     )
 }
 
+/// The channel a thread belongs to, when the interaction came from a thread (the server's allowed
+/// channels then count for its threads too).
+fn thread_parent(channel: Option<&serenity::PartialChannel>) -> Option<u64> {
+    channel
+        .filter(|c| {
+            matches!(
+                c.kind,
+                serenity::ChannelType::PublicThread
+                    | serenity::ChannelType::PrivateThread
+                    | serenity::ChannelType::NewsThread
+            )
+        })
+        .and_then(|c| c.parent_id)
+        .map(|p| p.get())
+}
+
 /// Whether an internal error comes from the database being out of reach.
 fn database_down(error: &Error) -> bool {
     error.chain().any(|e| {

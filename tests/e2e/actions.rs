@@ -7,12 +7,14 @@ use serde_json::{Value, json};
 
 use crate::support::{
     TestBot, WAIT,
-    discord::{APP_ID, DEFAULT_CHANNEL_ID, InteractionBuilder, RecordedRequest},
+    discord::{
+        APP_ID, DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, InteractionBuilder, OTHER_GUILD_ID, RecordedRequest,
+        SECOND_CHANNEL_ID,
+    },
     shortapi::Behaviour,
 };
 
 const EPHEMERAL: u64 = 64;
-const OTHER_GUILD_ID: u64 = 1180000000000000777;
 
 /// The buttons of a message: `(label, custom_id, style)` for each, row by row.
 fn buttons(message: &Value) -> Vec<Vec<(String, String, u64)>> {
@@ -203,6 +205,8 @@ async fn bad_presses_are_answered_privately_and_create_nothing() {
         (InteractionBuilder::button_press(&two, &format!("imagine:1:U4:{two_job}")), "Image 4 is not attached"),
         (InteractionBuilder::button_press(&four, &u1).user_installed(), "only works in servers that added it"),
     ];
+    // The server keeps the bot to another channel: the buttons here stop working too.
+    let elsewhere = InteractionBuilder::button_press(&four, &u1);
     for (press, expected) in &cases {
         bot.send(press).await;
         let callback = bot.callback(press).await;
@@ -211,6 +215,15 @@ async fn bad_presses_are_answered_privately_and_create_nothing() {
         let text = callback["data"]["content"].as_str().unwrap();
         assert!(text.contains(expected), "{expected}: {text}");
     }
+    imagine_bot::db::settings::set_channel(&bot.pool, DEFAULT_GUILD_ID as i64, SECOND_CHANNEL_ID as i64, true, 1)
+        .await
+        .unwrap();
+    bot.send(&elsewhere).await;
+    let callback = bot.callback(&elsewhere).await;
+    assert_eq!((callback["type"].as_u64(), callback["data"]["flags"].as_u64()), (Some(4), Some(EPHEMERAL)));
+    let text = callback["data"]["content"].as_str().unwrap();
+    assert!(text.contains(&format!("only work in <#{SECOND_CHANNEL_ID}>")), "{text}");
+
     // Nothing followed the refusals, nothing was made.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (press, _) in &cases {
