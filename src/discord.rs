@@ -156,7 +156,7 @@ impl DiscordRest {
         uploads: &[Upload],
     ) -> Result<u64, SendError> {
         let content = format!("<@{user_id}> {}", message.content);
-        let message = Rendered { content, embeds: message.embeds.clone() };
+        let message = Rendered { content, embeds: message.embeds.clone(), components: message.components.clone() };
         let reference = reply_to
             .map(|id| json!({"message_id": id.to_string(), "channel_id": channel_id.to_string(), "fail_if_not_exists": false}));
         let mut payload = payload(&message, uploads, json!({"parse": [], "users": [user_id.to_string()]}), reference);
@@ -279,14 +279,16 @@ impl DiscordRest {
     }
 }
 
-/// The JSON part of a message: content, embeds, mentions, and the files being uploaded (on an
-/// edit, listing exactly these files replaces any earlier ones).
+/// The JSON part of a message: content, embeds, buttons, mentions, and the files being uploaded
+/// (on an edit, listing exactly these files replaces any earlier ones; `components` is always
+/// sent, so an edit without buttons removes any earlier ones).
 fn payload(message: &Rendered, uploads: &[Upload], allowed_mentions: Value, reference: Option<Value>) -> Value {
     let attachments: Vec<Value> =
         uploads.iter().enumerate().map(|(i, u)| json!({"id": i, "filename": u.filename})).collect();
     let mut payload = json!({
         "content": message.content,
         "embeds": message.embeds,
+        "components": message.components,
         "allowed_mentions": allowed_mentions,
         "attachments": attachments,
     });
@@ -330,10 +332,11 @@ mod tests {
 
     #[test]
     fn payload_lists_the_uploaded_files() {
-        let message = Rendered { content: "done".into(), embeds: vec![] };
+        let message = Rendered { content: "done".into(), embeds: vec![], components: vec![] };
         let uploads = [Upload { filename: "imagine-1.png".into(), bytes: vec![1], source_url: "u".into() }];
         let p = payload(&message, &uploads, json!({"parse": []}), None);
         assert_eq!(p["attachments"], json!([{"id": 0, "filename": "imagine-1.png"}]));
+        assert_eq!(p["components"], json!([]), "an edit without buttons removes the old ones");
         assert_eq!(p["allowed_mentions"], json!({"parse": []}));
     }
 }

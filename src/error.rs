@@ -51,6 +51,9 @@ pub enum UserError {
         channel_list(.allowed)
     )]
     ChannelNotAllowed { allowed: Vec<u64> },
+    /// A result button pressed outside the channels the server allows (`/settings channels`).
+    #[error("On this server, the bot's buttons only work in {}.", channel_list(.allowed))]
+    ButtonsNotHere { allowed: Vec<u64> },
     /// A prompt or negative prompt with a word the server blocked (`/settings blocked_words`).
     #[error("Your {place} contains `{word}`, which this server does not allow. Remove it and try again.")]
     BlockedWord { word: String, place: &'static str },
@@ -66,6 +69,24 @@ pub enum UserError {
     OutdatedCommand,
     #[error("I am missing these permissions here: {0}.")]
     BotPermissions(String),
+    /// A button the bot cannot read: not one of its result buttons, or damaged.
+    #[error("This button does not work any more. Use `/imagine` to start a new job.")]
+    UnknownButton,
+    /// A result button made by a newer version of the bot.
+    #[error("This button comes from a newer version of the bot. Please try again in a few minutes.")]
+    NewerButton,
+    /// The job behind a result button is gone from the database.
+    #[error("The job behind this button no longer exists. Use `/imagine` to start a new one.")]
+    JobGone,
+    /// A result button pressed in a server that is not the job's.
+    #[error("This button belongs to a result from another server, so it does not work here.")]
+    OtherServer,
+    /// A result button of a job that produced no images.
+    #[error("This job did not produce any images, so there is nothing to show.")]
+    NoImages,
+    /// `U<n>` where the message carries no image n.
+    #[error("Image {0} is not attached to this result, so it cannot be shown on its own.")]
+    NoSuchImage(u8),
 }
 
 /// `<#1>, <#2> or <#3>`: Discord shows each as a link to the channel.

@@ -1,6 +1,7 @@
 //! imagine-bot: a Discord bot that turns `/imagine` into Midjourney v7 image-to-image jobs on
 //! ShortAPI, with durable jobs and per-guild quotas in PostgreSQL.
 
+pub mod actions;
 pub mod bot;
 pub mod callbacks;
 pub mod config;
@@ -166,6 +167,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         gateway,
         commands,
         callback_key,
+        downloads: provider::download_client(std::time::Duration::from_secs(30))
+            .context("building the download client")?,
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
     let registration = bot::Registration {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serenity::all::{CreateEmbed, CreateEmbedFooter};
+use serenity::all::{CreateActionRow, CreateEmbed, CreateEmbedFooter};
 
 use crate::provider::{ImageToImageArgs, Performance};
 
@@ -34,12 +34,14 @@ pub enum Stage {
     },
 }
 
-/// A rendered message: one line of status and the embeds that carry the details (and, once
-/// done, the gallery).
+/// A rendered message: one line of status, the embeds that carry the details (and, once done,
+/// the gallery) and the buttons under it. `components` is always sent, empty included: an edit
+/// that leaves it out keeps the message's old buttons.
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub content: String,
     pub embeds: Vec<CreateEmbed>,
+    pub components: Vec<CreateActionRow>,
 }
 
 /// The message for a job at `stage`. `gallery_url` groups the image embeds into one gallery;
@@ -90,7 +92,13 @@ pub fn job_message(
             embeds.push(embed);
         }
     }
-    Rendered { content, embeds }
+    Rendered { content, embeds, components: Vec::new() }
+}
+
+/// The line above a result image posted alone (the answer to a `U<n>` press): the image exactly
+/// as generated, at full size, for the member who pressed.
+pub fn single_image_line(number: u8, prompt: &str, user_id: u64) -> String {
+    format!("🔍 **Image {number}** of {} · full size · for <@{user_id}>", truncate(&escape(prompt), 1500))
 }
 
 pub fn status_line(stage: &Stage) -> String {
@@ -218,6 +226,13 @@ mod tests {
     fn failure_says_it_is_refunded() {
         let line = status_line(&Stage::Failed { reason: "The image service refused this job: banned word.".into() });
         assert!(line.contains("banned word") && line.contains("does not count"));
+    }
+
+    #[test]
+    fn a_single_image_names_its_number_prompt_and_presser() {
+        let line = single_image_line(2, "a *fox* @everyone", 42);
+        assert_eq!(line, "🔍 **Image 2** of a \\*fox\\* @\u{200b}everyone · full size · for <@42>");
+        assert!(single_image_line(1, &"x".repeat(5000), 42).chars().count() < 2000);
     }
 
     #[test]

@@ -31,6 +31,7 @@ macro_rules! string_choice_argument {
     };
 }
 
+mod actions;
 mod history;
 mod imagine;
 mod quota;
@@ -71,6 +72,8 @@ pub struct Data {
     pub commands: CommandsStatus,
     /// Signs each new job's callback URL ([`crate::callbacks::Key::secret`] of the job's id).
     pub callback_key: crate::callbacks::Key,
+    /// Fetches a pressed result image from Discord (see [`crate::provider::download_client`]).
+    pub downloads: reqwest::Client,
 }
 
 pub type Error = anyhow::Error;
@@ -124,6 +127,14 @@ pub fn framework(data: Data, registration: Registration) -> Gated {
             event_handler: |framework, event| {
                 Box::pin(async move {
                     track_gateway(&framework.user_data.gateway, framework.serenity_context.shard_id.0, event);
+                    // poise routes only commands; a button press is answered here, from what the
+                    // press and the database hold.
+                    if let serenity::FullEvent::InteractionCreate {
+                        interaction: serenity::Interaction::Component(press),
+                    } = event
+                    {
+                        actions::on_press(framework.serenity_context, framework.user_data, press).await;
+                    }
                     Ok(())
                 })
             },
@@ -287,10 +298,38 @@ pub fn command_definitions(commands: &[poise::Command<Data, Error>]) -> Result<s
 /// `authorizing_integration_owners` key `"0"` naming the guild).
 fn installed_in_guild(ctx: Context<'_>) -> bool {
     let poise::Context::Application(actx) = ctx else { return false };
-    let guild = actx.interaction.guild_id;
-    actx.interaction.authorizing_integration_owners.0.iter().any(
+    guild_installation(&actx.interaction.authorizing_integration_owners, actx.interaction.guild_id)
+}
+
+/// Whether `owners` name the bot's installation in `guild` (key `"0"` with the guild's id).
+fn guild_installation(owners: &serenity::AuthorizingIntegrationOwners, guild: Option<serenity::GuildId>) -> bool {
+    owners.0.iter().any(
         |owner| matches!(owner, serenity::AuthorizingIntegrationOwner::GuildInstall(Some(id)) if Some(*id) == guild),
     )
+}
+
+/// The channel a thread belongs to, when the interaction came from a thread (the server's allowed
+/// channels then count for its threads too).
+fn thread_parent(channel: Option<&serenity::PartialChannel>) -> Option<u64> {
+    channel
+        .filter(|c| {
+            matches!(
+                c.kind,
+                serenity::ChannelType::PublicThread
+                    | serenity::ChannelType::PrivateThread
+                    | serenity::ChannelType::NewsThread
+            )
+        })
+        .and_then(|c| c.parent_id)
+        .map(|p| p.get())
+}
+
+/// Whether an internal error comes from the database being out of reach.
+fn database_down(error: &Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<sqlx::Error>()
+            .is_some_and(|e| matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+    })
 }
 
 /// Whether the invoking member may manage the server, from the permissions Discord resolved for
@@ -339,12 +378,7 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 return;
             }
             error!(command = %ctx.command().qualified_name, error = ?error, "command failed");
-            let database_down = error.chain().any(|e| {
-                e.downcast_ref::<sqlx::Error>().is_some_and(|e| {
-                    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-                })
-            });
-            reply_ephemeral(ctx, if database_down { UNAVAILABLE } else { INTERNAL_ERROR }).await;
+            reply_ephemeral(ctx, if database_down(&error) { UNAVAILABLE } else { INTERNAL_ERROR }).await;
         }
         E::CommandPanic { ctx, payload, .. } => {
             error!(command = %ctx.command().qualified_name, ?payload, "command panicked");

@@ -352,6 +352,28 @@ pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sq
     Ok(result.rows_affected())
 }
 
+/// What a press on a job's result buttons needs to know about the job.
+#[derive(Debug, Clone)]
+pub struct PressedJob {
+    pub guild_id: i64,
+    pub status: JobStatus,
+    /// How many images the job produced.
+    pub images: i32,
+    pub prompt_sent: String,
+}
+
+/// The job a result button belongs to, if it still exists.
+pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<PressedJob>, sqlx::Error> {
+    sqlx::query_as!(
+        PressedJob,
+        r#"SELECT guild_id, status AS "status: JobStatus", cardinality(result_urls) AS "images!", prompt_sent
+         FROM jobs WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// One line of `/history`.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {

@@ -9,6 +9,7 @@ use tracing::{debug, error, info, warn};
 
 use super::lifecycle::{self, Timing};
 use crate::{
+    actions,
     db::jobs::{self as store, Delivery, Job, JobStatus},
     discord::{DiscordRest, SendError, Upload},
     provider::{self, DownloadError},
@@ -177,10 +178,11 @@ fn file_name(index: usize, content_type: Option<&str>, url: &str) -> String {
             .filter(|e| matches!(*e, "png" | "jpg" | "jpeg" | "webp" | "gif"))
             .unwrap_or("png"),
     };
-    format!("imagine-{}.{ext}", index + 1)
+    actions::image_file_name(index + 1, ext)
 }
 
-/// The final message of a job: its results, or why it failed.
+/// The final message of a job: its results with a button for each uploaded image, or why it
+/// failed (without buttons).
 fn final_message(job: &Job, uploads: &[Upload], linked: &[String]) -> render::Rendered {
     let stage = if job.status == JobStatus::Succeeded {
         let took = (job.finished_at.unwrap_or_else(Utc::now) - job.created_at).to_std().unwrap_or_default();
@@ -189,7 +191,10 @@ fn final_message(job: &Job, uploads: &[Upload], linked: &[String]) -> render::Re
         Stage::Failed { reason: job.error_text.clone().unwrap_or_else(|| "Something went wrong.".into()) }
     };
     let files: Vec<String> = uploads.iter().map(|u| u.filename.clone()).collect();
-    render::job_message(&job.args, &job.notes, &stage, &files, &gallery_url(job))
+    let mut message = render::job_message(&job.args, &job.notes, &stage, &files, &gallery_url(job));
+    let numbers: Vec<u8> = files.iter().filter_map(|f| actions::image_number(f)).collect();
+    message.components = actions::result_buttons(job.id, &numbers);
+    message
 }
 
 /// Groups a job's image embeds into one gallery.

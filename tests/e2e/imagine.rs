@@ -325,6 +325,9 @@ async fn history_lists_your_jobs_privately() {
     bot.wait_reply(&ok, |c| c.contains("Done")).await;
     bot.send(&broken).await;
     bot.wait_reply(&broken, |c| c.contains("Failed")).await;
+    // The worker saves a job just after its final edit: wait for the saves, which /history reads.
+    bot.wait_job_settled(&ok).await;
+    bot.wait_job_settled(&broken).await;
     let other_user = bot.imagine("someone else's").user(1180000000000000999, "bob");
     bot.send(&other_user).await;
     bot.callback(&other_user).await;

@@ -6,6 +6,7 @@
 #[path = "../support/harness.rs"]
 mod support;
 
+mod actions;
 mod callbacks;
 mod dockerfile;
 mod faults;

@@ -67,6 +67,8 @@ pub struct TestBot {
     pub pool: PgPool,
     /// `HEALTH_ADDR`, when the test set one.
     health_addr: Option<String>,
+    /// The bot's environment, for [`TestBot::restart`].
+    vars: HashMap<String, String>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     /// Dropped last, with the bot: the database goes with the test.
@@ -137,7 +139,21 @@ impl TestBot {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(imagine_bot::run(config, shutdown.clone()));
         assert!(discord.wait_ready(WAIT).await, "the bot never identified on the gateway");
-        TestBot { discord, shortapi, pool, health_addr, shutdown, handle: Some(handle), _database: database }
+        TestBot { discord, shortapi, pool, health_addr, vars, shutdown, handle: Some(handle), _database: database }
+    }
+
+    /// Stops the bot gracefully and starts a new one on the same database and stand-ins: only
+    /// what the database holds carries over. Returns once the new bot identified.
+    pub async fn restart(&mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+        let readies = self.discord.ready_count();
+        let config = Config::from_lookup(|k| self.vars.get(k).cloned()).expect("test configuration is valid");
+        self.shutdown = CancellationToken::new();
+        self.handle = Some(tokio::spawn(imagine_bot::run(config, self.shutdown.clone())));
+        assert!(self.discord.wait_ready_count(readies + 1, WAIT).await, "the restarted bot never identified");
     }
 
     /// Sends an interaction through the gateway, as Discord would.

@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::attachments::resigned;
 use super::{
     APP_ID, Conn, DEFAULT_ATTACHMENT_SIZE_LIMIT, DEFAULT_CHANNEL_ID, DiscordStandIn, HEARTBEAT_INTERVAL_MS, Inner,
     InteractionState, Out, Session, Shared, bot_user_json, id_of, lock, shard_for_guild, snowflake,
@@ -63,6 +64,12 @@ impl DiscordStandIn {
         }
         let id = id_of(&interaction["id"]).unwrap_or_else(snowflake);
         let token = interaction["token"].as_str().unwrap_or_default().to_string();
+        // A press carries the message its button is on as Discord holds it now, its attachment
+        // URLs signed afresh.
+        let message_id = id_of(&interaction["message"]["id"]);
+        if let Some(stored) = message_id.and_then(|m| inner.messages.get(&m)) {
+            interaction["message"] = resigned(&self.shared, &inner, stored);
+        }
         let state = InteractionState {
             token: token.clone(),
             channel_id: id_of(&interaction["channel_id"]).unwrap_or(DEFAULT_CHANNEL_ID),
@@ -72,9 +79,12 @@ impl DiscordStandIn {
                 .unwrap_or(DEFAULT_ATTACHMENT_SIZE_LIMIT),
             dispatched_at: Instant::now(),
             acked_with: None,
+            message_id,
         };
         inner.tokens.insert(token, id);
-        inner.interactions.insert(id, state);
+        // The same interaction dispatched again (a replay) is still the one interaction: it can
+        // be acknowledged once.
+        inner.interactions.entry(id).or_insert(state);
         dispatch_locked(&mut inner, "INTERACTION_CREATE", &interaction);
         drop(inner);
         self.shared.notify();

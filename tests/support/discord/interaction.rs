@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::{
     APP_ID, DEFAULT_ATTACHMENT_SIZE_LIMIT, DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, DEFAULT_PERMISSIONS, DEFAULT_USER_ID,
-    DEFAULT_USER_NAME, known_channel, plain_user_json, snowflake,
+    DEFAULT_USER_NAME, id_of, known_channel, plain_user_json, snowflake,
 };
 
 /// Builds INTERACTION_CREATE payloads (`d`) shaped like Discord's (reference §4.3), accepted by
@@ -32,6 +32,8 @@ pub struct InteractionBuilder {
     /// Role ids of the invoking member (`member.roles`).
     member_roles: Vec<u64>,
     roles: serde_json::Map<String, Value>,
+    /// A button press (type 3): the button's `custom_id` and the message it is on.
+    press: Option<(String, Value)>,
 }
 
 impl InteractionBuilder {
@@ -57,7 +59,20 @@ impl InteractionBuilder {
             roles: serde_json::Map::new(),
             attachments: serde_json::Map::new(),
             attachment_size_limit: DEFAULT_ATTACHMENT_SIZE_LIMIT,
+            press: None,
         }
+    }
+
+    /// A press (type 3 interaction, component type 2) of the button `custom_id` on `message` (a
+    /// message as the stand-in stored it), with a fresh id and token. Like Discord, the stand-in
+    /// puts the message as it holds it now into the dispatched press, attachment URLs freshly
+    /// signed; a message it does not know is sent as given.
+    pub fn button_press(message: &Value, custom_id: &str) -> Self {
+        let mut press = Self::command("");
+        press.channel_id = id_of(&message["channel_id"]).unwrap_or(DEFAULT_CHANNEL_ID);
+        press.guild_id = id_of(&message["guild_id"]).unwrap_or(DEFAULT_GUILD_ID);
+        press.press = Some((custom_id.to_owned(), message.clone()));
+        press
     }
 
     pub fn guild(mut self, id: u64) -> Self {
@@ -277,6 +292,11 @@ impl InteractionBuilder {
         d["authorizing_integration_owners"] =
             if self.user_installed { json!({"1": self.user_id.to_string()}) } else { json!({"0": gs}) };
         d["context"] = json!(0);
+        if let Some((custom_id, message)) = &self.press {
+            d["type"] = json!(3);
+            d["data"] = json!({"custom_id": custom_id, "component_type": 2});
+            d["message"] = message.clone();
+        }
         d
     }
 }

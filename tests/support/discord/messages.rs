@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use super::attachments::{RecordedFile, compute_attachments};
 use super::rest::{Rejection, Reply};
 use super::{
-    APP_ID, DEFAULT_CHANNEL_ID, DiscordStandIn, FLAG_EPHEMERAL, FLAG_LOADING, Inner, MAX_CONTENT_CHARS, MAX_EMBEDS,
-    MAX_FILES, Shared, bot_user_json, form_error, id_of, lock, now_timestamp, plain_user_json, snowflake,
+    APP_ID, DEFAULT_CHANNEL_ID, DiscordStandIn, FLAG_EPHEMERAL, FLAG_LOADING, Inner, MAX_COMPONENT_ROWS,
+    MAX_CONTENT_CHARS, MAX_EMBEDS, MAX_FILES, MAX_ROW_BUTTONS, Shared, bot_user_json, form_error, id_of, lock,
+    now_timestamp, plain_user_json, snowflake,
 };
 
 impl DiscordStandIn {
@@ -140,6 +141,88 @@ fn validate_payload(body: &Value, files: &[RecordedFile], size_limit: u64) -> Re
     }
     if files.iter().any(|f| f.bytes.len() as u64 > size_limit) {
         return Err(Reply::err(413, 40005, "Request entity too large"));
+    }
+    validate_components(&body["components"])
+}
+
+/// Discord's rules for message components (legacy layout): at most 5 action rows (type 1) of 1–5
+/// buttons (type 2); styles 1–4 carry a `custom_id` of 1–100 characters, unique in the message,
+/// style 5 a `url` and no `custom_id`; a label of at most 80 characters, or an emoji.
+fn validate_components(components: &Value) -> Result<(), Rejection> {
+    let invalid = |path: String, code: &str, message: &str| Err(Reply::json(400, form_error(&path, code, message)));
+    let rows = match components {
+        Value::Null => return Ok(()),
+        Value::Array(rows) => rows,
+        _ => return invalid("components".into(), "BASE_TYPE_ARRAY", "Must be an array."),
+    };
+    if rows.len() > MAX_COMPONENT_ROWS {
+        return invalid("components".into(), "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.");
+    }
+    let mut custom_ids = HashSet::new();
+    for (r, row) in rows.iter().enumerate() {
+        if row["type"] != 1 {
+            return invalid(format!("components.{r}.type"), "BASE_TYPE_CHOICES", "Value must be one of {1}.");
+        }
+        let buttons = row["components"].as_array().map_or(&[][..], Vec::as_slice);
+        if buttons.is_empty() || buttons.len() > MAX_ROW_BUTTONS {
+            return invalid(
+                format!("components.{r}.components"),
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 5 in length.",
+            );
+        }
+        for (b, button) in buttons.iter().enumerate() {
+            let at = |field: &str| format!("components.{r}.components.{b}.{field}");
+            if button["type"] != 2 {
+                return invalid(at("type"), "BASE_TYPE_CHOICES", "Value must be one of {2}.");
+            }
+            let label = button["label"].as_str();
+            if label.is_some_and(|l| l.chars().count() > 80) {
+                return invalid(at("label"), "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length.");
+            }
+            if label.is_none_or(str::is_empty) && button["emoji"].is_null() {
+                return invalid(at("label"), "BUTTON_LABEL_OR_EMOJI_REQUIRED", "A label or an emoji is required.");
+            }
+            let custom_id = button.get("custom_id").filter(|c| !c.is_null());
+            let url = button.get("url").filter(|u| !u.is_null());
+            match button["style"].as_u64() {
+                Some(1..=4) => {
+                    if url.is_some() {
+                        return invalid(at("url"), "BUTTON_URL_NOT_ALLOWED", "A URL is only allowed for link buttons.");
+                    }
+                    let Some(id) = custom_id.and_then(Value::as_str) else {
+                        return invalid(at("custom_id"), "BASE_TYPE_REQUIRED", "This field is required");
+                    };
+                    if id.is_empty() || id.chars().count() > 100 {
+                        return invalid(
+                            at("custom_id"),
+                            "BASE_TYPE_BAD_LENGTH",
+                            "Must be between 1 and 100 in length.",
+                        );
+                    }
+                    if !custom_ids.insert(id.to_owned()) {
+                        return invalid(
+                            at("custom_id"),
+                            "COMPONENT_CUSTOM_ID_DUPLICATED",
+                            "Component custom id cannot be duplicated",
+                        );
+                    }
+                }
+                Some(5) => {
+                    if custom_id.is_some() {
+                        return invalid(
+                            at("custom_id"),
+                            "BUTTON_CUSTOM_ID_NOT_ALLOWED",
+                            "Link buttons have no custom id.",
+                        );
+                    }
+                    if url.and_then(Value::as_str).is_none_or(str::is_empty) {
+                        return invalid(at("url"), "BASE_TYPE_REQUIRED", "This field is required");
+                    }
+                }
+                _ => return invalid(at("style"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5}."),
+            }
+        }
     }
     Ok(())
 }

@@ -59,6 +59,8 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 41250;
 pub const MAX_CONTENT_CHARS: usize = 2000;
 pub const MAX_EMBEDS: usize = 10;
 pub const MAX_FILES: usize = 10;
+pub const MAX_COMPONENT_ROWS: usize = 5;
+pub const MAX_ROW_BUTTONS: usize = 5;
 
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 const FLAG_EPHEMERAL: u64 = 1 << 6;
@@ -188,6 +190,8 @@ struct InteractionState {
     attachment_size_limit: u64,
     dispatched_at: Instant,
     acked_with: Option<u64>,
+    /// The message a component interaction's component is on (callbacks 6 and 7 act on it).
+    message_id: Option<u64>,
 }
 
 enum Out {
@@ -228,6 +232,8 @@ struct Inner {
     /// `(channel, nonce)` of messages posted with `enforce_nonce`, and the message made.
     nonces: HashMap<(u64, String), (u64, Instant)>,
     files: HashMap<u64, (String, Vec<u8>)>,
+    /// Seconds the CDN's clock is ahead of the real one (see `attachments`).
+    cdn_clock_offset: i64,
     conns: HashMap<u64, Conn>,
     sessions: HashMap<String, Session>,
     next_conn: u64,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::attachments::RecordedFile;
+use super::attachments::{RecordedFile, resigned};
 use super::messages::{MsgCtx, create_message, edit_stored};
 use super::rest::Reply;
 use super::{
@@ -71,7 +71,18 @@ pub(super) fn callback(
     let kind = body["type"].as_u64();
     let empty = json!({});
     let data = body.get("data").filter(|d| d.is_object()).unwrap_or(&empty);
+    let component_message = state.message_id.filter(|m| inner.messages.contains_key(m));
     let message = match kind {
+        // The answer to a press may update the message the button is on: at once (7), or later
+        // through `@original` (6). Either way that message becomes the original response.
+        Some(6) if component_message.is_some() => component_message.map(|m| inner.messages[&m].clone()),
+        Some(7) if component_message.is_some() => {
+            let mid = component_message.expect("checked");
+            match edit_stored(shared, inner, mid, data, files, ctx.size_limit) {
+                Reply { status: 200, body: Some(m), .. } => Some(m),
+                refused => return refused,
+            }
+        }
         Some(4) => match create_message(shared, inner, &ctx, data, files) {
             Ok(m) => Some(m),
             Err(r) => return r,
@@ -204,7 +215,7 @@ pub(super) fn webhook(
                 return Reply::err(404, 10008, "Unknown Message");
             };
             match m {
-                "GET" => Reply::json(200, inner.messages[&mid].clone()),
+                "GET" => Reply::json(200, resigned(shared, inner, &inner.messages[&mid])),
                 "PATCH" => edit_stored(shared, inner, mid, body, files, size_limit),
                 "DELETE" => {
                     inner.messages.remove(&mid);

@@ -10,7 +10,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::attachments::{RecordedFile, parse_multipart};
+use super::attachments::{RecordedFile, parse_multipart, resigned};
 use super::messages::{MsgCtx, create_message, edit_stored};
 use super::responses::{callback, webhook};
 use super::{
@@ -123,8 +123,8 @@ impl DiscordStandIn {
 }
 
 pub(super) struct Reply {
-    status: u16,
-    body: Option<Value>,
+    pub(super) status: u16,
+    pub(super) body: Option<Value>,
     headers: Vec<(String, String)>,
 }
 
@@ -347,7 +347,7 @@ fn route(
                 return Reply::err(404, 10008, "Unknown Message");
             }
             match m {
-                "GET" => Reply::json(200, inner.messages[&mid].clone()),
+                "GET" => Reply::json(200, resigned(shared, inner, &inner.messages[&mid])),
                 "PATCH" => edit_stored(shared, inner, mid, body, files, DEFAULT_ATTACHMENT_SIZE_LIMIT),
                 "DELETE" => {
                     inner.messages.remove(&mid);
