@@ -422,21 +422,25 @@ async fn main() {
             machine(),
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
         );
-        // Keep the other mode's section; replace this mode's.
+        // Replace this mode's section; keep every other one (the other mode's, and hand-written
+        // sections such as before/after comparisons).
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
-        let other = if o.callbacks { "## polling: " } else { "## callbacks: " };
-        let kept = existing.find(other).map(|start| {
-            let rest = &existing[start..];
-            let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 4);
-            rest[..end].trim_end().to_owned()
-        });
+        let this = format!("## {mode}: ");
+        let kept: Vec<String> = existing
+            .split("\n## ")
+            .skip(1)
+            .map(|s| format!("## {}", s.trim_end()))
+            .filter(|s| !s.starts_with(&this))
+            .collect();
+        let (mut sections, notes): (Vec<String>, Vec<String>) =
+            kept.into_iter().partition(|s| s.starts_with("## polling: ") || s.starts_with("## callbacks: "));
+        sections.push(section.trim_end().to_owned());
+        sections.sort();
+        sections.extend(notes);
         let mut out = String::from(
             "# Benchmarks\n\nFigures from `benches/load.rs`: the release binary in its own process against the \
              stand-ins and PostgreSQL on one machine, each figure beside the floor measured in the same run.\n\n",
         );
-        let mut sections = vec![section.trim_end().to_owned()];
-        sections.extend(kept);
-        sections.sort();
         out.push_str(&sections.join("\n\n"));
         out.push('\n');
         std::fs::write(&path, out).unwrap();
