@@ -1,6 +1,9 @@
 //! Load benchmark: the real bot (release build, its own process) against the Discord and
 //! ShortAPI stand-ins and a real PostgreSQL, with each figure printed next to the floor measured
 //! in the same run. Run with `cargo bench --bench load` (see `--help`); it writes BENCHMARKS.md.
+//!
+//! Longer than 400 lines on purpose: one scenario read top to bottom (start everything, seed, send,
+//! wait, measure each floor in the same run, write the table), which splitting would scatter.
 
 // The test support, shared with the tests (`tests/e2e/main.rs`); the bench uses a small part.
 #[allow(dead_code, reason = "the bench uses a small part of the test support")]

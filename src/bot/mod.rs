@@ -34,6 +34,7 @@ macro_rules! string_choice_argument {
 mod actions;
 mod history;
 mod imagine;
+mod on_error;
 mod quota;
 mod settings;
 
@@ -110,7 +111,7 @@ pub fn framework(data: Data, registration: Registration) -> Gated {
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands(),
-            on_error: |e| Box::pin(on_error(e)),
+            on_error: |e| Box::pin(on_error::on_error(e)),
             // The bot serves only servers that installed it: a command reached through a user
             // installation (no guild installation among its owners) creates nothing.
             command_check: Some(|ctx| {
@@ -352,62 +353,5 @@ async fn reply_ephemeral(ctx: Context<'_>, text: impl Into<String>) {
         .allowed_mentions(serenity::CreateAllowedMentions::new());
     if let Err(e) = ctx.send(reply).await {
         warn!(error = %crate::discord::classify_serenity(e), "could not send an ephemeral reply");
-    }
-}
-
-async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
-    use poise::FrameworkError as E;
-    match error {
-        E::Setup { error, .. } => error!(error = ?error, "setting up the bot failed"),
-        E::Command { error, ctx, .. } => {
-            if let Some(user_error) = error.downcast_ref::<UserError>() {
-                info!(command = %ctx.command().qualified_name, refusal = %user_error, "told the user what to change");
-                match user_error {
-                    UserError::Limit(refusal) => {
-                        metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1)
-                    }
-                    UserError::BudgetSpent { .. } => {
-                        metrics::counter!("imagine_quota_refusals_total", "limit" => "monthly_budget").increment(1)
-                    }
-                    UserError::SpendLimit { .. } => {
-                        metrics::counter!("imagine_quota_refusals_total", "limit" => "daily_spend").increment(1)
-                    }
-                    _ => {}
-                }
-                reply_ephemeral(ctx, user_error.to_string()).await;
-                return;
-            }
-            error!(command = %ctx.command().qualified_name, error = ?error, "command failed");
-            reply_ephemeral(ctx, if database_down(&error) { UNAVAILABLE } else { INTERNAL_ERROR }).await;
-        }
-        E::CommandPanic { ctx, payload, .. } => {
-            error!(command = %ctx.command().qualified_name, ?payload, "command panicked");
-            reply_ephemeral(ctx, INTERNAL_ERROR).await;
-        }
-        E::ArgumentParse { ctx, input, error, .. } => {
-            warn!(command = %ctx.command().qualified_name, ?input, %error, "could not read an option");
-            reply_ephemeral(ctx, UserError::UnreadableOption.to_string()).await;
-        }
-        E::CommandStructureMismatch { ctx, description, .. } => {
-            warn!(command = %ctx.command().qualified_name, description, "command definition out of date");
-            reply_ephemeral(poise::Context::Application(ctx), UserError::OutdatedCommand.to_string()).await;
-        }
-        E::CommandCheckFailed { ctx, error, .. } => {
-            let refusal = error.as_ref().and_then(|e| e.downcast_ref::<UserError>()).cloned();
-            info!(command = %ctx.command().qualified_name, ?refusal, "a command check refused the command");
-            reply_ephemeral(ctx, refusal.unwrap_or(UserError::NotInstalled).to_string()).await;
-        }
-        E::GuildOnly { ctx, .. } => reply_ephemeral(ctx, UserError::GuildOnly.to_string()).await,
-        E::MissingUserPermissions { ctx, .. } => reply_ephemeral(ctx, UserError::NotAdmin.to_string()).await,
-        E::MissingBotPermissions { ctx, missing_permissions, .. } => {
-            reply_ephemeral(ctx, UserError::BotPermissions(missing_permissions.to_string()).to_string()).await
-        }
-        other => {
-            let ctx = other.ctx();
-            warn!(error = %other, "unhandled framework event");
-            if let Some(ctx) = ctx {
-                reply_ephemeral(ctx, INTERNAL_ERROR).await;
-            }
-        }
     }
 }

@@ -9,7 +9,10 @@ use tracing::info;
 
 use super::{Context, Error, reply_ephemeral, require_admin};
 use crate::{
-    db::quotas::{self, Change},
+    db::{
+        quotas::{self, Change},
+        role_limits,
+    },
     error::UserError,
     quota::{self, LimitKind, Limits},
 };
@@ -96,7 +99,7 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
             quota::next_month(now).timestamp()
         ));
     }
-    let tiers = quotas::role_tiers(&data.pool, guild_id).await.context("loading role tiers")?;
+    let tiers = role_limits::role_tiers(&data.pool, guild_id).await.context("loading role tiers")?;
     if !tiers.is_empty() {
         text.push_str("**Role tiers** (replace the per-member limits; the most generous role wins)\n");
         for tier in &tiers {
@@ -245,8 +248,8 @@ pub async fn role(
     }
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let admin = ctx.author().id.get() as i64;
-    let tier = quotas::RoleTier { role_id: role.get() as i64, per_user_daily, max_concurrent };
-    quotas::set_role_tier(&data.pool, guild_id, tier, clear, admin).await.context("changing a role tier")?;
+    let tier = role_limits::RoleTier { role_id: role.get() as i64, per_user_daily, max_concurrent };
+    role_limits::set_role_tier(&data.pool, guild_id, tier, clear, admin).await.context("changing a role tier")?;
     info!(guild_id, admin, role = role.get(), clear, ?per_user_daily, ?max_concurrent, "role tier changed");
     let text = if clear {
         format!("Members with <@&{role}> now have the server's per-member limits.")

@@ -3,6 +3,7 @@
 
 pub mod jobs;
 pub mod quotas;
+pub mod role_limits;
 pub mod settings;
 
 use std::time::Duration;

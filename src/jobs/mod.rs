@@ -7,6 +7,7 @@
 //! - [`schedule`]: when to query the provider again.
 
 pub mod deliver;
+mod held;
 pub mod lifecycle;
 pub mod schedule;
 pub mod worker;

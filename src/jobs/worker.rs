@@ -3,14 +3,9 @@
 //! lease back at shutdown. A job's state only changes in `lifecycle`; the database is written
 //! when the state changes, not on every poll.
 
-use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::PgPool;
 use tokio::{
     sync::{Notify, Semaphore},
@@ -23,6 +18,7 @@ use uuid::Uuid;
 use super::{
     WorkerSettings,
     deliver::Deliverer,
+    held::Held,
     lifecycle::{self, Action, Timing},
     schedule,
 };
@@ -50,38 +46,6 @@ pub struct Worker {
     /// Where recent jobs finished, shared by every process through the database.
     durations: std::sync::RwLock<schedule::DurationModel>,
     wake: Arc<Notify>,
-}
-
-/// Jobs this process holds between steps, ordered by when they are due.
-#[derive(Default)]
-struct Held {
-    jobs: HashMap<Uuid, Job>,
-    due: BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>>,
-}
-
-impl Held {
-    fn insert(&mut self, job: Job) {
-        self.due.push(Reverse((job.next_run_at, job.id)));
-        self.jobs.insert(job.id, job);
-    }
-
-    /// The next held job whose time has come.
-    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<Job> {
-        while let Some(Reverse((at, id))) = self.due.peek().copied() {
-            if at > now {
-                return None;
-            }
-            self.due.pop();
-            if let Some(job) = self.jobs.remove(&id) {
-                return Some(job);
-            }
-        }
-        None
-    }
-
-    fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.due.peek().map(|Reverse((at, _))| *at)
-    }
 }
 
 impl Worker {

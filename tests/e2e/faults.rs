@@ -1,6 +1,9 @@
 //! Faults injected through the stand-ins: expired interaction tokens, Discord rate limits and
 //! errors, a misbehaving provider, gateway drops. Each test asserts what the user sees and what
 //! the database records.
+//!
+//! Longer than 400 lines on purpose: one test per fault the bot meets in the wild (Discord and
+//! provider errors, expiry, limits, blips), kept side by side so their expectations can be compared.
 
 use std::time::Duration;
 

@@ -1,0 +1,54 @@
+use chrono::Utc;
+
+use super::*;
+use crate::settings::{BlockedWords, blocked_form};
+
+#[test]
+fn the_overview_always_fits_in_one_message() {
+    let words: Vec<String> =
+        (0..200).map(|i| blocked_form(&format!("word{i:03} {}", "x".repeat(80))).unwrap()).collect();
+    let settings = GuildSettings {
+        defaults: GuildDefaults {
+            aspect_ratio: AspectRatio::parse_exact("16:9"),
+            negative_prompt: Some("n".repeat(500)),
+            ..Default::default()
+        },
+        allowed_channels: (0..25).map(|i| 1180000000000000000 + i).collect(),
+        blocked_words: BlockedWords::new(words),
+    };
+    let change = RecordedChange {
+        changed_by: 1180000000000000300,
+        changed_at: Utc::now(),
+        setting: Setting::NegativePrompt,
+        old_value: Some("o".repeat(500)),
+        new_value: None,
+    };
+    let text = overview(&settings, &vec![change; 10]);
+    assert!(text.chars().count() <= MAX_CONTENT, "{}", text.chars().count());
+    assert!(text.contains("Aspect ratio: **16:9** · Performance: not set (balance)"), "{text}");
+    assert!(text.contains("**Blocked words** (200): `word000"), "{text}");
+    assert!(text.contains(" more\n"), "{text}");
+    assert!(text.contains("**Recent changes**\n<t:"), "{text}");
+}
+
+#[test]
+fn changes_read_as_sentences() {
+    let at = Utc::now();
+    let recorded = |setting, old: Option<&str>, new: Option<&str>| {
+        describe_recorded(&RecordedChange {
+            changed_by: 7,
+            changed_at: at,
+            setting,
+            old_value: old.map(str::to_owned),
+            new_value: new.map(str::to_owned),
+        })
+    };
+    let ts = at.timestamp();
+    assert_eq!(recorded(Setting::AllowedChannel, None, Some("5")), format!("<t:{ts}:R> <@7> allowed <#5>"));
+    assert!(recorded(Setting::AllowedChannel, Some("5"), None).ends_with("took <#5> off the allowed channels"));
+    assert!(recorded(Setting::BlockedWord, None, Some("gore")).ends_with("blocked `gore`"));
+    assert!(recorded(Setting::BlockedWord, Some("gore"), None).ends_with("allowed `gore` again"));
+    assert!(recorded(Setting::Chaos, None, Some("20")).ends_with("chaos not set → **20**"));
+    assert_eq!(where_allowed(&[]), "`/imagine` works in every channel.");
+    assert_eq!(where_allowed(&[1, 2]), "`/imagine` works only in <#1>, <#2> (and their threads).");
+}

@@ -1,0 +1,102 @@
+//! The `guild_role_limits` table: per-member limits for members holding a role (role tiers).
+
+use sqlx::PgExecutor;
+
+use crate::quota::LimitKind;
+
+/// The most generous per-member limits among `roles` in the guild (`None`: no role sets it).
+pub struct MemberTier {
+    pub per_user_daily: Option<i32>,
+    pub max_concurrent: Option<i32>,
+}
+
+pub async fn for_member(db: impl PgExecutor<'_>, guild_id: i64, roles: &[i64]) -> Result<MemberTier, sqlx::Error> {
+    sqlx::query_as!(
+        MemberTier,
+        r#"SELECT max(per_user_daily_limit) AS per_user_daily, max(max_concurrent) AS max_concurrent
+         FROM guild_role_limits WHERE guild_id = $1 AND role_id = ANY($2)"#,
+        guild_id,
+        roles,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The per-member limits a role gives (`None`: the role does not set that limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleTier {
+    pub role_id: i64,
+    pub per_user_daily: Option<i32>,
+    pub max_concurrent: Option<i32>,
+}
+
+/// Sets (or with `clear`, removes) a role's per-member limits, auditing each change.
+pub async fn set_role_tier(
+    db: &sqlx::PgPool,
+    guild_id: i64,
+    tier: RoleTier,
+    clear: bool,
+    changed_by: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let old = sqlx::query!(
+        "SELECT per_user_daily_limit, max_concurrent FROM guild_role_limits WHERE guild_id = $1 AND role_id = $2 \
+         FOR UPDATE",
+        guild_id,
+        tier.role_id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (old_daily, old_concurrent) = old.map_or((None, None), |o| (o.per_user_daily_limit, o.max_concurrent));
+    let (new_daily, new_concurrent) =
+        if clear { (None, None) } else { (tier.per_user_daily.or(old_daily), tier.max_concurrent.or(old_concurrent)) };
+    for (kind, old, new) in
+        [(LimitKind::PerUserDaily, old_daily, new_daily), (LimitKind::MaxConcurrent, old_concurrent, new_concurrent)]
+    {
+        if old != new {
+            sqlx::query!(
+                "INSERT INTO quota_changes (guild_id, changed_by, limit_name, old_value, new_value, role_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                guild_id,
+                changed_by,
+                kind as LimitKind,
+                old,
+                new,
+                tier.role_id,
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    if new_daily.is_none() && new_concurrent.is_none() {
+        sqlx::query!("DELETE FROM guild_role_limits WHERE guild_id = $1 AND role_id = $2", guild_id, tier.role_id)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query!(
+            "INSERT INTO guild_role_limits (guild_id, role_id, per_user_daily_limit, max_concurrent, updated_by) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id, role_id) DO UPDATE SET \
+             per_user_daily_limit = $3, max_concurrent = $4, updated_by = $5, updated_at = now()",
+            guild_id,
+            tier.role_id,
+            new_daily,
+            new_concurrent,
+            changed_by,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// The guild's role tiers, most generous first.
+pub async fn role_tiers(db: impl PgExecutor<'_>, guild_id: i64) -> Result<Vec<RoleTier>, sqlx::Error> {
+    sqlx::query_as!(
+        RoleTier,
+        "SELECT role_id, per_user_daily_limit AS per_user_daily, max_concurrent FROM guild_role_limits \
+         WHERE guild_id = $1 ORDER BY per_user_daily_limit DESC NULLS LAST, role_id",
+        guild_id,
+    )
+    .fetch_all(db)
+    .await
+}
