@@ -126,19 +126,8 @@ pub async fn imagine(
         let mut tx = data.pool.begin().await.context("starting the reservation")?;
         let settings =
             db::settings::load(&mut *tx, guild_id.get() as i64).await.context("reading the server's settings")?;
-        let parent = interaction
-            .channel
-            .as_ref()
-            .filter(|c| {
-                matches!(
-                    c.kind,
-                    serenity::ChannelType::PublicThread
-                        | serenity::ChannelType::PrivateThread
-                        | serenity::ChannelType::NewsThread
-                )
-            })
-            .and_then(|c| c.parent_id);
-        if !settings.allows_channel(interaction.channel_id.get(), parent.map(|p| p.get())) {
+        let parent = super::thread_parent(interaction.channel.as_ref());
+        if !settings.allows_channel(interaction.channel_id.get(), parent) {
             return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
         }
         let typed_prompt = request.prompt.clone();
