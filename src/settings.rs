@@ -187,15 +187,10 @@ pub fn defaults_note(defaults: &GuildDefaults, sources: &Sources) -> Option<Stri
     Some(format!("Server {noun}: {}. Give the option or the flag to change {these}.", used.join(", ")))
 }
 
-/// What `/settings defaults` was given.
+/// What `/settings defaults` was given: the defaults to set (`None` where not given), or `reset`.
 #[derive(Debug, Clone, Default)]
 pub struct DefaultsInput {
-    pub aspect_ratio: Option<AspectRatio>,
-    pub performance: Option<Performance>,
-    pub stylization: Option<i64>,
-    pub chaos: Option<i64>,
-    pub weirdness: Option<i64>,
-    pub negative_prompt: Option<String>,
+    pub values: GuildDefaults,
     pub reset: bool,
 }
 
@@ -227,13 +222,9 @@ impl DefaultsUpdate {
 
 /// Checks `/settings defaults`. An `Err` is a sentence for the admin that says what to change.
 pub fn defaults_update(input: DefaultsInput) -> Result<DefaultsUpdate, String> {
-    let given = input.aspect_ratio.is_some()
-        || input.performance.is_some()
-        || input.stylization.is_some()
-        || input.chaos.is_some()
-        || input.weirdness.is_some()
-        || input.negative_prompt.is_some();
-    match (input.reset, given) {
+    let DefaultsInput { values, reset } = input;
+    let given = values != GuildDefaults::default();
+    match (reset, given) {
         (true, true) => {
             return Err("`reset` clears every default, so it cannot come with new values. Run \
                  `/settings defaults reset:True` on its own, then set the defaults you want."
@@ -248,9 +239,9 @@ pub fn defaults_update(input: DefaultsInput) -> Result<DefaultsUpdate, String> {
         (false, true) => {}
     }
     for (option, value, (min, max)) in [
-        ("stylization", input.stylization, flags::STYLIZE),
-        ("chaos", input.chaos, flags::CHAOS),
-        ("weirdness", input.weirdness, flags::WEIRD),
+        ("stylization", values.stylization, flags::STYLIZE),
+        ("chaos", values.chaos, flags::CHAOS),
+        ("weirdness", values.weirdness, flags::WEIRD),
     ] {
         if let Some(v) = value
             && !(min..=max).contains(&v)
@@ -259,7 +250,7 @@ pub fn defaults_update(input: DefaultsInput) -> Result<DefaultsUpdate, String> {
         }
     }
     let mut notes = Vec::new();
-    let negative_prompt = match input.negative_prompt {
+    let negative_prompt = match values.negative_prompt.clone() {
         Some(text) => {
             if text.chars().count() > MAX_NEGATIVE_CHARS {
                 return Err(format!(
@@ -277,17 +268,7 @@ pub fn defaults_update(input: DefaultsInput) -> Result<DefaultsUpdate, String> {
         }
         None => None,
     };
-    Ok(DefaultsUpdate::Set {
-        values: GuildDefaults {
-            aspect_ratio: input.aspect_ratio,
-            performance: input.performance,
-            stylization: input.stylization,
-            chaos: input.chaos,
-            weirdness: input.weirdness,
-            negative_prompt,
-        },
-        notes,
-    })
+    Ok(DefaultsUpdate::Set { values: GuildDefaults { negative_prompt, ..values }, notes })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,12 +82,7 @@ pub async fn defaults(
 ) -> Result<(), Error> {
     require_admin(ctx)?;
     let input = DefaultsInput {
-        aspect_ratio,
-        performance,
-        stylization,
-        chaos,
-        weirdness,
-        negative_prompt,
+        values: GuildDefaults { aspect_ratio, performance, stylization, chaos, weirdness, negative_prompt },
         reset: reset.unwrap_or(false),
     };
     let update = settings::defaults_update(input).map_err(UserError::Input)?;

@@ -24,14 +24,12 @@ pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSetting
     .fetch_one(db)
     .await?;
     Ok(GuildSettings {
-        defaults: GuildDefaults {
-            aspect_ratio: row.aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
-            performance: row.performance.as_deref().and_then(Performance::parse),
-            stylization: row.stylization.map(i64::from),
-            chaos: row.chaos.map(i64::from),
-            weirdness: row.weirdness.map(i64::from),
-            negative_prompt: row.negative_prompt,
-        },
+        defaults: defaults_from_row(
+            row.aspect_ratio,
+            row.performance,
+            [row.stylization, row.chaos, row.weirdness],
+            row.negative_prompt,
+        ),
         allowed_channels: row.allowed_channels.into_iter().map(|c| c as u64).collect(),
         blocked_words: BlockedWords::new(row.blocked_words),
     })
@@ -50,14 +48,29 @@ async fn lock(tx: &mut PgConnection, guild_id: i64) -> Result<GuildDefaults, sql
     )
     .fetch_one(&mut *tx)
     .await?;
-    Ok(GuildDefaults {
-        aspect_ratio: row.aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
-        performance: row.performance.as_deref().and_then(Performance::parse),
-        stylization: row.stylization.map(i64::from),
-        chaos: row.chaos.map(i64::from),
-        weirdness: row.weirdness.map(i64::from),
-        negative_prompt: row.negative_prompt,
-    })
+    Ok(defaults_from_row(
+        row.aspect_ratio,
+        row.performance,
+        [row.stylization, row.chaos, row.weirdness],
+        row.negative_prompt,
+    ))
+}
+
+/// The defaults as stored (`[stylization, chaos, weirdness]` as the columns' integers).
+fn defaults_from_row(
+    aspect_ratio: Option<String>,
+    performance: Option<String>,
+    [stylization, chaos, weirdness]: [Option<i32>; 3],
+    negative_prompt: Option<String>,
+) -> GuildDefaults {
+    GuildDefaults {
+        aspect_ratio: aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
+        performance: performance.as_deref().and_then(Performance::parse),
+        stylization: stylization.map(i64::from),
+        chaos: chaos.map(i64::from),
+        weirdness: weirdness.map(i64::from),
+        negative_prompt,
+    }
 }
 
 async fn record(

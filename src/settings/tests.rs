@@ -73,19 +73,27 @@ fn the_note_names_the_server_defaults_used() {
 
 #[test]
 fn defaults_updates_are_checked() {
-    let err = defaults_update(DefaultsInput { reset: true, chaos: Some(5), ..Default::default() }).unwrap_err();
+    let err =
+        defaults_update(DefaultsInput { reset: true, values: GuildDefaults { chaos: Some(5), ..Default::default() } })
+            .unwrap_err();
     assert!(err.contains("cannot come with new values"), "{err}");
     assert!(defaults_update(DefaultsInput::default()).unwrap_err().contains("at least one"));
     assert_eq!(defaults_update(DefaultsInput { reset: true, ..Default::default() }), Ok(DefaultsUpdate::Reset));
-    let err = defaults_update(DefaultsInput { chaos: Some(101), ..Default::default() }).unwrap_err();
+    let err = defaults_update(DefaultsInput {
+        values: GuildDefaults { chaos: Some(101), ..Default::default() },
+        reset: false,
+    })
+    .unwrap_err();
     assert!(err.contains("0 to 100"), "{err}");
-    let err = defaults_update(DefaultsInput { negative_prompt: Some("###".into()), ..Default::default() });
+    let err = defaults_update(DefaultsInput {
+        values: GuildDefaults { negative_prompt: Some("###".into()), ..Default::default() },
+        reset: false,
+    });
     assert!(err.unwrap_err().contains("empty"));
 
     let update = defaults_update(DefaultsInput {
-        chaos: Some(5),
-        negative_prompt: Some("low-poly".into()),
-        ..Default::default()
+        values: GuildDefaults { chaos: Some(5), negative_prompt: Some("low-poly".into()), ..Default::default() },
+        reset: false,
     })
     .unwrap();
     let DefaultsUpdate::Set { notes, .. } = &update else { panic!("{update:?}") };
