@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::support::{
     self, TestBot, WAIT,
-    discord::{DiscordStandIn, InteractionBuilder},
+    discord::DiscordStandIn,
     process::BotProcess,
     shortapi::{self, Behaviour, ShortApiStandIn},
 };
@@ -210,14 +210,7 @@ async fn a_flood_of_forged_callbacks_does_not_starve_imagine() {
     let commits_before = commits(&pool).await;
     let refused_before = flood.refused();
 
-    shortapi.add_image("s.png", ShortApiStandIn::tiny_png(2048), "image/png");
-    let cmd = InteractionBuilder::command("imagine").string("prompt", "through the flood").attachment(
-        "image",
-        "s.png",
-        Some("image/png"),
-        2048,
-        &shortapi.image_url("s.png"),
-    );
+    let cmd = support::imagine_command(&shortapi, "through the flood");
     discord.dispatch_interaction(cmd.build()).await;
     let path = format!("/interactions/{}/", cmd.id());
     let ack = discord.wait_for(WAIT, |r| r.is("POST", &path)).await.expect("an answer");

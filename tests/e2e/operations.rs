@@ -4,12 +4,7 @@ use std::{collections::HashMap, process::Command};
 
 use serde_json::{Value, json};
 
-use crate::support::{
-    self, TestBot, WAIT,
-    discord::{DiscordStandIn, InteractionBuilder},
-    process::BotProcess,
-    shortapi::ShortApiStandIn,
-};
+use crate::support::{self, TestBot, WAIT, discord::DiscordStandIn, process::BotProcess, shortapi::ShortApiStandIn};
 
 async fn get(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.unwrap();
@@ -145,14 +140,7 @@ async fn healthcheck_command_and_json_logs() {
     .await;
     assert!(ready, "the health check passes once the bot serves");
 
-    shortapi.add_image("s.png", ShortApiStandIn::tiny_png(2048), "image/png");
-    let cmd = InteractionBuilder::command("imagine").string("prompt", "logged job").attachment(
-        "image",
-        "s.png",
-        Some("image/png"),
-        2048,
-        &shortapi.image_url("s.png"),
-    );
+    let cmd = support::imagine_command(&shortapi, "logged job");
     discord.dispatch_interaction(cmd.build()).await;
     discord
         .wait_original(&cmd.token(), WAIT, |m| m["content"].as_str().unwrap_or("").contains("Done"))

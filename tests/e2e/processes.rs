@@ -36,15 +36,7 @@ async fn world() -> World {
 
 impl World {
     fn imagine(&self, prompt: &str) -> InteractionBuilder {
-        self.shortapi.add_image("source.png", ShortApiStandIn::tiny_png(2048), "image/png");
-        let url = format!("{}?ex=1&is=2&hm=3&", self.shortapi.image_url("source.png"));
-        InteractionBuilder::command("imagine").string("prompt", prompt).attachment(
-            "image",
-            "source.png",
-            Some("image/png"),
-            2048,
-            &url,
-        )
+        support::imagine_command(&self.shortapi, prompt)
     }
 
     async fn job(&self, cmd: &InteractionBuilder) -> Option<(String, bool, Option<String>, bool)> {

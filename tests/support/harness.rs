@@ -100,6 +100,24 @@ pub fn test_vars(discord: &DiscordStandIn, shortapi: &ShortApiStandIn, database_
     .collect()
 }
 
+/// An `/imagine` with a prompt and one PNG (`source.png`) served by `shortapi`'s image host, for
+/// tests that drive the stand-ins without a [`TestBot`] (the real binary, say).
+pub fn imagine_command(shortapi: &ShortApiStandIn, prompt: &str) -> InteractionBuilder {
+    shortapi.add_image("source.png", ShortApiStandIn::tiny_png(2048), "image/png");
+    InteractionBuilder::command("imagine").string("prompt", prompt).attachment(
+        "image",
+        "source.png",
+        Some("image/png"),
+        2048,
+        &source_url(shortapi, "source.png"),
+    )
+}
+
+/// A signed-looking Discord CDN URL for a file on `shortapi`'s image host; passed through untouched.
+pub fn source_url(shortapi: &ShortApiStandIn, name: &str) -> String {
+    format!("{}?ex=66a1b2c3&is=66a06143&hm=3f1c2a9b7d4e5f60&", shortapi.image_url(name))
+}
+
 impl TestBot {
     pub async fn start() -> TestBot {
         Self::start_with(|_| {}).await
@@ -163,19 +181,12 @@ impl TestBot {
 
     /// An `/imagine` with a prompt and one PNG served by the image host.
     pub fn imagine(&self, prompt: &str) -> InteractionBuilder {
-        self.shortapi.add_image("source.png", ShortApiStandIn::tiny_png(2048), "image/png");
-        InteractionBuilder::command("imagine").string("prompt", prompt).attachment(
-            "image",
-            "source.png",
-            Some("image/png"),
-            2048,
-            &self.source_url("source.png"),
-        )
+        imagine_command(&self.shortapi, prompt)
     }
 
     /// A signed-looking Discord CDN URL for an attachment; passed through untouched.
     pub fn source_url(&self, name: &str) -> String {
-        format!("{}?ex=66a1b2c3&is=66a06143&hm=3f1c2a9b7d4e5f60&", self.shortapi.image_url(name))
+        source_url(&self.shortapi, name)
     }
 
     /// Waits for the interaction's callback (the first answer) and returns its JSON body.
