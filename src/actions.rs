@@ -5,7 +5,13 @@
 //! and everything else is looked up in the database when it is pressed. The format is
 //! `imagine:<version>:<action>:<job id, 32 hex digits>` (at most 100 characters, unique within a
 //! message because the action differs); the version comes first so that a later format can be
-//! told apart from this one. Today the actions are `U1`–`U4`.
+//! told apart from this one. The actions are `U1`–`U4`, `V1`–`V4`, `Reroll` and `Remix`; the Remix
+//! modal carries the Remix button's id.
+//!
+//! A result message also carries the job's own sources, uploaded again beside the results
+//! (`source-1.png`, `style-1.png`, `omni-1.png`): a press brings the message with every URL freshly
+//! signed, so V, Reroll and Remix can hand the provider live links days later, while the files a
+//! member attached to `/imagine` (which belong to no message) have long expired.
 
 use serenity::all::{ButtonStyle, CreateActionRow, CreateButton};
 use uuid::Uuid;
@@ -22,20 +28,44 @@ pub const MAX_IMAGES: u8 = 4;
 pub enum Action {
     /// `U<n>`: post result image n alone, full size.
     Upscale(u8),
+    /// `V<n>`: a new job on result image n, with the original prompt, settings and references.
+    Vary(u8),
+    /// A new job with exactly the original sources, references, prompt and settings.
+    Reroll,
+    /// A modal to edit the prompt, then a new job on the original sources and settings.
+    Remix,
 }
 
 impl Action {
-    /// The button's label, also its part of the `custom_id`.
+    /// The button's label, also its part of the `custom_id` (and the job's recorded origin).
     pub fn label(self) -> String {
         match self {
             Action::Upscale(n) => format!("U{n}"),
+            Action::Vary(n) => format!("V{n}"),
+            Action::Reroll => "Reroll".into(),
+            Action::Remix => "Remix".into(),
         }
     }
 
+    /// Whether pressing it starts a new (paid) job.
+    pub fn makes_job(self) -> bool {
+        !matches!(self, Action::Upscale(_))
+    }
+
     fn parse(text: &str) -> Option<Action> {
-        let digit = text.strip_prefix('U')?;
-        match digit.as_bytes() {
-            [d @ b'1'..=b'9'] if d - b'0' <= MAX_IMAGES => Some(Action::Upscale(d - b'0')),
+        match text {
+            "Reroll" => return Some(Action::Reroll),
+            "Remix" => return Some(Action::Remix),
+            _ => {}
+        }
+        let (kind, digit) = text.split_at_checked(1)?;
+        let n = match digit.as_bytes() {
+            [d @ b'1'..=b'9'] if d - b'0' <= MAX_IMAGES => d - b'0',
+            _ => return None,
+        };
+        match kind {
+            "U" => Some(Action::Upscale(n)),
+            "V" => Some(Action::Vary(n)),
             _ => None,
         }
     }
@@ -86,22 +116,74 @@ pub fn decode(custom_id: &str) -> Result<Press, BadButton> {
     Ok(Press { job, action })
 }
 
-/// The buttons under a delivered result: `U<n>` for each uploaded image number (1–4) in one row.
-pub fn result_buttons(job: Uuid, images: &[u8]) -> Vec<CreateActionRow> {
+/// What a delivered result can offer besides `U<n>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// The references (style, omni) went out with the result, so `V<n>` can reuse them.
+    pub vary: bool,
+    /// Every source went out with the result, so Reroll and Remix can reuse them.
+    pub reroll: bool,
+}
+
+/// The buttons under a delivered result: a row of `U<n>` for each uploaded image number (1–4), a
+/// row of `V<n>` for the same numbers, and a row with Reroll and Remix: at most 3 rows of at most
+/// 4 buttons, each `custom_id` unique because its action is.
+pub fn result_buttons(job: Uuid, images: &[u8], offer: Offer) -> Vec<CreateActionRow> {
     let mut numbers: Vec<u8> = images.iter().copied().filter(|n| (1..=MAX_IMAGES).contains(n)).collect();
     numbers.sort_unstable();
     numbers.dedup();
     if numbers.is_empty() {
         return Vec::new();
     }
-    let buttons = numbers
-        .into_iter()
-        .map(|n| {
-            let action = Action::Upscale(n);
-            CreateButton::new(custom_id(job, action)).label(action.label()).style(ButtonStyle::Secondary)
-        })
-        .collect();
-    vec![CreateActionRow::Buttons(buttons)]
+    let button = |action: Action, style| CreateButton::new(custom_id(job, action)).label(action.label()).style(style);
+    let row =
+        |actions: Vec<Action>, style| CreateActionRow::Buttons(actions.into_iter().map(|a| button(a, style)).collect());
+    let mut rows = vec![row(numbers.iter().map(|&n| Action::Upscale(n)).collect(), ButtonStyle::Secondary)];
+    if offer.vary {
+        rows.push(row(numbers.iter().map(|&n| Action::Vary(n)).collect(), ButtonStyle::Secondary));
+    }
+    if offer.reroll {
+        rows.push(row(vec![Action::Reroll, Action::Remix], ButtonStyle::Primary));
+    }
+    rows
+}
+
+/// A job's own source picture, uploaded again with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFile {
+    /// `image_urls[n - 1]`.
+    Image(u8),
+    /// `style_image_urls[n - 1]`.
+    Style(u8),
+    /// `omni_image_url`.
+    Omni,
+}
+
+impl SourceFile {
+    /// The uploaded file's name (`source-1.png`, `style-1.webp`, `omni-1.jpg`).
+    pub fn file_name(self, extension: &str) -> String {
+        match self {
+            SourceFile::Image(n) => format!("source-{n}.{extension}"),
+            SourceFile::Style(n) => format!("style-{n}.{extension}"),
+            SourceFile::Omni => format!("omni-1.{extension}"),
+        }
+    }
+
+    /// The source an uploaded file's name stands for, if it is one.
+    pub fn of(filename: &str) -> Option<SourceFile> {
+        let (stem, _extension) = filename.split_once('.')?;
+        let (kind, number) = stem.split_once('-')?;
+        let n = match number.as_bytes() {
+            [d @ b'1'..=b'9'] => d - b'0',
+            _ => return None,
+        };
+        match kind {
+            "source" => Some(SourceFile::Image(n)),
+            "style" => Some(SourceFile::Style(n)),
+            "omni" if n == 1 => Some(SourceFile::Omni),
+            _ => None,
+        }
+    }
 }
 
 /// The file name of result image `number` (`imagine-2.png`).
@@ -128,12 +210,14 @@ mod tests {
 
     #[test]
     fn an_id_reads_back_as_written() {
-        for n in 1..=4 {
-            let id = custom_id(JOB, Action::Upscale(n));
-            assert_eq!(id, format!("imagine:1:U{n}:0123456789abcdef0123456789abcdef"));
+        let every = (1..=4).flat_map(|n| [Action::Upscale(n), Action::Vary(n)]).chain([Action::Reroll, Action::Remix]);
+        for action in every {
+            let id = custom_id(JOB, action);
+            assert_eq!(id, format!("imagine:1:{}:0123456789abcdef0123456789abcdef", action.label()));
             assert!(id.len() <= CUSTOM_ID_MAX);
-            assert_eq!(decode(&id), Ok(Press { job: JOB, action: Action::Upscale(n) }));
+            assert_eq!(decode(&id), Ok(Press { job: JOB, action }));
         }
+        assert_eq!(custom_id(JOB, Action::Vary(2)), "imagine:1:V2:0123456789abcdef0123456789abcdef");
     }
 
     #[test]
@@ -148,7 +232,11 @@ mod tests {
             format!("imagine:1:U5:{job}"),
             format!("imagine:1:U12:{job}"),
             format!("imagine:1:u2:{job}"),
-            format!("imagine:1:V2:{job}"),
+            format!("imagine:1:V5:{job}"),
+            format!("imagine:1:v2:{job}"),
+            format!("imagine:1:reroll:{job}"),
+            format!("imagine:1:Remix1:{job}"),
+            format!("imagine:1:X2:{job}"),
             format!("imagine:1:U٢:{job}"),
             format!("other:1:U2:{job}"),
             format!("imagine::U2:{job}"),
@@ -168,21 +256,55 @@ mod tests {
         assert_eq!(decode(&format!("imagine:2:U2:{job}")), Err(BadButton::OtherVersion));
     }
 
+    fn labels(rows: &[CreateActionRow]) -> Vec<Vec<String>> {
+        let rows: Value = serde_json::to_value(rows).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                assert_eq!(row["type"], 1);
+                let buttons = row["components"].as_array().unwrap();
+                assert!((1..=5).contains(&buttons.len()));
+                buttons
+                    .iter()
+                    .map(|b| {
+                        assert_eq!(b["type"], 2);
+                        let label = b["label"].as_str().unwrap();
+                        assert_eq!(b["custom_id"], json!(custom_id(JOB, Action::parse(label).unwrap())));
+                        label.to_owned()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
-    fn buttons_are_one_row_of_the_uploaded_numbers() {
-        let rows: Value = serde_json::to_value(result_buttons(JOB, &[1, 3, 4, 3, 7, 0])).unwrap();
-        let rows = rows.as_array().unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0]["type"], 1);
-        let buttons = rows[0]["components"].as_array().unwrap();
-        let labels: Vec<&str> = buttons.iter().map(|b| b["label"].as_str().unwrap()).collect();
-        assert_eq!(labels, ["U1", "U3", "U4"]);
-        for b in buttons {
-            assert_eq!(b["type"], 2);
-            assert_eq!(b["style"], 2);
-            assert_eq!(b["custom_id"], json!(custom_id(JOB, Action::parse(b["label"].as_str().unwrap()).unwrap())));
+    fn buttons_are_rows_of_the_uploaded_numbers_then_reroll_and_remix() {
+        let all = Offer { vary: true, reroll: true };
+        assert_eq!(
+            labels(&result_buttons(JOB, &[1, 3, 4, 3, 7, 0], all)),
+            [vec!["U1", "U3", "U4"], vec!["V1", "V3", "V4"], vec!["Reroll", "Remix"]]
+        );
+        assert_eq!(labels(&result_buttons(JOB, &[2], Offer { vary: true, reroll: false })), [["U2"], ["V2"]]);
+        assert_eq!(labels(&result_buttons(JOB, &[1, 2], Offer { vary: false, reroll: false })), [["U1", "U2"]]);
+        assert!(result_buttons(JOB, &[], all).is_empty());
+        let full = result_buttons(JOB, &[1, 2, 3, 4], all);
+        let ids: std::collections::HashSet<String> =
+            labels(&full).concat().into_iter().map(|l| custom_id(JOB, Action::parse(&l).unwrap())).collect();
+        assert_eq!(ids.len(), 10, "every custom_id in the message is unique");
+    }
+
+    #[test]
+    fn source_files_are_named_and_read_back() {
+        for source in [SourceFile::Image(1), SourceFile::Image(2), SourceFile::Style(1), SourceFile::Omni] {
+            assert_eq!(SourceFile::of(&source.file_name("png")), Some(source));
         }
-        assert!(result_buttons(JOB, &[]).is_empty());
+        assert_eq!(SourceFile::Image(2).file_name("jpg"), "source-2.jpg");
+        assert_eq!(SourceFile::Omni.file_name("webp"), "omni-1.webp");
+        for other in ["imagine-1.png", "source-.png", "source-10.png", "omni-2.png", "source-1", "style1.png"] {
+            assert_eq!(SourceFile::of(other), None, "{other}");
+        }
+        assert_eq!(image_number("source-1.png"), None);
     }
 
     #[test]

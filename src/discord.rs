@@ -7,7 +7,10 @@
 //! serenity's rate limiter is off behind a REST proxy. Errors never carry the request URL, which
 //! contains the interaction token.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use reqwest::{
     Method,
@@ -21,6 +24,8 @@ use crate::{pace::Pacer, render::Rendered};
 const DISCORD: &str = "https://discord.com";
 /// Bot-token requests per second the worker allows itself, under Discord's global 50.
 const REQUESTS_PER_SECOND: f64 = 40.0;
+/// URLs `POST /attachments/refresh-urls` takes at once.
+const REFRESH_AT_MOST: usize = 50;
 
 /// Why a send failed, sorted by what to do next.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,7 +140,7 @@ impl DiscordRest {
         application_id: u64,
         token: &str,
         message: &Rendered,
-        uploads: &[Upload],
+        uploads: &[&Upload],
     ) -> Result<u64, SendError> {
         let payload = payload(message, uploads, json!({"parse": []}), None);
         let url = format!("{}/api/v10/webhooks/{application_id}/{token}/messages/@original", self.base);
@@ -153,7 +158,7 @@ impl DiscordRest {
         reply_to: Option<u64>,
         nonce: &str,
         message: &Rendered,
-        uploads: &[Upload],
+        uploads: &[&Upload],
     ) -> Result<u64, SendError> {
         let content = format!("<@{user_id}> {}", message.content);
         let message = Rendered { content, embeds: message.embeds.clone(), components: message.components.clone() };
@@ -177,28 +182,7 @@ impl DiscordRest {
             Some(guild) => format!("{}/api/v10/applications/{application_id}/guilds/{guild}/commands", self.base),
             None => format!("{}/api/v10/applications/{application_id}/commands", self.base),
         };
-        let result = async {
-            self.pacer.wait().await;
-            let response = self
-                .http
-                .put(url)
-                .header("Authorization", format!("Bot {}", self.bot_token.expose_secret()))
-                .json(definitions)
-                .send()
-                .await
-                .map_err(|e| {
-                    SendError::Transient(if e.is_timeout() { "timeout".into() } else { "network error".into() })
-                })?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            let retry_after =
-                response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            Err(classify(status.as_u16(), &body, retry_after))
-        }
-        .await;
+        let result = self.bot_json(Method::PUT, url, definitions).await.map(drop);
         let outcome = match &result {
             Ok(()) => "ok",
             Err(SendError::RateLimited(_)) => "rate_limited",
@@ -206,6 +190,50 @@ impl DiscordRest {
         };
         metrics::counter!("imagine_discord_requests_total", "route" => "commands", "outcome" => outcome).increment(1);
         result
+    }
+
+    /// Fresh links for Discord attachment URLs (`POST /attachments/refresh-urls`, at most 50 at a
+    /// time): each URL Discord renewed, mapped from the URL as given. URLs Discord does not renew
+    /// are left out.
+    pub async fn refresh_urls(&self, urls: &[String]) -> Result<HashMap<String, String>, SendError> {
+        let mut fresh = HashMap::new();
+        for chunk in urls.chunks(REFRESH_AT_MOST) {
+            let url = format!("{}/api/v10/attachments/refresh-urls", self.base);
+            let result = self.bot_json(Method::POST, url, &json!({ "attachment_urls": chunk })).await;
+            let outcome = if result.is_ok() { "ok" } else { "failed" };
+            metrics::counter!("imagine_discord_requests_total", "route" => "refresh_urls", "outcome" => outcome)
+                .increment(1);
+            let body = result?;
+            for pair in body["refreshed_urls"].as_array().into_iter().flatten() {
+                if let (Some(original), Some(refreshed)) = (pair["original"].as_str(), pair["refreshed"].as_str()) {
+                    fresh.insert(original.to_owned(), refreshed.to_owned());
+                }
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// One paced bot-token JSON request; the answer's body on success.
+    async fn bot_json(&self, method: Method, url: String, body: &Value) -> Result<Value, SendError> {
+        self.pacer.wait().await;
+        let response = self
+            .http
+            .request(method, url)
+            .header("Authorization", format!("Bot {}", self.bot_token.expose_secret()))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                SendError::Transient(if e.is_timeout() { "timeout".into() } else { "network error".into() })
+            })?;
+        let status = response.status();
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(classify(status.as_u16(), &body, retry_after))
     }
 
     /// Sends one request and records its outcome (`route` names it in metrics).
@@ -216,7 +244,7 @@ impl DiscordRest {
         url: String,
         authorised: bool,
         payload: Value,
-        uploads: &[Upload],
+        uploads: &[&Upload],
     ) -> Result<u64, SendError> {
         let result = async {
             if authorised {
@@ -279,10 +307,18 @@ impl DiscordRest {
     }
 }
 
+/// When a Discord attachment URL stops working: its `ex` parameter (hex Unix seconds). `None`
+/// for a URL without one (not a signed Discord link).
+pub fn link_expires_at(url: &str) -> Option<i64> {
+    let (_, query) = url.split_once('?')?;
+    let ex = query.split(['&', '#']).find_map(|kv| kv.strip_prefix("ex="))?;
+    i64::from_str_radix(ex, 16).ok()
+}
+
 /// The JSON part of a message: content, embeds, buttons, mentions, and the files being uploaded
 /// (on an edit, listing exactly these files replaces any earlier ones; `components` is always
 /// sent, so an edit without buttons removes any earlier ones).
-fn payload(message: &Rendered, uploads: &[Upload], allowed_mentions: Value, reference: Option<Value>) -> Value {
+fn payload(message: &Rendered, uploads: &[&Upload], allowed_mentions: Value, reference: Option<Value>) -> Value {
     let attachments: Vec<Value> =
         uploads.iter().enumerate().map(|(i, u)| json!({"id": i, "filename": u.filename})).collect();
     let mut payload = json!({
@@ -331,10 +367,20 @@ mod tests {
     }
 
     #[test]
+    fn signed_links_say_when_they_expire() {
+        let url = "https://cdn.discordapp.com/attachments/1/2/a.png?ex=66a1b2c3&is=66a06143&hm=3f1c&";
+        assert_eq!(link_expires_at(url), Some(0x66a1b2c3));
+        assert_eq!(link_expires_at("https://cdn.discordapp.com/attachments/1/2/a.png"), None);
+        assert_eq!(link_expires_at("https://x/a.png?is=1&hm=2"), None);
+        assert_eq!(link_expires_at("https://x/a.png?ex=zz"), None);
+        assert_eq!(link_expires_at("https://x/a.png?hex=10"), None);
+    }
+
+    #[test]
     fn payload_lists_the_uploaded_files() {
         let message = Rendered { content: "done".into(), embeds: vec![], components: vec![] };
         let uploads = [Upload { filename: "imagine-1.png".into(), bytes: vec![1], source_url: "u".into() }];
-        let p = payload(&message, &uploads, json!({"parse": []}), None);
+        let p = payload(&message, &[&uploads[0]], json!({"parse": []}), None);
         assert_eq!(p["attachments"], json!([{"id": 0, "filename": "imagine-1.png"}]));
         assert_eq!(p["components"], json!([]), "an edit without buttons removes the old ones");
         assert_eq!(p["allowed_mentions"], json!({"parse": []}));

@@ -84,6 +84,12 @@ pub enum UserError {
     /// A result button of a job that produced no images.
     #[error("This job did not produce any images, so there is nothing to show.")]
     NoImages,
+    /// V, Reroll or Remix on a result whose own pictures did not go out with it (too large to
+    /// upload again, or gone before the result was posted).
+    #[error(
+        "This result's original pictures could not be kept with it, so {0} cannot work here. Please start again with `/imagine`."
+    )]
+    PicturesGone(String),
     /// `U<n>` where the message carries no image n.
     #[error("Image {0} is not attached to this result, so it cannot be shown on its own.")]
     NoSuchImage(u8),

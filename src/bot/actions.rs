@@ -1,11 +1,13 @@
-//! Presses on the buttons under a delivered result (`U1`–`U4`).
+//! Presses on the buttons under a delivered result (`U1`–`U4`, `V1`–`V4`, Reroll, Remix) and the
+//! submit of the Remix modal.
 //!
 //! Nothing a press needs lives in memory, so buttons work after restarts and days later: the job
-//! is read from the database by the id in the button's `custom_id`, and the image is taken from
-//! the press's own `message`, whose attachment URLs Discord signed afresh for this interaction.
-//! A bad press is answered privately and creates nothing; a good one is acknowledged (deferred,
-//! public) before anything slow happens, and only by the process whose acknowledgement Discord
-//! accepted.
+//! is read from the database by the id in the button's `custom_id`, and the pictures are taken
+//! from the press's own `message` (the result, which carries the job's images and its own sources
+//! uploaded again), whose attachment URLs Discord signed afresh for this interaction. A bad press
+//! is answered privately and creates nothing. `U<n>` is acknowledged (deferred, public) before
+//! anything slow happens; V, Reroll and a Remix submit start a new job (see [`super::variations`]);
+//! Remix first opens a modal.
 
 use anyhow::Context as _;
 use poise::serenity_prelude as serenity;
@@ -13,12 +15,243 @@ use tracing::{Instrument, error, info, warn};
 
 use super::Data;
 use crate::{
-    actions::{self, Action, BadButton},
-    db::{self, jobs::JobStatus},
+    actions::{self, Action, BadButton, Press, SourceFile},
+    db::{self, jobs::JobStatus, jobs::PressedJob},
     error::{INTERNAL_ERROR, UNAVAILABLE, UserError},
+    imagine::MAX_PROMPT_CHARS,
     provider::{self, DownloadError},
     render,
+    settings::GuildSettings,
 };
+
+/// The text input of the Remix modal.
+pub(super) const REMIX_INPUT: &str = "prompt";
+
+/// A press, or a Remix submit: what every action needs from the interaction.
+pub(super) struct Pressed<'a> {
+    pub id: serenity::InteractionId,
+    pub token: &'a str,
+    pub application_id: serenity::ApplicationId,
+    pub guild_id: Option<serenity::GuildId>,
+    pub channel_id: serenity::ChannelId,
+    pub channel: Option<&'a serenity::PartialChannel>,
+    pub user_id: serenity::UserId,
+    pub member: Option<&'a serenity::Member>,
+    pub attachment_size_limit: u32,
+    pub custom_id: &'a str,
+    /// The result message the button is on (for a modal submit: the one the modal was opened from).
+    pub message: Option<&'a serenity::Message>,
+    /// Whether the interaction came through the server's installation of the bot. serenity 0.12
+    /// does not read `authorizing_integration_owners` of a modal submit; a Remix modal is only
+    /// ever opened by a press that passed this check.
+    pub installed: bool,
+}
+
+impl<'a> Pressed<'a> {
+    fn press(press: &'a serenity::ComponentInteraction) -> Self {
+        Pressed {
+            id: press.id,
+            token: &press.token,
+            application_id: press.application_id,
+            guild_id: press.guild_id,
+            channel_id: press.channel_id,
+            channel: press.channel.as_ref(),
+            user_id: press.user.id,
+            member: press.member.as_ref(),
+            attachment_size_limit: press.attachment_size_limit,
+            custom_id: &press.data.custom_id,
+            message: Some(&press.message),
+            installed: super::guild_installation(&press.authorizing_integration_owners, press.guild_id),
+        }
+    }
+
+    fn remix(submit: &'a serenity::ModalInteraction) -> Self {
+        Pressed {
+            id: submit.id,
+            token: &submit.token,
+            application_id: submit.application_id,
+            guild_id: submit.guild_id,
+            channel_id: submit.channel_id,
+            channel: submit.channel.as_ref(),
+            user_id: submit.user.id,
+            member: submit.member.as_ref(),
+            attachment_size_limit: submit.attachment_size_limit,
+            custom_id: &submit.data.custom_id,
+            message: submit.message.as_deref(),
+            installed: true,
+        }
+    }
+
+    fn span(&self, kind: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            "press",
+            kind,
+            custom_id = %render::truncate(self.custom_id, 100),
+            guild_id = self.guild_id.map(|g| g.get()),
+            user_id = self.user_id.get()
+        )
+    }
+
+    /// Answers the interaction (its 3-second acknowledgement).
+    pub async fn respond(
+        &self,
+        ctx: &serenity::Context,
+        response: serenity::CreateInteractionResponse,
+    ) -> Result<(), crate::discord::SendError> {
+        use serenity::Builder as _;
+        response.execute(&ctx.http, (self.id, self.token)).await.map_err(crate::discord::classify_serenity)
+    }
+}
+
+/// Answers a button press.
+pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::ComponentInteraction) {
+    let pressed = Pressed::press(press);
+    async {
+        let outcome = async {
+            let mut conn = data.pool.acquire().await.context("reading the pressed job")?;
+            let (button, job, _) = check(&mut conn, &pressed).await?;
+            drop(conn);
+            match button.action {
+                Action::Upscale(number) => {
+                    let image = single_image(press, &job, number)?;
+                    post_single_image(ctx, data, press, image).await;
+                    Ok(())
+                }
+                Action::Remix => open_remix(ctx, &pressed, &button, &job).await,
+                Action::Vary(_) | Action::Reroll => super::variations::start(ctx, data, &pressed, None).await,
+            }
+        }
+        .await;
+        if let Err(error) = outcome {
+            refuse(ctx, &pressed, error).await;
+        }
+    }
+    .instrument(pressed.span("button"))
+    .await
+}
+
+/// Answers the submit of a Remix modal: the typed prompt becomes a new job.
+pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::ModalInteraction) {
+    let pressed = Pressed::remix(submit);
+    let text = submit
+        .data
+        .components
+        .iter()
+        .flat_map(|row| &row.components)
+        .find_map(|c| match c {
+            serenity::ActionRowComponent::InputText(input) if input.custom_id == REMIX_INPUT => input.value.clone(),
+            _ => None,
+        })
+        .unwrap_or_default();
+    async {
+        if let Err(error) = super::variations::start(ctx, data, &pressed, Some(&text)).await {
+            refuse(ctx, &pressed, error).await;
+        }
+    }
+    .instrument(pressed.span("remix"))
+    .await
+}
+
+/// Everything a press must pass before anything is shown or started: this bot's button, a job
+/// of this server that produced images, pressed where the server allows the bot. A refusal is a
+/// [`UserError`].
+pub(super) async fn check(
+    db: &mut sqlx::PgConnection,
+    pressed: &Pressed<'_>,
+) -> anyhow::Result<(Press, PressedJob, GuildSettings)> {
+    if !pressed.installed {
+        return Err(UserError::NotInstalled.into());
+    }
+    let guild_id = pressed.guild_id.ok_or(UserError::GuildOnly)?;
+    let button = actions::decode(pressed.custom_id).map_err(|bad| match bad {
+        BadButton::Unknown => UserError::UnknownButton,
+        BadButton::OtherVersion => UserError::NewerButton,
+    })?;
+    let job = db::jobs::for_press(&mut *db, button.job).await.context("reading the pressed job")?;
+    let job = job.ok_or(UserError::JobGone)?;
+    if job.guild_id != guild_id.get() as i64 {
+        return Err(UserError::OtherServer.into());
+    }
+    let settings = db::settings::load(&mut *db, job.guild_id).await.context("reading the server's settings")?;
+    if !settings.allows_channel(pressed.channel_id.get(), super::thread_parent(pressed.channel)) {
+        return Err(UserError::ButtonsNotHere { allowed: settings.allowed_channels }.into());
+    }
+    if job.status != JobStatus::Succeeded || job.images == 0 {
+        return Err(UserError::NoImages.into());
+    }
+    Ok((button, job, settings))
+}
+
+/// The pictures of a new job made by `action` on a result, as freshly signed links from the
+/// result `message`: result image n for `V<n>` (else the original sources), plus the original
+/// references.
+pub(super) struct Pictures {
+    pub images: Vec<String>,
+    pub style: Vec<String>,
+    pub omni: Option<String>,
+}
+
+pub(super) fn pictures(message: &serenity::Message, job: &PressedJob, action: Action) -> Result<Pictures, UserError> {
+    let source = |wanted: SourceFile| {
+        message.attachments.iter().find(|a| SourceFile::of(&a.filename) == Some(wanted)).map(|a| a.url.clone())
+    };
+    let numbered = |count: usize, kind: fn(u8) -> SourceFile| -> Option<Vec<String>> {
+        (1..=count).map(|n| source(kind(n as u8))).collect()
+    };
+    let gone = || UserError::PicturesGone(action.label());
+    let style = numbered(job.args.style_image_urls.len(), SourceFile::Style).ok_or_else(gone)?;
+    let omni = match job.args.omni_image_url {
+        Some(_) => Some(source(SourceFile::Omni).ok_or_else(gone)?),
+        None => None,
+    };
+    let images = match action {
+        Action::Vary(number) => vec![result_image(message, job, number)?.url.clone()],
+        _ => numbered(job.args.image_urls.len(), SourceFile::Image).filter(|i| !i.is_empty()).ok_or_else(gone)?,
+    };
+    Ok(Pictures { images, style, omni })
+}
+
+/// Result image `number` as attached to the result message.
+fn result_image<'m>(
+    message: &'m serenity::Message,
+    job: &PressedJob,
+    number: u8,
+) -> Result<&'m serenity::Attachment, UserError> {
+    message
+        .attachments
+        .iter()
+        .find(|a| actions::image_number(&a.filename) == Some(number))
+        .filter(|_| i32::from(number) <= job.images)
+        .ok_or(UserError::NoSuchImage(number))
+}
+
+/// Answers a Remix press with a modal holding the prompt as it was sent, ready to edit.
+async fn open_remix(
+    ctx: &serenity::Context,
+    pressed: &Pressed<'_>,
+    button: &Press,
+    job: &PressedJob,
+) -> anyhow::Result<()> {
+    // Refused here rather than after the member typed a new prompt.
+    pictures(pressed.message.context("a press without its message")?, job, Action::Remix)?;
+    let prefill: String = job.prompt_sent.chars().take(MAX_PROMPT_CHARS).collect();
+    let input = serenity::CreateInputText::new(
+        serenity::InputTextStyle::Paragraph,
+        "Prompt (flags like --ar 16:9 may follow)",
+        REMIX_INPUT,
+    )
+    .value(prefill)
+    .min_length(1)
+    .max_length(MAX_PROMPT_CHARS as u16)
+    .required(true);
+    let modal = serenity::CreateModal::new(actions::custom_id(button.job, Action::Remix), "Remix")
+        .components(vec![serenity::CreateActionRow::InputText(input)]);
+    match pressed.respond(ctx, serenity::CreateInteractionResponse::Modal(modal)).await {
+        Ok(()) => metrics::counter!("imagine_presses_total", "outcome" => "remix_opened").increment(1),
+        Err(e) => info!(error = %e, "the Remix press was answered elsewhere or too late"),
+    }
+    Ok(())
+}
 
 /// What a valid `U<n>` press shows.
 struct SingleImage {
@@ -28,73 +261,17 @@ struct SingleImage {
     prompt: String,
 }
 
-/// Answers a button press.
-pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::ComponentInteraction) {
-    let span = tracing::info_span!(
-        "press",
-        custom_id = %render::truncate(&press.data.custom_id, 100),
-        guild_id = press.guild_id.map(|g| g.get()),
-        user_id = press.user.id.get()
-    );
-    async move {
-        match check(data, press).await {
-            Ok(image) => post_single_image(ctx, data, press, image).await,
-            Err(error) => {
-                let text = match error.downcast_ref::<UserError>() {
-                    Some(refusal) => {
-                        info!(%refusal, "refused a press");
-                        metrics::counter!("imagine_presses_total", "outcome" => "refused").increment(1);
-                        refusal.to_string()
-                    }
-                    None => {
-                        error!(error = ?error, "a press failed");
-                        metrics::counter!("imagine_presses_total", "outcome" => "failed").increment(1);
-                        if super::database_down(&error) { UNAVAILABLE } else { INTERNAL_ERROR }.to_owned()
-                    }
-                };
-                answer_privately(ctx, press, text).await;
-            }
-        }
-    }
-    .instrument(span)
-    .await
-}
-
-/// Everything a press must pass before it is acknowledged publicly; a refusal is a [`UserError`].
-async fn check(data: &Data, press: &serenity::ComponentInteraction) -> anyhow::Result<SingleImage> {
-    if !super::guild_installation(&press.authorizing_integration_owners, press.guild_id) {
-        return Err(UserError::NotInstalled.into());
-    }
-    let guild_id = press.guild_id.ok_or(UserError::GuildOnly)?;
-    let pressed = actions::decode(&press.data.custom_id).map_err(|bad| match bad {
-        BadButton::Unknown => UserError::UnknownButton,
-        BadButton::OtherVersion => UserError::NewerButton,
-    })?;
-    let job = db::jobs::for_press(&data.pool, pressed.job).await.context("reading the pressed job")?;
-    let job = job.ok_or(UserError::JobGone)?;
-    if job.guild_id != guild_id.get() as i64 {
-        return Err(UserError::OtherServer.into());
-    }
-    let settings = db::settings::load(&data.pool, job.guild_id).await.context("reading the server's settings")?;
-    if !settings.allows_channel(press.channel_id.get(), super::thread_parent(press.channel.as_ref())) {
-        return Err(UserError::ButtonsNotHere { allowed: settings.allowed_channels }.into());
-    }
-    if job.status != JobStatus::Succeeded || job.images == 0 {
-        return Err(UserError::NoImages.into());
-    }
-    let Action::Upscale(number) = pressed.action;
-    let attachment = press
-        .message
-        .attachments
-        .iter()
-        .find(|a| actions::image_number(&a.filename) == Some(number))
-        .filter(|_| i32::from(number) <= job.images)
-        .ok_or(UserError::NoSuchImage(number))?;
+fn single_image(
+    press: &serenity::ComponentInteraction,
+    job: &PressedJob,
+    number: u8,
+) -> Result<SingleImage, UserError> {
+    let attachment = result_image(&press.message, job, number)?;
     Ok(SingleImage {
         number,
         url: attachment.url.clone(),
         filename: attachment.filename.clone(),
-        prompt: job.prompt_sent,
+        prompt: job.prompt_sent.clone(),
     })
 }
 
@@ -139,15 +316,28 @@ async fn post_single_image(
     }
 }
 
-/// Answers the press privately; failures to do so are only logged.
-async fn answer_privately(ctx: &serenity::Context, press: &serenity::ComponentInteraction, text: String) {
+/// Answers a refused or failed press privately: a [`UserError`] word for word, anything else as
+/// one calm sentence (the fault is logged). Failures to answer are only logged.
+async fn refuse(ctx: &serenity::Context, pressed: &Pressed<'_>, error: anyhow::Error) {
+    let text = match error.downcast_ref::<UserError>() {
+        Some(refusal) => {
+            info!(%refusal, "refused a press");
+            metrics::counter!("imagine_presses_total", "outcome" => "refused").increment(1);
+            refusal.to_string()
+        }
+        None => {
+            error!(error = ?error, "a press failed");
+            metrics::counter!("imagine_presses_total", "outcome" => "failed").increment(1);
+            if super::database_down(&error) { UNAVAILABLE } else { INTERNAL_ERROR }.to_owned()
+        }
+    };
     let answer = serenity::CreateInteractionResponse::Message(
         serenity::CreateInteractionResponseMessage::new()
             .content(text)
             .ephemeral(true)
             .allowed_mentions(serenity::CreateAllowedMentions::new()),
     );
-    if let Err(e) = press.create_response(&ctx.http, answer).await {
-        warn!(error = %crate::discord::classify_serenity(e), "could not answer a press");
+    if let Err(e) = pressed.respond(ctx, answer).await {
+        warn!(error = %e, "could not answer a press");
     }
 }

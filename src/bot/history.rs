@@ -57,6 +57,15 @@ pub async fn history(
                 job.guild_id, job.channel_id
             ));
         }
+        if let Some(origin) = &job.origin {
+            match (job.parent_channel_id, job.parent_message_id) {
+                (Some(channel), Some(message)) => line.push_str(&format!(
+                    " · {origin} of [this result](https://discord.com/channels/{}/{channel}/{message})",
+                    job.guild_id
+                )),
+                _ => line.push_str(&format!(" · {origin} of an earlier job")),
+            }
+        }
         if job.delivery == Some(Delivery::Undelivered) && job.status == JobStatus::Succeeded {
             line.push_str(" · could not be posted; images attached below");
         }

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Interaction tokens live 15 minutes from the interaction's creation.
-const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
+pub(super) const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
 
 fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {
     attachment.map(|a| InputImage {
@@ -33,7 +33,7 @@ fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {
 
 /// The first blocked word in what the member typed (the prompt with its flags, the negative
 /// prompt) or in what would be sent. The server's own default negative prompt is not checked.
-fn blocked_word(
+pub(super) fn blocked_word(
     settings: &GuildSettings,
     typed_prompt: &str,
     typed_negative: Option<&str>,
@@ -157,34 +157,13 @@ pub async fn imagine(
             args: prepared.args,
             notes: prepared.notes,
             callback_secret: data.callback_key.secret(id),
+            origin: None,
         };
 
         // The member's roles come with the interaction: role tiers need no Discord call.
-        let member_roles: Vec<i64> =
-            interaction.member.as_ref().map(|m| m.roles.iter().map(|r| r.get() as i64).collect()).unwrap_or_default();
-        let reservation = db::quotas::reserve_and_insert(&mut tx, &job, &member_roles, &data.policy, now)
-            .await
-            .context("reserving quota for a job")?;
-        match reservation {
-            Reservation::Duplicate => {
-                // Another process on the same shard took this interaction and answers it.
-                info!(interaction_id = job.interaction_id, "interaction already taken by another process");
-                return Ok(());
-            }
-            Reservation::Refused(refusal) => {
-                drop(tx);
-                return Err(UserError::Limit(refusal).into());
-            }
-            Reservation::BudgetSpent { budget } => {
-                drop(tx);
-                return Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into());
-            }
-            Reservation::SpendLimit { limit } => {
-                drop(tx);
-                warn!(limit, "the operator's daily spend limit refused a job");
-                return Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into());
-            }
-            Reservation::Accepted => tx.commit().await.context("storing the job")?,
+        let member_roles = super::member_roles(interaction.member.as_deref());
+        if !reserve(data, tx, &job, &member_roles, now).await? {
+            return Ok(());
         }
 
         let message = render::job_message(&job.args, &job.notes, &Stage::Queued, &[], "https://discord.com");
@@ -194,26 +173,63 @@ pub async fn imagine(
         for embed in message.embeds {
             reply = reply.embed(embed);
         }
-        match ctx.send(reply).await {
-            Ok(_) => {
-                info!(job_id = %job.id, guild_id = job.guild_id, "job accepted");
-                if let Err(e) = db::jobs::mark_acked(&data.pool, job.id).await {
-                    error!(job_id = %job.id, error = %e, "could not mark the job as acknowledged");
-                }
-                data.wake.notify_one();
-            }
-            Err(e) => {
-                let e = crate::discord::classify_serenity(e);
-                warn!(job_id = %job.id, error = %e, "the reply did not reach Discord; dropping the job");
-                // The worker drops it (refunded) before it reaches the provider.
-                if let Err(e) = db::jobs::mark_reply_failed(&data.pool, job.id).await {
-                    error!(job_id = %job.id, error = %e, "could not drop a job whose reply failed");
-                }
-                data.wake.notify_one();
-            }
-        }
+        let sent = ctx.send(reply).await.map(drop).map_err(crate::discord::classify_serenity);
+        replied(data, job.id, sent).await;
         Ok(())
     }
     .instrument(span)
     .await
+}
+
+/// Reserves quota for `job` and stores it, all in `tx` with the guild's lock, then commits. False
+/// when another process on the same shard already took this interaction (it answers); a refusal
+/// is a [`UserError`] naming the limit, and nothing is stored or counted.
+pub(super) async fn reserve(
+    data: &super::Data,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    job: &NewJob,
+    member_roles: &[i64],
+    now: chrono::DateTime<Utc>,
+) -> Result<bool, Error> {
+    let reservation = db::quotas::reserve_and_insert(&mut tx, job, member_roles, &data.policy, now)
+        .await
+        .context("reserving quota for a job")?;
+    match reservation {
+        Reservation::Duplicate => {
+            info!(interaction_id = job.interaction_id, "interaction already taken by another process");
+            Ok(false)
+        }
+        Reservation::Refused(refusal) => Err(UserError::Limit(refusal).into()),
+        Reservation::BudgetSpent { budget } => {
+            Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into())
+        }
+        Reservation::SpendLimit { limit } => {
+            warn!(limit, "the operator's daily spend limit refused a job");
+            Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into())
+        }
+        Reservation::Accepted => {
+            tx.commit().await.context("storing the job")?;
+            Ok(true)
+        }
+    }
+}
+
+/// Records how the public reply to a stored job went, and wakes the worker: a job whose reply
+/// did not reach Discord is dropped (refunded) before it reaches the provider.
+pub(super) async fn replied(data: &super::Data, job_id: Uuid, sent: Result<(), crate::discord::SendError>) {
+    match sent {
+        Ok(()) => {
+            info!(%job_id, "job accepted");
+            if let Err(e) = db::jobs::mark_acked(&data.pool, job_id).await {
+                error!(%job_id, error = %e, "could not mark the job as acknowledged");
+            }
+        }
+        Err(e) => {
+            warn!(%job_id, error = %e, "the reply did not reach Discord; dropping the job");
+            if let Err(e) = db::jobs::mark_reply_failed(&data.pool, job_id).await {
+                error!(%job_id, error = %e, "could not drop a job whose reply failed");
+            }
+        }
+    }
+    data.wake.notify_one();
 }

@@ -37,6 +37,7 @@ mod imagine;
 mod on_error;
 mod quota;
 mod settings;
+mod variations;
 
 use std::{sync::Arc, time::Duration};
 
@@ -128,13 +129,18 @@ pub fn framework(data: Data, registration: Registration) -> Gated {
             event_handler: |framework, event| {
                 Box::pin(async move {
                     track_gateway(&framework.user_data.gateway, framework.serenity_context.shard_id.0, event);
-                    // poise routes only commands; a button press is answered here, from what the
-                    // press and the database hold.
-                    if let serenity::FullEvent::InteractionCreate {
-                        interaction: serenity::Interaction::Component(press),
-                    } = event
-                    {
-                        actions::on_press(framework.serenity_context, framework.user_data, press).await;
+                    // poise routes only commands; a button press (and the Remix modal's submit)
+                    // is answered here, from what the interaction and the database hold.
+                    if let serenity::FullEvent::InteractionCreate { interaction } = event {
+                        match interaction {
+                            serenity::Interaction::Component(press) => {
+                                actions::on_press(framework.serenity_context, framework.user_data, press).await
+                            }
+                            serenity::Interaction::Modal(submit) => {
+                                actions::on_remix(framework.serenity_context, framework.user_data, submit).await
+                            }
+                            _ => {}
+                        }
                     }
                     Ok(())
                 })
@@ -311,6 +317,11 @@ fn guild_installation(owners: &serenity::AuthorizingIntegrationOwners, guild: Op
 
 /// The channel a thread belongs to, when the interaction came from a thread (the server's allowed
 /// channels then count for its threads too).
+/// The member's role ids, from the interaction itself: role tiers need no Discord call.
+fn member_roles(member: Option<&serenity::Member>) -> Vec<i64> {
+    member.map(|m| m.roles.iter().map(|r| r.get() as i64).collect()).unwrap_or_default()
+}
+
 fn thread_parent(channel: Option<&serenity::PartialChannel>) -> Option<u64> {
     channel
         .filter(|c| {

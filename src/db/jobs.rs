@@ -172,13 +172,16 @@ pub struct NewJob {
     pub input_urls: Vec<String>,
     pub notes: Vec<String>,
     pub callback_secret: String,
+    /// The job whose result button started this one, and the button's label (`V2`, `Reroll`, ...).
+    pub origin: Option<(Uuid, String)>,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO jobs (id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token, \
          token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
-         callback_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         callback_secret, parent_job_id, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         job.id,
         job.interaction_id,
         job.application_id,
@@ -195,6 +198,8 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
         &job.input_urls,
         &job.notes,
         job.callback_secret,
+        job.origin.as_ref().map(|(parent, _)| *parent),
+        job.origin.as_ref().map(|(_, action)| action.as_str()),
     )
     .execute(db)
     .await?;
@@ -360,13 +365,16 @@ pub struct PressedJob {
     /// How many images the job produced.
     pub images: i32,
     pub prompt_sent: String,
+    /// What was sent to the provider; a new job from V, Reroll or Remix starts from it.
+    pub args: Json<ImageToImageArgs>,
 }
 
 /// The job a result button belongs to, if it still exists.
 pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<PressedJob>, sqlx::Error> {
     sqlx::query_as!(
         PressedJob,
-        r#"SELECT guild_id, status AS "status: JobStatus", cardinality(result_urls) AS "images!", prompt_sent
+        r#"SELECT guild_id, status AS "status: JobStatus", cardinality(result_urls) AS "images!", prompt_sent,
+             args AS "args: Json<ImageToImageArgs>"
          FROM jobs WHERE id = $1"#,
         id,
     )
@@ -385,6 +393,11 @@ pub struct HistoryEntry {
     pub message_id: Option<i64>,
     pub delivery: Option<Delivery>,
     pub error_text: Option<String>,
+    /// The button that started this job (`V2`, `Reroll`, `Remix`), if one did.
+    pub origin: Option<String>,
+    /// The message of the result whose button started it, if that result was delivered.
+    pub parent_channel_id: Option<i64>,
+    pub parent_message_id: Option<i64>,
 }
 
 /// A user's most recent jobs in a guild, newest first.
@@ -396,9 +409,11 @@ pub async fn recent_for_user(
 ) -> Result<Vec<HistoryEntry>, sqlx::Error> {
     sqlx::query_as!(
         HistoryEntry,
-        r#"SELECT guild_id, channel_id, status AS "status: JobStatus", created_at, prompt_sent, message_id,
-             delivery AS "delivery: Delivery", error_text
-         FROM jobs WHERE guild_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT $3"#,
+        r#"SELECT j.guild_id, j.channel_id, j.status AS "status: JobStatus", j.created_at, j.prompt_sent,
+             j.message_id, j.delivery AS "delivery: Delivery", j.error_text, j.origin,
+             p.channel_id AS "parent_channel_id?", p.message_id AS "parent_message_id?"
+         FROM jobs j LEFT JOIN jobs p ON p.id = j.parent_job_id
+         WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC LIMIT $3"#,
         guild_id,
         user_id,
         limit,

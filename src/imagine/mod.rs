@@ -7,7 +7,7 @@ pub mod options;
 
 use crate::{
     provider::ImageToImageArgs,
-    settings::{self, GuildDefaults, Source, Sources},
+    settings::{self, GuildDefaults, Source},
 };
 use options::{AspectRatio, Performance};
 
@@ -56,14 +56,13 @@ pub struct PreparedJob {
     /// defaults were used.
     pub notes: Vec<String>,
     /// Where each value with a server default came from.
-    pub sources: Sources,
+    pub sources: settings::Sources,
 }
 
 impl PreparedJob {
     /// Every Discord attachment URL the provider will be given, untouched.
     pub fn input_urls(&self) -> Vec<String> {
-        let a = &self.args;
-        a.image_urls.iter().chain(&a.style_image_urls).chain(&a.omni_image_url).cloned().collect()
+        self.args.picture_urls().cloned().collect()
     }
 }
 
@@ -71,6 +70,60 @@ impl PreparedJob {
 /// flag) from the server's `defaults`. An `Err` is a sentence for the user that says what to
 /// change.
 pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
+    let mut prepared = translate(req, max_image_bytes, defaults)?;
+    prepared.notes.extend(settings::defaults_note(defaults, &prepared.sources));
+    Ok(prepared)
+}
+
+/// A Remix: `text` is read like a prompt typed into `/imagine` (flags, cleaning, notes) and applied
+/// to `original`, the arguments of the job whose Remix button was pressed, with its sources
+/// replaced by `pictures` (the same pictures, freshly linked). A typed flag changes its setting
+/// (`--no` the negative prompt); everything else stays as the original had it.
+pub fn remix(text: &str, original: &ImageToImageArgs, pictures: Pictures<'_>) -> Result<PreparedJob, String> {
+    let input = |url: &String| InputImage {
+        // The pictures passed every check when the original job was made; the name only tells
+        // `check_image` what they are.
+        filename: "source.png".into(),
+        content_type: Some("image/png".into()),
+        size: 0,
+        url: url.clone(),
+    };
+    let kept = GuildDefaults {
+        aspect_ratio: AspectRatio::parse_exact(&original.aspect_ratio),
+        performance: original.performance,
+        stylization: original.stylization,
+        chaos: original.chaos,
+        weirdness: original.weirdness,
+        negative_prompt: original.negative_prompt.clone(),
+    };
+    let req = ImagineRequest {
+        prompt: text.trim().to_owned(),
+        image: pictures.images.first().map(input),
+        image2: pictures.images.get(1).map(input),
+        style_image: pictures.style.first().map(input),
+        omni_image: pictures.omni.map(input),
+        ..ImagineRequest::default()
+    };
+    let mut prepared = translate(req, u64::MAX, &kept)?;
+    let args = &mut prepared.args;
+    if args.style_weight.is_none() && !args.style_image_urls.is_empty() {
+        args.style_weight = original.style_weight;
+    }
+    if args.omni_weight.is_none() && args.omni_image_url.is_some() {
+        args.omni_weight = original.omni_weight;
+    }
+    Ok(prepared)
+}
+
+/// The pictures of a job made from a result's button, freshly linked.
+#[derive(Debug, Clone, Copy)]
+pub struct Pictures<'a> {
+    pub images: &'a [String],
+    pub style: &'a [String],
+    pub omni: Option<&'a String>,
+}
+
+fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
     let mut image_urls = Vec::new();
     for (option, image) in [("image", &req.image), ("image2", &req.image2)] {
         if let Some(image) = image {
@@ -171,7 +224,7 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaul
         notes.push("Ignored the omni weight: it only applies with an `omni_image`.".into());
     }
 
-    let sources = Sources {
+    let sources = settings::Sources {
         aspect_ratio: aspect_ratio_from,
         performance: performance_from,
         stylization: stylization_from,
@@ -179,7 +232,6 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaul
         weirdness: weirdness_from,
         negative_prompt: negative_from,
     };
-    notes.extend(settings::defaults_note(defaults, &sources));
 
     Ok(PreparedJob {
         prompt_raw: req.prompt,

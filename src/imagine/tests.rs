@@ -1,4 +1,5 @@
 use super::*;
+use crate::settings::Sources;
 
 const CAP: u64 = 10 * 1024 * 1024;
 
@@ -189,4 +190,58 @@ fn weights_without_their_image_are_dropped_with_a_note() {
 fn sizes_read_like_discord() {
     assert_eq!(human_bytes(10 * 1024 * 1024), "10.0 MB");
     assert_eq!(human_bytes(1500), "2 KB");
+}
+
+fn original() -> ImageToImageArgs {
+    let mut req = request("a castle on a hill");
+    req.aspect_ratio = AspectRatio::parse_exact("16:9");
+    req.performance = Some(Performance::Quality);
+    req.stylization = Some(250);
+    req.chaos = Some(30);
+    req.negative_prompt = Some("fog".into());
+    req.style_image = Some(png("s.png", "https://cdn/s.png"));
+    req.style_weight = Some(300);
+    prepare(req, CAP, &GuildDefaults::default()).unwrap().args
+}
+
+fn fresh() -> (Vec<String>, Vec<String>) {
+    (vec!["https://cdn/fresh-a.png?ex=9".into()], vec!["https://cdn/fresh-s.png?ex=9".into()])
+}
+
+#[test]
+fn a_remix_keeps_everything_but_the_prompt() {
+    let (images, style) = fresh();
+    let pictures = Pictures { images: &images, style: &style, omni: None };
+    let job = remix("a castle at night", &original(), pictures).unwrap();
+    let mut expected = original();
+    expected.prompt = "a castle at night".into();
+    expected.image_urls = images.clone();
+    expected.style_image_urls = style.clone();
+    assert_eq!(job.args, expected);
+    assert!(job.notes.is_empty(), "no server-default note for kept settings: {:?}", job.notes);
+}
+
+#[test]
+fn a_remix_reads_typed_flags_like_imagine() {
+    let (images, style) = fresh();
+    let pictures = Pictures { images: &images, style: &style, omni: None };
+    let job = remix("  a castle at night --ar 2:3 --chaos 80 --sw 50 --no rain  ", &original(), pictures).unwrap();
+    assert_eq!(job.args.prompt, "a castle at night");
+    assert_eq!(job.args.aspect_ratio, "2:3");
+    assert_eq!(job.args.chaos, Some(80));
+    assert_eq!(job.args.style_weight, Some(50));
+    assert_eq!(job.args.negative_prompt.as_deref(), Some("rain"));
+    assert_eq!(job.args.stylization, Some(250), "untyped settings stay as they were");
+    assert_eq!(job.args.performance, Some(Performance::Quality));
+}
+
+#[test]
+fn a_remix_without_words_or_with_bad_flags_is_refused() {
+    let (images, style) = fresh();
+    let pictures = Pictures { images: &images, style: &style, omni: None };
+    for text in ["", "   ", "--ar 16:9", "a castle --chaos 500", "a castle --ar"] {
+        assert!(remix(text, &original(), pictures).is_err(), "{text:?}");
+    }
+    let long = "x".repeat(MAX_PROMPT_CHARS + 1);
+    assert!(remix(&long, &original(), pictures).unwrap_err().contains("characters long"));
 }

@@ -9,10 +9,10 @@ use tracing::{debug, error, info, warn};
 
 use super::lifecycle::{self, Timing};
 use crate::{
-    actions,
+    actions::{self, SourceFile},
     db::jobs::{self as store, Delivery, Job, JobStatus},
-    discord::{DiscordRest, SendError, Upload},
-    provider::{self, DownloadError},
+    discord::{self, DiscordRest, SendError, Upload},
+    provider::{self, DownloadError, ImageToImageArgs},
     render::{self, Stage},
 };
 
@@ -20,6 +20,9 @@ use crate::{
 const TOKEN_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
 /// Discord takes at most ten files per message.
 const MAX_FILES: usize = 10;
+/// A Discord link handed to the provider, or downloaded, must work at least this much longer;
+/// one that expires sooner is renewed first.
+const LINK_MARGIN: chrono::Duration = chrono::Duration::hours(1);
 
 pub struct Deliverer {
     pub discord: DiscordRest,
@@ -57,6 +60,7 @@ impl Deliverer {
     pub async fn deliver(&self, job: &mut Job, pool: &sqlx::PgPool, timing: &Timing) {
         let mut uploads = Vec::new();
         let mut linked = Vec::new();
+        let mut sources = Vec::new();
         if job.status == JobStatus::Succeeded {
             match self.fetch_images(job).await {
                 Ok((files, too_large)) => {
@@ -69,11 +73,19 @@ impl Deliverer {
                     return;
                 }
             }
+            sources = self.fetch_sources(job, MAX_FILES.saturating_sub(uploads.len())).await;
         }
 
         let sent = loop {
-            let message = final_message(job, &uploads, &linked);
-            let result = self.send_final(job, &message, &uploads).await;
+            let message = final_message(job, &uploads, &sources, &linked);
+            let files: Vec<&Upload> = uploads.iter().chain(&sources).collect();
+            let result = self.send_final(job, &message, &files).await;
+            if result == Err(SendError::TooLarge) && !sources.is_empty() {
+                // The results come first: send them without the sources (and without the buttons
+                // that need them).
+                sources.clear();
+                continue;
+            }
             if result == Err(SendError::TooLarge) && !uploads.is_empty() {
                 // Drop the largest file and link it instead, then try again.
                 let largest = (0..uploads.len()).max_by_key(|&i| uploads[i].bytes.len()).expect("not empty");
@@ -107,7 +119,7 @@ impl Deliverer {
         &self,
         job: &Job,
         message: &render::Rendered,
-        uploads: &[Upload],
+        uploads: &[&Upload],
     ) -> Result<(Delivery, i64), SendError> {
         if let Some(token) = reply_token(job, Utc::now()) {
             match self.discord.edit_reply(job.application_id as u64, token, message, uploads).await {
@@ -127,6 +139,70 @@ impl Deliverer {
             )
             .await
             .map(|id| (Delivery::Channel, id as i64))
+    }
+
+    /// Renews the Discord links among `args`' pictures that expire within [`LINK_MARGIN`], so that
+    /// every link the provider is given works when it is sent. A link Discord does not renew (or a
+    /// failed renewal) is left as it was: the provider then fails the job on it, refunded.
+    pub async fn refresh_links(&self, args: &mut ImageToImageArgs) {
+        let soon = (Utc::now() + LINK_MARGIN).timestamp();
+        let expiring: Vec<String> = args
+            .picture_urls()
+            .filter(|url| discord::link_expires_at(url).is_some_and(|ex| ex < soon))
+            .cloned()
+            .collect();
+        if expiring.is_empty() {
+            return;
+        }
+        match self.discord.refresh_urls(&expiring).await {
+            Ok(fresh) => {
+                for url in args.picture_urls_mut() {
+                    if let Some(renewed) = fresh.get(url.as_str()) {
+                        *url = renewed.clone();
+                    }
+                }
+                info!(expiring = expiring.len(), renewed = fresh.len(), "renewed expiring picture links");
+            }
+            Err(e) => warn!(error = %e, expiring = expiring.len(), "could not renew expiring picture links"),
+        }
+    }
+
+    /// Downloads the job's own pictures (sources, then references) to upload them again beside
+    /// the results, so that the result message keeps them alive for V, Reroll and Remix. All or
+    /// nothing: a picture that cannot be fetched (or more than `room` files) leaves them all out,
+    /// and the result then offers only what it can still do.
+    async fn fetch_sources(&self, job: &Job, room: usize) -> Vec<Upload> {
+        let mut args = job.args.0.clone();
+        self.refresh_links(&mut args).await;
+        let named: Vec<(SourceFile, &String)> = args
+            .image_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| (SourceFile::Image(i as u8 + 1), url))
+            .chain(args.style_image_urls.iter().enumerate().map(|(i, url)| (SourceFile::Style(i as u8 + 1), url)))
+            .chain(args.omni_image_url.iter().map(|url| (SourceFile::Omni, url)))
+            .collect();
+        if named.len() > room {
+            warn!(pictures = named.len(), room, "no room to upload the job's pictures again");
+            return Vec::new();
+        }
+        let cap = self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64);
+        let mut uploads = Vec::new();
+        // One at a time: at most one picture is being downloaded at once.
+        for (source, url) in named {
+            match provider::download(&self.downloads, url, cap).await {
+                Ok((bytes, content_type)) => uploads.push(Upload {
+                    filename: source.file_name(extension(content_type.as_deref(), url)),
+                    bytes,
+                    source_url: url.clone(),
+                }),
+                Err(e) => {
+                    warn!(error = %e, ?source, "could not fetch one of the job's pictures; the result offers fewer buttons");
+                    return Vec::new();
+                }
+            }
+        }
+        uploads
     }
 
     /// Downloads every result image, each capped at the smaller of the download cap and this
@@ -165,7 +241,12 @@ fn reply_token(job: &Job, now: DateTime<Utc>) -> Option<&str> {
 }
 
 fn file_name(index: usize, content_type: Option<&str>, url: &str) -> String {
-    let ext = match content_type {
+    actions::image_file_name(index + 1, extension(content_type, url))
+}
+
+/// The file extension of a picture: from its type, else its URL, else `png`.
+fn extension<'a>(content_type: Option<&str>, url: &'a str) -> &'a str {
+    match content_type {
         Some("image/jpeg") => "jpg",
         Some("image/webp") => "webp",
         Some("image/gif") => "gif",
@@ -177,13 +258,13 @@ fn file_name(index: usize, content_type: Option<&str>, url: &str) -> String {
             .map(|(_, e)| e)
             .filter(|e| matches!(*e, "png" | "jpg" | "jpeg" | "webp" | "gif"))
             .unwrap_or("png"),
-    };
-    actions::image_file_name(index + 1, ext)
+    }
 }
 
-/// The final message of a job: its results with a button for each uploaded image, or why it
-/// failed (without buttons).
-fn final_message(job: &Job, uploads: &[Upload], linked: &[String]) -> render::Rendered {
+/// The final message of a job: its results with their buttons, or why it failed (without
+/// buttons). `sources` are the job's own pictures uploaded again; the first shows as the
+/// gallery's thumbnail.
+fn final_message(job: &Job, uploads: &[Upload], sources: &[Upload], linked: &[String]) -> render::Rendered {
     let stage = if job.status == JobStatus::Succeeded {
         let took = (job.finished_at.unwrap_or_else(Utc::now) - job.created_at).to_std().unwrap_or_default();
         Stage::Done { took, amount: job.amount.clone(), images: job.result_urls.len(), linked: linked.to_vec() }
@@ -193,7 +274,12 @@ fn final_message(job: &Job, uploads: &[Upload], linked: &[String]) -> render::Re
     let files: Vec<String> = uploads.iter().map(|u| u.filename.clone()).collect();
     let mut message = render::job_message(&job.args, &job.notes, &stage, &files, &gallery_url(job));
     let numbers: Vec<u8> = files.iter().filter_map(|f| actions::image_number(f)).collect();
-    message.components = actions::result_buttons(job.id, &numbers);
+    let has_references = !job.args.style_image_urls.is_empty() || job.args.omni_image_url.is_some();
+    let offer = actions::Offer { vary: !sources.is_empty() || !has_references, reroll: !sources.is_empty() };
+    message.components = actions::result_buttons(job.id, &numbers, offer);
+    if let (Some(first), Some(embed)) = (sources.first(), message.embeds.first_mut()) {
+        *embed = embed.clone().thumbnail(format!("attachment://{}", first.filename));
+    }
     message
 }
 

@@ -253,6 +253,8 @@ impl Worker {
             let timing = self.timing();
             match lifecycle::on_due(&mut job, now, &timing) {
                 Action::Create => {
+                    // Every Discord link the provider is given must work when it is sent.
+                    self.deliverer.refresh_links(&mut job.args.0).await;
                     // Recorded before sending: a crash during the request leaves `submitting`,
                     // which the next owner turns into `uncertain` instead of sending again.
                     if !self.save(&job, false, "recording it as submitting").await {

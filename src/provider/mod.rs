@@ -46,6 +46,17 @@ pub struct ImageToImageArgs {
     pub omni_weight: Option<i64>,
 }
 
+impl ImageToImageArgs {
+    /// Every picture link: sources, then style references, then the omni reference.
+    pub fn picture_urls(&self) -> impl Iterator<Item = &String> {
+        self.image_urls.iter().chain(&self.style_image_urls).chain(&self.omni_image_url)
+    }
+
+    pub fn picture_urls_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        self.image_urls.iter_mut().chain(&mut self.style_image_urls).chain(&mut self.omni_image_url)
+    }
+}
+
 /// The provider's `performance` argument: how long it may take over a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -58,7 +58,9 @@ async fn happy_path_from_command_to_gallery() {
         .rev()
         .find(|r| r.is("PATCH", "/messages/@original") && !r.files.is_empty())
         .expect("a final edit with files");
-    assert_eq!(final_edit.files.len(), 4);
+    // The four results, then the job's own source uploaded again (for Reroll and Remix days later).
+    let names: Vec<&str> = final_edit.files.iter().map(|f| f.filename.as_str()).collect();
+    assert_eq!(names, ["imagine-1.png", "imagine-2.png", "imagine-3.png", "imagine-4.png", "source-1.png"]);
     for file in &final_edit.files {
         assert!(file.bytes.starts_with(b"\x89PNG"), "uploaded bytes are the images");
     }
@@ -66,6 +68,7 @@ async fn happy_path_from_command_to_gallery() {
     assert_eq!(embeds.len(), 4);
     assert!(embeds.iter().all(|e| e["url"] == embeds[0]["url"]), "embeds share one URL to form a gallery");
     assert!(embeds[0]["image"]["url"].as_str().unwrap().starts_with("attachment://"));
+    assert_eq!(embeds[0]["thumbnail"]["url"], "attachment://source-1.png", "the source shows as a thumbnail");
 
     // The database keeps the whole story and forgets the token.
     bot.wait_job_settled(&cmd).await;

@@ -53,6 +53,7 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
         input_urls: vec!["https://cdn.example/a.png".into()],
         notes: vec![],
         callback_secret: "secret".into(),
+        origin: None,
     }
 }
 
