@@ -14,10 +14,10 @@ use crate::support::{
     shortapi::Behaviour,
 };
 
-const EPHEMERAL: u64 = 64;
+pub(crate) const EPHEMERAL: u64 = 64;
 
 /// The buttons of a message: `(label, custom_id, style)` for each, row by row.
-fn buttons(message: &Value) -> Vec<Vec<(String, String, u64)>> {
+pub(crate) fn buttons(message: &Value) -> Vec<Vec<(String, String, u64)>> {
     message["components"]
         .as_array()
         .unwrap_or(&Vec::new())
@@ -42,12 +42,12 @@ fn buttons(message: &Value) -> Vec<Vec<(String, String, u64)>> {
 }
 
 /// The `custom_id` of the button labelled `label` on `message`.
-fn custom_id(message: &Value, label: &str) -> String {
+pub(crate) fn custom_id(message: &Value, label: &str) -> String {
     buttons(message).concat().into_iter().find(|(l, _, _)| l == label).unwrap_or_else(|| panic!("no {label}")).1
 }
 
 /// Runs `/imagine` with `prompt` to its delivered result; returns the command and the result.
-async fn result(bot: &TestBot, prompt: &str) -> (InteractionBuilder, Value) {
+pub(crate) async fn result(bot: &TestBot, prompt: &str) -> (InteractionBuilder, Value) {
     let cmd = bot.imagine(prompt);
     bot.send(&cmd).await;
     let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;
@@ -56,7 +56,7 @@ async fn result(bot: &TestBot, prompt: &str) -> (InteractionBuilder, Value) {
 }
 
 /// The final edit of a job's reply: the request that uploaded its images.
-fn final_edit(bot: &TestBot, cmd: &InteractionBuilder) -> RecordedRequest {
+pub(crate) fn final_edit(bot: &TestBot, cmd: &InteractionBuilder) -> RecordedRequest {
     let path = format!("/webhooks/{}/{}/messages/@original", APP_ID, cmd.token());
     bot.discord
         .requests_matching("PATCH", &path)

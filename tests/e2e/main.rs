@@ -20,3 +20,4 @@ mod quotas;
 mod settings;
 mod standins;
 mod startup;
+mod variations;

@@ -1,0 +1,259 @@
+//! New jobs from a result's buttons, end to end: V<n> and Reroll start a job owned and paid for
+//! by whoever pressed, answered with its own public reply that the worker drives like any
+//! `/imagine` reply; refusals are private; a press dispatched twice makes one job; presses work
+//! after a restart and after every link issued so far has expired.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::actions::{EPHEMERAL, buttons, custom_id, final_edit, result};
+use crate::support::{
+    TestBot,
+    discord::{DEFAULT_USER_ID, InteractionBuilder, OTHER_GUILD_ID},
+    shortapi::{RecordedCreate, ShortApiStandIn, png_with_seed},
+};
+
+/// A member other than the one who ran `/imagine`.
+const PRESSER: u64 = 424_242_424_242;
+
+/// The job an interaction (a command or a press) made: id, owner, parent, origin, status, counted.
+async fn job_of(
+    bot: &TestBot,
+    interaction: &InteractionBuilder,
+) -> Option<(Uuid, i64, Option<Uuid>, Option<String>, String, bool)> {
+    sqlx::query_as(
+        "SELECT id, user_id, parent_job_id, origin, status::text, counted FROM jobs WHERE interaction_id = $1",
+    )
+    .bind(interaction.id() as i64)
+    .fetch_optional(&bot.pool)
+    .await
+    .unwrap()
+}
+
+async fn job_count(bot: &TestBot) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap()
+}
+
+/// Presses `label` on `message` as `user`, and checks the answer is a public message sent within
+/// Discord's three seconds.
+async fn press_for_job(bot: &TestBot, message: &Value, label: &str, user: u64) -> InteractionBuilder {
+    let press = InteractionBuilder::button_press(message, &custom_id(message, label)).user(user, "presser");
+    bot.send(&press).await;
+    let callback = bot.callback(&press).await;
+    assert_eq!(callback["type"], 4, "{label}: answered with a new message: {callback:#}");
+    assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, 0, "{label}: a public reply");
+    let dispatched = bot.discord.dispatched_at(press.id()).unwrap();
+    let acked = bot.discord.requests().into_iter().find(|r| r.is("POST", &format!("/interactions/{}/", press.id())));
+    assert!(acked.unwrap().at.duration_since(dispatched) < Duration::from_secs(3), "{label}: answered within 3 s");
+    press
+}
+
+/// The bytes behind a URL (a Discord attachment link, or an image on the provider's host).
+async fn fetch(url: &str) -> Vec<u8> {
+    let response = reqwest::get(url).await.unwrap();
+    assert!(response.status().is_success(), "{url} answered {}", response.status());
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// The create the provider received for the job whose prompt contains `needle`, the `nth` one.
+fn create_for(bot: &TestBot, needle: &str, nth: usize) -> RecordedCreate {
+    let creates: Vec<RecordedCreate> = bot
+        .shortapi
+        .creates()
+        .into_iter()
+        .filter(|c| c.args()["prompt"].as_str().is_some_and(|p| p.contains(needle)))
+        .collect();
+    creates.get(nth).cloned().unwrap_or_else(|| panic!("no create #{nth} for {needle:?}: {} seen", creates.len()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_starts_a_job_on_image_two_owned_and_paid_by_the_presser() {
+    let bot = TestBot::start().await;
+    let prompt = "a harbour at dawn --ar 3:2 --chaos 20 --no boats";
+    let (cmd, done) = result(&bot, prompt).await;
+    let parent = job_of(&bot, &cmd).await.unwrap().0;
+    let image_two = final_edit(&bot, &cmd).files.into_iter().find(|f| f.filename == "imagine-2.png").unwrap().bytes;
+
+    let press = press_for_job(&bot, &done, "V2", PRESSER).await;
+    let queued = bot.discord.original_message(&press.token()).unwrap();
+    assert!(queued["content"].as_str().unwrap().contains("Queued"), "{queued:#}");
+    assert!(queued.to_string().contains("Variation of image 2"), "the reply says what it is: {queued:#}");
+
+    // Its own reply is driven to a result with buttons of its own.
+    let child_done = bot.wait_reply(&press, |c| c.contains("Done")).await;
+    bot.wait_job_settled(&press).await;
+    let (child, owner, from, origin, status, counted) = job_of(&bot, &press).await.unwrap();
+    assert_eq!(
+        (owner, from, origin.as_deref(), status.as_str(), counted),
+        (PRESSER as i64, Some(parent), Some("V2"), "succeeded", true)
+    );
+    let ids: Vec<String> = buttons(&child_done).concat().into_iter().map(|(_, id, _)| id).collect();
+    assert_eq!(ids.len(), 10, "{:#}", child_done["components"]);
+    assert!(ids.iter().all(|id| id.ends_with(&child.simple().to_string())), "the new result's buttons are its own");
+    assert_ne!(done["id"], child_done["id"], "never an edit of the pressed result");
+
+    // Image 2 is the source; prompt, settings and negative prompt are the original's.
+    let original = create_for(&bot, "a harbour at dawn", 0).args();
+    let varied = create_for(&bot, "a harbour at dawn", 1).args();
+    let sources = varied["image_urls"].as_array().unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(fetch(sources[0].as_str().unwrap()).await, image_two, "image_urls[0] is result image 2");
+    for key in ["prompt", "negative_prompt", "aspect_ratio", "chaos", "mode"] {
+        assert_eq!(varied[key], original[key], "{key}");
+    }
+    assert_eq!(varied["aspect_ratio"], "3:2");
+    assert_eq!(varied["negative_prompt"], "boats");
+
+    // The presser paid: their job counts against them, not against the member who ran /imagine.
+    let per_user: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT user_id, count(*) FROM jobs WHERE counted GROUP BY user_id ORDER BY user_id")
+            .fetch_all(&bot.pool)
+            .await
+            .unwrap();
+    let mut expected = [(DEFAULT_USER_ID as i64, 1), (PRESSER as i64, 1)];
+    expected.sort_unstable();
+    assert_eq!(per_user, expected);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reroll_sends_exactly_the_original_sources_references_prompt_and_settings() {
+    let bot = TestBot::start().await;
+    let source = png_with_seed(3000, 11);
+    let style = png_with_seed(2500, 12);
+    bot.shortapi.add_image("reroll-source.png", source.clone(), "image/png");
+    bot.shortapi.add_image("reroll-style.png", style.clone(), "image/png");
+    let cmd = InteractionBuilder::command("imagine")
+        .string("prompt", "a glass greenhouse --stylize 300 --weird 50")
+        .attachment("image", "reroll-source.png", Some("image/png"), 3000, &bot.source_url("reroll-source.png"))
+        .attachment("style_image", "reroll-style.png", Some("image/png"), 2500, &bot.source_url("reroll-style.png"))
+        .integer("style_weight", 400)
+        .string("performance", "quality")
+        .string("negative_prompt", "people");
+    bot.send(&cmd).await;
+    let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    bot.wait_job_settled(&cmd).await;
+    let names: Vec<&str> =
+        done["attachments"].as_array().unwrap().iter().map(|a| a["filename"].as_str().unwrap()).collect();
+    assert!(names.contains(&"source-1.png") && names.contains(&"style-1.png"), "{names:?}");
+
+    let press = press_for_job(&bot, &done, "Reroll", PRESSER).await;
+    bot.wait_reply(&press, |c| c.contains("Done")).await;
+    bot.wait_job_settled(&press).await;
+    let original = create_for(&bot, "a glass greenhouse", 0).args();
+    let rerolled = create_for(&bot, "a glass greenhouse", 1).args();
+    let mut expected = original.clone();
+    for key in ["image_urls", "style_image_urls"] {
+        expected[key] = rerolled[key].clone();
+    }
+    assert_eq!(rerolled, expected, "everything but the links is the original's");
+    assert_eq!(fetch(rerolled["image_urls"][0].as_str().unwrap()).await, source, "the same source picture");
+    assert_eq!(fetch(rerolled["style_image_urls"][0].as_str().unwrap()).await, style, "the same style reference");
+    assert_eq!(rerolled["style_weight"], 400);
+    assert_eq!(job_of(&bot, &press).await.unwrap().3.as_deref(), Some("Reroll"));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_dispatched_twice_makes_one_job() {
+    let bot = TestBot::start().await;
+    let (_, done) = result(&bot, "a quiet pond").await;
+    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    let press = InteractionBuilder::button_press(&done, &custom_id(&done, "V1")).user(PRESSER, "presser");
+    bot.send(&press).await;
+    bot.send(&press).await;
+    bot.wait_reply(&press, |c| c.contains("Done")).await;
+    bot.wait_job_settled(&press).await;
+    assert_eq!(job_count(&bot).await, before.0 + 1);
+    assert_eq!(bot.shortapi.creates().len(), before.1 + 1, "one create");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_over_quota_is_refused_privately_naming_the_limit() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("DEFAULT_PER_USER_DAILY_LIMIT".into(), "1".into());
+    })
+    .await;
+    let (_, done) = result(&bot, "a red kite").await;
+    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    for label in ["V3", "Reroll"] {
+        // The member who ran /imagine has used their one job today.
+        let press = InteractionBuilder::button_press(&done, &custom_id(&done, label));
+        bot.send(&press).await;
+        let callback = bot.callback(&press).await;
+        assert_eq!(callback["type"], 4);
+        assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "private");
+        let text = callback["data"]["content"].as_str().unwrap();
+        assert!(text.contains("your daily quota of 1 image job"), "{label}: names the limit: {text}");
+    }
+    assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), before, "nothing created or sent");
+    // Someone else still has their own quota.
+    let press = press_for_job(&bot, &done, "Reroll", PRESSER).await;
+    bot.wait_reply(&press, |c| c.contains("Done")).await;
+    bot.wait_job_settled(&press).await;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presses_work_after_a_restart_when_every_earlier_link_has_expired() {
+    let mut bot = TestBot::start().await;
+    let (cmd, done) = result(&bot, "an old lighthouse").await;
+    let image_one = final_edit(&bot, &cmd).files.into_iter().find(|f| f.filename == "imagine-1.png").unwrap().bytes;
+    bot.restart().await;
+    // Three days on: every link issued so far answers 404.
+    bot.discord.advance_cdn_clock(Duration::from_secs(3 * 24 * 3600));
+    let stale = done["attachments"][0]["url"].as_str().unwrap();
+    assert_eq!(reqwest::get(stale).await.unwrap().status(), 404, "the old links are dead");
+
+    // The press carries the result as Discord holds it now, its links signed afresh.
+    for label in ["V1", "Reroll"] {
+        let press = press_for_job(&bot, &done, label, PRESSER).await;
+        bot.wait_reply(&press, |c| c.contains("Done")).await;
+        bot.wait_job_settled(&press).await;
+    }
+    let varied = create_for(&bot, "an old lighthouse", 1).args();
+    assert_eq!(fetch(varied["image_urls"][0].as_str().unwrap()).await, image_one);
+    let rerolled = create_for(&bot, "an old lighthouse", 2).args();
+    assert_eq!(
+        fetch(rerolled["image_urls"][0].as_str().unwrap()).await,
+        ShortApiStandIn::tiny_png(2048),
+        "the original source, from the copy kept with the result"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing() {
+    let bot = TestBot::start().await;
+    let (_, done) = result(&bot, "a tall ship").await;
+    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+
+    // A result whose own pictures are not attached (as when they were too large to upload again).
+    let mut stripped = done.clone();
+    stripped["id"] = Value::String("1".into());
+    stripped["attachments"].as_array_mut().unwrap().retain(|a| a["filename"].as_str().unwrap().starts_with("imagine-"));
+    let cases = [
+        (
+            InteractionBuilder::button_press(&stripped, &custom_id(&done, "Reroll")),
+            "original pictures could not be kept",
+        ),
+        (InteractionBuilder::button_press(&done, &custom_id(&done, "V2")).guild(OTHER_GUILD_ID), "another server"),
+        (
+            InteractionBuilder::button_press(&done, &format!("imagine:1:V2:{}", Uuid::new_v4().simple())),
+            "no longer exists",
+        ),
+        (InteractionBuilder::button_press(&done, &custom_id(&done, "V2")).user_installed(), "only works in servers"),
+    ];
+    for (press, expected) in cases {
+        bot.send(&press).await;
+        let callback = bot.callback(&press).await;
+        assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "{expected}");
+        let text = callback["data"]["content"].as_str().unwrap();
+        assert!(text.contains(expected), "{expected:?} not in {text:?}");
+    }
+    assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), before, "nothing created or sent");
+    bot.stop().await;
+}
