@@ -115,6 +115,18 @@ async fn v2_starts_a_job_on_image_two_owned_and_paid_by_the_presser() {
     let mut expected = [(DEFAULT_USER_ID as i64, 1), (PRESSER as i64, 1)];
     expected.sort_unstable();
     assert_eq!(per_user, expected);
+
+    // The presser's history links the new job to the result it came from.
+    let history = InteractionBuilder::command("history").user(PRESSER, "presser");
+    bot.send(&history).await;
+    let text = bot.callback(&history).await["data"]["content"].as_str().unwrap().to_owned();
+    let link = format!(
+        "V2 of [this result](https://discord.com/channels/{}/{}/{})",
+        done["guild_id"].as_str().unwrap(),
+        done["channel_id"].as_str().unwrap(),
+        done["id"].as_str().unwrap()
+    );
+    assert!(text.contains(&link), "{text}");
     bot.stop().await;
 }
 
