@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serenity::all::{
-    ChannelId, ClientBuilder, Command, CommandDataOptionValue, CommandInteraction, CommandOptionType, Context,
-    CreateAttachment, CreateCommand, CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseFollowup,
-    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, EventHandler, GatewayIntents,
-    HttpBuilder, Interaction, Message, Ready,
+    ActionRowComponent, ChannelId, ClientBuilder, Command, CommandDataOptionValue, CommandInteraction,
+    CommandOptionType, Context, CreateActionRow, CreateAttachment, CreateCommand, CreateCommandOption, CreateInputText,
+    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateMessage,
+    CreateModal, EditInteractionResponse, EventHandler, GatewayIntents, HttpBuilder, InputTextStyle, Interaction,
+    Message, Ready,
 };
 use tokio::sync::mpsc;
 
@@ -448,4 +449,295 @@ async fn sessions_on_one_shard_all_receive_and_shards_split_guilds() {
     assert!(rx.try_recv().is_err(), "no process saw another shard's interaction");
     m0.shutdown_all().await;
     m1.shutdown_all().await;
+}
+
+/// Posts a message with one PNG (`fox.png`, `png(5)`) to the default channel, as the bot would;
+/// returns the message.
+async fn post_with_image(discord: &DiscordStandIn) -> Value {
+    let form = reqwest::multipart::Form::new()
+        .text("payload_json", json!({"content": "a red fox"}).to_string())
+        .part("files[0]", reqwest::multipart::Part::bytes(png(5)).file_name("fox.png").mime_str("image/png").unwrap());
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v10/channels/{DEFAULT_CHANNEL_ID}/messages", discord.proxy_url()))
+        .header("Authorization", "Bot test-token")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Answers an interaction's callback over HTTP; returns the status and the JSON body, if any.
+async fn answer(discord: &DiscordStandIn, interaction: &InteractionBuilder, body: Value) -> (u16, Value) {
+    let url =
+        format!("{}/api/v10/interactions/{}/{}/callback", discord.proxy_url(), interaction.id(), interaction.token());
+    let response = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A text input of a modal, in its action row.
+fn text_input(custom_id: &str, label: &str) -> Value {
+    json!({"type": 1, "components": [{"type": 4, "custom_id": custom_id, "label": label, "style": 2}]})
+}
+
+#[tokio::test]
+async fn modals_are_checked_like_discord() {
+    let discord = DiscordStandIn::start().await;
+    let message = post_with_image(&discord).await;
+    let modal = |title: &str, rows: Vec<Value>| json!({"type": 9, "data": {"custom_id": "remix:1", "title": title, "components": rows}});
+    let prompt = || text_input("prompt", "Prompt");
+    let with = |field: &str, value: Value| {
+        let mut row = prompt();
+        row["components"][0][field] = value;
+        row
+    };
+    // Each refused with 50035 and the field Discord names.
+    let refused = [
+        (modal("", vec![prompt()]), "title"),
+        (modal(&"t".repeat(46), vec![prompt()]), "title"),
+        (json!({"type": 9, "data": {"title": "Remix", "components": [prompt()]}}), "custom_id"),
+        (modal("Remix", vec![]), "components"),
+        (modal("Remix", (0..6).map(|i| text_input(&format!("p{i}"), "Prompt")).collect()), "components"),
+        (modal("Remix", vec![text_input("prompt", &"l".repeat(46))]), "components.0.components.0.label"),
+        (modal("Remix", vec![with("label", Value::Null)]), "components.0.components.0.label"),
+        (modal("Remix", vec![with("style", json!(3))]), "components.0.components.0.style"),
+        (modal("Remix", vec![with("custom_id", json!("x".repeat(101)))]), "components.0.components.0.custom_id"),
+        (modal("Remix", vec![prompt(), prompt()]), "components.1.components.0.custom_id"),
+        (modal("Remix", vec![with("max_length", json!(4001))]), "components.0.components.0.max_length"),
+        (modal("Remix", vec![with("min_length", json!(-1))]), "components.0.components.0.min_length"),
+        (modal("Remix", vec![with("value", json!("v".repeat(4001)))]), "components.0.components.0.value"),
+        (
+            modal(
+                "Remix",
+                vec![{
+                    let mut row = with("max_length", json!(5));
+                    row["components"][0]["value"] = json!("too long");
+                    row
+                }],
+            ),
+            "components.0.components.0.value",
+        ),
+        (modal("Remix", vec![with("placeholder", json!("p".repeat(101)))]), "components.0.components.0.placeholder"),
+        (modal("Remix", vec![with("required", json!("yes"))]), "components.0.components.0.required"),
+        (modal("Remix", vec![json!({"type": 1, "components": []})]), "components.0.components"),
+        (
+            modal(
+                "Remix",
+                vec![
+                    json!({"type": 1, "components": [prompt()["components"][0], {"type": 4, "custom_id": "b", "label": "B", "style": 1}]}),
+                ],
+            ),
+            "components.0.components",
+        ),
+        (modal("Remix", vec![json!({"type": 2, "style": 1, "label": "x", "custom_id": "b"})]), "components.0.type"),
+    ];
+    let press = InteractionBuilder::button_press(&message, "remix:1");
+    discord.dispatch_interaction(press.build()).await;
+    for (body, field) in &refused {
+        let (status, error) = answer(&discord, &press, body.clone()).await;
+        assert_eq!((status, &error["code"]), (400, &json!(50035)), "{body}: {error}");
+        let at = format!("/errors/data/{}/_errors/0/code", field.replace('.', "/"));
+        assert!(error.pointer(&at).is_some(), "{body}: {field} not named in {error}");
+    }
+    assert_eq!(discord.acknowledged_with(press.id()), None, "a refused modal acknowledges nothing");
+
+    // A good one, every optional field at its limit: shown, recorded, no message made.
+    let mut full = with("max_length", json!(4000));
+    full["components"][0]["min_length"] = json!(0);
+    full["components"][0]["value"] = json!("v".repeat(4000));
+    full["components"][0]["required"] = json!(false);
+    full["components"][0]["placeholder"] = json!("p".repeat(100));
+    let rows = vec![
+        full,
+        text_input("negative", &"l".repeat(45)),
+        text_input("c", "C"),
+        text_input("d", "D"),
+        text_input("e", "E"),
+    ];
+    let good = modal(&"t".repeat(45), rows);
+    assert_eq!(answer(&discord, &press, good.clone()).await.0, 204);
+    assert_eq!(discord.acknowledged_with(press.id()), Some(9));
+    assert_eq!(discord.modal_for(press.id()), Some(good["data"].clone()));
+    assert_eq!(discord.original_message(&press.token()), None, "a modal is no message");
+    let (status, again) = answer(&discord, &press, json!({"type": 4, "data": {"content": "hi"}})).await;
+    assert_eq!((status, &again["code"]), (400, &json!(40060)), "{again}");
+
+    // Which answers Discord takes for which interaction.
+    let command = InteractionBuilder::command("imagine");
+    let submit = InteractionBuilder::modal_submit(&message, "remix:1", &[("prompt", "a blue fox")]);
+    let from_command = InteractionBuilder::modal_submit(&Value::Null, "settings:1", &[("words", "gore")]);
+    for interaction in [&command, &submit, &from_command] {
+        discord.dispatch_interaction(interaction.build()).await;
+    }
+    let cases = [
+        (&command, json!({"type": 6}), 400),
+        (&command, json!({"type": 7, "data": {"content": "x"}}), 400),
+        (&command, json!({"type": 1}), 400),
+        (&submit, modal("Again", vec![prompt()]), 400),
+        (&from_command, json!({"type": 7, "data": {"content": "x"}}), 400),
+        (&from_command, json!({"type": 6}), 400),
+        (&from_command, modal("Again", vec![prompt()]), 400),
+        (&command, modal("Settings", vec![prompt()]), 204),
+        (&submit, json!({"type": 7, "data": {"content": "remixing"}}), 204),
+        (&from_command, json!({"type": 4, "data": {"content": "saved", "flags": 64}}), 204),
+    ];
+    for (interaction, body, expected) in cases {
+        let (status, error) = answer(&discord, interaction, body.clone()).await;
+        assert_eq!(status, expected, "{body}: {error}");
+        if expected == 400 {
+            assert_eq!(error["code"], 50035, "{error}");
+            assert!(error.pointer("/errors/type/_errors/0/message").is_some(), "{error}");
+        }
+    }
+    let no_modal = answer(&discord, &submit, json!({"type": 4})).await.1;
+    assert_eq!(no_modal["code"], 40060, "{no_modal}");
+    let (_, refused) = answer(&discord, &InteractionBuilder::command("x"), json!({"type": 9})).await;
+    assert_eq!(refused["code"], 10062, "an interaction never dispatched is unknown: {refused}");
+    assert_eq!(discord.original_message(&submit.token()).unwrap()["id"], message["id"], "7 updated the message");
+    assert_eq!(discord.original_message(&submit.token()).unwrap()["content"], "remixing");
+    assert_eq!(discord.acknowledged_with(command.id()), Some(9));
+    assert_eq!(discord.modal_for(submit.id()), None);
+}
+
+#[tokio::test]
+async fn a_modal_submit_is_shaped_like_discords() {
+    let message = json!({"id": "1180000000000000777", "channel_id": discord::SECOND_CHANNEL_ID.to_string(),
+                         "guild_id": discord::DEFAULT_GUILD_ID.to_string(), "content": "x"});
+    let submit = InteractionBuilder::modal_submit(&message, "remix:1", &[("prompt", "a blue fox"), ("negative", "")]);
+    let d = submit.build();
+    assert_eq!(d["type"], 5);
+    assert_eq!(
+        d["data"],
+        json!({"custom_id": "remix:1", "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": "prompt", "value": "a blue fox"}]},
+            {"type": 1, "components": [{"type": 4, "custom_id": "negative", "value": ""}]}]})
+    );
+    assert_eq!(d["message"], message);
+    assert_eq!(d["channel_id"], discord::SECOND_CHANNEL_ID.to_string());
+    assert_eq!(d["guild_id"], discord::DEFAULT_GUILD_ID.to_string());
+    assert_eq!(d["authorizing_integration_owners"], json!({"0": discord::DEFAULT_GUILD_ID.to_string()}));
+    assert_eq!(d["member"]["user"]["id"], discord::DEFAULT_USER_ID.to_string());
+    assert_eq!(d["token"], submit.token());
+    let from_command = InteractionBuilder::modal_submit(&Value::Null, "settings:1", &[]).build();
+    assert!(from_command.get("message").is_none(), "a modal a command opened has no message");
+}
+
+#[derive(Debug)]
+enum ModalSeen {
+    /// The press's answer with a modal.
+    Opened(Result<(), String>),
+    /// The submit: its custom id, its inputs, its message's attachment URL, the refusal of a
+    /// modal as its answer and the update of the message.
+    Submitted {
+        custom_id: String,
+        inputs: Vec<(String, String)>,
+        attachment: String,
+        modal: String,
+        update: Result<(), String>,
+    },
+}
+
+struct ModalHandler {
+    tx: mpsc::UnboundedSender<ModalSeen>,
+}
+
+fn remix_modal() -> CreateModal {
+    CreateModal::new("remix-modal:1", "Remix").components(vec![CreateActionRow::InputText(
+        CreateInputText::new(InputTextStyle::Paragraph, "Prompt", "prompt").value("a red fox").max_length(1500),
+    )])
+}
+
+#[serenity::async_trait]
+impl EventHandler for ModalHandler {
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Component(press) => {
+                let opened = press.create_response(&ctx.http, CreateInteractionResponse::Modal(remix_modal())).await;
+                let _ = self.tx.send(ModalSeen::Opened(opened.map_err(|e| e.to_string())));
+            }
+            Interaction::Modal(submit) => {
+                let modal = submit.create_response(&ctx.http, CreateInteractionResponse::Modal(remix_modal())).await;
+                let update = submit
+                    .create_response(
+                        &ctx.http,
+                        CreateInteractionResponse::UpdateMessage(
+                            CreateInteractionResponseMessage::new().content("remixing"),
+                        ),
+                    )
+                    .await;
+                let inputs = submit
+                    .data
+                    .components
+                    .iter()
+                    .flat_map(|row| &row.components)
+                    .filter_map(|c| match c {
+                        ActionRowComponent::InputText(input) => {
+                            Some((input.custom_id.clone(), input.value.clone().unwrap_or_default()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let attachment = submit.message.as_ref().map(|m| m.attachments[0].url.clone()).unwrap_or_default();
+                let _ = self.tx.send(ModalSeen::Submitted {
+                    custom_id: submit.data.custom_id.clone(),
+                    inputs,
+                    attachment,
+                    modal: format!("{:?}", modal.expect_err("a modal cannot answer a modal submit")),
+                    update: update.map_err(|e| e.to_string()),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modal_opened_by_a_press_comes_back_to_serenity_as_a_submit() {
+    let discord = DiscordStandIn::start().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let http = HttpBuilder::new("test-token").proxy(discord.proxy_url()).ratelimiter_disabled(true).build();
+    let mut client =
+        ClientBuilder::new_with_http(http, GatewayIntents::empty()).event_handler(ModalHandler { tx }).await.unwrap();
+    let shard_manager = client.shard_manager.clone();
+    tokio::spawn(async move {
+        let _ = client.start().await;
+    });
+    assert!(discord.wait_ready(WAIT).await);
+    let message = post_with_image(&discord).await;
+    let stale = message["attachments"][0]["url"].as_str().unwrap().to_owned();
+    discord.advance_cdn_clock(Duration::from_secs(2 * 24 * 3600));
+
+    // serenity's modal passes Discord's rules and is recorded; nothing is posted.
+    let press = InteractionBuilder::button_press(&message, "remix:1");
+    discord.dispatch_interaction(press.build()).await;
+    let ModalSeen::Opened(opened) = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap() else {
+        panic!("expected the modal to open")
+    };
+    opened.expect("the modal is accepted");
+    let modal = discord.modal_for(press.id()).expect("the modal is recorded");
+    assert_eq!(modal["custom_id"], "remix-modal:1");
+    assert_eq!(modal["components"][0]["components"][0]["value"], "a red fox");
+    assert_eq!(discord.original_message(&press.token()), None);
+
+    // The submit reaches serenity with its inputs and the message, URLs signed afresh; a modal
+    // cannot answer it, an update of the message can.
+    let submit = InteractionBuilder::modal_submit(&message, "remix-modal:1", &[("prompt", "a blue fox")]);
+    discord.dispatch_interaction(submit.build()).await;
+    let ModalSeen::Submitted { custom_id, inputs, attachment, modal, update } =
+        tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap()
+    else {
+        panic!("expected the submit")
+    };
+    assert_eq!(custom_id, "remix-modal:1");
+    assert_eq!(inputs, [("prompt".to_owned(), "a blue fox".to_owned())]);
+    assert!(modal.contains("50035"), "{modal}");
+    update.expect("the submit may update the message");
+    assert_eq!(reqwest::get(&stale).await.unwrap().status(), 404);
+    assert_ne!(attachment, stale);
+    assert_eq!(reqwest::get(&attachment).await.unwrap().bytes().await.unwrap().to_vec(), png(5));
+    assert_eq!(discord.acknowledged_with(submit.id()), Some(7));
+    assert_eq!(discord.original_message(&submit.token()).unwrap()["content"], "remixing");
+    shard_manager.shutdown_all().await;
 }

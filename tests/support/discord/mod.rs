@@ -11,13 +11,15 @@
 //!
 //! Layout: the handle and the state it shares with the server live here; `gateway` is the
 //! WebSocket, `rest` the HTTP routes with scripted faults and rate limits, `responses` the
-//! interaction callbacks and webhooks, `messages` the stored messages, `attachments` the uploaded
-//! files and multipart bodies, `interaction` the INTERACTION_CREATE payload builder.
+//! interaction callbacks and webhooks, `modals` the modal callback's rules, `messages` the stored
+//! messages, `attachments` the uploaded files and multipart bodies, `interaction` the
+//! INTERACTION_CREATE payload builder.
 
 mod attachments;
 mod gateway;
 mod interaction;
 mod messages;
+mod modals;
 mod responses;
 mod rest;
 
@@ -184,14 +186,19 @@ struct ScriptedFailure {
 // ------------------------------------------------------------------------------------------
 
 struct InteractionState {
+    /// The interaction's type: 1 ping, 2 application command, 3 component, 5 modal submit.
+    kind: u64,
     token: String,
     channel_id: u64,
     guild_id: Option<u64>,
     attachment_size_limit: u64,
     dispatched_at: Instant,
     acked_with: Option<u64>,
-    /// The message a component interaction's component is on (callbacks 6 and 7 act on it).
+    /// The message a component interaction's component is on, or the one of the button that
+    /// opened a submitted modal (callbacks 6 and 7 act on it).
     message_id: Option<u64>,
+    /// The modal the interaction was answered with (callback 9).
+    modal: Option<Value>,
 }
 
 enum Out {
