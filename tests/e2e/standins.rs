@@ -741,3 +741,74 @@ async fn a_modal_opened_by_a_press_comes_back_to_serenity_as_a_submit() {
     assert_eq!(discord.original_message(&submit.token()).unwrap()["content"], "remixing");
     shard_manager.shutdown_all().await;
 }
+
+#[tokio::test]
+async fn refresh_urls_renews_message_attachments_only() {
+    let discord = DiscordStandIn::start().await;
+    let message = post_with_image(&discord).await;
+    let url = message["attachments"][0]["url"].as_str().unwrap().to_owned();
+    let ephemeral = discord.ephemeral_attachment("room.png", png(6), "image/png");
+    assert!(
+        ephemeral.contains(&format!("/ephemeral-attachments/{APP_ID}/")) && ephemeral.contains("?ex="),
+        "{ephemeral}"
+    );
+    let served = reqwest::get(&ephemeral).await.unwrap();
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), png(6));
+    let gone = |url: String| async move {
+        let response = reqwest::get(&url).await.unwrap();
+        response.status() == 404 && response.text().await.unwrap() == "This content is no longer available."
+    };
+    assert!(gone(ephemeral.replace("hm=", "hm=0")).await, "a tampered signature");
+    assert!(gone(ephemeral.replace("room.png", "other.png")).await, "another file name");
+    assert!(gone(url.replace("/attachments/", "/ephemeral-attachments/")).await, "another place");
+
+    // A day later both are dead; refresh-urls renews the message's, not the command's.
+    discord.advance_cdn_clock(Duration::from_secs(25 * 3600));
+    assert!(gone(url.clone()).await && gone(ephemeral.clone()).await);
+    let unknown = "https://cdn.discordapp.com/attachments/1/2/x.png?ex=1&is=1&hm=1&";
+    let misnamed = url.replace("fox.png", "cat.png");
+    let unsigned = url.split('?').next().unwrap().to_owned();
+    let refresh = |auth: Option<&str>, body: Value| {
+        let request = reqwest::Client::new()
+            .post(format!("{}/api/v10/attachments/refresh-urls", discord.proxy_url()))
+            .json(&body);
+        let request = match auth {
+            Some(auth) => request.header("Authorization", auth),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let given = json!({"attachment_urls": [url, ephemeral, unknown, misnamed, unsigned]});
+    let (status, body) = refresh(Some("Bot test-token"), given).await;
+    assert_eq!(status, 200, "{body}");
+    let refreshed = body["refreshed_urls"].as_array().unwrap();
+    assert_eq!(refreshed.len(), 2, "only the message attachment, given twice: {body}");
+    assert_eq!(refreshed[0]["original"], url);
+    assert_eq!(refreshed[1]["original"], unsigned);
+    for entry in refreshed {
+        let fresh = entry["refreshed"].as_str().unwrap();
+        assert_ne!(fresh, url);
+        assert_eq!(reqwest::get(fresh).await.unwrap().bytes().await.unwrap().to_vec(), png(5));
+    }
+
+    // Discord's rules: a bot token, 1 to 50 strings.
+    let one = json!({"attachment_urls": [url]});
+    assert_eq!(refresh(None, one.clone()).await.0, 401);
+    assert_eq!(refresh(Some("Bearer test-token"), one).await.0, 401);
+    let many: Vec<String> = (0..51).map(|_| url.clone()).collect();
+    for body in
+        [json!({"attachment_urls": many}), json!({"attachment_urls": []}), json!({}), json!({"attachment_urls": [1]})]
+    {
+        let (status, error) = refresh(Some("Bot test-token"), body.clone()).await;
+        assert_eq!((status, &error["code"]), (400, &json!(50035)), "{body}: {error}");
+        assert!(error["errors"]["attachment_urls"].is_object(), "{error}");
+    }
+    let fifty: Vec<String> = (0..50).map(|_| url.clone()).collect();
+    let (status, body) = refresh(Some("Bot test-token"), json!({"attachment_urls": fifty})).await;
+    assert_eq!((status, body["refreshed_urls"].as_array().unwrap().len()), (200, 50));
+    assert_eq!(discord.requests_matching("POST", "/attachments/refresh-urls").len(), 8, "every call is recorded");
+}

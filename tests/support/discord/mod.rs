@@ -12,7 +12,7 @@
 //! Layout: the handle and the state it shares with the server live here; `gateway` is the
 //! WebSocket, `rest` the HTTP routes with scripted faults and rate limits, `responses` the
 //! interaction callbacks and webhooks, `modals` the modal callback's rules, `messages` the stored
-//! messages, `attachments` the uploaded files and multipart bodies, `interaction` the
+//! messages, `attachments` the uploaded files, multipart bodies and the CDN, `interaction` the
 //! INTERACTION_CREATE payload builder.
 
 mod attachments;
@@ -238,7 +238,7 @@ struct Inner {
     channel_msgs: HashMap<u64, Vec<u64>>,
     /// `(channel, nonce)` of messages posted with `enforce_nonce`, and the message made.
     nonces: HashMap<(u64, String), (u64, Instant)>,
-    files: HashMap<u64, (String, Vec<u8>)>,
+    files: HashMap<u64, attachments::StoredFile>,
     /// Seconds the CDN's clock is ahead of the real one (see `attachments`).
     cdn_clock_offset: i64,
     conns: HashMap<u64, Conn>,
@@ -280,6 +280,7 @@ impl DiscordStandIn {
             .route("/gateway", get(gateway::gateway_upgrade))
             .route("/gateway/", get(gateway::gateway_upgrade))
             .route("/attachments/{channel}/{id}/{filename}", get(attachments::serve_attachment))
+            .route("/ephemeral-attachments/{application}/{id}/{filename}", get(attachments::serve_ephemeral_attachment))
             .fallback(rest::rest)
             .layer(DefaultBodyLimit::disable())
             .with_state(shared.clone());
