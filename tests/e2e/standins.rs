@@ -270,6 +270,8 @@ async fn shortapi_standin_scripted_jobs() {
     let api = ShortApiStandIn::start().await;
     api.script("broken", Behaviour::MalformedQueryThenSucceed { times: 1 });
     api.script("refused", Behaviour::CreateError { code: 1001, message: "insufficient balance".into() });
+    api.add_image("a.png", png(1), "image/png");
+    let source = api.image_url("a.png");
     let http = reqwest::Client::new();
     let create = |prompt: &str, key: &str| {
         http.post(format!("{}/api/v1/job/create", api.base_url()))
@@ -280,7 +282,7 @@ async fn shortapi_standin_scripted_jobs() {
                     "mode": "fast",
                     "prompt": prompt,
                     "aspect_ratio": "16:9",
-                    "image_urls": ["https://cdn.discordapp.com/a.png?ex=1&"],
+                    "image_urls": [source],
                     "chaos": 20
                 }
             }))
@@ -314,7 +316,8 @@ async fn shortapi_standin_scripted_jobs() {
         assert!(!seen.contains(&bytes), "images differ");
         seen.push(bytes);
     }
-    assert_eq!(api.downloads(), 4);
+    assert_eq!(api.downloads(), 5, "the provider's download of the input, then the four results");
+    assert_eq!(api.fetched_inputs(), [(source.clone(), 200)]);
     let c = &api.creates()[0];
     assert_eq!(c.header("authorization"), Some("Bearer test-shortapi-key"));
     assert_eq!(c.job_id.as_deref(), Some(job.as_str()));
@@ -811,4 +814,63 @@ async fn refresh_urls_renews_message_attachments_only() {
     let (status, body) = refresh(Some("Bot test-token"), json!({"attachment_urls": fifty})).await;
     assert_eq!((status, body["refreshed_urls"].as_array().unwrap().len()), (200, 50));
     assert_eq!(discord.requests_matching("POST", "/attachments/refresh-urls").len(), 8, "every call is recorded");
+}
+
+#[tokio::test]
+async fn the_provider_fails_a_job_whose_input_it_cannot_download_and_bills_it() {
+    let api = ShortApiStandIn::start().await;
+    let discord = DiscordStandIn::start().await;
+    api.script("endless", Behaviour::NeverFinish);
+    api.add_image("a.png", png(1), "image/png");
+    let source = api.image_url("a.png");
+    let gone = api.image_url("gone.png");
+    let attached = discord.ephemeral_attachment("style.png", png(2), "image/png");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nobody = format!("http://{}/o.png", closed.local_addr().unwrap());
+    drop(closed);
+    let http = reqwest::Client::new();
+    let create = |prompt: &str, inputs: Value| {
+        let mut args = json!({"mode": "fast", "prompt": prompt, "aspect_ratio": "1:1"});
+        args.as_object_mut().unwrap().extend(inputs.as_object().unwrap().clone());
+        let request = http
+            .post(format!("{}/api/v1/job/create", api.base_url()))
+            .bearer_auth(shortapi::DEFAULT_API_KEY)
+            .json(&json!({"model": shortapi::MODEL, "args": args}));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let query = |job: Value| {
+        let request = http
+            .get(format!("{}/api/v1/job/query", api.base_url()))
+            .query(&[("id", job.as_str().unwrap())])
+            .bearer_auth(shortapi::DEFAULT_API_KEY);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap()["data"].clone() }
+    };
+
+    // Every input is downloaded; a dead link fails the job, which is accepted and billed.
+    let created = create("a fox", json!({"image_urls": [source, gone], "style_image_urls": [attached]})).await;
+    assert_eq!((&created["code"], &created["data"]["amount"]), (&json!(0), &json!("0.04")), "{created}");
+    assert_eq!(api.fetched_inputs(), [(source.clone(), 200), (gone.clone(), 404), (attached.clone(), 200)]);
+    for _ in 0..2 {
+        let data = query(created["data"]["job_id"].clone()).await;
+        assert_eq!((&data["status"], &data["error"]), (&json!(3), &json!("could not download image_urls[1]: 404")));
+    }
+    let unreachable = create("a fox", json!({"image_urls": [source], "omni_image_url": nobody})).await;
+    let data = query(unreachable["data"]["job_id"].clone()).await;
+    assert_eq!(data["error"], "could not download omni_image_url: no answer", "{data}");
+    assert_eq!(api.fetched_inputs().last(), Some(&(nobody, 0)));
+
+    // With good inputs the script applies; a day later the command's attachment is gone.
+    let endless = create("endless fox", json!({"image_urls": [source], "style_image_urls": [attached]})).await;
+    assert_eq!(query(endless["data"]["job_id"].clone()).await["status"], 1);
+    discord.advance_cdn_clock(Duration::from_secs(25 * 3600));
+    let late = create("endless fox", json!({"image_urls": [source], "style_image_urls": [attached]})).await;
+    assert_eq!(late["code"], 0);
+    let data = query(late["data"]["job_id"].clone()).await;
+    assert_eq!((&data["status"], &data["error"]), (&json!(3), &json!("could not download style_image_urls[0]: 404")));
+
+    // A create that is refused downloads nothing.
+    let before = api.fetched_inputs().len();
+    let refused = create("a-fox", json!({"image_urls": [source]})).await;
+    assert_eq!(refused["code"], 400);
+    assert_eq!(api.fetched_inputs().len(), before);
 }
