@@ -46,6 +46,7 @@ async fn happy_path_from_command_to_gallery() {
         json!({"mode":"fast","prompt":"a cozy reading nook, golden hour","negative_prompt":"people",
                "aspect_ratio":"16:9","chaos":20,"image_urls":[bot.source_url("source.png")]})
     );
+    assert_eq!(bot.shortapi.fetched_inputs(), [(bot.source_url("source.png"), 200)], "the provider got the image");
 
     // The reply ends as a gallery of uploaded images with duration and cost.
     let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;

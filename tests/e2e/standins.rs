@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serenity::all::{
-    ChannelId, ClientBuilder, Command, CommandDataOptionValue, CommandInteraction, CommandOptionType, Context,
-    CreateAttachment, CreateCommand, CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseFollowup,
-    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, EventHandler, GatewayIntents,
-    HttpBuilder, Interaction, Message, Ready,
+    ActionRowComponent, ChannelId, ClientBuilder, Command, CommandDataOptionValue, CommandInteraction,
+    CommandOptionType, Context, CreateActionRow, CreateAttachment, CreateCommand, CreateCommandOption, CreateInputText,
+    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateMessage,
+    CreateModal, EditInteractionResponse, EventHandler, GatewayIntents, HttpBuilder, InputTextStyle, Interaction,
+    Message, Ready,
 };
 use tokio::sync::mpsc;
 
@@ -269,6 +270,8 @@ async fn shortapi_standin_scripted_jobs() {
     let api = ShortApiStandIn::start().await;
     api.script("broken", Behaviour::MalformedQueryThenSucceed { times: 1 });
     api.script("refused", Behaviour::CreateError { code: 1001, message: "insufficient balance".into() });
+    api.add_image("a.png", png(1), "image/png");
+    let source = api.image_url("a.png");
     let http = reqwest::Client::new();
     let create = |prompt: &str, key: &str| {
         http.post(format!("{}/api/v1/job/create", api.base_url()))
@@ -279,7 +282,7 @@ async fn shortapi_standin_scripted_jobs() {
                     "mode": "fast",
                     "prompt": prompt,
                     "aspect_ratio": "16:9",
-                    "image_urls": ["https://cdn.discordapp.com/a.png?ex=1&"],
+                    "image_urls": [source],
                     "chaos": 20
                 }
             }))
@@ -313,7 +316,8 @@ async fn shortapi_standin_scripted_jobs() {
         assert!(!seen.contains(&bytes), "images differ");
         seen.push(bytes);
     }
-    assert_eq!(api.downloads(), 4);
+    assert_eq!(api.downloads(), 5, "the provider's download of the input, then the four results");
+    assert_eq!(api.fetched_inputs(), [(source.clone(), 200)]);
     let c = &api.creates()[0];
     assert_eq!(c.header("authorization"), Some("Bearer test-shortapi-key"));
     assert_eq!(c.job_id.as_deref(), Some(job.as_str()));
@@ -448,4 +452,425 @@ async fn sessions_on_one_shard_all_receive_and_shards_split_guilds() {
     assert!(rx.try_recv().is_err(), "no process saw another shard's interaction");
     m0.shutdown_all().await;
     m1.shutdown_all().await;
+}
+
+/// Posts a message with one PNG (`fox.png`, `png(5)`) to the default channel, as the bot would;
+/// returns the message.
+async fn post_with_image(discord: &DiscordStandIn) -> Value {
+    let form = reqwest::multipart::Form::new()
+        .text("payload_json", json!({"content": "a red fox"}).to_string())
+        .part("files[0]", reqwest::multipart::Part::bytes(png(5)).file_name("fox.png").mime_str("image/png").unwrap());
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v10/channels/{DEFAULT_CHANNEL_ID}/messages", discord.proxy_url()))
+        .header("Authorization", "Bot test-token")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Answers an interaction's callback over HTTP; returns the status and the JSON body, if any.
+async fn answer(discord: &DiscordStandIn, interaction: &InteractionBuilder, body: Value) -> (u16, Value) {
+    let url =
+        format!("{}/api/v10/interactions/{}/{}/callback", discord.proxy_url(), interaction.id(), interaction.token());
+    let response = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A text input of a modal, in its action row.
+fn text_input(custom_id: &str, label: &str) -> Value {
+    json!({"type": 1, "components": [{"type": 4, "custom_id": custom_id, "label": label, "style": 2}]})
+}
+
+#[tokio::test]
+async fn modals_are_checked_like_discord() {
+    let discord = DiscordStandIn::start().await;
+    let message = post_with_image(&discord).await;
+    let modal = |title: &str, rows: Vec<Value>| json!({"type": 9, "data": {"custom_id": "remix:1", "title": title, "components": rows}});
+    let prompt = || text_input("prompt", "Prompt");
+    let with = |field: &str, value: Value| {
+        let mut row = prompt();
+        row["components"][0][field] = value;
+        row
+    };
+    // Each refused with 50035 and the field Discord names.
+    let refused = [
+        (modal("", vec![prompt()]), "title"),
+        (modal(&"t".repeat(46), vec![prompt()]), "title"),
+        (json!({"type": 9, "data": {"title": "Remix", "components": [prompt()]}}), "custom_id"),
+        (modal("Remix", vec![]), "components"),
+        (modal("Remix", (0..6).map(|i| text_input(&format!("p{i}"), "Prompt")).collect()), "components"),
+        (modal("Remix", vec![text_input("prompt", &"l".repeat(46))]), "components.0.components.0.label"),
+        (modal("Remix", vec![with("label", Value::Null)]), "components.0.components.0.label"),
+        (modal("Remix", vec![with("style", json!(3))]), "components.0.components.0.style"),
+        (modal("Remix", vec![with("custom_id", json!("x".repeat(101)))]), "components.0.components.0.custom_id"),
+        (modal("Remix", vec![prompt(), prompt()]), "components.1.components.0.custom_id"),
+        (modal("Remix", vec![with("max_length", json!(4001))]), "components.0.components.0.max_length"),
+        (modal("Remix", vec![with("min_length", json!(-1))]), "components.0.components.0.min_length"),
+        (modal("Remix", vec![with("value", json!("v".repeat(4001)))]), "components.0.components.0.value"),
+        (
+            modal(
+                "Remix",
+                vec![{
+                    let mut row = with("max_length", json!(5));
+                    row["components"][0]["value"] = json!("too long");
+                    row
+                }],
+            ),
+            "components.0.components.0.value",
+        ),
+        (modal("Remix", vec![with("placeholder", json!("p".repeat(101)))]), "components.0.components.0.placeholder"),
+        (modal("Remix", vec![with("required", json!("yes"))]), "components.0.components.0.required"),
+        (modal("Remix", vec![json!({"type": 1, "components": []})]), "components.0.components"),
+        (
+            modal(
+                "Remix",
+                vec![
+                    json!({"type": 1, "components": [prompt()["components"][0], {"type": 4, "custom_id": "b", "label": "B", "style": 1}]}),
+                ],
+            ),
+            "components.0.components",
+        ),
+        (modal("Remix", vec![json!({"type": 2, "style": 1, "label": "x", "custom_id": "b"})]), "components.0.type"),
+    ];
+    let press = InteractionBuilder::button_press(&message, "remix:1");
+    discord.dispatch_interaction(press.build()).await;
+    for (body, field) in &refused {
+        let (status, error) = answer(&discord, &press, body.clone()).await;
+        assert_eq!((status, &error["code"]), (400, &json!(50035)), "{body}: {error}");
+        let at = format!("/errors/data/{}/_errors/0/code", field.replace('.', "/"));
+        assert!(error.pointer(&at).is_some(), "{body}: {field} not named in {error}");
+    }
+    assert_eq!(discord.acknowledged_with(press.id()), None, "a refused modal acknowledges nothing");
+
+    // A good one, every optional field at its limit: shown, recorded, no message made.
+    let mut full = with("max_length", json!(4000));
+    full["components"][0]["min_length"] = json!(0);
+    full["components"][0]["value"] = json!("v".repeat(4000));
+    full["components"][0]["required"] = json!(false);
+    full["components"][0]["placeholder"] = json!("p".repeat(100));
+    let rows = vec![
+        full,
+        text_input("negative", &"l".repeat(45)),
+        text_input("c", "C"),
+        text_input("d", "D"),
+        text_input("e", "E"),
+    ];
+    let good = modal(&"t".repeat(45), rows);
+    assert_eq!(answer(&discord, &press, good.clone()).await.0, 204);
+    assert_eq!(discord.acknowledged_with(press.id()), Some(9));
+    assert_eq!(discord.modal_for(press.id()), Some(good["data"].clone()));
+    assert_eq!(discord.original_message(&press.token()), None, "a modal is no message");
+    let (status, again) = answer(&discord, &press, json!({"type": 4, "data": {"content": "hi"}})).await;
+    assert_eq!((status, &again["code"]), (400, &json!(40060)), "{again}");
+
+    // Which answers Discord takes for which interaction.
+    let command = InteractionBuilder::command("imagine");
+    let submit = InteractionBuilder::modal_submit(&message, "remix:1", &[("prompt", "a blue fox")]);
+    let from_command = InteractionBuilder::modal_submit(&Value::Null, "settings:1", &[("words", "gore")]);
+    for interaction in [&command, &submit, &from_command] {
+        discord.dispatch_interaction(interaction.build()).await;
+    }
+    let cases = [
+        (&command, json!({"type": 6}), 400),
+        (&command, json!({"type": 7, "data": {"content": "x"}}), 400),
+        (&command, json!({"type": 1}), 400),
+        (&submit, modal("Again", vec![prompt()]), 400),
+        (&from_command, json!({"type": 7, "data": {"content": "x"}}), 400),
+        (&from_command, json!({"type": 6}), 400),
+        (&from_command, modal("Again", vec![prompt()]), 400),
+        (&command, modal("Settings", vec![prompt()]), 204),
+        (&submit, json!({"type": 7, "data": {"content": "remixing"}}), 204),
+        (&from_command, json!({"type": 4, "data": {"content": "saved", "flags": 64}}), 204),
+    ];
+    for (interaction, body, expected) in cases {
+        let (status, error) = answer(&discord, interaction, body.clone()).await;
+        assert_eq!(status, expected, "{body}: {error}");
+        if expected == 400 {
+            assert_eq!(error["code"], 50035, "{error}");
+            assert!(error.pointer("/errors/type/_errors/0/message").is_some(), "{error}");
+        }
+    }
+    let no_modal = answer(&discord, &submit, json!({"type": 4})).await.1;
+    assert_eq!(no_modal["code"], 40060, "{no_modal}");
+    let (_, refused) = answer(&discord, &InteractionBuilder::command("x"), json!({"type": 9})).await;
+    assert_eq!(refused["code"], 10062, "an interaction never dispatched is unknown: {refused}");
+    assert_eq!(discord.original_message(&submit.token()).unwrap()["id"], message["id"], "7 updated the message");
+    assert_eq!(discord.original_message(&submit.token()).unwrap()["content"], "remixing");
+    assert_eq!(discord.acknowledged_with(command.id()), Some(9));
+    assert_eq!(discord.modal_for(submit.id()), None);
+}
+
+#[tokio::test]
+async fn a_modal_submit_is_shaped_like_discords() {
+    let message = json!({"id": "1180000000000000777", "channel_id": discord::SECOND_CHANNEL_ID.to_string(),
+                         "guild_id": discord::DEFAULT_GUILD_ID.to_string(), "content": "x"});
+    let submit = InteractionBuilder::modal_submit(&message, "remix:1", &[("prompt", "a blue fox"), ("negative", "")]);
+    let d = submit.build();
+    assert_eq!(d["type"], 5);
+    assert_eq!(
+        d["data"],
+        json!({"custom_id": "remix:1", "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": "prompt", "value": "a blue fox"}]},
+            {"type": 1, "components": [{"type": 4, "custom_id": "negative", "value": ""}]}]})
+    );
+    assert_eq!(d["message"], message);
+    assert_eq!(d["channel_id"], discord::SECOND_CHANNEL_ID.to_string());
+    assert_eq!(d["guild_id"], discord::DEFAULT_GUILD_ID.to_string());
+    assert_eq!(d["authorizing_integration_owners"], json!({"0": discord::DEFAULT_GUILD_ID.to_string()}));
+    assert_eq!(d["member"]["user"]["id"], discord::DEFAULT_USER_ID.to_string());
+    assert_eq!(d["token"], submit.token());
+    let from_command = InteractionBuilder::modal_submit(&Value::Null, "settings:1", &[]).build();
+    assert!(from_command.get("message").is_none(), "a modal a command opened has no message");
+}
+
+#[derive(Debug)]
+enum ModalSeen {
+    /// The press's answer with a modal.
+    Opened(Result<(), String>),
+    /// The submit: its custom id, its inputs, its message's attachment URL, the refusal of a
+    /// modal as its answer and the update of the message.
+    Submitted {
+        custom_id: String,
+        inputs: Vec<(String, String)>,
+        attachment: String,
+        modal: String,
+        update: Result<(), String>,
+    },
+}
+
+struct ModalHandler {
+    tx: mpsc::UnboundedSender<ModalSeen>,
+}
+
+fn remix_modal() -> CreateModal {
+    CreateModal::new("remix-modal:1", "Remix").components(vec![CreateActionRow::InputText(
+        CreateInputText::new(InputTextStyle::Paragraph, "Prompt", "prompt").value("a red fox").max_length(1500),
+    )])
+}
+
+#[serenity::async_trait]
+impl EventHandler for ModalHandler {
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Component(press) => {
+                let opened = press.create_response(&ctx.http, CreateInteractionResponse::Modal(remix_modal())).await;
+                let _ = self.tx.send(ModalSeen::Opened(opened.map_err(|e| e.to_string())));
+            }
+            Interaction::Modal(submit) => {
+                let modal = submit.create_response(&ctx.http, CreateInteractionResponse::Modal(remix_modal())).await;
+                let update = submit
+                    .create_response(
+                        &ctx.http,
+                        CreateInteractionResponse::UpdateMessage(
+                            CreateInteractionResponseMessage::new().content("remixing"),
+                        ),
+                    )
+                    .await;
+                let inputs = submit
+                    .data
+                    .components
+                    .iter()
+                    .flat_map(|row| &row.components)
+                    .filter_map(|c| match c {
+                        ActionRowComponent::InputText(input) => {
+                            Some((input.custom_id.clone(), input.value.clone().unwrap_or_default()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let attachment = submit.message.as_ref().map(|m| m.attachments[0].url.clone()).unwrap_or_default();
+                let _ = self.tx.send(ModalSeen::Submitted {
+                    custom_id: submit.data.custom_id.clone(),
+                    inputs,
+                    attachment,
+                    modal: format!("{:?}", modal.expect_err("a modal cannot answer a modal submit")),
+                    update: update.map_err(|e| e.to_string()),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modal_opened_by_a_press_comes_back_to_serenity_as_a_submit() {
+    let discord = DiscordStandIn::start().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let http = HttpBuilder::new("test-token").proxy(discord.proxy_url()).ratelimiter_disabled(true).build();
+    let mut client =
+        ClientBuilder::new_with_http(http, GatewayIntents::empty()).event_handler(ModalHandler { tx }).await.unwrap();
+    let shard_manager = client.shard_manager.clone();
+    tokio::spawn(async move {
+        let _ = client.start().await;
+    });
+    assert!(discord.wait_ready(WAIT).await);
+    let message = post_with_image(&discord).await;
+    let stale = message["attachments"][0]["url"].as_str().unwrap().to_owned();
+    discord.advance_cdn_clock(Duration::from_secs(2 * 24 * 3600));
+
+    // serenity's modal passes Discord's rules and is recorded; nothing is posted.
+    let press = InteractionBuilder::button_press(&message, "remix:1");
+    discord.dispatch_interaction(press.build()).await;
+    let ModalSeen::Opened(opened) = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap() else {
+        panic!("expected the modal to open")
+    };
+    opened.expect("the modal is accepted");
+    let modal = discord.modal_for(press.id()).expect("the modal is recorded");
+    assert_eq!(modal["custom_id"], "remix-modal:1");
+    assert_eq!(modal["components"][0]["components"][0]["value"], "a red fox");
+    assert_eq!(discord.original_message(&press.token()), None);
+
+    // The submit reaches serenity with its inputs and the message, URLs signed afresh; a modal
+    // cannot answer it, an update of the message can.
+    let submit = InteractionBuilder::modal_submit(&message, "remix-modal:1", &[("prompt", "a blue fox")]);
+    discord.dispatch_interaction(submit.build()).await;
+    let ModalSeen::Submitted { custom_id, inputs, attachment, modal, update } =
+        tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap()
+    else {
+        panic!("expected the submit")
+    };
+    assert_eq!(custom_id, "remix-modal:1");
+    assert_eq!(inputs, [("prompt".to_owned(), "a blue fox".to_owned())]);
+    assert!(modal.contains("50035"), "{modal}");
+    update.expect("the submit may update the message");
+    assert_eq!(reqwest::get(&stale).await.unwrap().status(), 404);
+    assert_ne!(attachment, stale);
+    assert_eq!(reqwest::get(&attachment).await.unwrap().bytes().await.unwrap().to_vec(), png(5));
+    assert_eq!(discord.acknowledged_with(submit.id()), Some(7));
+    assert_eq!(discord.original_message(&submit.token()).unwrap()["content"], "remixing");
+    shard_manager.shutdown_all().await;
+}
+
+#[tokio::test]
+async fn refresh_urls_renews_message_attachments_only() {
+    let discord = DiscordStandIn::start().await;
+    let message = post_with_image(&discord).await;
+    let url = message["attachments"][0]["url"].as_str().unwrap().to_owned();
+    let ephemeral = discord.ephemeral_attachment("room.png", png(6), "image/png");
+    assert!(
+        ephemeral.contains(&format!("/ephemeral-attachments/{APP_ID}/")) && ephemeral.contains("?ex="),
+        "{ephemeral}"
+    );
+    let served = reqwest::get(&ephemeral).await.unwrap();
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), png(6));
+    let gone = |url: String| async move {
+        let response = reqwest::get(&url).await.unwrap();
+        response.status() == 404 && response.text().await.unwrap() == "This content is no longer available."
+    };
+    assert!(gone(ephemeral.replace("hm=", "hm=0")).await, "a tampered signature");
+    assert!(gone(ephemeral.replace("room.png", "other.png")).await, "another file name");
+    assert!(gone(url.replace("/attachments/", "/ephemeral-attachments/")).await, "another place");
+
+    // A day later both are dead; refresh-urls renews the message's, not the command's.
+    discord.advance_cdn_clock(Duration::from_secs(25 * 3600));
+    assert!(gone(url.clone()).await && gone(ephemeral.clone()).await);
+    let unknown = "https://cdn.discordapp.com/attachments/1/2/x.png?ex=1&is=1&hm=1&";
+    let misnamed = url.replace("fox.png", "cat.png");
+    let unsigned = url.split('?').next().unwrap().to_owned();
+    let refresh = |auth: Option<&str>, body: Value| {
+        let request = reqwest::Client::new()
+            .post(format!("{}/api/v10/attachments/refresh-urls", discord.proxy_url()))
+            .json(&body);
+        let request = match auth {
+            Some(auth) => request.header("Authorization", auth),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let given = json!({"attachment_urls": [url, ephemeral, unknown, misnamed, unsigned]});
+    let (status, body) = refresh(Some("Bot test-token"), given).await;
+    assert_eq!(status, 200, "{body}");
+    let refreshed = body["refreshed_urls"].as_array().unwrap();
+    assert_eq!(refreshed.len(), 2, "only the message attachment, given twice: {body}");
+    assert_eq!(refreshed[0]["original"], url);
+    assert_eq!(refreshed[1]["original"], unsigned);
+    for entry in refreshed {
+        let fresh = entry["refreshed"].as_str().unwrap();
+        assert_ne!(fresh, url);
+        assert_eq!(reqwest::get(fresh).await.unwrap().bytes().await.unwrap().to_vec(), png(5));
+    }
+
+    // Discord's rules: a bot token, 1 to 50 strings.
+    let one = json!({"attachment_urls": [url]});
+    assert_eq!(refresh(None, one.clone()).await.0, 401);
+    assert_eq!(refresh(Some("Bearer test-token"), one).await.0, 401);
+    let many: Vec<String> = (0..51).map(|_| url.clone()).collect();
+    for body in
+        [json!({"attachment_urls": many}), json!({"attachment_urls": []}), json!({}), json!({"attachment_urls": [1]})]
+    {
+        let (status, error) = refresh(Some("Bot test-token"), body.clone()).await;
+        assert_eq!((status, &error["code"]), (400, &json!(50035)), "{body}: {error}");
+        assert!(error["errors"]["attachment_urls"].is_object(), "{error}");
+    }
+    let fifty: Vec<String> = (0..50).map(|_| url.clone()).collect();
+    let (status, body) = refresh(Some("Bot test-token"), json!({"attachment_urls": fifty})).await;
+    assert_eq!((status, body["refreshed_urls"].as_array().unwrap().len()), (200, 50));
+    assert_eq!(discord.requests_matching("POST", "/attachments/refresh-urls").len(), 8, "every call is recorded");
+}
+
+#[tokio::test]
+async fn the_provider_fails_a_job_whose_input_it_cannot_download_and_bills_it() {
+    let api = ShortApiStandIn::start().await;
+    let discord = DiscordStandIn::start().await;
+    api.script("endless", Behaviour::NeverFinish);
+    api.add_image("a.png", png(1), "image/png");
+    let source = api.image_url("a.png");
+    let gone = api.image_url("gone.png");
+    let attached = discord.ephemeral_attachment("style.png", png(2), "image/png");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nobody = format!("http://{}/o.png", closed.local_addr().unwrap());
+    drop(closed);
+    let http = reqwest::Client::new();
+    let create = |prompt: &str, inputs: Value| {
+        let mut args = json!({"mode": "fast", "prompt": prompt, "aspect_ratio": "1:1"});
+        args.as_object_mut().unwrap().extend(inputs.as_object().unwrap().clone());
+        let request = http
+            .post(format!("{}/api/v1/job/create", api.base_url()))
+            .bearer_auth(shortapi::DEFAULT_API_KEY)
+            .json(&json!({"model": shortapi::MODEL, "args": args}));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let query = |job: Value| {
+        let request = http
+            .get(format!("{}/api/v1/job/query", api.base_url()))
+            .query(&[("id", job.as_str().unwrap())])
+            .bearer_auth(shortapi::DEFAULT_API_KEY);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap()["data"].clone() }
+    };
+
+    // Every input is downloaded; a dead link fails the job, which is accepted and billed.
+    let created = create("a fox", json!({"image_urls": [source, gone], "style_image_urls": [attached]})).await;
+    assert_eq!((&created["code"], &created["data"]["amount"]), (&json!(0), &json!("0.04")), "{created}");
+    assert_eq!(api.fetched_inputs(), [(source.clone(), 200), (gone.clone(), 404), (attached.clone(), 200)]);
+    for _ in 0..2 {
+        let data = query(created["data"]["job_id"].clone()).await;
+        assert_eq!((&data["status"], &data["error"]), (&json!(3), &json!("could not download image_urls[1]: 404")));
+    }
+    let unreachable = create("a fox", json!({"image_urls": [source], "omni_image_url": nobody})).await;
+    let data = query(unreachable["data"]["job_id"].clone()).await;
+    assert_eq!(data["error"], "could not download omni_image_url: no answer", "{data}");
+    assert_eq!(api.fetched_inputs().last(), Some(&(nobody, 0)));
+
+    // With good inputs the script applies; a day later the command's attachment is gone.
+    let endless = create("endless fox", json!({"image_urls": [source], "style_image_urls": [attached]})).await;
+    assert_eq!(query(endless["data"]["job_id"].clone()).await["status"], 1);
+    discord.advance_cdn_clock(Duration::from_secs(25 * 3600));
+    let late = create("endless fox", json!({"image_urls": [source], "style_image_urls": [attached]})).await;
+    assert_eq!(late["code"], 0);
+    let data = query(late["data"]["job_id"].clone()).await;
+    assert_eq!((&data["status"], &data["error"]), (&json!(3), &json!("could not download style_image_urls[0]: 404")));
+
+    // A create that is refused downloads nothing.
+    let before = api.fetched_inputs().len();
+    let refused = create("a-fox", json!({"image_urls": [source]})).await;
+    assert_eq!(refused["code"], 400);
+    assert_eq!(api.fetched_inputs().len(), before);
 }

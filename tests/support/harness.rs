@@ -6,7 +6,11 @@ pub mod pg;
 pub mod process;
 pub mod shortapi;
 
-use std::{collections::HashMap, sync::OnceLock, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
 
 use imagine_bot::config::Config;
 use serde_json::Value;
@@ -67,6 +71,8 @@ pub struct TestBot {
     pub pool: PgPool,
     /// `HEALTH_ADDR`, when the test set one.
     health_addr: Option<String>,
+    /// The source images attached so far ([`TestBot::source_url`]): file name → URL.
+    sources: Mutex<HashMap<String, String>>,
     /// The bot's environment, for [`TestBot::restart`].
     vars: HashMap<String, String>,
     shutdown: CancellationToken,
@@ -100,22 +106,43 @@ pub fn test_vars(discord: &DiscordStandIn, shortapi: &ShortApiStandIn, database_
     .collect()
 }
 
+/// Size of the source image every `/imagine` of the helpers attaches.
+const SOURCE_BYTES: usize = 2048;
+
 /// An `/imagine` with a prompt and one PNG (`source.png`) served by `shortapi`'s image host, for
 /// tests that drive the stand-ins without a [`TestBot`] (the real binary, say).
 pub fn imagine_command(shortapi: &ShortApiStandIn, prompt: &str) -> InteractionBuilder {
-    shortapi.add_image("source.png", ShortApiStandIn::tiny_png(2048), "image/png");
+    shortapi.add_image("source.png", ShortApiStandIn::tiny_png(SOURCE_BYTES), "image/png");
+    imagine_with_source(prompt, &source_url(shortapi, "source.png"))
+}
+
+/// An `/imagine` with a prompt and `source.png` at `url`.
+fn imagine_with_source(prompt: &str, url: &str) -> InteractionBuilder {
     InteractionBuilder::command("imagine").string("prompt", prompt).attachment(
         "image",
         "source.png",
         Some("image/png"),
-        2048,
-        &source_url(shortapi, "source.png"),
+        SOURCE_BYTES as u64,
+        url,
     )
 }
 
-/// A signed-looking Discord CDN URL for a file on `shortapi`'s image host; passed through untouched.
+/// A signed-looking Discord CDN URL for a file on `shortapi`'s image host, passed through
+/// untouched. Its expiry is far in the future (2106), so it never looks stale.
 pub fn source_url(shortapi: &ShortApiStandIn, name: &str) -> String {
-    format!("{}?ex=66a1b2c3&is=66a06143&hm=3f1c2a9b7d4e5f60&", shortapi.image_url(name))
+    format!("{}?ex=ffffffff&is=66a06143&hm=3f1c2a9b7d4e5f60&", shortapi.image_url(name))
+}
+
+/// The content type Discord gives a file named `name`.
+fn content_type_of(name: &str) -> &'static str {
+    match name.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
 }
 
 impl TestBot {
@@ -157,7 +184,17 @@ impl TestBot {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(imagine_bot::run(config, shutdown.clone()));
         assert!(discord.wait_ready(WAIT).await, "the bot never identified on the gateway");
-        TestBot { discord, shortapi, pool, health_addr, vars, shutdown, handle: Some(handle), _database: database }
+        TestBot {
+            discord,
+            shortapi,
+            pool,
+            health_addr,
+            sources: Mutex::default(),
+            vars,
+            shutdown,
+            handle: Some(handle),
+            _database: database,
+        }
     }
 
     /// Stops the bot gracefully and starts a new one on the same database and stand-ins: only
@@ -179,14 +216,27 @@ impl TestBot {
         self.discord.dispatch_interaction(interaction.build()).await;
     }
 
-    /// An `/imagine` with a prompt and one PNG served by the image host.
+    /// An `/imagine` with a prompt and one PNG, `source.png` ([`TestBot::source_url`]).
     pub fn imagine(&self, prompt: &str) -> InteractionBuilder {
-        imagine_command(&self.shortapi, prompt)
+        imagine_with_source(prompt, &self.source_url("source.png"))
     }
 
-    /// A signed-looking Discord CDN URL for an attachment; passed through untouched.
+    /// The URL of a file named `name` attached to a slash command, as Discord's CDN serves it
+    /// (an ephemeral attachment of the Discord stand-in, signed, expiring a day after it was
+    /// first asked for): a 2 KiB PNG, or a short text for a `.txt`. Attached once per bot, so the
+    /// same name gives the same URL.
     pub fn source_url(&self, name: &str) -> String {
-        source_url(&self.shortapi, name)
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let url = sources.entry(name.to_owned()).or_insert_with(|| {
+            let content_type = content_type_of(name);
+            let bytes = if content_type.starts_with("image/") {
+                ShortApiStandIn::tiny_png(SOURCE_BYTES)
+            } else {
+                b"not an image".to_vec()
+            };
+            self.discord.ephemeral_attachment(name, bytes, content_type)
+        });
+        url.clone()
     }
 
     /// Waits for the interaction's callback (the first answer) and returns its JSON body.

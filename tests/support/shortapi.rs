@@ -5,6 +5,11 @@
 //! non-empty `prompt` without `-`, `aspect_ratio` in the 11 allowed values, option ranges, no
 //! unknown arguments); a violation answers HTTP 200 `{"code":400,"info":"<what is wrong>"}`.
 //!
+//! Like the real provider, the stand-in downloads the input images of every job it accepts
+//! (`image_urls`, `style_image_urls`, `omni_image_url`). A job whose input cannot be downloaded
+//! is still accepted and billed, but fails: its queries answer status 3 with
+//! `"could not download image_urls[0]: 404"`, whatever its script says.
+//!
 //! Longer than 400 lines on purpose: the provider's validation rules, its scripted behaviours and
 //! the image host are one stand-in, and the rules read best beside the handlers that apply them.
 
@@ -126,13 +131,22 @@ struct Job {
     polls: u32,
     images: Vec<String>,
     amount: String,
+    /// Why the job failed before it started: an input image that could not be downloaded.
+    input_error: Option<String>,
 }
+
+/// The job status the provider reports for a failed job.
+const STATUS_FAILED: u64 = 3;
+/// How long the provider waits for one input image.
+const INPUT_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Inner {
     scripts: Vec<(String, Behaviour)>,
     creates: Vec<RecordedCreate>,
     queries: Vec<RecordedQuery>,
     downloads: usize,
+    /// Input images the provider downloaded: URL and HTTP status (0: no answer).
+    fetched: Vec<(String, u16)>,
     jobs: HashMap<String, Job>,
     images: HashMap<String, (Vec<u8>, String)>,
     /// Image names that answer with a redirect to this location instead.
@@ -145,6 +159,8 @@ struct Inner {
 struct Shared {
     addr: SocketAddr,
     inner: Mutex<Inner>,
+    /// Downloads the input images of accepted jobs.
+    fetcher: reqwest::Client,
 }
 
 impl Shared {
@@ -169,12 +185,17 @@ impl ShortApiStandIn {
                 creates: Vec::new(),
                 queries: Vec::new(),
                 downloads: 0,
+                fetched: Vec::new(),
                 jobs: HashMap::new(),
                 images: HashMap::new(),
                 redirects: HashMap::new(),
                 next_job: 0,
                 create_failures: HashMap::new(),
             }),
+            fetcher: reqwest::Client::builder()
+                .timeout(INPUT_FETCH_TIMEOUT)
+                .build()
+                .expect("the input fetcher's client"),
         });
         let app = Router::new()
             .route("/api/v1/job/create", post(create))
@@ -226,9 +247,15 @@ impl ShortApiStandIn {
         lock(&self.shared.inner).queries.iter().filter(|q| q.job_id == job_id).cloned().collect()
     }
 
-    /// Number of image-host GETs (including 404s).
+    /// Number of image-host GETs (including 404s), the provider's own input downloads included.
     pub fn downloads(&self) -> usize {
         lock(&self.shared.inner).downloads
+    }
+
+    /// The input images the provider downloaded for the jobs it accepted, in order: each URL as
+    /// the create gave it and the HTTP status it got (0 when no answer came).
+    pub fn fetched_inputs(&self) -> Vec<(String, u16)> {
+        lock(&self.shared.inner).fetched.clone()
     }
 
     /// Makes `/images/{name}` answer `302 Found` to `location`.
@@ -467,10 +494,43 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
         inner.images.insert(name.clone(), (bytes, "image/png".to_string()));
         images.push(format!("{}/images/{name}", shared.base_url()));
     }
-    inner
-        .jobs
-        .insert(job_id.clone(), Job { behaviour, created: Instant::now(), polls: 0, images, amount: amount.clone() });
+    let job = Job { behaviour, created: Instant::now(), polls: 0, images, amount: amount.clone(), input_error: None };
+    inner.jobs.insert(job_id.clone(), job);
     (job_id, amount)
+}
+
+/// Downloads every input image of `args` as the provider does for a job it accepted, and records
+/// what it got; the first input that could not be downloaded, as the provider words it.
+async fn fetch_inputs(shared: &Shared, args: &Value) -> Option<String> {
+    let mut inputs = Vec::new();
+    for key in ["image_urls", "style_image_urls"] {
+        for (i, url) in args[key].as_array().into_iter().flatten().enumerate() {
+            inputs.extend(url.as_str().map(|u| (format!("{key}[{i}]"), u.to_owned())));
+        }
+    }
+    inputs.extend(args["omni_image_url"].as_str().map(|u| ("omni_image_url".to_owned(), u.to_owned())));
+    let downloads = inputs.iter().map(|(field, url)| async move {
+        let outcome = match shared.fetcher.get(url).send().await {
+            Err(_) => (0, Some("no answer".to_owned())),
+            Ok(response) if !response.status().is_success() => {
+                let status = response.status().as_u16();
+                (status, Some(status.to_string()))
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.bytes().await.err().map(|_| "download interrupted".to_owned()))
+            }
+        };
+        (field, url, outcome)
+    });
+    let mut failure = None;
+    for (field, url, (status, problem)) in futures::future::join_all(downloads).await {
+        lock(&shared.inner).fetched.push((url.clone(), status));
+        if let Some(problem) = problem {
+            failure.get_or_insert(format!("could not download {field}: {problem}"));
+        }
+    }
+    failure
 }
 
 async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -555,6 +615,11 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                 inner.creates[idx].job_id = Some(job_id.clone());
                 (job_id, amount)
             };
+            if let Some(error) = fetch_inputs(&shared, &json["args"]).await
+                && let Some(job) = lock(&shared.inner).jobs.get_mut(&job_id)
+            {
+                job.input_error = Some(error);
+            }
             if let (Behaviour::SucceedAt { after, .. }, Some(callback)) =
                 (&other, json["callback_url"].as_str().map(str::to_owned))
             {
@@ -565,7 +630,10 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                     tokio::time::sleep(after).await;
                     let body = {
                         let inner = lock(&shared.inner);
-                        inner.jobs.get(&job_id).map(|job| succeeded(job, &job_id))
+                        inner
+                            .jobs
+                            .get(&job_id)
+                            .map(|job| input_failed(job, &job_id).unwrap_or_else(|| succeeded(job, &job_id)))
                     };
                     if let Some(body) = body {
                         let _ = reqwest::Client::new().post(&callback).json(&body["data"]).send().await;
@@ -593,6 +661,12 @@ fn running(n: u32, total: u32, progress: bool, job_id: &str) -> Value {
         data["progress"] = json!((n * 100) / total.max(1));
     }
     json!({"code": 0, "data": data})
+}
+
+/// The answer about a job whose input could not be downloaded: failed, with the reason.
+fn input_failed(job: &Job, job_id: &str) -> Option<Value> {
+    let error = job.input_error.as_ref()?;
+    Some(json!({"code": 0, "info": error, "data": {"job_id": job_id, "status": STATUS_FAILED, "error": error}}))
 }
 
 fn succeeded(job: &Job, job_id: &str) -> Value {
@@ -623,6 +697,9 @@ async fn query(
     job.polls += 1;
     let job = job.clone();
     drop(inner);
+    if let Some(failed) = input_failed(&job, &job_id) {
+        return json_reply(200, failed);
+    }
     let body = match &job.behaviour {
         Behaviour::Succeed { polls_before_done, progress, .. } => {
             if n < *polls_before_done {

@@ -1,11 +1,16 @@
-//! Uploaded files: multipart bodies, the attachment list of a message, and the CDN route that
-//! serves what was uploaded.
+//! Uploaded files: multipart bodies, the attachment list of a message, the CDN routes that serve
+//! what was uploaded, and `POST /attachments/refresh-urls`.
 //!
 //! Like Discord's CDN, an attachment URL carries `ex` (expiry, hex Unix seconds), `is` (issued)
 //! and `hm` (a signature over the file, `ex` and `is`), and is refused with 404 once expired or
 //! when tampered with. URLs live [`URL_LIFETIME`]; the CDN's clock can be moved forward
 //! ([`DiscordStandIn::advance_cdn_clock`]) to make every URL issued so far expire. Messages read
-//! back from Discord (a press's `message`, `GET .../messages/{id}`) carry freshly signed URLs.
+//! back from Discord (a press's `message`, `GET .../messages/{id}`) carry freshly signed URLs, and
+//! refresh-urls signs a message attachment's URL afresh however old the one given.
+//!
+//! Files attached to a slash command belong to no message: they live under
+//! `ephemeral-attachments/<application>/<id>/<file>`, expire like the others, and refresh-urls
+//! leaves them out (that Discord renews them is not documented).
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -17,7 +22,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{DiscordStandIn, Inner, Shared, lock, snowflake};
+use super::rest::Reply;
+use super::{APP_ID, DiscordStandIn, Inner, Shared, form_error, lock, snowflake};
 
 #[derive(Clone, Debug)]
 pub struct RecordedFile {
@@ -30,11 +36,58 @@ pub struct RecordedFile {
 /// How long a signed attachment URL works (Discord: about a day).
 pub const URL_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
+/// At most this many URLs in one refresh-urls request.
+const MAX_REFRESH_URLS: usize = 50;
+
+/// Where a stored file lives on the CDN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Home {
+    /// `attachments/<channel>/<id>/<file>`: attached to a message in that channel.
+    Message(u64),
+    /// `ephemeral-attachments/<application>/<id>/<file>`: uploaded with a slash command.
+    Ephemeral,
+}
+
+/// A file the CDN serves.
+pub(super) struct StoredFile {
+    home: Home,
+    filename: String,
+    content_type: String,
+    bytes: Vec<u8>,
+}
+
+impl StoredFile {
+    /// The URL path of the file stored as `id`, without its query.
+    fn path(&self, id: u64) -> String {
+        match self.home {
+            Home::Message(channel) => format!("attachments/{channel}/{id}/{}", self.filename),
+            Home::Ephemeral => format!("ephemeral-attachments/{APP_ID}/{id}/{}", self.filename),
+        }
+    }
+}
+
 impl DiscordStandIn {
     /// Moves the CDN's clock forward: URLs issued more than [`URL_LIFETIME`] before the new "now"
     /// answer 404, as real ones do a day after they were issued.
     pub fn advance_cdn_clock(&self, by: Duration) {
         lock(&self.shared.inner).cdn_clock_offset += by.as_secs() as i64;
+    }
+
+    /// Stores a file as Discord does one attached to a slash command (an ATTACHMENT option) and
+    /// returns its signed URL, `.../ephemeral-attachments/<application>/<id>/<filename>?ex=&is=&hm=`,
+    /// which works for [`URL_LIFETIME`] and is not renewed by refresh-urls.
+    pub fn ephemeral_attachment(&self, filename: &str, bytes: Vec<u8>, content_type: &str) -> String {
+        let mut inner = lock(&self.shared.inner);
+        let file = StoredFile {
+            home: Home::Ephemeral,
+            filename: filename.to_owned(),
+            content_type: content_type.to_owned(),
+            bytes,
+        };
+        let id = snowflake();
+        let url = signed_url(&self.shared, &inner, id, &file);
+        inner.files.insert(id, file);
+        url
     }
 }
 
@@ -49,12 +102,21 @@ fn signature(id: u64, expires: i64, issued: i64) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// A freshly signed URL of the stored file `id`.
-fn signed_url(shared: &Shared, inner: &Inner, channel_id: u64, id: u64, filename: &str) -> String {
+/// A freshly signed URL of `file`, stored as `id`.
+fn signed_url(shared: &Shared, inner: &Inner, id: u64, file: &StoredFile) -> String {
     let issued = cdn_now(inner);
     let expires = issued + URL_LIFETIME.as_secs() as i64;
     let hm = signature(id, expires, issued);
-    format!("http://{}/attachments/{channel_id}/{id}/{filename}?ex={expires:x}&is={issued:x}&hm={hm}&", shared.addr)
+    format!("http://{}/{}?ex={expires:x}&is={issued:x}&hm={hm}&", shared.addr, file.path(id))
+}
+
+/// The id of the stored file `url` names (any host, any query): its path must be the file's
+/// path on this CDN.
+fn stored_id(inner: &Inner, url: &str) -> Option<u64> {
+    let path = url.split(['?', '#']).next()?;
+    let id = path.rsplit('/').nth(1)?.parse::<u64>().ok()?;
+    let file = inner.files.get(&id)?;
+    path.ends_with(&format!("/{}", file.path(id))).then_some(id)
 }
 
 /// `msg` as Discord hands it out again: every attachment URL (and the embed images that show
@@ -64,14 +126,10 @@ pub(super) fn resigned(shared: &Shared, inner: &Inner, msg: &Value) -> Value {
     // (old URL without its query, fresh URL) of every attachment.
     let mut fresh = Vec::new();
     for att in msg["attachments"].as_array_mut().into_iter().flatten() {
-        let Some(path) = att["url"].as_str().and_then(|u| u.split('?').next()).map(str::to_owned) else { continue };
-        let mut segs = path.rsplit('/');
-        let (Some(filename), Some(Ok(id)), Some(Ok(channel))) =
-            (segs.next(), segs.next().map(str::parse::<u64>), segs.next().map(str::parse::<u64>))
-        else {
-            continue;
-        };
-        let url = signed_url(shared, inner, channel, id, filename);
+        let Some(old) = att["url"].as_str() else { continue };
+        let Some(id) = stored_id(inner, old) else { continue };
+        let path = old.split('?').next().unwrap_or_default().to_owned();
+        let url = signed_url(shared, inner, id, &inner.files[&id]);
         att["url"] = json!(url);
         att["proxy_url"] = json!(url);
         fresh.push((path, url));
@@ -88,24 +146,73 @@ pub(super) fn resigned(shared: &Shared, inner: &Inner, msg: &Value) -> Value {
     msg
 }
 
+/// `GET /attachments/<channel>/<id>/<file>`: a message attachment.
 pub(super) async fn serve_attachment(
     State(shared): State<Arc<Shared>>,
-    Path((_channel, id, _filename)): Path<(u64, u64, String)>,
+    Path((channel, id, filename)): Path<(u64, u64, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    serve(&shared, Home::Message(channel), id, &filename, query.as_deref())
+}
+
+/// `GET /ephemeral-attachments/<application>/<id>/<file>`: a file attached to a slash command.
+pub(super) async fn serve_ephemeral_attachment(
+    State(shared): State<Arc<Shared>>,
+    Path((application, id, filename)): Path<(u64, u64, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if application != APP_ID {
+        return gone();
+    }
+    serve(&shared, Home::Ephemeral, id, &filename, query.as_deref())
+}
+
+fn gone() -> Response {
+    (StatusCode::NOT_FOUND, "This content is no longer available.").into_response()
+}
+
+fn serve(shared: &Shared, home: Home, id: u64, filename: &str, query: Option<&str>) -> Response {
     let inner = lock(&shared.inner);
-    let param = |name: &str| {
-        query.as_deref()?.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')).map(str::to_owned)
-    };
+    let param =
+        |name: &str| query?.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')).map(str::to_owned);
     let hex = |name: &str| param(name).and_then(|v| i64::from_str_radix(&v, 16).ok());
     let valid = match (hex("ex"), hex("is"), param("hm")) {
         (Some(expires), Some(issued), Some(hm)) => hm == signature(id, expires, issued) && cdn_now(&inner) < expires,
         _ => false,
     };
     match inner.files.get(&id) {
-        Some((ct, bytes)) if valid => ([(header::CONTENT_TYPE, ct.clone())], bytes.clone()).into_response(),
-        _ => (StatusCode::NOT_FOUND, "This content is no longer available.").into_response(),
+        Some(file) if valid && file.home == home && file.filename == filename => {
+            ([(header::CONTENT_TYPE, file.content_type.clone())], file.bytes.clone()).into_response()
+        }
+        _ => gone(),
     }
+}
+
+/// `POST /attachments/refresh-urls` (bot token checked by the caller): `{"attachment_urls": [1
+/// to 50 URLs]}` answered with `{"refreshed_urls": [{"original", "refreshed"}]}` for each URL that
+/// names a message attachment stored here, expired or not; other URLs are left out.
+pub(super) fn refresh_urls(shared: &Shared, inner: &Inner, body: &Value) -> Reply {
+    let invalid = |path: &str, code: &str, message: &str| Reply::json(400, form_error(path, code, message));
+    let urls = match body.get("attachment_urls") {
+        None | Some(Value::Null) => return invalid("attachment_urls", "BASE_TYPE_REQUIRED", "This field is required"),
+        Some(Value::Array(urls)) => urls,
+        Some(_) => return invalid("attachment_urls", "BASE_TYPE_ARRAY", "Must be an array."),
+    };
+    if urls.is_empty() || urls.len() > MAX_REFRESH_URLS {
+        return invalid("attachment_urls", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 50 in length.");
+    }
+    let mut refreshed = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let Some(url) = url.as_str() else {
+            return invalid(&format!("attachment_urls.{i}"), "BASE_TYPE_STRING", "Must be a string.");
+        };
+        let Some(id) = stored_id(inner, url) else { continue };
+        let file = &inner.files[&id];
+        if matches!(file.home, Home::Message(_)) {
+            refreshed.push(json!({"original": url, "refreshed": signed_url(shared, inner, id, file)}));
+        }
+    }
+    Reply::json(200, json!({ "refreshed_urls": refreshed }))
 }
 
 pub(super) async fn parse_multipart(req: Request) -> (Option<Value>, Vec<RecordedFile>) {
@@ -153,8 +260,14 @@ fn store_file(
         .map(str::to_string)
         .unwrap_or_else(|| file.filename.clone());
     let content_type = file.content_type.clone().unwrap_or_else(|| "application/octet-stream".to_string());
-    let url = signed_url(shared, inner, channel_id, id, &filename);
-    inner.files.insert(id, (content_type.clone(), file.bytes.clone()));
+    let stored = StoredFile {
+        home: Home::Message(channel_id),
+        filename: filename.clone(),
+        content_type: content_type.clone(),
+        bytes: file.bytes.clone(),
+    };
+    let url = signed_url(shared, inner, id, &stored);
+    inner.files.insert(id, stored);
     let mut att = json!({
         "id": id.to_string(),
         "filename": filename,

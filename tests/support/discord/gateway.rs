@@ -64,13 +64,14 @@ impl DiscordStandIn {
         }
         let id = id_of(&interaction["id"]).unwrap_or_else(snowflake);
         let token = interaction["token"].as_str().unwrap_or_default().to_string();
-        // A press carries the message its button is on as Discord holds it now, its attachment
-        // URLs signed afresh.
+        // A press (or the submit of a modal a button opened) carries the message of the button as
+        // Discord holds it now, its attachment URLs signed afresh.
         let message_id = id_of(&interaction["message"]["id"]);
         if let Some(stored) = message_id.and_then(|m| inner.messages.get(&m)) {
             interaction["message"] = resigned(&self.shared, &inner, stored);
         }
         let state = InteractionState {
+            kind: interaction["type"].as_u64().unwrap_or(2),
             token: token.clone(),
             channel_id: id_of(&interaction["channel_id"]).unwrap_or(DEFAULT_CHANNEL_ID),
             guild_id: id_of(&interaction["guild_id"]),
@@ -80,6 +81,7 @@ impl DiscordStandIn {
             dispatched_at: Instant::now(),
             acked_with: None,
             message_id,
+            modal: None,
         };
         inner.tokens.insert(token, id);
         // The same interaction dispatched again (a replay) is still the one interaction: it can

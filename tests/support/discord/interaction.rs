@@ -32,8 +32,18 @@ pub struct InteractionBuilder {
     /// Role ids of the invoking member (`member.roles`).
     member_roles: Vec<u64>,
     roles: serde_json::Map<String, Value>,
+    /// Set for a button press or a modal submit, which carry no command.
+    component: Option<Component>,
+}
+
+/// What a component interaction carries instead of a command.
+#[derive(Clone, Debug)]
+enum Component {
     /// A button press (type 3): the button's `custom_id` and the message it is on.
-    press: Option<(String, Value)>,
+    Press { custom_id: String, message: Value },
+    /// A modal submit (type 5): the modal's `custom_id`, each text input's `(custom_id, value)`,
+    /// and the message of the button that opened the modal (Null: opened by a command).
+    ModalSubmit { custom_id: String, inputs: Vec<(String, String)>, message: Value },
 }
 
 impl InteractionBuilder {
@@ -59,7 +69,7 @@ impl InteractionBuilder {
             roles: serde_json::Map::new(),
             attachments: serde_json::Map::new(),
             attachment_size_limit: DEFAULT_ATTACHMENT_SIZE_LIMIT,
-            press: None,
+            component: None,
         }
     }
 
@@ -68,11 +78,30 @@ impl InteractionBuilder {
     /// puts the message as it holds it now into the dispatched press, attachment URLs freshly
     /// signed; a message it does not know is sent as given.
     pub fn button_press(message: &Value, custom_id: &str) -> Self {
-        let mut press = Self::command("");
-        press.channel_id = id_of(&message["channel_id"]).unwrap_or(DEFAULT_CHANNEL_ID);
-        press.guild_id = id_of(&message["guild_id"]).unwrap_or(DEFAULT_GUILD_ID);
-        press.press = Some((custom_id.to_owned(), message.clone()));
+        let mut press = Self::on_message(message);
+        press.component = Some(Component::Press { custom_id: custom_id.to_owned(), message: message.clone() });
         press
+    }
+
+    /// The submit (type 5 interaction) of the modal `custom_id` that a button on `message` opened,
+    /// with a fresh id and token: `data.components` holds one action row per input, each with the
+    /// text input `{type 4, custom_id, value}` of `inputs` (`(custom_id, value)`). `message` is
+    /// dispatched like a press's (as the stand-in holds it now, URLs freshly signed); `Value::Null`
+    /// makes the submit of a modal a command opened, which has no message.
+    pub fn modal_submit(message: &Value, custom_id: &str, inputs: &[(&str, &str)]) -> Self {
+        let mut submit = Self::on_message(message);
+        let inputs = inputs.iter().map(|(id, value)| ((*id).to_owned(), (*value).to_owned())).collect();
+        submit.component =
+            Some(Component::ModalSubmit { custom_id: custom_id.to_owned(), inputs, message: message.clone() });
+        submit
+    }
+
+    /// An interaction in the channel and guild of `message` (the defaults if it names none).
+    fn on_message(message: &Value) -> Self {
+        let mut interaction = Self::command("");
+        interaction.channel_id = id_of(&message["channel_id"]).unwrap_or(DEFAULT_CHANNEL_ID);
+        interaction.guild_id = id_of(&message["guild_id"]).unwrap_or(DEFAULT_GUILD_ID);
+        interaction
     }
 
     pub fn guild(mut self, id: u64) -> Self {
@@ -292,10 +321,24 @@ impl InteractionBuilder {
         d["authorizing_integration_owners"] =
             if self.user_installed { json!({"1": self.user_id.to_string()}) } else { json!({"0": gs}) };
         d["context"] = json!(0);
-        if let Some((custom_id, message)) = &self.press {
-            d["type"] = json!(3);
-            d["data"] = json!({"custom_id": custom_id, "component_type": 2});
-            d["message"] = message.clone();
+        match &self.component {
+            None => {}
+            Some(Component::Press { custom_id, message }) => {
+                d["type"] = json!(3);
+                d["data"] = json!({"custom_id": custom_id, "component_type": 2});
+                d["message"] = message.clone();
+            }
+            Some(Component::ModalSubmit { custom_id, inputs, message }) => {
+                let rows: Vec<Value> = inputs
+                    .iter()
+                    .map(|(id, value)| json!({"type": 1, "components": [{"type": 4, "custom_id": id, "value": value}]}))
+                    .collect();
+                d["type"] = json!(5);
+                d["data"] = json!({"custom_id": custom_id, "components": rows});
+                if !message.is_null() {
+                    d["message"] = message.clone();
+                }
+            }
         }
         d
     }

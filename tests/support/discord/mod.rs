@@ -11,13 +11,15 @@
 //!
 //! Layout: the handle and the state it shares with the server live here; `gateway` is the
 //! WebSocket, `rest` the HTTP routes with scripted faults and rate limits, `responses` the
-//! interaction callbacks and webhooks, `messages` the stored messages, `attachments` the uploaded
-//! files and multipart bodies, `interaction` the INTERACTION_CREATE payload builder.
+//! interaction callbacks and webhooks, `modals` the modal callback's rules, `messages` the stored
+//! messages, `attachments` the uploaded files, multipart bodies and the CDN, `interaction` the
+//! INTERACTION_CREATE payload builder.
 
 mod attachments;
 mod gateway;
 mod interaction;
 mod messages;
+mod modals;
 mod responses;
 mod rest;
 
@@ -184,14 +186,19 @@ struct ScriptedFailure {
 // ------------------------------------------------------------------------------------------
 
 struct InteractionState {
+    /// The interaction's type: 1 ping, 2 application command, 3 component, 5 modal submit.
+    kind: u64,
     token: String,
     channel_id: u64,
     guild_id: Option<u64>,
     attachment_size_limit: u64,
     dispatched_at: Instant,
     acked_with: Option<u64>,
-    /// The message a component interaction's component is on (callbacks 6 and 7 act on it).
+    /// The message a component interaction's component is on, or the one of the button that
+    /// opened a submitted modal (callbacks 6 and 7 act on it).
     message_id: Option<u64>,
+    /// The modal the interaction was answered with (callback 9).
+    modal: Option<Value>,
 }
 
 enum Out {
@@ -231,7 +238,7 @@ struct Inner {
     channel_msgs: HashMap<u64, Vec<u64>>,
     /// `(channel, nonce)` of messages posted with `enforce_nonce`, and the message made.
     nonces: HashMap<(u64, String), (u64, Instant)>,
-    files: HashMap<u64, (String, Vec<u8>)>,
+    files: HashMap<u64, attachments::StoredFile>,
     /// Seconds the CDN's clock is ahead of the real one (see `attachments`).
     cdn_clock_offset: i64,
     conns: HashMap<u64, Conn>,
@@ -273,6 +280,7 @@ impl DiscordStandIn {
             .route("/gateway", get(gateway::gateway_upgrade))
             .route("/gateway/", get(gateway::gateway_upgrade))
             .route("/attachments/{channel}/{id}/{filename}", get(attachments::serve_attachment))
+            .route("/ephemeral-attachments/{application}/{id}/{filename}", get(attachments::serve_ephemeral_attachment))
             .fallback(rest::rest)
             .layer(DefaultBodyLimit::disable())
             .with_state(shared.clone());

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::attachments::{RecordedFile, resigned};
 use super::messages::{MsgCtx, create_message, edit_stored};
+use super::modals::validate_modal;
 use super::rest::Reply;
 use super::{
     APP_ID, DiscordStandIn, FLAG_EPHEMERAL, FLAG_LOADING, Inner, Shared, bot_user_json, form_error, id_of, lock,
@@ -34,6 +35,21 @@ impl DiscordStandIn {
     /// answers 401 `{"code":50027,"message":"Invalid Webhook Token"}` and callbacks 10062.
     pub fn expire_token(&self, token: &str) {
         lock(&self.shared.inner).expired_tokens.insert(token.to_string());
+    }
+}
+
+/// The callback types Discord takes as the answer to an interaction of type `kind`: 1 pong for a
+/// ping, 8 autocomplete results for an autocomplete; 6 and 7 (update the message) only for a
+/// component or a modal opened from one; 9 (a modal) never for a modal submit.
+fn allowed_callbacks(kind: u64, has_message: bool) -> &'static [u64] {
+    match kind {
+        1 => &[1],
+        2 => &[4, 5, 9, 10, 12],
+        3 => &[4, 5, 6, 7, 9, 10, 12],
+        4 => &[8],
+        5 if has_message => &[4, 5, 6, 7, 10],
+        5 => &[4, 5, 10],
+        _ => &[1, 4, 5, 6, 7, 8, 9, 10, 12],
     }
 }
 
@@ -68,26 +84,36 @@ pub(super) fn callback(
         interaction: true,
         size_limit: state.attachment_size_limit,
     };
-    let kind = body["type"].as_u64();
+    let interaction_kind = state.kind;
+    let allowed = allowed_callbacks(interaction_kind, state.message_id.is_some());
+    let Some(kind) = body["type"].as_u64().filter(|k| allowed.contains(k)) else {
+        let choices = allowed.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        return Reply::json(
+            400,
+            form_error("type", "BASE_TYPE_CHOICES", &format!("Value must be one of {{{choices}}}.")),
+        );
+    };
     let empty = json!({});
     let data = body.get("data").filter(|d| d.is_object()).unwrap_or(&empty);
     let component_message = state.message_id.filter(|m| inner.messages.contains_key(m));
+    let mut modal = None;
     let message = match kind {
-        // The answer to a press may update the message the button is on: at once (7), or later
-        // through `@original` (6). Either way that message becomes the original response.
-        Some(6) if component_message.is_some() => component_message.map(|m| inner.messages[&m].clone()),
-        Some(7) if component_message.is_some() => {
+        // The answer to a press (or to the submit of a modal a button opened) may update the
+        // message the button is on: at once (7), or later through `@original` (6). Either way
+        // that message becomes the original response.
+        6 if component_message.is_some() => component_message.map(|m| inner.messages[&m].clone()),
+        7 if component_message.is_some() => {
             let mid = component_message.expect("checked");
             match edit_stored(shared, inner, mid, data, files, ctx.size_limit) {
                 Reply { status: 200, body: Some(m), .. } => Some(m),
                 refused => return refused,
             }
         }
-        Some(4) => match create_message(shared, inner, &ctx, data, files) {
+        4 => match create_message(shared, inner, &ctx, data, files) {
             Ok(m) => Some(m),
             Err(r) => return r,
         },
-        Some(5) => {
+        5 => {
             let flags = FLAG_LOADING | (data["flags"].as_u64().unwrap_or(0) & FLAG_EPHEMERAL);
             let mid = snowflake();
             let mut msg = json!({
@@ -118,17 +144,20 @@ pub(super) fn callback(
             inner.messages.insert(mid, msg.clone());
             Some(msg)
         }
-        Some(1 | 6..=12) => None,
-        _ => {
-            return Reply::json(
-                400,
-                form_error("type", "BASE_TYPE_CHOICES", "Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}."),
-            );
+        // A modal is shown to the user alone: no message.
+        9 => {
+            if let Err(refused) = validate_modal(data) {
+                return refused;
+            }
+            modal = Some(data.clone());
+            None
         }
+        // Pong, autocomplete results, and 6 or 7 on a message the stand-in never stored.
+        _ => None,
     };
-    let kind = kind.unwrap_or_default();
     if let Some(state) = inner.interactions.get_mut(&id) {
         state.acked_with = Some(kind);
+        state.modal = modal;
     }
     if let Some(m) = &message {
         let mid = id_of(&m["id"]).unwrap_or_default();
@@ -141,7 +170,7 @@ pub(super) fn callback(
             json!({
                 "interaction": {
                     "id": id.to_string(),
-                    "type": 2,
+                    "type": interaction_kind,
                     "activity_instance_id": null,
                     "response_message_id": message.as_ref().map(|m| m["id"].clone()),
                     "response_message_loading": flags & FLAG_LOADING != 0,

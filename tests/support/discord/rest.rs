@@ -13,7 +13,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::attachments::{RecordedFile, parse_multipart, resigned};
+use super::attachments::{RecordedFile, parse_multipart, refresh_urls, resigned};
 use super::messages::{MsgCtx, create_message, edit_stored};
 use super::responses::{callback, webhook};
 use super::{
@@ -182,12 +182,14 @@ pub(super) async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Res
         let limited = rate_limited(&mut inner, &method, &path);
         let reply = match (scripted, limited) {
             (Some(f), _) if f.after_effect => {
-                let _ = route(&shared, &mut inner, &method, &path, query.as_deref(), json.as_ref(), &files);
+                let _ = route(&shared, &mut inner, &method, &path, query.as_deref(), &headers, json.as_ref(), &files);
                 scripted_reply(f)
             }
             (Some(f), _) => scripted_reply(f),
             (None, Some(f)) => scripted_reply(f),
-            (None, None) => route(&shared, &mut inner, &method, &path, query.as_deref(), json.as_ref(), &files),
+            (None, None) => {
+                route(&shared, &mut inner, &method, &path, query.as_deref(), &headers, json.as_ref(), &files)
+            }
         };
         inner.requests.push(RecordedRequest {
             method,
@@ -262,12 +264,19 @@ fn scripted_reply(f: ScriptedFailure) -> Reply {
     reply
 }
 
+/// True when the request names a bot: `Authorization: Bot <token>`.
+fn bot_authorized(headers: &[(String, String)]) -> bool {
+    headers.iter().any(|(k, v)| k == "authorization" && v.strip_prefix("Bot ").is_some_and(|t| !t.trim().is_empty()))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn route(
     shared: &Shared,
     inner: &mut Inner,
     method: &str,
     path: &str,
     query: Option<&str>,
+    headers: &[(String, String)],
     json: Option<&Value>,
     files: &[RecordedFile],
 ) -> Reply {
@@ -295,6 +304,13 @@ fn route(
         ("PUT", ["applications", app, "guilds", guild, "commands"]) => put_commands(inner, app, Some(guild), body),
         ("GET", ["applications", _, "commands"]) | ("GET", ["applications", _, "guilds", _, "commands"]) => {
             Reply::json(200, inner.registered.clone().unwrap_or_else(|| json!([])))
+        }
+        ("POST", ["attachments", "refresh-urls"]) => {
+            if bot_authorized(headers) {
+                refresh_urls(shared, inner, body)
+            } else {
+                Reply::err(401, 0, "401: Unauthorized")
+            }
         }
         ("POST", ["interactions", id, token, "callback"]) => callback(shared, inner, id, token, query, body, files),
         (_, ["webhooks", app, token, rest @ ..]) => webhook(shared, inner, method, app, token, rest, body, files),
