@@ -17,6 +17,7 @@ mod operator;
 mod private_pg;
 mod processes;
 mod quotas;
+mod remix;
 mod settings;
 mod standins;
 mod startup;

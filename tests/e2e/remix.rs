@@ -76,10 +76,10 @@ async fn remix_opens_a_modal_holding_the_prompt_as_sent() {
 async fn a_remix_honours_typed_flags_and_keeps_the_rest_of_the_original() {
     let bot = TestBot::start().await;
     let source = png_with_seed(3100, 21);
-    bot.shortapi.add_image("remix-source.png", source.clone(), "image/png");
+    let source_url = bot.discord.ephemeral_attachment("remix-source.png", source.clone(), "image/png");
     let cmd = InteractionBuilder::command("imagine")
         .string("prompt", "a harbour town --stylize 200 --ar 4:5")
-        .attachment("image", "remix-source.png", Some("image/png"), 3100, &bot.source_url("remix-source.png"))
+        .attachment("image", "remix-source.png", Some("image/png"), 3100, &source_url)
         .string("performance", "speed");
     bot.send(&cmd).await;
     let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;
@@ -100,13 +100,12 @@ async fn a_remix_honours_typed_flags_and_keeps_the_rest_of_the_original() {
     assert_eq!(remixed["stylization"], 200, "kept from the original");
     assert_eq!(remixed["performance"], "speed", "kept from the original");
     let url = remixed["image_urls"][0].as_str().unwrap();
-    assert_eq!(reqwest::get(url).await.unwrap().bytes().await.unwrap().to_vec(), source, "the original source");
-    let (owner, origin): (i64, String) =
-        sqlx::query_as("SELECT user_id, origin FROM jobs WHERE interaction_id = $1")
-            .bind(submit.id() as i64)
-            .fetch_one(&bot.pool)
-            .await
-            .unwrap();
+    assert!(reqwest::get(url).await.unwrap().bytes().await.unwrap().to_vec() == source, "the original source");
+    let (owner, origin): (i64, String) = sqlx::query_as("SELECT user_id, origin FROM jobs WHERE interaction_id = $1")
+        .bind(submit.id() as i64)
+        .fetch_one(&bot.pool)
+        .await
+        .unwrap();
     assert_eq!((owner, origin.as_str()), (PRESSER as i64, "Remix"));
     bot.stop().await;
 }
@@ -154,7 +153,8 @@ async fn result_v2_remix_reroll_u1_across_a_killed_process() {
     let done = |token: String| {
         let discord = &discord;
         async move {
-            let message = discord.wait_original(&token, WAIT * 2, |m| m["content"].as_str().unwrap_or("").contains("Done")).await;
+            let message =
+                discord.wait_original(&token, WAIT * 2, |m| m["content"].as_str().unwrap_or("").contains("Done")).await;
             message.expect("a delivered result")
         }
     };
@@ -196,6 +196,7 @@ async fn result_v2_remix_reroll_u1_across_a_killed_process() {
         (1003, Some("Reroll".to_owned()), true),
     ];
     assert_eq!(owners, expected);
-    let remix_args = shortapi.creates().iter().map(|c| c.args()).find(|a| a["prompt"] == "a lighthouse keeper in a storm");
+    let remix_args =
+        shortapi.creates().iter().map(|c| c.args()).find(|a| a["prompt"] == "a lighthouse keeper in a storm");
     assert_eq!(remix_args.expect("the remix was sent")["aspect_ratio"], "2:3");
 }

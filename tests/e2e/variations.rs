@@ -99,7 +99,7 @@ async fn v2_starts_a_job_on_image_two_owned_and_paid_by_the_presser() {
     let varied = create_for(&bot, "a harbour at dawn", 1).args();
     let sources = varied["image_urls"].as_array().unwrap();
     assert_eq!(sources.len(), 1);
-    assert_eq!(fetch(sources[0].as_str().unwrap()).await, image_two, "image_urls[0] is result image 2");
+    assert!(fetch(sources[0].as_str().unwrap()).await == image_two, "image_urls[0] is result image 2");
     for key in ["prompt", "negative_prompt", "aspect_ratio", "chaos", "mode"] {
         assert_eq!(varied[key], original[key], "{key}");
     }
@@ -135,12 +135,12 @@ async fn reroll_sends_exactly_the_original_sources_references_prompt_and_setting
     let bot = TestBot::start().await;
     let source = png_with_seed(3000, 11);
     let style = png_with_seed(2500, 12);
-    bot.shortapi.add_image("reroll-source.png", source.clone(), "image/png");
-    bot.shortapi.add_image("reroll-style.png", style.clone(), "image/png");
+    let source_url = bot.discord.ephemeral_attachment("reroll-source.png", source.clone(), "image/png");
+    let style_url = bot.discord.ephemeral_attachment("reroll-style.png", style.clone(), "image/png");
     let cmd = InteractionBuilder::command("imagine")
         .string("prompt", "a glass greenhouse --stylize 300 --weird 50")
-        .attachment("image", "reroll-source.png", Some("image/png"), 3000, &bot.source_url("reroll-source.png"))
-        .attachment("style_image", "reroll-style.png", Some("image/png"), 2500, &bot.source_url("reroll-style.png"))
+        .attachment("image", "reroll-source.png", Some("image/png"), 3000, &source_url)
+        .attachment("style_image", "reroll-style.png", Some("image/png"), 2500, &style_url)
         .integer("style_weight", 400)
         .string("performance", "quality")
         .string("negative_prompt", "people");
@@ -161,8 +161,8 @@ async fn reroll_sends_exactly_the_original_sources_references_prompt_and_setting
         expected[key] = rerolled[key].clone();
     }
     assert_eq!(rerolled, expected, "everything but the links is the original's");
-    assert_eq!(fetch(rerolled["image_urls"][0].as_str().unwrap()).await, source, "the same source picture");
-    assert_eq!(fetch(rerolled["style_image_urls"][0].as_str().unwrap()).await, style, "the same style reference");
+    assert!(fetch(rerolled["image_urls"][0].as_str().unwrap()).await == source, "the same source picture");
+    assert!(fetch(rerolled["style_image_urls"][0].as_str().unwrap()).await == style, "the same style reference");
     assert_eq!(rerolled["style_weight"], 400);
     assert_eq!(job_of(&bot, &press).await.unwrap().3.as_deref(), Some("Reroll"));
     bot.stop().await;
@@ -227,11 +227,10 @@ async fn presses_work_after_a_restart_when_every_earlier_link_has_expired() {
         bot.wait_job_settled(&press).await;
     }
     let varied = create_for(&bot, "an old lighthouse", 1).args();
-    assert_eq!(fetch(varied["image_urls"][0].as_str().unwrap()).await, image_one);
+    assert!(fetch(varied["image_urls"][0].as_str().unwrap()).await == image_one, "the bytes differ");
     let rerolled = create_for(&bot, "an old lighthouse", 2).args();
-    assert_eq!(
-        fetch(rerolled["image_urls"][0].as_str().unwrap()).await,
-        ShortApiStandIn::tiny_png(2048),
+    assert!(
+        fetch(rerolled["image_urls"][0].as_str().unwrap()).await == ShortApiStandIn::tiny_png(2048),
         "the original source, from the copy kept with the result"
     );
     bot.stop().await;
@@ -267,5 +266,59 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
         assert!(text.contains(expected), "{expected:?} not in {text:?}");
     }
     assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), before, "nothing created or sent");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_link_that_expired_before_the_create_is_renewed_first() {
+    let bot = TestBot::start().await;
+    // A result from two days ago: its links expired a day ago.
+    let two_days = Duration::from_secs(2 * 24 * 3600);
+    bot.discord.rewind_cdn_clock(two_days);
+    let (cmd, done) = result(&bot, "a first result").await;
+    let image_one = final_edit(&bot, &cmd).files.into_iter().find(|f| f.filename == "imagine-1.png").unwrap().bytes;
+    let old = done["attachments"][0]["url"].as_str().unwrap().to_owned();
+    bot.discord.advance_cdn_clock(two_days);
+    assert_eq!(reqwest::get(&old).await.unwrap().status(), 404);
+    let before = bot.discord.requests_matching("POST", "/attachments/refresh-urls").len();
+    // A job handed that link (as one that waited through a long outage would be).
+    let again = InteractionBuilder::command("imagine").string("prompt", "a renewed link").attachment(
+        "image",
+        "imagine-1.png",
+        Some("image/png"),
+        image_one.len() as u64,
+        &old,
+    );
+    bot.send(&again).await;
+    bot.wait_reply(&again, |c| c.contains("Done")).await;
+    let sent = create_for(&bot, "a renewed link", 0).args();
+    let url = sent["image_urls"][0].as_str().unwrap();
+    assert_ne!(url, old, "the provider was given a renewed link");
+    assert!(fetch(url).await == image_one, "the bytes differ");
+    assert_eq!(bot.discord.requests_matching("POST", "/attachments/refresh-urls").len(), before + 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_link_the_bot_cannot_renew_fails_the_job_at_the_provider_refunded() {
+    let bot = TestBot::start().await;
+    // Attached to a command two days ago: the link expired a day ago, and Discord does not renew
+    // links to files attached to commands.
+    let two_days = Duration::from_secs(2 * 24 * 3600);
+    bot.discord.rewind_cdn_clock(two_days);
+    let url = bot.discord.ephemeral_attachment("gone.png", ShortApiStandIn::tiny_png(2048), "image/png");
+    bot.discord.advance_cdn_clock(two_days);
+    let cmd = InteractionBuilder::command("imagine").string("prompt", "a dead link").attachment(
+        "image",
+        "gone.png",
+        Some("image/png"),
+        2048,
+        &url,
+    );
+    bot.send(&cmd).await;
+    let failed = bot.wait_reply(&cmd, |c| c.contains("Failed")).await;
+    bot.wait_job_settled(&cmd).await;
+    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted), ("failed", false), "refunded: {failed:#}");
     bot.stop().await;
 }

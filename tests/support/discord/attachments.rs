@@ -73,6 +73,13 @@ impl DiscordStandIn {
         lock(&self.shared.inner).cdn_clock_offset += by.as_secs() as i64;
     }
 
+    /// Moves the CDN's clock back: URLs issued from now on carry an `ex` that is already past by
+    /// the wall clock (what the bot sees) until the clock is advanced again; as if they had been
+    /// issued that long ago.
+    pub fn rewind_cdn_clock(&self, by: Duration) {
+        lock(&self.shared.inner).cdn_clock_offset -= by.as_secs() as i64;
+    }
+
     /// Stores a file as Discord does one attached to a slash command (an ATTACHMENT option) and
     /// returns its signed URL, `.../ephemeral-attachments/<application>/<id>/<filename>?ex=&is=&hm=`,
     /// which works for [`URL_LIFETIME`] and is not renewed by refresh-urls.
