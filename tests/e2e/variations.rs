@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::actions::{EPHEMERAL, buttons, custom_id, final_edit, result};
 use crate::support::{
     TestBot,
     discord::{DEFAULT_USER_ID, InteractionBuilder, OTHER_GUILD_ID},
-    shortapi::{RecordedCreate, ShortApiStandIn, png_with_seed},
+    shortapi::{Behaviour, RecordedCreate, ShortApiStandIn, png_with_seed},
 };
 
 /// A member other than the one who ran `/imagine`.
@@ -239,7 +239,16 @@ async fn presses_work_after_a_restart_when_every_earlier_link_has_expired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing() {
     let bot = TestBot::start().await;
+    bot.shortapi.script(
+        "refused",
+        Behaviour::FailAtProvider { polls_before_fail: 1, status: json!(3), message: "flagged".into() },
+    );
     let (_, done) = result(&bot, "a tall ship").await;
+    let failed = bot.imagine("a refused ship");
+    bot.send(&failed).await;
+    bot.wait_reply(&failed, |c| c.contains("Failed")).await;
+    bot.wait_job_settled(&failed).await;
+    let failed_job = job_of(&bot, &failed).await.unwrap().0;
     let before = (job_count(&bot).await, bot.shortapi.creates().len());
 
     // A result whose own pictures are not attached (as when they were too large to upload again).
@@ -257,6 +266,14 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
             "no longer exists",
         ),
         (InteractionBuilder::button_press(&done, &custom_id(&done, "V2")).user_installed(), "only works in servers"),
+        (
+            InteractionBuilder::button_press(&done, &format!("imagine:1:Reroll:{}", failed_job.simple())),
+            "did not produce any images",
+        ),
+        (
+            InteractionBuilder::button_press(&done, &format!("imagine:1:V5:{}", failed_job.simple())),
+            "does not work any more",
+        ),
     ];
     for (press, expected) in cases {
         bot.send(&press).await;
