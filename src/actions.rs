@@ -116,35 +116,23 @@ pub fn decode(custom_id: &str) -> Result<Press, BadButton> {
     Ok(Press { job, action })
 }
 
-/// What a delivered result can offer besides `U<n>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Offer {
-    /// The references (style, omni) went out with the result, so `V<n>` can reuse them.
-    pub vary: bool,
-    /// Every source went out with the result, so Reroll and Remix can reuse them.
-    pub reroll: bool,
-}
-
 /// The buttons under a delivered result: a row of `U<n>` for each uploaded image number (1–4), a
 /// row of `V<n>` for the same numbers, and a row with Reroll and Remix: at most 3 rows of at most
-/// 4 buttons, each `custom_id` unique because its action is.
-pub fn result_buttons(job: Uuid, images: &[u8], offer: Offer) -> Vec<CreateActionRow> {
+/// 4 buttons, each `custom_id` unique because its action is. A result whose images were all too
+/// large to upload still offers Reroll and Remix.
+pub fn result_buttons(job: Uuid, images: &[u8]) -> Vec<CreateActionRow> {
     let mut numbers: Vec<u8> = images.iter().copied().filter(|n| (1..=MAX_IMAGES).contains(n)).collect();
     numbers.sort_unstable();
     numbers.dedup();
-    if numbers.is_empty() {
-        return Vec::new();
-    }
     let button = |action: Action, style| CreateButton::new(custom_id(job, action)).label(action.label()).style(style);
     let row =
         |actions: Vec<Action>, style| CreateActionRow::Buttons(actions.into_iter().map(|a| button(a, style)).collect());
-    let mut rows = vec![row(numbers.iter().map(|&n| Action::Upscale(n)).collect(), ButtonStyle::Secondary)];
-    if offer.vary {
+    let mut rows = Vec::new();
+    if !numbers.is_empty() {
+        rows.push(row(numbers.iter().map(|&n| Action::Upscale(n)).collect(), ButtonStyle::Secondary));
         rows.push(row(numbers.iter().map(|&n| Action::Vary(n)).collect(), ButtonStyle::Secondary));
     }
-    if offer.reroll {
-        rows.push(row(vec![Action::Reroll, Action::Remix], ButtonStyle::Primary));
-    }
+    rows.push(row(vec![Action::Reroll, Action::Remix], ButtonStyle::Primary));
     rows
 }
 
@@ -280,15 +268,13 @@ mod tests {
 
     #[test]
     fn buttons_are_rows_of_the_uploaded_numbers_then_reroll_and_remix() {
-        let all = Offer { vary: true, reroll: true };
         assert_eq!(
-            labels(&result_buttons(JOB, &[1, 3, 4, 3, 7, 0], all)),
+            labels(&result_buttons(JOB, &[1, 3, 4, 3, 7, 0])),
             [vec!["U1", "U3", "U4"], vec!["V1", "V3", "V4"], vec!["Reroll", "Remix"]]
         );
-        assert_eq!(labels(&result_buttons(JOB, &[2], Offer { vary: true, reroll: false })), [["U2"], ["V2"]]);
-        assert_eq!(labels(&result_buttons(JOB, &[1, 2], Offer { vary: false, reroll: false })), [["U1", "U2"]]);
-        assert!(result_buttons(JOB, &[], all).is_empty());
-        let full = result_buttons(JOB, &[1, 2, 3, 4], all);
+        assert_eq!(labels(&result_buttons(JOB, &[2])), [vec!["U2"], vec!["V2"], vec!["Reroll", "Remix"]]);
+        assert_eq!(labels(&result_buttons(JOB, &[])), [["Reroll", "Remix"]], "every image linked: still these");
+        let full = result_buttons(JOB, &[1, 2, 3, 4]);
         let ids: std::collections::HashSet<String> =
             labels(&full).concat().into_iter().map(|l| custom_id(JOB, Action::parse(&l).unwrap())).collect();
         assert_eq!(ids.len(), 10, "every custom_id in the message is unique");

@@ -203,7 +203,12 @@ impl DiscordRest {
             let outcome = if result.is_ok() { "ok" } else { "failed" };
             metrics::counter!("imagine_discord_requests_total", "route" => "refresh_urls", "outcome" => outcome)
                 .increment(1);
-            let body = result?;
+            let body = match result {
+                Ok(body) => body,
+                Err(e) if fresh.is_empty() => return Err(e),
+                // Keep what earlier batches renewed.
+                Err(_) => break,
+            };
             for pair in body["refreshed_urls"].as_array().into_iter().flatten() {
                 if let (Some(original), Some(refreshed)) = (pair["original"].as_str(), pair["refreshed"].as_str()) {
                     fresh.insert(original.to_owned(), refreshed.to_owned());

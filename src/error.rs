@@ -82,16 +82,16 @@ pub enum UserError {
     #[error("This button belongs to a result from another server, so it does not work here.")]
     OtherServer,
     /// A result button of a job that produced no images.
-    #[error("This job did not produce any images, so there is nothing to show.")]
+    #[error("This job did not produce any images, so its buttons have nothing to work on.")]
     NoImages,
-    /// V, Reroll or Remix on a result whose own pictures did not go out with it (too large to
-    /// upload again, or gone before the result was posted).
+    /// V, Reroll or Remix on a result whose original pictures are no longer reachable: they could
+    /// not be kept with the result, and the job's own links have expired.
     #[error(
-        "This result's original pictures could not be kept with it, so {0} cannot work here. Please start again with `/imagine`."
+        "This result's original pictures are no longer available, so {0} cannot work on it. Please start again with `/imagine`."
     )]
     PicturesGone(String),
-    /// `U<n>` where the message carries no image n.
-    #[error("Image {0} is not attached to this result, so it cannot be shown on its own.")]
+    /// `U<n>` or `V<n>` where the result carries no image n.
+    #[error("This result has no image {0}. Use the buttons of an image it shows.")]
     NoSuchImage(u8),
 }
 

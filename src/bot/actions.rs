@@ -42,8 +42,9 @@ pub(super) struct Pressed<'a> {
     /// The result message the button is on (for a modal submit: the one the modal was opened from).
     pub message: Option<&'a serenity::Message>,
     /// Whether the interaction came through the server's installation of the bot. serenity 0.12
-    /// does not read `authorizing_integration_owners` of a modal submit; a Remix modal is only
-    /// ever opened by a press that passed this check.
+    /// does not read `authorizing_integration_owners` of a modal submit, so a submit relies on
+    /// this: the Remix modal is only ever opened by a press that passed the check, and the submit
+    /// is checked again for the job's server and allowed channels.
     pub installed: bool,
 }
 
@@ -108,6 +109,10 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
     let pressed = Pressed::press(press);
     async {
         let outcome = async {
+            // V and Reroll check the press inside their reservation's transaction.
+            if actions::decode(pressed.custom_id).is_ok_and(|b| matches!(b.action, Action::Vary(_) | Action::Reroll)) {
+                return super::variations::start(ctx, data, &pressed, None).await;
+            }
             let mut conn = data.pool.acquire().await.context("reading the pressed job")?;
             let (button, job, _) = check(&mut conn, &pressed).await?;
             drop(conn);
@@ -118,7 +123,7 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
                     Ok(())
                 }
                 Action::Remix => open_remix(ctx, &pressed, &button, &job).await,
-                Action::Vary(_) | Action::Reroll => super::variations::start(ctx, data, &pressed, None).await,
+                Action::Vary(_) | Action::Reroll => unreachable!("started above"),
             }
         }
         .await;
@@ -182,9 +187,11 @@ pub(super) async fn check(
     Ok((button, job, settings))
 }
 
-/// The pictures of a new job made by `action` on a result, as freshly signed links from the
-/// result `message`: result image n for `V<n>` (else the original sources), plus the original
-/// references.
+/// The pictures of a new job made by `action` on a result, as links that work now: result image n
+/// for `V<n>` (else the original sources), plus the original references. Each comes from the
+/// copy kept with the result (its link freshly signed in the press), else from the job's own link
+/// while that can still be used; a picture with neither refuses the press before anything is
+/// counted.
 pub(super) struct Pictures {
     pub images: Vec<String>,
     pub style: Vec<String>,
@@ -192,24 +199,44 @@ pub(super) struct Pictures {
 }
 
 pub(super) fn pictures(message: &serenity::Message, job: &PressedJob, action: Action) -> Result<Pictures, UserError> {
-    let source = |wanted: SourceFile| {
-        message.attachments.iter().find(|a| SourceFile::of(&a.filename) == Some(wanted)).map(|a| a.url.clone())
-    };
-    let numbered = |count: usize, kind: fn(u8) -> SourceFile| -> Option<Vec<String>> {
-        (1..=count).map(|n| source(kind(n as u8))).collect()
-    };
+    let now = chrono::Utc::now().timestamp();
     let gone = || UserError::PicturesGone(action.label());
-    let style = numbered(job.args.style_image_urls.len(), SourceFile::Style).ok_or_else(gone)?;
-    let omni = match job.args.omni_image_url {
-        Some(_) => Some(source(SourceFile::Omni).ok_or_else(gone)?),
-        None => None,
+    let pick = |wanted: SourceFile, stored: &String| {
+        let kept = message.attachments.iter().find(|a| SourceFile::of(&a.filename) == Some(wanted));
+        match kept {
+            Some(attachment) => Ok(attachment.url.clone()),
+            None if stored_link_usable(stored, now) => Ok(stored.clone()),
+            None => Err(gone()),
+        }
     };
+    let numbered = |urls: &[String], kind: fn(u8) -> SourceFile| -> Result<Vec<String>, UserError> {
+        urls.iter().enumerate().map(|(i, url)| pick(kind(i as u8 + 1), url)).collect()
+    };
+    let style = numbered(&job.args.style_image_urls, SourceFile::Style)?;
+    let omni = job.args.omni_image_url.as_ref().map(|url| pick(SourceFile::Omni, url)).transpose()?;
     let images = match action {
         Action::Vary(number) => vec![result_image(message, job, number)?.url.clone()],
-        _ => numbered(job.args.image_urls.len(), SourceFile::Image).filter(|i| !i.is_empty()).ok_or_else(gone)?,
+        _ => numbered(&job.args.image_urls, SourceFile::Image)?,
     };
+    if images.is_empty() {
+        return Err(gone());
+    }
     Ok(Pictures { images, style, omni })
 }
+
+/// Whether a job's own link can still be handed to the provider: it is no signed Discord link, or
+/// it lives a while longer, or it belongs to a message (the worker renews those before the
+/// create). Links to files attached to a command cannot be renewed.
+fn stored_link_usable(url: &str, now: i64) -> bool {
+    match crate::discord::link_expires_at(url) {
+        None => true,
+        Some(expires) if expires > now + STORED_LINK_MARGIN_SECS => true,
+        Some(_) => url.contains("/attachments/") && !url.contains("/ephemeral-attachments/"),
+    }
+}
+
+/// A job's own link must live at least this much longer to be used for a new job.
+const STORED_LINK_MARGIN_SECS: i64 = 15 * 60;
 
 /// Result image `number` as attached to the result message.
 fn result_image<'m>(
@@ -233,7 +260,7 @@ async fn open_remix(
     job: &PressedJob,
 ) -> anyhow::Result<()> {
     // Refused here rather than after the member typed a new prompt.
-    pictures(pressed.message.context("a press without its message")?, job, Action::Remix)?;
+    pictures(pressed.message.ok_or(UserError::UnknownButton)?, job, Action::Remix)?;
     let prefill: String = job.prompt_sent.chars().take(MAX_PROMPT_CHARS).collect();
     let input = serenity::CreateInputText::new(
         serenity::InputTextStyle::Paragraph,
@@ -247,10 +274,18 @@ async fn open_remix(
     let modal = serenity::CreateModal::new(actions::custom_id(button.job, Action::Remix), "Remix")
         .components(vec![serenity::CreateActionRow::InputText(input)]);
     match pressed.respond(ctx, serenity::CreateInteractionResponse::Modal(modal)).await {
-        Ok(()) => metrics::counter!("imagine_presses_total", "outcome" => "remix_opened").increment(1),
-        Err(e) => info!(error = %e, "the Remix press was answered elsewhere or too late"),
+        Ok(()) => {
+            metrics::counter!("imagine_presses_total", "outcome" => "remix_opened").increment(1);
+            Ok(())
+        }
+        // Answered by another process on the same shard, or too late: nothing more to say.
+        Err(e @ crate::discord::SendError::ReplyGone(_)) => {
+            info!(error = %e, "the Remix press was answered elsewhere or too late");
+            Ok(())
+        }
+        // Discord refused the modal: the member gets the calm sentence instead of a silent failure.
+        Err(e) => Err(anyhow::anyhow!("Discord refused the Remix modal: {e}")),
     }
-    Ok(())
 }
 
 /// What a valid `U<n>` press shows.

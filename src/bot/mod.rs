@@ -315,13 +315,13 @@ fn guild_installation(owners: &serenity::AuthorizingIntegrationOwners, guild: Op
     )
 }
 
-/// The channel a thread belongs to, when the interaction came from a thread (the server's allowed
-/// channels then count for its threads too).
 /// The member's role ids, from the interaction itself: role tiers need no Discord call.
 fn member_roles(member: Option<&serenity::Member>) -> Vec<i64> {
     member.map(|m| m.roles.iter().map(|r| r.get() as i64).collect()).unwrap_or_default()
 }
 
+/// The channel a thread belongs to, when the interaction came from a thread (the server's allowed
+/// channels then count for its threads too).
 fn thread_parent(channel: Option<&serenity::PartialChannel>) -> Option<u64> {
     channel
         .filter(|c| {

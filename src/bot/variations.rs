@@ -35,7 +35,7 @@ pub(super) async fn start(
     // refusal rolls it back, so nothing is created or counted.
     let mut tx = data.pool.begin().await.context("starting the reservation")?;
     let (button, parent, settings) = press::check(&mut tx, pressed).await?;
-    let message = pressed.message.context("a press without its message")?;
+    let message = pressed.message.ok_or(UserError::UnknownButton)?;
     let found = press::pictures(message, &parent, button.action)?;
     let pictures = Pictures { images: &found.images, style: &found.style, omni: found.omni.as_ref() };
 
@@ -57,18 +57,18 @@ pub(super) async fn start(
             args.image_urls = found.images.clone();
             args.style_image_urls = found.style.clone();
             args.omni_image_url = found.omni.clone();
-            // The server may have blocked a word since the original job.
-            let blocked = [("prompt", Some(&args.prompt)), ("negative prompt", args.negative_prompt.as_ref())]
-                .into_iter()
-                .find_map(|(place, text)| Some((place, settings.blocked_words.find_in(text?)?)));
-            if let Some((place, word)) = blocked {
-                return Err(UserError::BlockedWord { word: word.to_owned(), place }.into());
-            }
             (parent.prompt_sent.clone(), args)
         }
         // A Remix press opens the modal, and a modal only ever carries a Remix id.
         _ => return Err(UserError::UnknownButton.into()),
     };
+    // What is kept from the original job is checked too: the server may have blocked a word since.
+    let blocked = [("prompt", Some(&args.prompt)), ("negative prompt", args.negative_prompt.as_ref())]
+        .into_iter()
+        .find_map(|(place, text)| Some((place, settings.blocked_words.find_in(text?)?)));
+    if let Some((place, word)) = blocked {
+        return Err(UserError::BlockedWord { word: word.to_owned(), place }.into());
+    }
 
     let now = Utc::now();
     let id = Uuid::new_v4();

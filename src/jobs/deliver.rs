@@ -20,6 +20,8 @@ use crate::{
 const TOKEN_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
 /// Discord takes at most ten files per message.
 const MAX_FILES: usize = 10;
+/// How long to wait before fetching a source picture a second time.
+const SOURCE_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A Discord link handed to the provider, or downloaded, must work at least this much longer;
 /// one that expires sooner is renewed first.
 const LINK_MARGIN: chrono::Duration = chrono::Duration::hours(1);
@@ -73,23 +75,31 @@ impl Deliverer {
                     return;
                 }
             }
-            sources = self.fetch_sources(job, MAX_FILES.saturating_sub(uploads.len())).await;
+            sources = self.fetch_sources(job).await;
+            // Room for the sources before any result beyond the fourth (those have no buttons).
+            while uploads.len() + sources.len() > MAX_FILES && uploads.len() > usize::from(actions::MAX_IMAGES) {
+                linked.push(uploads.pop().expect("more than four").source_url);
+            }
+            sources.truncate(MAX_FILES.saturating_sub(uploads.len()));
         }
 
         let sent = loop {
             let message = final_message(job, &uploads, &sources, &linked);
             let files: Vec<&Upload> = uploads.iter().chain(&sources).collect();
             let result = self.send_final(job, &message, &files).await;
-            if result == Err(SendError::TooLarge) && !sources.is_empty() {
-                // The results come first: send them without the sources (and without the buttons
-                // that need them).
-                sources.clear();
-                continue;
-            }
-            if result == Err(SendError::TooLarge) && !uploads.is_empty() {
-                // Drop the largest file and link it instead, then try again.
-                let largest = (0..uploads.len()).max_by_key(|&i| uploads[i].bytes.len()).expect("not empty");
-                linked.push(uploads.remove(largest).source_url);
+            if result == Err(SendError::TooLarge) && !files.is_empty() {
+                // Drop the largest file, then try again: a result is linked instead; a source is
+                // left out (a press then uses the job's own link while it lives).
+                let largest_upload = uploads.iter().map(|u| u.bytes.len()).enumerate().max_by_key(|&(_, n)| n);
+                let largest_source = sources.iter().map(|u| u.bytes.len()).enumerate().max_by_key(|&(_, n)| n);
+                match (largest_upload, largest_source) {
+                    (Some((i, upload)), Some((_, source))) if upload >= source => {
+                        linked.push(uploads.remove(i).source_url);
+                    }
+                    (_, Some((i, _))) => drop(sources.remove(i)),
+                    (Some((i, _)), None) => linked.push(uploads.remove(i).source_url),
+                    (None, None) => unreachable!("files is not empty"),
+                }
                 continue;
             }
             break result;
@@ -168,38 +178,35 @@ impl Deliverer {
     }
 
     /// Downloads the job's own pictures (sources, then references) to upload them again beside
-    /// the results, so that the result message keeps them alive for V, Reroll and Remix. All or
-    /// nothing: a picture that cannot be fetched (or more than `room` files) leaves them all out,
-    /// and the result then offers only what it can still do.
-    async fn fetch_sources(&self, job: &Job, room: usize) -> Vec<Upload> {
+    /// the results, so that the result message keeps them alive for V, Reroll and Remix. Best
+    /// effort, picture by picture: one that cannot be fetched (after one retry) or is larger than
+    /// the message may carry is left out, and a press then falls back to the job's own link.
+    async fn fetch_sources(&self, job: &Job) -> Vec<Upload> {
         let mut args = job.args.0.clone();
         self.refresh_links(&mut args).await;
-        let named: Vec<(SourceFile, &String)> = args
+        let named = args
             .image_urls
             .iter()
             .enumerate()
             .map(|(i, url)| (SourceFile::Image(i as u8 + 1), url))
             .chain(args.style_image_urls.iter().enumerate().map(|(i, url)| (SourceFile::Style(i as u8 + 1), url)))
-            .chain(args.omni_image_url.iter().map(|url| (SourceFile::Omni, url)))
-            .collect();
-        if named.len() > room {
-            warn!(pictures = named.len(), room, "no room to upload the job's pictures again");
-            return Vec::new();
-        }
+            .chain(args.omni_image_url.iter().map(|url| (SourceFile::Omni, url)));
         let cap = self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64);
         let mut uploads = Vec::new();
         // One at a time: at most one picture is being downloaded at once.
         for (source, url) in named {
-            match provider::download(&self.downloads, url, cap).await {
+            let mut fetched = provider::download(&self.downloads, url, cap).await;
+            if matches!(fetched, Err(DownloadError::Failed(_))) {
+                tokio::time::sleep(SOURCE_RETRY_AFTER).await;
+                fetched = provider::download(&self.downloads, url, cap).await;
+            }
+            match fetched {
                 Ok((bytes, content_type)) => uploads.push(Upload {
                     filename: source.file_name(extension(content_type.as_deref(), url)),
                     bytes,
                     source_url: url.clone(),
                 }),
-                Err(e) => {
-                    warn!(error = %e, ?source, "could not fetch one of the job's pictures; the result offers fewer buttons");
-                    return Vec::new();
-                }
+                Err(e) => warn!(error = %e, ?source, "one of the job's pictures is not uploaded again with it"),
             }
         }
         uploads
@@ -274,9 +281,9 @@ fn final_message(job: &Job, uploads: &[Upload], sources: &[Upload], linked: &[St
     let files: Vec<String> = uploads.iter().map(|u| u.filename.clone()).collect();
     let mut message = render::job_message(&job.args, &job.notes, &stage, &files, &gallery_url(job));
     let numbers: Vec<u8> = files.iter().filter_map(|f| actions::image_number(f)).collect();
-    let has_references = !job.args.style_image_urls.is_empty() || job.args.omni_image_url.is_some();
-    let offer = actions::Offer { vary: !sources.is_empty() || !has_references, reroll: !sources.is_empty() };
-    message.components = actions::result_buttons(job.id, &numbers, offer);
+    if job.status == JobStatus::Succeeded {
+        message.components = actions::result_buttons(job.id, &numbers);
+    }
     if let (Some(first), Some(embed)) = (sources.first(), message.embeds.first_mut()) {
         *embed = embed.clone().thumbnail(format!("attachment://{}", first.filename));
     }

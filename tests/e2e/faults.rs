@@ -462,6 +462,18 @@ async fn oversized_results_are_linked_instead_of_uploaded() {
             final_edit.files.iter().all(|f| !f.filename.starts_with("imagine-")),
             "no result over a limit is uploaded"
         );
+        // Only the job's own source (2 KiB, under both limits) goes with it, so the result still
+        // offers Reroll and Remix, though no U or V.
+        let names: Vec<&str> = final_edit.files.iter().map(|f| f.filename.as_str()).collect();
+        assert_eq!(names, ["source-1.png"]);
+        let labels: Vec<&str> = done["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap())
+            .map(|b| b["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, ["Reroll", "Remix"]);
     }
     bot.stop().await;
 }

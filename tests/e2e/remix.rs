@@ -113,10 +113,11 @@ async fn a_remix_honours_typed_flags_and_keeps_the_rest_of_the_original() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_or_invalid_remix_is_refused_privately_and_counts_nothing() {
     let bot = TestBot::start().await;
-    let (_, done) = result(&bot, "a windmill").await;
+    let (_, done) = result(&bot, "a windmill --no fog").await;
+    // Blocked after the job ran: a remix may not keep its negative prompt either.
     let block = InteractionBuilder::command("settings")
         .subcommand("blocked_words")
-        .string("add", "gore")
+        .string("add", "gore, fog")
         .member_permissions(32);
     bot.send(&block).await;
     bot.callback(&block).await;
@@ -126,6 +127,7 @@ async fn an_empty_or_invalid_remix_is_refused_privately_and_counts_nothing() {
         ("--ar 16:9", "empty once flags"),
         ("a windmill --chaos 500", "chaos"),
         ("a windmill full of gore", "`gore`"),
+        ("a windmill at dusk", "negative prompt contains `fog`"),
     ] {
         let submit = remix(&bot.discord, &done, text, PRESSER).await;
         let callback = answer(&bot.discord, &submit).await;

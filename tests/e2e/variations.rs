@@ -243,7 +243,18 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
         "refused",
         Behaviour::FailAtProvider { polls_before_fail: 1, status: json!(3), message: "flagged".into() },
     );
+    bot.shortapi.script(
+        "two images",
+        Behaviour::Succeed {
+            polls_before_done: 1,
+            images: 2,
+            image_bytes: 2048,
+            amount: "0.04".into(),
+            progress: false,
+        },
+    );
     let (_, done) = result(&bot, "a tall ship").await;
+    let (_, two) = result(&bot, "two images of a ship").await;
     let failed = bot.imagine("a refused ship");
     bot.send(&failed).await;
     bot.wait_reply(&failed, |c| c.contains("Failed")).await;
@@ -251,15 +262,8 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
     let failed_job = job_of(&bot, &failed).await.unwrap().0;
     let before = (job_count(&bot).await, bot.shortapi.creates().len());
 
-    // A result whose own pictures are not attached (as when they were too large to upload again).
-    let mut stripped = done.clone();
-    stripped["id"] = Value::String("1".into());
-    stripped["attachments"].as_array_mut().unwrap().retain(|a| a["filename"].as_str().unwrap().starts_with("imagine-"));
     let cases = [
-        (
-            InteractionBuilder::button_press(&stripped, &custom_id(&done, "Reroll")),
-            "original pictures could not be kept",
-        ),
+        (InteractionBuilder::button_press(&two, &custom_id(&two, "V1").replace(":V1:", ":V3:")), "has no image 3"),
         (InteractionBuilder::button_press(&done, &custom_id(&done, "V2")).guild(OTHER_GUILD_ID), "another server"),
         (
             InteractionBuilder::button_press(&done, &format!("imagine:1:V2:{}", Uuid::new_v4().simple())),
@@ -337,5 +341,48 @@ async fn a_dead_link_the_bot_cannot_renew_fails_the_job_at_the_provider_refunded
     bot.wait_job_settled(&cmd).await;
     let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted), ("failed", false), "refunded: {failed:#}");
+    bot.stop().await;
+}
+
+/// A result without its own pictures (as when they were too large to upload again with it).
+fn without_sources(result: &Value) -> Value {
+    let mut stripped = result.clone();
+    stripped["id"] = Value::String("1".into());
+    stripped["attachments"].as_array_mut().unwrap().retain(|a| a["filename"].as_str().unwrap().starts_with("imagine-"));
+    stripped
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_without_its_pictures_uses_the_jobs_own_links_while_they_live() {
+    let bot = TestBot::start().await;
+    let (_, done) = result(&bot, "a paper boat").await;
+    let press = press_for_job(&bot, &without_sources(&done), "Reroll", PRESSER).await;
+    bot.wait_reply(&press, |c| c.contains("Done")).await;
+    bot.wait_job_settled(&press).await;
+    let original = create_for(&bot, "a paper boat", 0).args();
+    let rerolled = create_for(&bot, "a paper boat", 1).args();
+    assert_eq!(rerolled["image_urls"], original["image_urls"], "the job's own link, still alive");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_without_its_pictures_whose_links_died_is_refused_privately() {
+    let bot = TestBot::start().await;
+    // The job ran two days ago: the link to the file attached to /imagine died a day ago, and
+    // Discord does not renew links to files attached to commands.
+    let two_days = Duration::from_secs(2 * 24 * 3600);
+    bot.discord.rewind_cdn_clock(two_days);
+    let (_, done) = result(&bot, "a paper plane").await;
+    bot.discord.advance_cdn_clock(two_days);
+    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    for label in ["Reroll", "Remix"] {
+        let press = InteractionBuilder::button_press(&without_sources(&done), &custom_id(&done, label));
+        bot.send(&press).await;
+        let callback = bot.callback(&press).await;
+        assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "{label}: private");
+        let text = callback["data"]["content"].as_str().unwrap();
+        assert!(text.contains("original pictures are no longer available"), "{label}: {text}");
+    }
+    assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), before, "nothing created or sent");
     bot.stop().await;
 }
