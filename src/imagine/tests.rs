@@ -245,3 +245,18 @@ fn a_remix_without_words_or_with_bad_flags_is_refused() {
     let long = "x".repeat(MAX_PROMPT_CHARS + 1);
     assert!(remix(&long, &original(), pictures).unwrap_err().contains("characters long"));
 }
+
+#[test]
+fn a_remix_keeps_the_omni_weight_unless_one_is_typed() {
+    let mut req = request("a robot");
+    req.omni_image = Some(png("o.png", "https://cdn/o.png"));
+    req.omni_weight = Some(700);
+    let original = prepare(req, CAP, &GuildDefaults::default()).unwrap().args;
+    let images = vec!["https://cdn/fresh-a.png".to_owned()];
+    let omni = "https://cdn/fresh-o.png".to_owned();
+    let pictures = Pictures { images: &images, style: &[], omni: Some(&omni) };
+    let kept = remix("a robot dancing", &original, pictures).unwrap().args;
+    assert_eq!((kept.omni_weight, kept.omni_image_url.as_deref()), (Some(700), Some(omni.as_str())));
+    let typed = remix("a robot dancing --ow 50", &original, pictures).unwrap().args;
+    assert_eq!(typed.omni_weight, Some(50));
+}

@@ -133,23 +133,41 @@ async fn v2_starts_a_job_on_image_two_owned_and_paid_by_the_presser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reroll_sends_exactly_the_original_sources_references_prompt_and_settings() {
     let bot = TestBot::start().await;
-    let source = png_with_seed(3000, 11);
-    let style = png_with_seed(2500, 12);
-    let source_url = bot.discord.ephemeral_attachment("reroll-source.png", source.clone(), "image/png");
-    let style_url = bot.discord.ephemeral_attachment("reroll-style.png", style.clone(), "image/png");
-    let cmd = InteractionBuilder::command("imagine")
+    // Two sources, a style and an omni reference: eight files with the four results.
+    let pictures: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("image", "reroll-source.png", png_with_seed(3000, 11)),
+        ("image2", "reroll-second.png", png_with_seed(2900, 13)),
+        ("style_image", "reroll-style.png", png_with_seed(2500, 12)),
+        ("omni_image", "reroll-omni.png", png_with_seed(2700, 14)),
+    ];
+    let mut cmd = InteractionBuilder::command("imagine")
         .string("prompt", "a glass greenhouse --stylize 300 --weird 50")
-        .attachment("image", "reroll-source.png", Some("image/png"), 3000, &source_url)
-        .attachment("style_image", "reroll-style.png", Some("image/png"), 2500, &style_url)
         .integer("style_weight", 400)
+        .integer("omni_weight", 700)
         .string("performance", "quality")
         .string("negative_prompt", "people");
+    for (option, name, bytes) in &pictures {
+        let url = bot.discord.ephemeral_attachment(name, bytes.clone(), "image/png");
+        cmd = cmd.attachment(option, name, Some("image/png"), bytes.len() as u64, &url);
+    }
     bot.send(&cmd).await;
     let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;
     bot.wait_job_settled(&cmd).await;
     let names: Vec<&str> =
         done["attachments"].as_array().unwrap().iter().map(|a| a["filename"].as_str().unwrap()).collect();
-    assert!(names.contains(&"source-1.png") && names.contains(&"style-1.png"), "{names:?}");
+    assert_eq!(
+        names,
+        [
+            "imagine-1.png",
+            "imagine-2.png",
+            "imagine-3.png",
+            "imagine-4.png",
+            "source-1.png",
+            "source-2.png",
+            "style-1.png",
+            "omni-1.png"
+        ]
+    );
 
     let press = press_for_job(&bot, &done, "Reroll", PRESSER).await;
     bot.wait_reply(&press, |c| c.contains("Done")).await;
@@ -157,13 +175,20 @@ async fn reroll_sends_exactly_the_original_sources_references_prompt_and_setting
     let original = create_for(&bot, "a glass greenhouse", 0).args();
     let rerolled = create_for(&bot, "a glass greenhouse", 1).args();
     let mut expected = original.clone();
-    for key in ["image_urls", "style_image_urls"] {
+    for key in ["image_urls", "style_image_urls", "omni_image_url"] {
         expected[key] = rerolled[key].clone();
     }
     assert_eq!(rerolled, expected, "everything but the links is the original's");
-    assert!(fetch(rerolled["image_urls"][0].as_str().unwrap()).await == source, "the same source picture");
-    assert!(fetch(rerolled["style_image_urls"][0].as_str().unwrap()).await == style, "the same style reference");
-    assert_eq!(rerolled["style_weight"], 400);
+    let sent = [
+        &rerolled["image_urls"][0],
+        &rerolled["image_urls"][1],
+        &rerolled["style_image_urls"][0],
+        &rerolled["omni_image_url"],
+    ];
+    for (url, (option, _, bytes)) in sent.into_iter().zip(&pictures) {
+        assert!(fetch(url.as_str().unwrap()).await == *bytes, "{option}: the same picture");
+    }
+    assert_eq!((&rerolled["style_weight"], &rerolled["omni_weight"]), (&400.into(), &700.into()));
     assert_eq!(job_of(&bot, &press).await.unwrap().3.as_deref(), Some("Reroll"));
     bot.stop().await;
 }
