@@ -246,7 +246,23 @@ async fn two_processes_on_one_shard_answer_each_command_once() {
     }
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&w.pool).await.unwrap();
     assert_eq!(jobs, 6);
-    let refs: Vec<&InteractionBuilder> = commands.iter().collect();
+
+    // A press reaches both processes too: one answer, one new job, one create.
+    let token = commands[0].token();
+    let result = w.discord.wait_original(&token, WAIT, |m| m["content"].as_str().unwrap_or("").contains("Done")).await;
+    let result = result.expect("a delivered result");
+    let reroll_id = result["components"][2]["components"][0]["custom_id"].as_str().unwrap().to_owned();
+    assert!(reroll_id.contains(":Reroll:"), "{reroll_id}");
+    let press = InteractionBuilder::button_press(&result, &reroll_id);
+    w.discord.dispatch_interaction(press.build()).await;
+    w.wait_settled(&press).await;
+    assert_eq!(w.discord.requests_matching("POST", &format!("/interactions/{}/", press.id())).len(), 1);
+    assert_eq!(w.accepted_creates("shared shard 0"), 2, "the original and one reroll");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&w.pool).await.unwrap();
+    assert_eq!(jobs, 7);
+
+    let mut refs: Vec<&InteractionBuilder> = commands.iter().collect();
+    refs.push(&press);
     w.assert_no_secrets(&[&a, &b], &refs);
 }
 
