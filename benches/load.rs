@@ -635,11 +635,15 @@ async fn main() {
     let mut rows = vec![
         (
             "jobs delivered",
-            format!(
-                "{delivered} / {} ({} from /imagine, {delivered_from_presses} from V and Reroll presses)",
-                o.jobs,
-                delivered - delivered_from_presses
-            ),
+            if o.presses {
+                format!(
+                    "{delivered} / {} ({} from /imagine, {delivered_from_presses} from V and Reroll presses)",
+                    o.jobs,
+                    delivered - delivered_from_presses
+                )
+            } else {
+                format!("{delivered} / {}", o.jobs)
+            },
             "-".to_owned(),
             "all".to_owned(),
         ),
@@ -713,11 +717,15 @@ async fn main() {
         ),
         (
             "Discord requests per job",
-            format!(
-                "{:.2} (and {:.2} per U press)",
-                job_requests as f64 / n,
-                upscale_requests as f64 / upscale_count.max(1) as f64
-            ),
+            if o.presses {
+                format!(
+                    "{:.2} (and {:.2} per U press)",
+                    job_requests as f64 / n,
+                    upscale_requests as f64 / upscale_count.max(1) as f64
+                )
+            } else {
+                format!("{:.2}", job_requests as f64 / n)
+            },
             "-".into(),
             "-".into(),
         ),
@@ -729,13 +737,22 @@ async fn main() {
             "≥ 5 s".into(),
         ),
         (
-            "bot CPU per 1,000 jobs (U presses' work included)",
+            if o.presses { "bot CPU per 1,000 jobs (U presses' work included)" } else { "bot CPU per 1,000 jobs" },
             format!("{:.2} s ({:.2} ms per job)", cpu / n * 1000.0, cpu / n * 1000.0),
             "-".into(),
             "< 10 ms per job".into(),
         ),
         ("bot peak RSS", format!("{rss:.0} MiB"), "-".into(), "< 150 MB".into()),
-        ("database round trips per job (U presses' included)", format!("{db_round_trips:.1}"), "-".into(), "-".into()),
+        (
+            if o.presses {
+                "database round trips per job (U presses' included)"
+            } else {
+                "database round trips per job"
+            },
+            format!("{db_round_trips:.1}"),
+            "-".into(),
+            "-".into(),
+        ),
     ]);
     if o.presses {
         let large = LARGE_IMAGE_BYTES as f64 / 1024.0 / 1024.0;
