@@ -364,7 +364,10 @@ async fn main() {
         );
     }
     shortapi.add_image("source.png", ShortApiStandIn::tiny_png(64 * 1024), "image/png");
-    let source = format!("{}?ex=1&is=2&hm=3&", shortapi.image_url("source.png"));
+    // Signed like a Discord attachment link fresh from the upload (valid a day): the bot renews
+    // links that expire within the hour before it uses them, which a fresh one never needs.
+    let issued = chrono::Utc::now().timestamp();
+    let source = format!("{}?ex={:x}&is={issued:x}&hm=3&", shortapi.image_url("source.png"), issued + 24 * 3600);
 
     // A third of all jobs come from V and Reroll presses, spread evenly over the results in the
     // order they are delivered (at most one a result); every third result also gets a U press.
