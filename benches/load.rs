@@ -2,8 +2,12 @@
 //! ShortAPI stand-ins and a real PostgreSQL, with each figure printed next to the floor measured
 //! in the same run. Run with `cargo bench --bench load` (see `--help`); it writes BENCHMARKS.md.
 //!
+//! The mix: about a third of all jobs come from V and Reroll presses on delivered results, the
+//! rest from `/imagine`; a U press is made on every third result. After the figures, a fresh bot
+//! process shows what one U press costs in memory on large images.
+//!
 //! Longer than 400 lines on purpose: one scenario read top to bottom (start everything, seed, send,
-//! wait, measure each floor in the same run, write the table), which splitting would scatter.
+//! press, wait, measure each floor in the same run, write the table), which splitting would scatter.
 
 // The test support, shared with the tests (`tests/e2e/main.rs`); the bench uses a small part.
 #[allow(dead_code, reason = "the bench uses a small part of the test support")]
@@ -11,22 +15,30 @@
 mod support;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use serde_json::Value;
 use support::{
-    discord::{DiscordStandIn, InteractionBuilder},
+    discord::{DEFAULT_GUILD_ID, DiscordStandIn, InteractionBuilder},
     process::BotProcess,
-    shortapi::{Behaviour, ShortApiStandIn},
+    shortapi::{Behaviour, ShortApiStandIn, png_with_seed},
 };
 
 const HELP: &str = "cargo bench --bench load -- [--jobs N] [--guilds M] [--rate PER_SECOND] \
-[--min-secs S] [--max-secs S] [--quick] [--callbacks] [--provider-qps N] [--write PATH]
+[--min-secs S] [--max-secs S] [--quick] [--callbacks] [--no-presses] [--provider-qps N] [--write PATH]
   --jobs 500 --guilds 25 --rate 50 --min-secs 20 --max-secs 90 by default;
-  --quick: 200 jobs of 2-6 s; --callbacks: the provider calls back; --provider-qps: the bot's
+  --quick: 200 jobs of 2-6 s; --callbacks: the provider calls back; --no-presses: every job from
+  /imagine, no presses and no memory probe; --provider-qps: the bot's
   PROVIDER_MAX_QUERIES_PER_SECOND (its default otherwise); --write: where the table goes
   (BENCHMARKS.md by default; --write - prints only)";
+
+/// Each result image of the jobs in the run, and of the memory probe's small image.
+const IMAGE_BYTES: usize = 256 * 1024;
+/// The memory probe's large images.
+const LARGE_IMAGE_BYTES: usize = 8 * 1024 * 1024;
 
 struct Options {
     jobs: usize,
@@ -35,6 +47,7 @@ struct Options {
     min_secs: u64,
     max_secs: u64,
     callbacks: bool,
+    presses: bool,
     provider_qps: Option<f64>,
     write: Option<String>,
 }
@@ -48,6 +61,7 @@ fn options() -> Options {
         min_secs: 20,
         max_secs: 90,
         callbacks: false,
+        presses: true,
         provider_qps: None,
         write: Some("BENCHMARKS.md".into()),
     };
@@ -70,6 +84,10 @@ fn options() -> Options {
                 o.callbacks = true;
                 i -= 1;
             }
+            "--no-presses" => {
+                o.presses = false;
+                i -= 1;
+            }
             "-h" | "--help" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -88,6 +106,133 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
     }
     values.sort_by(f64::total_cmp);
     values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+/// p50 / p95 / p99 of latencies in milliseconds.
+fn p50_95_99(values: &mut [f64]) -> String {
+    let (p50, p95, p99) = (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99));
+    format!("{p50:.1} / {p95:.1} / {p99:.1} ms")
+}
+
+/// A press the benchmark made on a delivered result.
+struct Press {
+    interaction: InteractionBuilder,
+    /// `U<n>`: one image posted, no job. Otherwise V<n> or Reroll: a new paid job.
+    upscale: bool,
+    /// The link of the image a U press asks for (for its floor).
+    image_url: Option<String>,
+}
+
+/// The `custom_id` of the button labelled `label` on a result message.
+fn button(message: &Value, label: &str) -> Option<String> {
+    message["components"]
+        .as_array()?
+        .iter()
+        .flat_map(|row| row["components"].as_array().into_iter().flatten())
+        .find(|b| b["label"] == label)
+        .and_then(|b| b["custom_id"].as_str())
+        .map(str::to_owned)
+}
+
+/// The link of result image `number` as attached to a result message.
+fn image_url(message: &Value, number: usize) -> Option<String> {
+    let prefix = format!("imagine-{number}.");
+    message["attachments"]
+        .as_array()?
+        .iter()
+        .find(|a| a["filename"].as_str().is_some_and(|f| f.starts_with(&prefix)))
+        .and_then(|a| a["url"].as_str())
+        .map(str::to_owned)
+}
+
+/// Presses `label` on `message` and waits until the reply carries its uploaded image.
+async fn press_for_image(discord: &DiscordStandIn, message: &Value, label: &str) -> Result<(), String> {
+    let id = button(message, label).ok_or_else(|| format!("no {label} on the result"))?;
+    let press = InteractionBuilder::button_press(message, &id);
+    discord.dispatch_interaction(press.build()).await;
+    let posted = |m: &Value| m["attachments"].as_array().is_some_and(|a| !a.is_empty());
+    match discord.wait_original(&press.token(), Duration::from_secs(30), posted).await {
+        Some(_) => Ok(()),
+        None => Err(format!("{label} posted no image")),
+    }
+}
+
+/// What one U press holds in memory. The run's peak RSS is a high-water mark that delivery sets
+/// (four images at once), so the press is measured on a fresh bot process: the rise of its peak
+/// during a U press on the small image of a result whose other three images are large, then
+/// during one on a large image. `bot`, the run's bot, delivers that result and is then stopped;
+/// `warm_up` is a result of the run, pressed once first so that the rises leave out start-up.
+/// Returns both rises in MiB.
+async fn upscale_memory_probe(
+    bot: BotProcess,
+    vars: &HashMap<String, String>,
+    discord: &DiscordStandIn,
+    shortapi: &ShortApiStandIn,
+    source: &str,
+    warm_up: &Value,
+) -> Result<(f64, f64), String> {
+    let large: Vec<Vec<u8>> = (1..4).map(|seed| png_with_seed(LARGE_IMAGE_BYTES, 9000 + seed)).collect();
+    shortapi.script(
+        "memory probe",
+        Behaviour::SucceedAt { after: Duration::from_secs(3), images: 4, image_bytes: IMAGE_BYTES },
+    );
+    // `quality` has no learned finish window (the history is `balance`): looked at after the first
+    // fixed delay, not when the run's jobs usually finish.
+    let cmd = InteractionBuilder::command("imagine")
+        .guild(DEFAULT_GUILD_ID)
+        .channel(DEFAULT_GUILD_ID + 1)
+        .string("prompt", "memory probe")
+        .string("performance", "quality")
+        .attachment("image", "source.png", Some("image/png"), 64 * 1024, source);
+    discord.dispatch_interaction(cmd.build()).await;
+    let created = Instant::now();
+    let job = loop {
+        let probe = shortapi.creates().into_iter().rev().find(|c| c.args()["prompt"] == "memory probe");
+        if let Some(job) = probe.and_then(|c| c.job_id) {
+            break job;
+        }
+        if created.elapsed() > Duration::from_secs(30) {
+            return Err("the probe's job was never created".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Images 2-4 become large before the job finishes (3 s after its creation).
+    for (i, bytes) in large.into_iter().enumerate() {
+        shortapi.add_image(&format!("{job}-{}.png", i + 1), bytes, "image/png");
+    }
+    let result = discord
+        .wait_original(&cmd.token(), Duration::from_secs(90), |m| button(m, "U1").is_some())
+        .await
+        .ok_or("the probe's result was not delivered")?;
+
+    let readies = discord.ready_count();
+    drop(bot);
+    let fresh = BotProcess::spawn(vars, "bench-memory-probe");
+    if !discord.wait_ready_count(readies + 1, Duration::from_secs(60)).await {
+        return Err(format!("the probe's bot did not start:\n{}", fresh.output()));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    press_for_image(discord, warm_up, "U1").await?;
+    let before = peak_rss_mib(fresh.pid());
+    press_for_image(discord, &result, "U1").await?;
+    let after_small = peak_rss_mib(fresh.pid());
+    press_for_image(discord, &result, "U2").await?;
+    let after_large = peak_rss_mib(fresh.pid());
+    Ok((after_small - before, after_large - after_small))
+}
+
+const FLOOR_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS bench_ack_floor (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())";
+
+/// A bare HTTP round trip to the Discord stand-in, then one committed write transaction: the
+/// least an interaction that reserves something costs before it can be answered. In ms.
+async fn ack_floor_once(client: &reqwest::Client, gateway: &str, pool: &sqlx::PgPool, id: i64) -> f64 {
+    let t = Instant::now();
+    client.get(gateway).send().await.unwrap().bytes().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO bench_ack_floor (id) VALUES ($1)").bind(id).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// utime + stime of a process, in seconds.
@@ -213,88 +358,209 @@ async fn main() {
     }
     // The ack's true floor: the same round trip plus one committed write transaction on the same
     // database (an accepted /imagine cannot answer before its reservation is durable).
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_ack_floor (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let gateway = format!("{}/api/v10/gateway", discord.proxy_url());
+    sqlx::query(FLOOR_TABLE).execute(&pool).await.unwrap();
     let mut ack_floor = Vec::new();
     for i in 0..200i64 {
-        let t = Instant::now();
-        client.get(format!("{}/api/v10/gateway", discord.proxy_url())).send().await.unwrap().bytes().await.unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query("INSERT INTO bench_ack_floor (id) VALUES ($1)").bind(i).execute(&mut *tx).await.unwrap();
-        tx.commit().await.unwrap();
-        ack_floor.push(t.elapsed().as_secs_f64() * 1000.0);
+        ack_floor.push(ack_floor_once(&client, &gateway, &pool, i).await);
     }
+    // The same floor every 100 ms while the run goes on, on a database of its own so that the
+    // bot's database figures stay its own: what this machine allows an answer under the run's load.
+    let (_sampling_database, sampling_pool) = support::fresh_pool().await;
+    sqlx::query(FLOOR_TABLE).execute(&sampling_pool).await.unwrap();
+    let floor_samples: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
+    let sampler = tokio::spawn({
+        let (client, gateway, samples) = (client.clone(), gateway.clone(), floor_samples.clone());
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            for i in 0.. {
+                tick.tick().await;
+                let at = Instant::now();
+                let ms = ack_floor_once(&client, &gateway, &sampling_pool, i).await;
+                samples.lock().unwrap().push((at, ms));
+            }
+        }
+    });
 
     for seconds in o.min_secs..=o.max_secs {
         shortapi.script(
             &format!("takes {seconds}s"),
-            Behaviour::SucceedAt { after: Duration::from_secs(seconds), images: 4, image_bytes: 256 * 1024 },
+            Behaviour::SucceedAt { after: Duration::from_secs(seconds), images: 4, image_bytes: IMAGE_BYTES },
         );
     }
     shortapi.add_image("source.png", ShortApiStandIn::tiny_png(64 * 1024), "image/png");
-    let source = format!("{}?ex=1&is=2&hm=3&", shortapi.image_url("source.png"));
+    // Signed like a Discord attachment link fresh from the upload (valid a day): the bot renews
+    // links that expire within the hour before it uses them, which a fresh one never needs.
+    let issued = chrono::Utc::now().timestamp();
+    let source = format!("{}?ex={:x}&is={issued:x}&hm=3&", shortapi.image_url("source.png"), issued + 24 * 3600);
+
+    // A third of all jobs come from V and Reroll presses, spread evenly over the results in the
+    // order they are delivered (at most one a result); every third result also gets a U press.
+    let press_jobs = if o.presses { o.jobs / 3 } else { 0 };
+    let imagines = o.jobs - press_jobs;
+    let upscales = if o.presses { imagines.div_ceil(3) } else { 0 };
 
     let cpu_before = cpu_seconds(bot.pid());
     let tx_before = transactions(&pool).await;
     let started = Instant::now();
-    let mut commands = Vec::with_capacity(o.jobs);
+    let mut commands: Vec<InteractionBuilder> = Vec::with_capacity(imagines);
+    let mut presses: Vec<Press> = Vec::new();
+    let mut planned: VecDeque<Press> = VecDeque::new();
+    // The /imagine commands whose result has not been seen yet, and how many results were seen.
+    let mut awaiting: Vec<usize> = Vec::new();
+    let mut results = 0usize;
+    let (mut planned_jobs, mut planned_upscales) = (0usize, 0usize);
     let gap = Duration::from_secs_f64(1.0 / o.rate);
     let mut next = tokio::time::Instant::now();
-    for i in 0..o.jobs {
-        let seconds = o.min_secs + fastrand::u64(0..=(o.max_secs - o.min_secs));
-        let guild = support::discord::DEFAULT_GUILD_ID + ((i as u64 % o.guilds) << 22);
-        let cmd = InteractionBuilder::command("imagine")
-            .guild(guild)
-            .channel(guild + 1)
-            .user(1_180_000_000_000_100_000 + i as u64, "member")
-            .string("prompt", &format!("bench picture {i} takes {seconds}s"))
-            .attachment("image", "source.png", Some("image/png"), 64 * 1024, &source);
-        tokio::time::sleep_until(next).await;
-        discord.dispatch_interaction(cmd.build()).await;
-        commands.push(cmd);
-        next += gap;
-    }
-
-    let mut own_queries = 0i64;
-    let deadline = Instant::now() + Duration::from_secs(o.max_secs + 300);
-    loop {
-        let delivered: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE interaction_id > 0 AND delivered_at IS NOT NULL")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        own_queries += 1;
-        if delivered as usize >= o.jobs || Instant::now() > deadline {
+    let mut last_look = Instant::now();
+    // While both are waiting, /imagine and presses take turns at the same pace.
+    let mut press_turn = false;
+    let give_up = started + Duration::from_secs_f64(o.jobs as f64 / o.rate) + Duration::from_secs(o.max_secs + 300);
+    while commands.len() < imagines || planned_jobs < press_jobs || planned_upscales < upscales || !planned.is_empty() {
+        if Instant::now() > give_up {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep_until(next).await;
+        next += gap;
+        if o.presses && last_look.elapsed() >= Duration::from_millis(200) {
+            last_look = Instant::now();
+            let mut delivered = Vec::new();
+            awaiting.retain(|&i| {
+                match discord.original_message(&commands[i].token()).filter(|m| button(m, "U1").is_some()) {
+                    Some(result) => {
+                        delivered.push(result);
+                        false
+                    }
+                    None => true,
+                }
+            });
+            for result in delivered {
+                let k = results;
+                results += 1;
+                let presser = 1_180_000_000_000_200_000 + k as u64;
+                if (k + 1) * press_jobs / imagines > k * press_jobs / imagines {
+                    let label = ["V1", "V2", "V3", "V4", "Reroll"][planned_jobs % 5];
+                    planned_jobs += 1;
+                    if let Some(id) = button(&result, label) {
+                        let interaction = InteractionBuilder::button_press(&result, &id).user(presser, "presser");
+                        planned.push_back(Press { interaction, upscale: false, image_url: None });
+                    }
+                }
+                if k.is_multiple_of(3) {
+                    let number = k / 3 % 4 + 1;
+                    planned_upscales += 1;
+                    if let Some(id) = button(&result, &format!("U{number}")) {
+                        let interaction = InteractionBuilder::button_press(&result, &id).user(presser, "presser");
+                        planned.push_back(Press { interaction, upscale: true, image_url: image_url(&result, number) });
+                    }
+                }
+            }
+        }
+        let press_now = !planned.is_empty() && (commands.len() == imagines || press_turn);
+        press_turn = !press_turn;
+        if press_now {
+            let press = planned.pop_front().expect("a planned press");
+            discord.dispatch_interaction(press.interaction.build()).await;
+            presses.push(press);
+        } else if commands.len() < imagines {
+            let i = commands.len();
+            let seconds = o.min_secs + fastrand::u64(0..=(o.max_secs - o.min_secs));
+            let guild = DEFAULT_GUILD_ID + ((i as u64 % o.guilds) << 22);
+            let cmd = InteractionBuilder::command("imagine")
+                .guild(guild)
+                .channel(guild + 1)
+                .user(1_180_000_000_000_100_000 + i as u64, "member")
+                .string("prompt", &format!("bench picture {i} takes {seconds}s"))
+                .attachment("image", "source.png", Some("image/png"), 64 * 1024, &source);
+            discord.dispatch_interaction(cmd.build()).await;
+            if o.presses {
+                awaiting.push(i);
+            }
+            commands.push(cmd);
+        }
     }
+    let made_by_presses = presses.iter().filter(|p| !p.upscale).count();
+    let upscale_count = presses.len() - made_by_presses;
+
+    // Every job is in the database once its interaction was answered; a refused press made none.
+    support::eventually(Duration::from_secs(10), || async {
+        presses.iter().all(|p| discord.acknowledged_with(p.interaction.id()).is_some())
+    })
+    .await;
+    let mut own_queries = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(o.max_secs + 300);
+    let jobs_made = loop {
+        let (delivered, made): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), count(*) FROM jobs WHERE interaction_id > 0",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        own_queries += 1;
+        if (made as usize >= commands.len() && delivered == made) || Instant::now() > deadline {
+            break made as usize;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    for press in presses.iter().filter(|p| p.upscale) {
+        let posted = |m: &Value| m["attachments"].as_array().is_some_and(|a| !a.is_empty());
+        let left = deadline.saturating_duration_since(Instant::now());
+        discord.wait_original(&press.interaction.token(), left, posted).await;
+    }
+    sampler.abort();
     let elapsed = started.elapsed();
     let cpu = cpu_seconds(bot.pid()) - cpu_before;
     let rss = peak_rss_mib(bot.pid());
-    let db_round_trips = (transactions(&pool).await - tx_before - own_queries - 1) as f64 / o.jobs as f64;
+    let db_round_trips = (transactions(&pool).await - tx_before - own_queries - 1) as f64 / jobs_made as f64;
 
     // What happened, from the stand-ins' records.
     let requests = discord.requests();
-    let jobs: Vec<(i64, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT interaction_id, provider_job_id, delivery::text FROM jobs WHERE interaction_id > 0")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    let provider_ids: HashMap<i64, String> = jobs.iter().filter_map(|(i, p, _)| Some((*i, p.clone()?))).collect();
-    let delivered = jobs.iter().filter(|(_, _, d)| d.is_some()).count();
+    // (interaction, provider job, delivered, made by a press)
+    let jobs: Vec<(i64, Option<String>, bool, bool)> = sqlx::query_as(
+        "SELECT interaction_id, provider_job_id, delivery IS NOT NULL, origin IS NOT NULL FROM jobs \
+         WHERE interaction_id > 0",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let provider_ids: HashMap<i64, String> = jobs.iter().filter_map(|(i, p, _, _)| Some((*i, p.clone()?))).collect();
+    let delivered = jobs.iter().filter(|(_, _, delivered, _)| *delivered).count();
+    let delivered_from_presses = jobs.iter().filter(|(_, _, delivered, pressed)| *delivered && *pressed).count();
+    let callback_of = |interaction: &InteractionBuilder| {
+        let path = format!("/interactions/{}/", interaction.id());
+        requests.iter().find(|r| r.is("POST", &path))
+    };
+    let since_dispatch = |interaction: &InteractionBuilder, at: Instant| {
+        at.duration_since(discord.dispatched_at(interaction.id()).unwrap()).as_secs_f64() * 1000.0
+    };
     let mut acks = Vec::new();
+    let mut press_acks = Vec::new();
+    let mut upscale_acks = Vec::new();
+    let mut upscale_posted = Vec::new();
+    // Presses refused, failed or not answered: each should be a public message (V, Reroll) or a
+    // deferred answer (U).
+    let mut presses_not_taken = 0usize;
     let mut delivery = Vec::new();
     let mut edit_gaps = Vec::new();
     let mut budget = 0.0;
-    for cmd in &commands {
-        let dispatched = discord.dispatched_at(cmd.id()).unwrap();
+    let job_makers = commands
+        .iter()
+        .map(|c| (c, false))
+        .chain(presses.iter().filter(|p| !p.upscale).map(|p| (&p.interaction, true)));
+    for (cmd, pressed) in job_makers {
         let token = cmd.token();
-        let callback = format!("/interactions/{}/", cmd.id());
-        if let Some(ack) = requests.iter().find(|r| r.is("POST", &callback)) {
-            acks.push(ack.at.duration_since(dispatched).as_secs_f64() * 1000.0);
+        match callback_of(cmd) {
+            Some(ack) if pressed => {
+                let public = ack
+                    .json
+                    .as_ref()
+                    .is_some_and(|j| j["type"] == 4 && j["data"]["flags"].as_u64().unwrap_or(0) & 64 == 0);
+                presses_not_taken += usize::from(!public);
+                press_acks.push(since_dispatch(cmd, ack.at));
+            }
+            Some(ack) => acks.push(since_dispatch(cmd, ack.at)),
+            None => presses_not_taken += usize::from(pressed),
         }
         let edits: Vec<_> =
             requests.iter().filter(|r| r.is("PATCH", &format!("/{token}/messages/@original"))).collect();
@@ -314,60 +580,166 @@ async fn main() {
             delivery.push(done.at.saturating_duration_since(finished).as_secs_f64() * 1000.0);
         }
     }
+    for press in presses.iter().filter(|p| p.upscale) {
+        let cmd = &press.interaction;
+        match callback_of(cmd) {
+            Some(ack) if ack.json.as_ref().is_some_and(|j| j["type"] == 5) => {
+                upscale_acks.push(since_dispatch(cmd, ack.at));
+            }
+            _ => presses_not_taken += 1,
+        }
+        let path = format!("/{}/messages/@original", cmd.token());
+        if let Some(posted) = requests.iter().find(|r| r.is("PATCH", &path) && !r.files.is_empty() && r.status == 200) {
+            upscale_posted.push(since_dispatch(cmd, posted.at));
+        }
+    }
+    // The floor as sampled while /imagine commands, and then presses, were being sent.
+    let samples = std::mem::take(&mut *floor_samples.lock().unwrap());
+    let sampled_while = |interactions: Vec<&InteractionBuilder>| -> Vec<f64> {
+        let sent: Vec<Instant> = interactions.iter().filter_map(|i| discord.dispatched_at(i.id())).collect();
+        let (Some(from), Some(to)) = (sent.iter().min(), sent.iter().max()) else { return Vec::new() };
+        samples.iter().filter(|(at, _)| at >= from && at <= to).map(|(_, ms)| *ms).collect()
+    };
+    let mut imagine_floor = sampled_while(commands.iter().collect());
+    let mut press_floor = sampled_while(presses.iter().map(|p| &p.interaction).collect());
     let queries = shortapi.queries();
     let mut per_second: HashMap<u64, usize> = HashMap::new();
     for q in &queries {
         *per_second.entry(q.at.duration_since(started).as_secs()).or_default() += 1;
     }
     let peak_qps = per_second.values().copied().max().unwrap_or(0);
-    let discord_requests = requests
+    // A U press's requests (its answer and its image, both under its token) are counted apart:
+    // it makes no job.
+    let upscale_tokens: HashSet<String> = presses.iter().filter(|p| p.upscale).map(|p| p.interaction.token()).collect();
+    let (upscale_requests, job_requests) = requests
         .iter()
         .filter(|r| r.path.contains("/interactions/") || r.path.contains("/webhooks/") || r.path.contains("/channels/"))
-        .count();
+        .fold((0usize, 0usize), |(upscale, job), r| {
+            if r.path.split('/').any(|segment| upscale_tokens.contains(segment)) {
+                (upscale + 1, job)
+            } else {
+                (upscale, job + 1)
+            }
+        });
     let limited = requests.iter().filter(|r| r.status == 429).count();
+    // Every upload the stand-in received is in there: free it before the floors and the probe.
+    drop(requests);
 
     // Delivery floor: download one job's four images and upload them to the stand-in directly.
+    let upload = |files: Vec<Vec<u8>>| {
+        let mut form = reqwest::multipart::Form::new().text("payload_json", r#"{"content":"floor"}"#);
+        for (i, bytes) in files.into_iter().enumerate() {
+            form =
+                form.part(format!("files[{i}]"), reqwest::multipart::Part::bytes(bytes).file_name(format!("{i}.png")));
+        }
+        client.post(format!("{}/api/v10/channels/1/messages", discord.proxy_url())).multipart(form).send()
+    };
     let mut floor = Vec::new();
     for job in provider_ids.values().take(50) {
         let urls: Vec<String> = (0..4).map(|i| shortapi.image_url(&format!("{job}-{i}.png"))).collect();
         let t = Instant::now();
         let images = futures::future::join_all(urls.iter().map(|u| {
             let client = &client;
-            async move { client.get(u).send().await.unwrap().bytes().await.unwrap() }
+            async move { client.get(u).send().await.unwrap().bytes().await.unwrap().to_vec() }
         }))
         .await;
-        let mut form = reqwest::multipart::Form::new().text("payload_json", r#"{"content":"floor"}"#);
-        for (i, bytes) in images.into_iter().enumerate() {
-            form = form.part(
-                format!("files[{i}]"),
-                reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(format!("{i}.png")),
-            );
-        }
-        client
-            .post(format!("{}/api/v10/channels/1/messages", discord.proxy_url()))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        upload(images).await.unwrap();
         floor.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    // U floor: download the pressed image from the Discord stand-in and upload it again.
+    let mut upscale_floor = Vec::new();
+    for url in presses.iter().filter_map(|p| p.image_url.as_ref()).take(50) {
+        let t = Instant::now();
+        let image = client.get(url).send().await.unwrap().bytes().await.unwrap().to_vec();
+        upload(vec![image]).await.unwrap();
+        upscale_floor.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
 
-    let n = o.jobs as f64;
-    let rows = vec![
-        ("jobs delivered", format!("{delivered} / {}", o.jobs), "-".to_owned(), "all".to_owned()),
+    let memory = if o.presses {
+        let delivered =
+            |c: &InteractionBuilder| discord.original_message(&c.token()).filter(|m| button(m, "U1").is_some());
+        let warm_up = commands.iter().find_map(delivered);
+        match warm_up {
+            Some(result) => upscale_memory_probe(bot, &vars, &discord, &shortapi, &source, &result).await,
+            None => Err("no result of the run to warm up on".into()),
+        }
+    } else {
+        drop(bot);
+        Err("--no-presses".into())
+    };
+
+    let n = jobs_made as f64;
+    let imagine_p99 = percentile(&mut acks, 0.99);
+    let press_floor_text = format!(
+        "{:.2} / {:.2} ms (round trip + one committed transaction, while presses were sent)",
+        percentile(&mut press_floor, 0.5),
+        percentile(&mut press_floor, 0.99)
+    );
+    let press_target = format!("p99 ≤ 2 × /imagine ack p99 = {:.1} ms", 2.0 * imagine_p99);
+    let mut rows = vec![
+        (
+            "jobs delivered",
+            if o.presses {
+                format!(
+                    "{delivered} / {} ({} from /imagine, {delivered_from_presses} from V and Reroll presses)",
+                    o.jobs,
+                    delivered - delivered_from_presses
+                )
+            } else {
+                format!("{delivered} / {}", o.jobs)
+            },
+            "-".to_owned(),
+            "all".to_owned(),
+        ),
         ("wall time", format!("{:.0} s", elapsed.as_secs_f64()), "-".into(), "-".into()),
         (
-            "ack latency p50 / p99",
-            format!("{:.1} / {:.1} ms", percentile(&mut acks, 0.5), percentile(&mut acks, 0.99)),
+            "/imagine ack p50 / p99",
+            format!("{:.1} / {imagine_p99:.1} ms", percentile(&mut acks, 0.5)),
             format!(
-                "{:.2} / {:.2} ms (bare HTTP round trip); {:.2} / {:.2} ms (round trip + one committed transaction)",
+                "{:.2} / {:.2} ms (bare HTTP round trip); {:.2} / {:.2} ms (round trip + one committed transaction); \
+                 {:.2} / {:.2} ms (the latter while /imagine commands were sent)",
                 percentile(&mut round_trips, 0.5),
                 percentile(&mut round_trips, 0.99),
                 percentile(&mut ack_floor, 0.5),
-                percentile(&mut ack_floor, 0.99)
+                percentile(&mut ack_floor, 0.99),
+                percentile(&mut imagine_floor, 0.5),
+                percentile(&mut imagine_floor, 0.99)
             ),
             "p99 < 100 ms".into(),
         ),
+    ];
+    if o.presses {
+        rows.extend([
+            (
+                "V / Reroll press ack p50 / p95 / p99",
+                format!("{} ({made_by_presses} presses)", p50_95_99(&mut press_acks)),
+                press_floor_text.clone(),
+                press_target.clone(),
+            ),
+            (
+                "U press ack p50 / p95 / p99",
+                format!("{} ({upscale_count} presses)", p50_95_99(&mut upscale_acks)),
+                press_floor_text,
+                press_target,
+            ),
+            (
+                "U press: image posted p50 / p95",
+                format!(
+                    "{:.0} / {:.0} ms",
+                    percentile(&mut upscale_posted, 0.5),
+                    percentile(&mut upscale_posted, 0.95)
+                ),
+                format!(
+                    "{:.0} / {:.0} ms (download + upload the same image)",
+                    percentile(&mut upscale_floor, 0.5),
+                    percentile(&mut upscale_floor, 0.95)
+                ),
+                "-".into(),
+            ),
+            ("presses refused, failed or unanswered", format!("{presses_not_taken}"), "-".into(), "0".into()),
+        ]);
+    }
+    rows.extend([
         (
             "delivery delay p50 / p95",
             format!("{:.0} / {:.0} ms", percentile(&mut delivery, 0.5), percentile(&mut delivery, 0.95)),
@@ -390,7 +762,20 @@ async fn main() {
             "-".into(),
             "capped by PROVIDER_MAX_QUERIES_PER_SECOND".into(),
         ),
-        ("Discord requests per job", format!("{:.2}", discord_requests as f64 / n), "-".into(), "-".into()),
+        (
+            "Discord requests per job",
+            if o.presses {
+                format!(
+                    "{:.2} (and {:.2} per U press)",
+                    job_requests as f64 / n,
+                    upscale_requests as f64 / upscale_count.max(1) as f64
+                )
+            } else {
+                format!("{:.2}", job_requests as f64 / n)
+            },
+            "-".into(),
+            "-".into(),
+        ),
         ("Discord 429s", format!("{limited}"), "0 (stand-in allows 5 writes / 5 s per route)".into(), "0".into()),
         (
             "min gap between progress edits of one reply",
@@ -399,14 +784,35 @@ async fn main() {
             "≥ 5 s".into(),
         ),
         (
-            "bot CPU per 1,000 jobs",
+            if o.presses { "bot CPU per 1,000 jobs (U presses' work included)" } else { "bot CPU per 1,000 jobs" },
             format!("{:.2} s ({:.2} ms per job)", cpu / n * 1000.0, cpu / n * 1000.0),
             "-".into(),
             "< 10 ms per job".into(),
         ),
         ("bot peak RSS", format!("{rss:.0} MiB"), "-".into(), "< 150 MB".into()),
-        ("database round trips per job", format!("{db_round_trips:.1}"), "-".into(), "-".into()),
-    ];
+        (
+            if o.presses {
+                "database round trips per job (U presses' included)"
+            } else {
+                "database round trips per job"
+            },
+            format!("{db_round_trips:.1}"),
+            "-".into(),
+            "-".into(),
+        ),
+    ]);
+    if o.presses {
+        let large = LARGE_IMAGE_BYTES as f64 / 1024.0 / 1024.0;
+        rows.push((
+            "U press, peak RSS rise of a fresh bot: on a 256 KiB image beside three of 8 MiB / on an 8 MiB one",
+            match memory {
+                Ok((small, large)) => format!("+{small:.1} / +{large:.1} MiB"),
+                Err(why) => format!("not measured: {why}"),
+            },
+            format!("the pressed image: 0.25 / {large:.0} MiB; the whole result: {:.2} MiB", 3.0 * large + 0.25),
+            "the pressed image only, never the others".into(),
+        ));
+    }
     let mut table = String::from("| figure | measured | floor (same run) | target |\n|---|---|---|---|\n");
     for (name, measured, floor, target) in &rows {
         table.push_str(&format!("| {name} | {measured} | {floor} | {target} |\n"));
@@ -415,8 +821,13 @@ async fn main() {
     if let Some(path) = o.write {
         let mode = if o.callbacks { "callbacks" } else { "polling" };
         let section = format!(
-            "## {mode}: {} jobs, {} guilds, {}/s, jobs of {}-{} s\n\nCommand: `{}`  \nMachine: {}  \nRun: {}\n\n{table}\n",
+            "## {mode}: {} jobs{}, {} guilds, {}/s, jobs of {}-{} s\n\nCommand: `{}`  \nMachine: {}  \nRun: {}\n\n{table}\n",
             o.jobs,
+            if o.presses {
+                format!(" ({press_jobs} from V and Reroll presses; {upscales} U presses besides)")
+            } else {
+                String::new()
+            },
             o.guilds,
             o.rate,
             o.min_secs,
@@ -449,5 +860,4 @@ async fn main() {
         std::fs::write(&path, out).unwrap();
         println!("written to {path}");
     }
-    drop(bot);
 }
