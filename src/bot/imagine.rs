@@ -152,7 +152,6 @@ pub async fn imagine(
             interaction_token: interaction.token.clone(),
             token_expires_at: now + TOKEN_LIFETIME,
             attachment_size_limit: i64::from(interaction.attachment_size_limit),
-            input_urls: prepared.input_urls(),
             prompt_raw: prepared.prompt_raw,
             args: prepared.args,
             notes: prepared.notes,

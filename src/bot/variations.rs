@@ -82,7 +82,6 @@ pub(super) async fn start(
         interaction_token: pressed.token.to_owned(),
         token_expires_at: now + TOKEN_LIFETIME,
         attachment_size_limit: i64::from(pressed.attachment_size_limit),
-        input_urls: args.picture_urls().cloned().collect(),
         prompt_raw,
         args,
         notes,

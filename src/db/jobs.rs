@@ -168,8 +168,8 @@ pub struct NewJob {
     pub token_expires_at: DateTime<Utc>,
     pub attachment_size_limit: i64,
     pub prompt_raw: String,
+    /// What the provider will be sent; its picture links are also stored apart, as given.
     pub args: ImageToImageArgs,
-    pub input_urls: Vec<String>,
     pub notes: Vec<String>,
     pub callback_secret: String,
     /// The job whose result button started this one, and the button's label (`V2`, `Reroll`, ...).
@@ -177,6 +177,7 @@ pub struct NewJob {
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
+    let input_urls: Vec<String> = job.args.picture_urls().cloned().collect();
     sqlx::query!(
         "INSERT INTO jobs (id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token, \
          token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
@@ -195,7 +196,7 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
         job.args.prompt,
         job.args.negative_prompt,
         Json(&job.args) as _,
-        &job.input_urls,
+        &input_urls,
         &job.notes,
         job.callback_secret,
         job.origin.as_ref().map(|(parent, _)| *parent),

@@ -59,13 +59,6 @@ pub struct PreparedJob {
     pub sources: settings::Sources,
 }
 
-impl PreparedJob {
-    /// Every Discord attachment URL the provider will be given, untouched.
-    pub fn input_urls(&self) -> Vec<String> {
-        self.args.picture_urls().cloned().collect()
-    }
-}
-
 /// Checks and translates a request, filling what the user left out (neither option nor typed
 /// flag) from the server's `defaults`. An `Err` is a sentence for the user that says what to
 /// change.

@@ -50,7 +50,7 @@ fn every_option_maps_to_its_argument() {
             "style_image_urls":["https://cdn/s.png"],"omni_image_url":"https://cdn/o.png",
             "style_weight":300,"omni_weight":1500})
     );
-    assert_eq!(job.input_urls().len(), 4);
+    assert_eq!(job.args.picture_urls().count(), 4);
 }
 
 #[test]

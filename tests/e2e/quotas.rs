@@ -50,7 +50,6 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
             style_weight: None,
             omni_weight: None,
         },
-        input_urls: vec!["https://cdn.example/a.png".into()],
         notes: vec![],
         callback_secret: "secret".into(),
         origin: None,
