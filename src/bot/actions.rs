@@ -18,7 +18,7 @@ use crate::{
     actions::{self, Action, BadButton, Press, SourceFile},
     db::{self, jobs::JobStatus, jobs::PressedJob},
     error::{INTERNAL_ERROR, UNAVAILABLE, UserError},
-    imagine::MAX_PROMPT_CHARS,
+    imagine::{MAX_PROMPT_CHARS, Pictures},
     provider::{self, DownloadError},
     render,
     settings::GuildSettings,
@@ -192,12 +192,6 @@ pub(super) async fn check(
 /// copy kept with the result (its link freshly signed in the press), else from the job's own link
 /// while that can still be used; a picture with neither refuses the press before anything is
 /// counted.
-pub(super) struct Pictures {
-    pub images: Vec<String>,
-    pub style: Vec<String>,
-    pub omni: Option<String>,
-}
-
 pub(super) fn pictures(message: &serenity::Message, job: &PressedJob, action: Action) -> Result<Pictures, UserError> {
     let now = chrono::Utc::now().timestamp();
     let gone = || UserError::PicturesGone(action.label());

@@ -20,7 +20,7 @@ use crate::{
     actions::Action,
     db::jobs::NewJob,
     error::UserError,
-    imagine::{self, Pictures},
+    imagine,
     render::{self, Stage},
 };
 
@@ -36,8 +36,7 @@ pub(super) async fn start(
     let mut tx = data.pool.begin().await.context("starting the reservation")?;
     let (button, parent, settings) = press::check(&mut tx, pressed).await?;
     let message = pressed.message.ok_or(UserError::UnknownButton)?;
-    let found = press::pictures(message, &parent, button.action)?;
-    let pictures = Pictures { images: &found.images, style: &found.style, omni: found.omni.as_ref() };
+    let pictures = press::pictures(message, &parent, button.action)?;
 
     let mut notes = vec![origin_note(button.action, pressed, message)];
     let (prompt_raw, args) = match (button.action, remix) {
@@ -45,7 +44,7 @@ pub(super) async fn start(
             if text.trim().is_empty() {
                 return Err(UserError::Input("Type a prompt for the remix; it cannot be empty.".into()).into());
             }
-            let prepared = imagine::remix(text, &parent.args, pictures).map_err(UserError::Input)?;
+            let prepared = imagine::remix(text, &parent.args, &pictures).map_err(UserError::Input)?;
             if let Some(refusal) = blocked_word(&settings, text, None, &prepared) {
                 return Err(refusal.into());
             }
@@ -54,9 +53,9 @@ pub(super) async fn start(
         }
         (Action::Vary(_) | Action::Reroll, None) => {
             let mut args = parent.args.0.clone();
-            args.image_urls = found.images.clone();
-            args.style_image_urls = found.style.clone();
-            args.omni_image_url = found.omni.clone();
+            args.image_urls = pictures.images;
+            args.style_image_urls = pictures.style;
+            args.omni_image_url = pictures.omni;
             (parent.prompt_sent.clone(), args)
         }
         // A Remix press opens the modal, and a modal only ever carries a Remix id.

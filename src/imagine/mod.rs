@@ -72,7 +72,7 @@ pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaul
 /// to `original`, the arguments of the job whose Remix button was pressed, with its sources
 /// replaced by `pictures` (the same pictures, freshly linked). A typed flag changes its setting
 /// (`--no` the negative prompt); everything else stays as the original had it.
-pub fn remix(text: &str, original: &ImageToImageArgs, pictures: Pictures<'_>) -> Result<PreparedJob, String> {
+pub fn remix(text: &str, original: &ImageToImageArgs, pictures: &Pictures) -> Result<PreparedJob, String> {
     let input = |url: &String| InputImage {
         // The pictures passed every check when the original job was made; the name only tells
         // `check_image` what they are.
@@ -94,7 +94,7 @@ pub fn remix(text: &str, original: &ImageToImageArgs, pictures: Pictures<'_>) ->
         image: pictures.images.first().map(input),
         image2: pictures.images.get(1).map(input),
         style_image: pictures.style.first().map(input),
-        omni_image: pictures.omni.map(input),
+        omni_image: pictures.omni.as_ref().map(input),
         ..ImagineRequest::default()
     };
     let mut prepared = translate(req, u64::MAX, &kept)?;
@@ -108,12 +108,13 @@ pub fn remix(text: &str, original: &ImageToImageArgs, pictures: Pictures<'_>) ->
     Ok(prepared)
 }
 
-/// The pictures of a job made from a result's button, freshly linked.
-#[derive(Debug, Clone, Copy)]
-pub struct Pictures<'a> {
-    pub images: &'a [String],
-    pub style: &'a [String],
-    pub omni: Option<&'a String>,
+/// The pictures of a job made from a result's button, freshly linked: its sources (`image_urls`),
+/// style references and omni reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pictures {
+    pub images: Vec<String>,
+    pub style: Vec<String>,
+    pub omni: Option<String>,
 }
 
 fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {

@@ -211,8 +211,8 @@ fn fresh() -> (Vec<String>, Vec<String>) {
 #[test]
 fn a_remix_keeps_everything_but_the_prompt() {
     let (images, style) = fresh();
-    let pictures = Pictures { images: &images, style: &style, omni: None };
-    let job = remix("a castle at night", &original(), pictures).unwrap();
+    let pictures = Pictures { images: images.clone(), style: style.clone(), omni: None };
+    let job = remix("a castle at night", &original(), &pictures).unwrap();
     let mut expected = original();
     expected.prompt = "a castle at night".into();
     expected.image_urls = images.clone();
@@ -224,8 +224,8 @@ fn a_remix_keeps_everything_but_the_prompt() {
 #[test]
 fn a_remix_reads_typed_flags_like_imagine() {
     let (images, style) = fresh();
-    let pictures = Pictures { images: &images, style: &style, omni: None };
-    let job = remix("  a castle at night --ar 2:3 --chaos 80 --sw 50 --no rain  ", &original(), pictures).unwrap();
+    let pictures = Pictures { images, style, omni: None };
+    let job = remix("  a castle at night --ar 2:3 --chaos 80 --sw 50 --no rain  ", &original(), &pictures).unwrap();
     assert_eq!(job.args.prompt, "a castle at night");
     assert_eq!(job.args.aspect_ratio, "2:3");
     assert_eq!(job.args.chaos, Some(80));
@@ -238,12 +238,12 @@ fn a_remix_reads_typed_flags_like_imagine() {
 #[test]
 fn a_remix_without_words_or_with_bad_flags_is_refused() {
     let (images, style) = fresh();
-    let pictures = Pictures { images: &images, style: &style, omni: None };
+    let pictures = Pictures { images, style, omni: None };
     for text in ["", "   ", "--ar 16:9", "a castle --chaos 500", "a castle --ar"] {
-        assert!(remix(text, &original(), pictures).is_err(), "{text:?}");
+        assert!(remix(text, &original(), &pictures).is_err(), "{text:?}");
     }
     let long = "x".repeat(MAX_PROMPT_CHARS + 1);
-    assert!(remix(&long, &original(), pictures).unwrap_err().contains("characters long"));
+    assert!(remix(&long, &original(), &pictures).unwrap_err().contains("characters long"));
 }
 
 #[test]
@@ -254,9 +254,9 @@ fn a_remix_keeps_the_omni_weight_unless_one_is_typed() {
     let original = prepare(req, CAP, &GuildDefaults::default()).unwrap().args;
     let images = vec!["https://cdn/fresh-a.png".to_owned()];
     let omni = "https://cdn/fresh-o.png".to_owned();
-    let pictures = Pictures { images: &images, style: &[], omni: Some(&omni) };
-    let kept = remix("a robot dancing", &original, pictures).unwrap().args;
+    let pictures = Pictures { images, style: vec![], omni: Some(omni.clone()) };
+    let kept = remix("a robot dancing", &original, &pictures).unwrap().args;
     assert_eq!((kept.omni_weight, kept.omni_image_url.as_deref()), (Some(700), Some(omni.as_str())));
-    let typed = remix("a robot dancing --ow 50", &original, pictures).unwrap().args;
+    let typed = remix("a robot dancing --ow 50", &original, &pictures).unwrap().args;
     assert_eq!(typed.omni_weight, Some(50));
 }
