@@ -41,14 +41,24 @@ pub(super) fn blocked_word(
 ) -> Option<UserError> {
     let sent_negative =
         prepared.args.negative_prompt.as_deref().filter(|_| prepared.sources.negative_prompt != Source::ServerDefault);
-    [
-        ("prompt", Some(typed_prompt)),
-        ("prompt", Some(prepared.args.prompt.as_str())),
-        ("negative prompt", typed_negative),
-        ("negative prompt", sent_negative),
-    ]
-    .into_iter()
-    .find_map(|(place, text)| {
+    first_blocked(
+        settings,
+        [
+            ("prompt", Some(typed_prompt)),
+            ("prompt", Some(prepared.args.prompt.as_str())),
+            ("negative prompt", typed_negative),
+            ("negative prompt", sent_negative),
+        ],
+    )
+}
+
+/// The refusal for the first of `texts` (each named by where it stands) that holds a word the
+/// server blocked.
+pub(super) fn first_blocked<'a>(
+    settings: &GuildSettings,
+    texts: impl IntoIterator<Item = (&'static str, Option<&'a str>)>,
+) -> Option<UserError> {
+    texts.into_iter().find_map(|(place, text)| {
         let word = settings.blocked_words.find_in(text?)?;
         Some(UserError::BlockedWord { word: word.to_owned(), place })
     })

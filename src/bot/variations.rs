@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     Data,
     actions::{self as press, Pressed},
-    imagine::{TOKEN_LIFETIME, blocked_word, replied, reserve},
+    imagine::{TOKEN_LIFETIME, first_blocked, replied, reserve},
 };
 use crate::{
     actions::Action,
@@ -45,9 +45,6 @@ pub(super) async fn start(
                 return Err(UserError::Input("Type a prompt for the remix; it cannot be empty.".into()).into());
             }
             let prepared = imagine::remix(text, &parent.args, &pictures).map_err(UserError::Input)?;
-            if let Some(refusal) = blocked_word(&settings, text, None, &prepared) {
-                return Err(refusal.into());
-            }
             notes.extend(prepared.notes);
             (text.to_owned(), prepared.args)
         }
@@ -61,12 +58,12 @@ pub(super) async fn start(
         // A Remix press opens the modal, and a modal only ever carries a Remix id.
         _ => return Err(UserError::UnknownButton.into()),
     };
-    // What is kept from the original job is checked too: the server may have blocked a word since.
-    let blocked = [("prompt", Some(&args.prompt)), ("negative prompt", args.negative_prompt.as_ref())]
-        .into_iter()
-        .find_map(|(place, text)| Some((place, settings.blocked_words.find_in(text?)?)));
-    if let Some((place, word)) = blocked {
-        return Err(UserError::BlockedWord { word: word.to_owned(), place }.into());
+    // What a Remix typed, and what would be sent: what is kept from the original job is checked
+    // too, since the server may have blocked a word after it ran.
+    let texts =
+        [("prompt", remix), ("prompt", Some(&args.prompt)), ("negative prompt", args.negative_prompt.as_deref())];
+    if let Some(refusal) = first_blocked(&settings, texts) {
+        return Err(refusal.into());
     }
 
     let now = Utc::now();
