@@ -88,17 +88,16 @@ impl Deliverer {
             let files: Vec<&Upload> = uploads.iter().chain(&sources).collect();
             let result = self.send_final(job, &message, &files).await;
             if result == Err(SendError::TooLarge) && !files.is_empty() {
-                // Drop the largest file, then try again: a result is linked instead; a source is
-                // left out (a press then uses the job's own link while it lives).
-                let largest_upload = uploads.iter().map(|u| u.bytes.len()).enumerate().max_by_key(|&(_, n)| n);
-                let largest_source = sources.iter().map(|u| u.bytes.len()).enumerate().max_by_key(|&(_, n)| n);
-                match (largest_upload, largest_source) {
-                    (Some((i, upload)), Some((_, source))) if upload >= source => {
-                        linked.push(uploads.remove(i).source_url);
-                    }
-                    (_, Some((i, _))) => drop(sources.remove(i)),
-                    (Some((i, _)), None) => linked.push(uploads.remove(i).source_url),
-                    (None, None) => unreachable!("files is not empty"),
+                // Drop the largest file (a result before a source of the same size), then try
+                // again: a result is linked instead; a source is left out (a press then uses the
+                // job's own link while it lives).
+                let is_result = |i: usize| i < uploads.len();
+                let largest =
+                    (0..files.len()).max_by_key(|&i| (files[i].bytes.len(), is_result(i))).expect("not empty");
+                if is_result(largest) {
+                    linked.push(uploads.remove(largest).source_url);
+                } else {
+                    sources.remove(largest - uploads.len());
                 }
                 continue;
             }
