@@ -62,6 +62,19 @@ fn describe(limit: Option<i32>) -> String {
     }
 }
 
+/// What the spend figure is made of, when part of it is still an estimate: " (incl. $0.08
+/// expected for 2 jobs not yet priced)"; nothing when every amount was reported.
+fn spend_detail(spent: &quotas::Spend) -> String {
+    match spent.unpriced {
+        0 => " (reported by the image service, refunded jobs included)".to_owned(),
+        n => format!(
+            " (reported by the image service, refunded jobs included, plus ${} each for {n} job{} not yet priced)",
+            spent.expected_each,
+            if n == 1 { "" } else { "s" }
+        ),
+    }
+}
+
 /// This server's limits, how much of them is used, and when they reset
 #[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
 pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
@@ -93,9 +106,13 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
     );
     let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
     if let Some(budget) = budget {
-        let spent = quotas::month_report(&data.pool, guild_id, now).await.context("loading the spend")?.spend;
+        let spent = quotas::month_spend(&data.pool, guild_id, now, &data.policy.operator.expected_job_cost)
+            .await
+            .context("loading the spend")?;
         text.push_str(&format!(
-            "**Monthly budget:** ${spent} of ${budget} spent · resets <t:{}:R>\n",
+            "**Monthly budget:** ${} of ${budget} spent{} · resets <t:{}:R>\n",
+            spent.total,
+            spend_detail(&spent),
             quota::next_month(now).timestamp()
         ));
     }
@@ -308,14 +325,18 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     let pool = &data.pool;
     let now = Utc::now();
     let report = quotas::month_report(pool, guild_id, now).await.context("loading the month's report")?;
+    let spent = quotas::month_spend(pool, guild_id, now, &data.policy.operator.expected_job_cost)
+        .await
+        .context("loading the spend")?;
     let top = quotas::top_members(pool, guild_id, now, 5).await.context("loading top members")?;
     let budget = quotas::budget(pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
     let mut text = format!(
-        "**Image jobs this month** (since <t:{}:D>)\n{} counted · {} failed and refunded · spend ${} (as reported by the provider){}\n",
+        "**Image jobs this month** (since <t:{}:D>)\n{} counted · {} failed and refunded · spend ${}{}{}\n",
         quota::month_start(now).timestamp(),
         report.counted,
         report.refunded,
-        report.spend,
+        spent.total,
+        spend_detail(&spent),
         budget.as_deref().map(|b| format!(" of a ${b} budget")).unwrap_or_default(),
     );
     if top.is_empty() {

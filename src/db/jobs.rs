@@ -41,6 +41,11 @@ impl JobStatus {
         [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted, JobStatus::Running];
     /// States in which the provider has the job and a query says how it is doing.
     pub const AT_PROVIDER: [JobStatus; 2] = [JobStatus::Submitted, JobStatus::Running];
+    /// States in which a job may cost money whose amount the provider has not reported (yet):
+    /// reserved, being sent, at the provider, or sent with an unknown outcome. Spend counts such a
+    /// job at the expected cost.
+    pub const UNPRICED_UNLESS_REPORTED: [JobStatus; 5] =
+        [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted, JobStatus::Running, JobStatus::Uncertain];
     /// States that will not change at the provider any more.
     pub const FINAL: [JobStatus; 4] =
         [JobStatus::Succeeded, JobStatus::Failed, JobStatus::TimedOut, JobStatus::Uncertain];

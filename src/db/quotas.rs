@@ -52,13 +52,18 @@ pub async fn reserve_and_insert(
     }
     let expected = &policy.operator.expected_job_cost;
     if let Some(budget) = budget
-        && spend_would_pass(&mut *tx, Some(job.guild_id), crate::quota::month_start(now), expected, &budget).await?
+        && spend(&mut *tx, SpendScope::Guild(job.guild_id), crate::quota::month_start(now), expected, Some(&budget))
+            .await?
+            .would_pass
     {
         return Ok(Reservation::BudgetSpent { budget });
     }
     if let Some(limit) = &policy.operator.daily_spend_limit {
         sqlx::query!("SELECT id FROM operator_spend_lock WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
-        if spend_would_pass(&mut *tx, None, crate::quota::day_start(now), expected, limit).await? {
+        if spend(&mut *tx, SpendScope::Everywhere, crate::quota::day_start(now), expected, Some(limit))
+            .await?
+            .would_pass
+        {
             return Ok(Reservation::SpendLimit { limit: limit.clone() });
         }
     }
@@ -105,33 +110,80 @@ async fn lock_quota(
     Ok((limits, row.budget))
 }
 
-/// Whether the spend recorded since `since` (in `guild`, or everywhere), plus the expected cost of
-/// every job not yet priced and of one more job, would pass `limit` (US dollars). The expected
-/// cost is the last amount the provider reported, or `expected` before any job was priced.
-async fn spend_would_pass(
+/// Whose spend is added up.
+#[derive(Debug, Clone, Copy)]
+pub enum SpendScope {
+    Guild(i64),
+    /// Every guild: the operator's daily spend limit.
+    Everywhere,
+}
+
+/// Money spent in a window: what the limits check and what `/usage` and `/quota show` show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    /// Every amount the provider reported for the window's jobs, refunded or not (US dollars).
+    pub reported: String,
+    /// Jobs reserved or sent whose amount is not known yet (queued, in flight, or `uncertain`):
+    /// each is counted at the expected cost.
+    pub unpriced: i64,
+    /// The expected cost of one job: the last amount the provider reported, else the configured
+    /// `EXPECTED_JOB_COST`.
+    pub expected_each: String,
+    /// `reported + unpriced × expected_each`.
+    pub total: String,
+    /// With a limit: whether `total` plus one more job at the expected cost would pass it.
+    pub would_pass: bool,
+}
+
+/// The one figure of money spent since `since` (in a guild, or everywhere): every amount the
+/// provider reported, refunded or not (a failed job's money is still spent), plus the expected
+/// cost of every job that was reserved or sent and has no reported amount yet. Job counts refund
+/// failed jobs; this does not. With `limit` (US dollars), also whether one more job would pass it.
+pub async fn spend(
     tx: &mut PgConnection,
-    guild: Option<i64>,
+    scope: SpendScope,
     since: chrono::DateTime<chrono::Utc>,
     expected: &str,
-    limit: &str,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
+    limit: Option<&str>,
+) -> Result<Spend, sqlx::Error> {
+    let guild = match scope {
+        SpendScope::Guild(id) => Some(id),
+        SpendScope::Everywhere => None,
+    };
+    sqlx::query_as!(
+        Spend,
         r#"WITH expected AS (
              SELECT COALESCE(
                (SELECT amount FROM jobs WHERE amount IS NOT NULL ORDER BY created_at DESC LIMIT 1),
-               $3::text::numeric) AS cost)
-           SELECT COALESCE(sum(j.amount), 0) + (count(j.id) FILTER (WHERE j.amount IS NULL) + 1) * e.cost
-                  > $4::text::numeric AS "over!"
-           FROM expected e
-           LEFT JOIN jobs j ON j.counted AND j.created_at >= $2 AND ($1::bigint IS NULL OR j.guild_id = $1)
-           GROUP BY e.cost"#,
+               $3::text::numeric) AS cost),
+           window_jobs AS (
+             SELECT COALESCE(sum(amount), 0) AS reported,
+                    count(*) FILTER (WHERE amount IS NULL AND (status = ANY($5) OR provider_job_id IS NOT NULL))
+                      AS unpriced
+             FROM jobs WHERE created_at >= $2 AND ($1::bigint IS NULL OR guild_id = $1))
+           SELECT w.reported::text AS "reported!", w.unpriced AS "unpriced!", e.cost::text AS "expected_each!",
+                  (w.reported + w.unpriced * e.cost)::text AS "total!",
+                  COALESCE(w.reported + (w.unpriced + 1) * e.cost > $4::text::numeric, false) AS "would_pass!"
+           FROM window_jobs w, expected e"#,
         guild,
         since,
         expected,
         limit,
+        &JobStatus::UNPRICED_UNLESS_REPORTED as &[JobStatus],
     )
     .fetch_one(&mut *tx)
     .await
+}
+
+/// The guild's spend this UTC month, as [`spend`] counts it for `monthly_budget`.
+pub async fn month_spend(
+    db: &sqlx::PgPool,
+    guild_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    expected: &str,
+) -> Result<Spend, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    spend(&mut conn, SpendScope::Guild(guild_id), crate::quota::month_start(now), expected, None).await
 }
 
 /// Counted jobs in each window.
@@ -309,8 +361,6 @@ pub struct MonthReport {
     pub counted: i64,
     /// Jobs that failed and were refunded.
     pub refunded: i64,
-    /// Sum of the amounts the provider reported, as text ("1.24").
-    pub spend: String,
 }
 
 #[derive(Debug, Clone)]
@@ -328,8 +378,7 @@ pub async fn month_report(
     sqlx::query_as!(
         MonthReport,
         r#"SELECT count(*) FILTER (WHERE counted) AS "counted!",
-                count(*) FILTER (WHERE NOT counted) AS "refunded!",
-                COALESCE(sum(amount), 0)::text AS "spend!"
+                count(*) FILTER (WHERE NOT counted) AS "refunded!"
          FROM jobs WHERE guild_id = $1 AND created_at >= $2"#,
         guild_id,
         crate::quota::month_start(now),
@@ -357,7 +406,8 @@ pub async fn top_members(
     .await
 }
 
-/// Counted jobs and their recorded spend per UTC day of this month, for the `/usage` chart.
+/// Counted jobs and the reported spend (refunded jobs' included) per UTC day of this month, for
+/// the `/usage` chart.
 pub async fn daily_usage(
     db: impl PgExecutor<'_>,
     guild_id: i64,
@@ -365,8 +415,8 @@ pub async fn daily_usage(
 ) -> Result<Vec<crate::usage_chart::Day>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT EXTRACT(DAY FROM created_at AT TIME ZONE 'UTC')::int4 AS "day!",
-                count(*) AS "jobs!", COALESCE(sum(amount), 0)::float8 AS "spend!"
-         FROM jobs WHERE guild_id = $1 AND counted AND created_at >= $2
+                count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0)::float8 AS "spend!"
+         FROM jobs WHERE guild_id = $1 AND created_at >= $2
          GROUP BY 1 ORDER BY 1"#,
         guild_id,
         crate::quota::month_start(now),

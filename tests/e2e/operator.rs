@@ -1,11 +1,12 @@
 //! What the bot's operator can rely on across every server: a daily spend limit, ceilings on
 //! what server admins may set, and no service to servers that never added the bot.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{
     TestBot,
     discord::{InteractionBuilder, MANAGE_GUILD},
+    shortapi::Behaviour,
 };
 
 fn content(callback: &Value) -> String {
@@ -38,6 +39,71 @@ async fn the_daily_spend_limit_refuses_the_job_that_would_pass_it() {
     assert_eq!(bot.shortapi.creates().len(), 2, "the refused job never reached the provider");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap();
     assert_eq!(stored, 2, "nothing stored for the refused job");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_jobs_still_count_as_money_spent() {
+    // Every job fails at the provider, which still bills $0.04 for it: the member gets the job
+    // back, but the money is gone, so the operator's $0.10 a day allows two such jobs, not six.
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("DAILY_SPEND_LIMIT".into(), "0.10".into());
+    })
+    .await;
+    bot.shortapi.script(
+        "declined",
+        Behaviour::FailAtProvider { polls_before_fail: 1, status: json!(3), message: "upstream failure".into() },
+    );
+    for prompt in ["declined one", "declined two"] {
+        let cmd = bot.imagine(prompt);
+        bot.send(&cmd).await;
+        bot.wait_job_settled(&cmd).await;
+        let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+        assert_eq!((status.as_str(), counted), ("failed", false), "{prompt}: failed and refunded");
+    }
+    let third = bot.imagine("declined three");
+    bot.send(&third).await;
+    let refused = bot.callback(&third).await;
+    assert_eq!(refused["data"]["flags"], 64, "{refused:#}");
+    assert!(content(&refused).contains("spending limit"), "{refused:#}");
+    assert_eq!(bot.shortapi.creates().len(), 2, "the third job never reached the provider");
+
+    // /quota show (with a budget set) and /usage show the same figure the check used.
+    let budget = admin(InteractionBuilder::command("quota").subcommand("set").number("monthly_budget", 5.0));
+    bot.send(&budget).await;
+    bot.callback(&budget).await;
+    let show = admin(InteractionBuilder::command("quota").subcommand("show"));
+    bot.send(&show).await;
+    let shown = content(&bot.callback(&show).await);
+    assert!(shown.contains("**Monthly budget:** $0.08 of $5"), "{shown}");
+    let usage = admin(InteractionBuilder::command("usage"));
+    bot.send(&usage).await;
+    let report = content(&bot.callback(&usage).await);
+    assert!(report.contains("0 counted · 2 failed and refunded · spend $0.08"), "{report}");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_unknown_outcome_counts_at_the_expected_cost() {
+    // The create's answer is lost (a gateway 502): the job may be billed, so it is `uncertain`,
+    // refunded to the member, and counted at the expected cost against the operator's limit.
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("DAILY_SPEND_LIMIT".into(), "0.10".into());
+        vars.insert("EXPECTED_JOB_COST".into(), "0.06".into());
+    })
+    .await;
+    bot.shortapi.script("lost", Behaviour::CreatedThenHttpError { status: 502 });
+    let lost = bot.imagine("lost answer");
+    bot.send(&lost).await;
+    bot.wait_job_settled(&lost).await;
+    let (status, counted, _) = bot.job_status(&lost).await.unwrap();
+    assert_eq!((status.as_str(), counted), ("uncertain", false));
+    // $0.06 expected + $0.06 for the next job passes $0.10.
+    let next = bot.imagine("next one");
+    bot.send(&next).await;
+    let refused = bot.callback(&next).await;
+    assert_eq!(refused["data"]["flags"], 64, "{refused:#}");
+    assert!(content(&refused).contains("spending limit"), "{refused:#}");
     bot.stop().await;
 }
 

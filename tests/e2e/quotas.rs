@@ -384,7 +384,8 @@ async fn a_monthly_budget_refuses_the_job_that_would_pass_it() {
     let usage = admin(InteractionBuilder::command("usage"));
     bot.send(&usage).await;
     assert!(
-        content(&bot.callback(&usage).await).contains("spend $0.08 (as reported by the provider) of a $0.08 budget")
+        content(&bot.callback(&usage).await)
+            .contains("spend $0.08 (reported by the image service, refunded jobs included) of a $0.08 budget")
     );
     let remove = admin(InteractionBuilder::command("quota").subcommand("set").string("unlimited", "monthly_budget"));
     bot.send(&remove).await;
