@@ -106,6 +106,11 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// How long a process owns a claimed job before another may take it over.
     pub lease: Duration,
+    /// This process's stable worker identity (`INSTANCE_ID`, else hostname and shard range): a
+    /// restarted process takes back the jobs its previous life held at once.
+    pub instance_id: String,
+    /// How long after a job finished its final message may still be retried (`DELIVERY_DEADLINE`).
+    pub delivery_deadline: Duration,
     /// Provider callbacks: the public base URL that reaches `callback_addr`. Off when unset.
     pub callbacks: Option<CallbackSettings>,
     /// Where the operations listener (`/healthz`, `/readyz`, `/metrics`) binds, if anywhere.
@@ -129,6 +134,7 @@ impl Config {
     /// Reads the configuration through `lookup`, which returns a variable's value if it is set.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env { lookup: &lookup };
+        let shards = Shards::from_env(&env)?;
         // Read in this order: with several mistakes, the first one here is reported.
         Ok(Config {
             discord_token: env
@@ -140,7 +146,7 @@ impl Config {
             dev_guild_id: env.parse("DEV_GUILD_ID", |v| {
                 v.parse::<u64>().ok().filter(|id| *id > 0).ok_or("expected a guild id (a number)")
             })?,
-            shards: Shards::from_env(&env)?,
+            shards,
             poll: PollSettings::from_env(&env)?,
             health_addr: env.addr("HEALTH_ADDR", "expected an address and port such as 127.0.0.1:8080")?,
             callbacks: CallbackSettings::from_env(&env)?,
@@ -161,10 +167,35 @@ impl Config {
                 Some(d) if d < Duration::from_secs(2) => Err("a lease must be at least 2s"),
                 Some(d) => Ok(d),
             })?,
+            instance_id: instance_id(&env, &shards)?,
+            delivery_deadline: env.duration("DELIVERY_DEADLINE", Duration::from_secs(60 * 60))?,
             default_limits: default_limits(&env)?,
             operator_limits: operator_limits(&env)?,
         })
     }
+}
+
+/// `INSTANCE_ID`, or the host's name and the shard range: the same after a restart on the same
+/// host, so the restarted process knows which jobs were its own.
+fn instance_id(env: &Env<'_>, shards: &Shards) -> Result<String, ConfigError> {
+    env.or_default(
+        "INSTANCE_ID",
+        format!("{}/shards-{}-{}-of-{}", hostname(), shards.first, shards.last, shards.total),
+        |v| {
+            let v = v.trim();
+            (!v.is_empty() && v.len() <= 200).then(|| v.to_owned()).ok_or("expected a short name (1 to 200 characters)")
+        },
+    )
+}
+
+/// The kernel's host name (a container's, in Docker), or "localhost" where it cannot be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 impl Database {

@@ -196,14 +196,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_result_image_bytes: config.max_result_image_bytes,
         progress_edit_interval: config.poll.progress_edit_interval,
     };
-    let worker = Arc::new(jobs::Worker::new(
-        pool.clone(),
-        provider,
-        deliverer,
-        jobs::WorkerSettings::from_config(&config),
-        wake,
-    ));
-    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+    let worker_settings = jobs::WorkerSettings::from_config(&config);
+    let (worker_pool, worker_shutdown) = (pool.clone(), shutdown.clone());
+    let worker_task = tokio::spawn(async move {
+        // The identity may take a few seconds (a restart right after a crash waits for the
+        // server to notice the dead process); the gateway does not wait for it.
+        let identity = jobs::identity::Identity::claim(&worker_pool, &worker_settings.instance_id).await;
+        let worker = Arc::new(jobs::Worker::new(worker_pool, provider, deliverer, worker_settings, identity, wake));
+        worker.run(worker_shutdown).await
+    });
 
     let shards = config.shards;
     info!(first = shards.first, last = shards.last, total = shards.total, "connecting to the Discord gateway");

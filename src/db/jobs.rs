@@ -133,6 +133,8 @@ pub struct Job {
     pub create_attempts: i32,
     pub poll_failures: i32,
     pub delivery_attempts: i32,
+    /// The result images are kept in `job_images`: a retry uploads them instead of downloading.
+    pub images_kept: bool,
     pub reply_failed: bool,
     pub next_run_at: DateTime<Utc>,
     pub acked_at: Option<DateTime<Utc>>,
@@ -258,7 +260,8 @@ pub async fn claim_due(
              token_expires_at, attachment_size_limit, args AS "args: Json<ImageToImageArgs>", notes,
              status AS "status: JobStatus", counted, provider_job_id, provider_status, progress, unknown_polls,
              amount::text AS amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
-             create_attempts, poll_failures, delivery_attempts, reply_failed, next_run_at, acked_at, last_edit_at,
+             create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
+             last_edit_at,
              last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret,
              lease_token AS "lease_token!""#,
         owner,
@@ -352,7 +355,15 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
     Ok(result.rows_affected() == 1)
 }
 
-/// Gives up every lease `owner` holds (at shutdown), so another process can continue at once.
+/// Takes the session-level advisory lock `key` on `connection` if no other session holds it.
+pub async fn try_lock_identity(connection: &mut sqlx::PgConnection, key: i64) -> Result<bool, sqlx::Error> {
+    let locked =
+        sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) AS "locked!""#, key).fetch_one(connection).await?;
+    Ok(locked)
+}
+
+/// Gives up every lease `owner` holds (at shutdown, or left by its previous life at start-up), so
+/// any process can continue at once.
 pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sqlx::Error> {
     let result = sqlx::query!(
         "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL WHERE lease_owner = $1",
@@ -428,9 +439,11 @@ pub async fn recent_for_user(
     .await
 }
 
-/// Keeps the images of a job that could not be delivered.
+/// Keeps a job's result images (a delivery that Discord did not take yet, or never will), and
+/// records that they are kept, in one transaction.
 pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec<u8>)]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
+    sqlx::query!("UPDATE jobs SET images_kept = true WHERE id = $1", job_id).execute(&mut *tx).await?;
     for (position, (filename, bytes)) in images.iter().enumerate() {
         sqlx::query!(
             "INSERT INTO job_images (job_id, position, filename, bytes) VALUES ($1, $2, $3, $4) \
@@ -446,6 +459,20 @@ pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec
     tx.commit().await
 }
 
+/// The kept result images of a job, in order: `(filename, bytes)`.
+pub async fn kept_images(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    let rows = sqlx::query!("SELECT filename, bytes FROM job_images WHERE job_id = $1 ORDER BY position", job_id)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.filename, r.bytes)).collect())
+}
+
+/// Drops the kept images of a job that was delivered after all.
+pub async fn forget_images(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM job_images WHERE job_id = $1", job_id).execute(db).await?;
+    Ok(())
+}
+
 /// Kept images of a user's undelivered jobs in a guild, newest job first, at most `limit`.
 pub async fn undelivered_images(
     db: impl PgExecutor<'_>,
@@ -455,7 +482,8 @@ pub async fn undelivered_images(
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let rows = sqlx::query!(
         "SELECT i.filename, i.bytes FROM job_images i JOIN jobs j ON j.id = i.job_id \
-         WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC, i.position LIMIT $3",
+         WHERE j.guild_id = $1 AND j.user_id = $2 AND j.delivery = 'undelivered' \
+         ORDER BY j.created_at DESC, i.position LIMIT $3",
         guild_id,
         user_id,
         limit,

@@ -58,20 +58,35 @@ impl Deliverer {
         lifecycle::on_progress_edit(job, outcome.map(|id| (id, message.content)), now);
     }
 
-    /// Sends the final message (results or failure), or reports why it could not be sent.
+    /// Sends the final message (results or failure), or reports why it could not be sent. The
+    /// results are downloaded once: when Discord does not take them, they are kept in the
+    /// database, and every later attempt (in any process) uploads the kept bytes, so a Discord
+    /// outage that outlives the provider's short-lived links loses nothing.
     pub async fn deliver(&self, job: &mut Job, pool: &sqlx::PgPool, timing: &Timing) {
         let mut uploads = Vec::new();
         let mut linked = Vec::new();
         let mut sources = Vec::new();
         if job.status == JobStatus::Succeeded {
-            match self.fetch_images(job).await {
+            let results =
+                if job.images_kept { self.kept_images(job, pool).await } else { self.fetch_images(job).await };
+            match results {
                 Ok((files, too_large)) => {
                     uploads = files;
                     linked = too_large;
                 }
-                Err(reason) => {
+                Err(ResultsError::Download(reason)) => {
                     warn!(%reason, attempts = job.delivery_attempts + 1, "could not download the results");
                     lifecycle::on_download_failed(job, Utc::now(), timing);
+                    return;
+                }
+                Err(ResultsError::Database(e)) => {
+                    warn!(error = %e, "could not read the kept results; trying again");
+                    lifecycle::on_delivery(
+                        job,
+                        Err(SendError::Transient("kept results unreadable".into())),
+                        Utc::now(),
+                        timing,
+                    );
                     return;
                 }
             }
@@ -112,15 +127,44 @@ impl Deliverer {
         if let Some(route) = job.delivery {
             metrics::counter!("imagine_deliveries_total", "route" => route.as_str()).increment(1);
         }
-        if job.delivery == Some(Delivery::Undelivered) && !uploads.is_empty() {
-            // Keep the images so /history can still show them; the provider's links expire.
-            let prefix = job.id.simple().to_string();
-            let images: Vec<(String, Vec<u8>)> =
-                uploads.into_iter().map(|u| (format!("{}-{}", &prefix[..8], u.filename), u.bytes)).collect();
-            if let Err(e) = store::save_images(pool, job.id, &images).await {
-                error!(error = %e, "could not keep the images of an undelivered job");
+        match job.delivery {
+            Some(Delivery::Edit | Delivery::Channel) if job.images_kept => {
+                if let Err(e) = store::forget_images(pool, job.id).await {
+                    debug!(error = %e, "could not drop the kept images of a delivered job");
+                }
             }
+            // Not taken yet, or never: keep the images, for the next attempt or for /history.
+            _ if !job.images_kept && !uploads.is_empty() => self.keep_images(job, pool, uploads).await,
+            _ => {}
         }
+    }
+
+    /// Stores the downloaded results, so that later attempts (and `/history`) need no download.
+    async fn keep_images(&self, job: &mut Job, pool: &sqlx::PgPool, uploads: Vec<Upload>) {
+        let prefix = job.id.simple().to_string();
+        let images: Vec<(String, Vec<u8>)> =
+            uploads.into_iter().map(|u| (format!("{}-{}", &prefix[..KEPT_PREFIX], u.filename), u.bytes)).collect();
+        match store::save_images(pool, job.id, &images).await {
+            Ok(()) => job.images_kept = true,
+            Err(e) => error!(error = %e, "could not keep a job's result images; a retry downloads them again"),
+        }
+    }
+
+    /// The results kept by an earlier attempt, as [`Deliverer::fetch_images`] returns them.
+    async fn kept_images(&self, job: &Job, pool: &sqlx::PgPool) -> Result<(Vec<Upload>, Vec<String>), ResultsError> {
+        let kept = store::kept_images(pool, job.id).await.map_err(ResultsError::Database)?;
+        let uploads: Vec<Upload> = kept
+            .into_iter()
+            .filter_map(|(stored_name, bytes)| {
+                let filename = stored_name.get(KEPT_PREFIX + 1..)?.to_owned();
+                let number = usize::from(actions::image_number(&filename)?);
+                let source_url = job.result_urls.get(number.checked_sub(1)?)?.clone();
+                Some(Upload { filename, bytes, source_url })
+            })
+            .collect();
+        let linked =
+            job.result_urls.iter().filter(|url| !uploads.iter().any(|u| &u.source_url == *url)).cloned().collect();
+        Ok((uploads, linked))
     }
 
     /// Edits the reply while its token is valid, else posts in the channel.
@@ -214,7 +258,7 @@ impl Deliverer {
     /// Downloads every result image, each capped at the smaller of the download cap and this
     /// interaction's upload limit (a bigger one could not be uploaded, so it is linked, never
     /// downloaded whole). Images redirected to another host are linked too.
-    async fn fetch_images(&self, job: &Job) -> Result<(Vec<Upload>, Vec<String>), DownloadError> {
+    async fn fetch_images(&self, job: &Job) -> Result<(Vec<Upload>, Vec<String>), ResultsError> {
         let cap = self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64);
         let downloads = job.result_urls.iter().map(|url| provider::download(&self.downloads, url, cap));
         let results = futures::future::join_all(downloads).await;
@@ -234,12 +278,24 @@ impl Deliverer {
                     warn!(error = %e, "result image not downloaded; linking it");
                     linked.push(url.clone());
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(ResultsError::Download(e)),
             }
         }
         Ok((uploads, linked))
     }
 }
+
+/// Why a job's results could not be had for a delivery attempt.
+enum ResultsError {
+    /// Downloading them from the provider failed (and none were kept yet).
+    Download(DownloadError),
+    /// Reading the kept ones failed.
+    Database(sqlx::Error),
+}
+
+/// Kept images are stored as `<first 8 hex digits of the job id>-<file name>`, so that `/history`,
+/// which attaches several jobs' images, gives each file a name of its own.
+const KEPT_PREFIX: usize = 8;
 
 /// The interaction token while the reply can still be edited with it.
 fn reply_token(job: &Job, now: DateTime<Utc>) -> Option<&str> {

@@ -38,6 +38,12 @@ impl Held {
         None
     }
 
+    /// Forgets every held job (their leases may have lapsed; the database has their last state).
+    pub fn let_go_all(&mut self) {
+        self.jobs.clear();
+        self.due.clear();
+    }
+
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         self.due.peek().map(|Reverse((at, _))| *at)
     }

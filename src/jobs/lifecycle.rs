@@ -27,12 +27,13 @@ use crate::{
 
 /// Transient create failures tolerated before a job is failed (and refunded).
 pub const MAX_CREATE_ATTEMPTS: i32 = 6;
-/// Failed delivery attempts before a job is marked undelivered.
-pub const MAX_DELIVERY_ATTEMPTS: i32 = 8;
+/// Failed downloads of a job's results (before any succeeded) before the job is failed.
+pub const MAX_DOWNLOAD_ATTEMPTS: i32 = 8;
+/// Longest wait between two delivery attempts while Discord fails: an outage ends, and the
+/// result should follow within seconds, not minutes.
+pub const MAX_DELIVERY_BACKOFF: Duration = Duration::from_secs(15);
 /// Result images kept (and downloaded) per job: what one Discord message can carry.
 pub const MAX_RESULT_IMAGES: usize = 10;
-/// After failed status queries, the wait grows up to this many poll intervals, no further.
-pub const MAX_QUERY_BACKOFF_INTERVALS: u32 = 3;
 /// Polls with an unknown status, or refused queries, before the job is failed.
 pub const MAX_UNKNOWN_POLLS: i32 = 3;
 
@@ -66,16 +67,22 @@ pub enum Action {
 /// pure (`jitter` in 0.5..=1.0; tests pass 1.0).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// A job still at the provider this long after it was submitted is timed out.
+    /// A job still at the provider this long after it was submitted is timed out (after one
+    /// last query).
     pub deadline: Duration,
-    /// Base of the backoff after a failed status query.
-    pub poll_interval: Duration,
+    /// The longest wait after a failed status query (unless the provider asks for longer): a
+    /// blip must cost one short interval, not a growing backoff.
+    pub query_retry: Duration,
+    /// How long after a job finished its final message may still be retried; then the job is
+    /// `undelivered`, its images kept for `/history`.
+    pub delivery_deadline: Duration,
     pub jitter: f64,
 }
 
 /// Decides what to do with a job whose `next_run_at` has come, applying the transitions that
-/// need no I/O (a job never acknowledged, a create cut off by a crash, a deadline).
-pub fn on_due(job: &mut Job, now: DateTime<Utc>, timing: &Timing) -> Action {
+/// need no I/O (a job never acknowledged, a create cut off by a crash, one the provider accepted
+/// before a crash).
+pub fn on_due(job: &mut Job, now: DateTime<Utc>) -> Action {
     if job.delivered_at.is_some() {
         return Action::Wait;
     }
@@ -95,26 +102,21 @@ pub fn on_due(job: &mut Job, now: DateTime<Utc>, timing: &Timing) -> Action {
             job.status = JobStatus::Submitting;
             Action::Create
         }
+        JobStatus::Submitting if job.provider_job_id.is_some() => {
+            // The provider accepted the job, but the process died before it wrote `submitted`:
+            // the job is paid for and known by its id, so it is followed, never abandoned.
+            job.status = JobStatus::Submitted;
+            job.submitted_at.get_or_insert(now);
+            Action::Query
+        }
         JobStatus::Submitting => {
             // A process died while its create request was in flight: the provider may or may
             // not have the job. Never send it again blindly.
             uncertain(job, now);
             Action::Deliver
         }
-        JobStatus::Submitted | JobStatus::Running => {
-            let submitted_at = job.submitted_at.unwrap_or(job.created_at);
-            if elapsed(submitted_at, now) >= timing.deadline {
-                job.status = JobStatus::TimedOut;
-                job.counted = false;
-                job.finished_at = Some(now);
-                job.error_text =
-                    Some(format!("The image service did not finish within {}.", render::clock(timing.deadline)));
-                job.next_run_at = now;
-                Action::Deliver
-            } else {
-                Action::Query
-            }
-        }
+        // Past the deadline too: the job is queried once more before it is given up.
+        JobStatus::Submitted | JobStatus::Running => Action::Query,
         JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain => {
             match job.last_edit_at.filter(|t| *t > now) {
                 // An edit of this reply was rate limited: Discord's wait applies to this one too.
@@ -217,12 +219,10 @@ pub fn on_query(
             }
         }
         Err(ProviderError::Transient { retry_after, .. }) => {
-            // Bounded: a blip at the provider must cost seconds, not minutes, once it is over.
+            // A blip at the provider costs at most one short interval once it is over; only the
+            // provider's own Retry-After may make the wait longer.
             job.poll_failures += 1;
-            let cap = timing.poll_interval * MAX_QUERY_BACKOFF_INTERVALS;
-            delay = delay
-                .max(backoff(job.poll_failures, timing.poll_interval, cap, timing.jitter))
-                .max(retry_after.unwrap_or_default());
+            delay = delay.min(timing.query_retry).max(retry_after.unwrap_or_default());
         }
         Err(ProviderError::Rejected { message, http_status, .. }) => {
             job.unknown_polls += 1;
@@ -236,13 +236,23 @@ pub fn on_query(
             }
         }
     }
+    let submitted_at = job.submitted_at.unwrap_or(job.created_at);
+    if elapsed(submitted_at, now) >= timing.deadline {
+        // The last query did not find it finished either.
+        job.status = JobStatus::TimedOut;
+        job.counted = false;
+        job.finished_at = Some(now);
+        job.error_text = Some(format!("The image service did not finish within {}.", render::clock(timing.deadline)));
+        job.next_run_at = now;
+        return;
+    }
     job.next_run_at = now + delay;
 }
 
-/// The result images could not be downloaded.
+/// The result images could not be downloaded (none was kept yet).
 pub fn on_download_failed(job: &mut Job, now: DateTime<Utc>, timing: &Timing) {
     job.delivery_attempts += 1;
-    if job.delivery_attempts < MAX_DELIVERY_ATTEMPTS {
+    if job.delivery_attempts < MAX_DOWNLOAD_ATTEMPTS {
         job.next_run_at =
             now + backoff(job.delivery_attempts, Duration::from_secs(2), Duration::from_secs(60), timing.jitter);
     } else {
@@ -261,16 +271,22 @@ pub fn on_delivery(job: &mut Job, outcome: Result<(Delivery, i64), SendError>, n
             job.interaction_token = None;
         }
         Err(SendError::RateLimited(wait)) => {
-            job.next_run_at = now + wait;
-            job.last_edit_at = Some(now + wait);
+            // Bounded like any other failure: a rate limit that never ends must not keep a job
+            // (and its images) forever.
+            if delivery_window_closed(job, now + wait, timing) {
+                undelivered(job, now);
+            } else {
+                job.next_run_at = now + wait;
+                job.last_edit_at = Some(now + wait);
+            }
         }
         Err(SendError::Transient(_) | SendError::TooLarge | SendError::ReplyGone(_)) => {
             job.delivery_attempts += 1;
-            if job.delivery_attempts >= MAX_DELIVERY_ATTEMPTS {
+            let wait = backoff(job.delivery_attempts, Duration::from_secs(2), MAX_DELIVERY_BACKOFF, timing.jitter);
+            if delivery_window_closed(job, now + wait, timing) {
                 undelivered(job, now);
             } else {
-                job.next_run_at = now
-                    + backoff(job.delivery_attempts, Duration::from_secs(2), Duration::from_secs(120), timing.jitter);
+                job.next_run_at = now + wait;
             }
         }
         Err(SendError::Refused(_)) => undelivered(job, now),
@@ -311,6 +327,11 @@ fn undelivered(job: &mut Job, now: DateTime<Utc>) {
     job.delivery = Some(Delivery::Undelivered);
     job.delivered_at = Some(now);
     job.interaction_token = None;
+}
+
+/// Whether a delivery attempt at `at` would come after the job's delivery deadline.
+fn delivery_window_closed(job: &Job, at: DateTime<Utc>, timing: &Timing) -> bool {
+    elapsed(job.finished_at.unwrap_or(job.created_at), at) > timing.delivery_deadline
 }
 
 fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {

@@ -8,6 +8,7 @@
 
 pub mod deliver;
 mod held;
+pub mod identity;
 pub mod lifecycle;
 pub mod schedule;
 pub mod worker;
@@ -24,6 +25,9 @@ pub struct WorkerSettings {
     pub poll: PollSettings,
     pub concurrency: usize,
     pub lease: Duration,
+    /// This process's stable identity: see [`Config::instance_id`].
+    pub instance_id: String,
+    pub delivery_deadline: Duration,
     /// Public base URL for provider callbacks, and the fallback poll interval when they are on.
     pub callbacks: Option<(String, Duration)>,
 }
@@ -34,6 +38,8 @@ impl WorkerSettings {
             poll: config.poll.clone(),
             concurrency: config.worker_concurrency,
             lease: config.lease,
+            instance_id: config.instance_id.clone(),
+            delivery_deadline: config.delivery_deadline,
             callbacks: config.callbacks.as_ref().map(|c| (c.public_base_url.clone(), c.fallback_poll)),
         }
     }

@@ -19,6 +19,7 @@ use super::{
     WorkerSettings,
     deliver::Deliverer,
     held::Held,
+    identity::Identity,
     lifecycle::{self, Action, Timing},
     schedule,
 };
@@ -41,8 +42,13 @@ pub struct Worker {
     provider: ShortApi,
     deliverer: Deliverer,
     settings: WorkerSettings,
-    /// Identifies this process's leases.
+    /// Identifies this process's leases; the same after a restart (see `identity`).
+    identity: Identity,
     owner: Uuid,
+    /// Until when every lease this process holds is known to be valid: the last successful
+    /// renewal plus the lease. Past it another process may have taken a job over, so a copy in
+    /// memory must not touch Discord any more.
+    leases_valid_until: std::sync::Mutex<std::time::Instant>,
     /// Where recent jobs finished, shared by every process through the database.
     durations: std::sync::RwLock<schedule::DurationModel>,
     wake: Arc<Notify>,
@@ -54,9 +60,21 @@ impl Worker {
         provider: ShortApi,
         deliverer: Deliverer,
         settings: WorkerSettings,
+        identity: Identity,
         wake: Arc<Notify>,
     ) -> Self {
-        Worker { pool, provider, deliverer, settings, owner: Uuid::new_v4(), wake, durations: Default::default() }
+        let leases_valid_until = std::sync::Mutex::new(std::time::Instant::now() + settings.lease);
+        Worker {
+            pool,
+            provider,
+            deliverer,
+            owner: identity.owner,
+            identity,
+            leases_valid_until,
+            settings,
+            wake,
+            durations: Default::default(),
+        }
     }
 
     /// Runs until `shutdown`, then lets in-flight jobs finish (within a grace period) and gives
@@ -156,6 +174,7 @@ impl Worker {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "could not release job leases; they expire on their own"),
         }
+        self.identity.release().await;
     }
 
     async fn spawn(
@@ -204,12 +223,15 @@ impl Worker {
 
     /// Extends the leases of every job this process works on or holds; lets go of any it lost.
     async fn renew(&self, running: &HashSet<Uuid>, held: &mut Held) {
+        let started = std::time::Instant::now();
         let tokens: Vec<Uuid> = running.iter().copied().chain(held.jobs.values().map(|j| j.lease_token)).collect();
         if tokens.is_empty() {
+            *self.leases_valid_until.lock().expect("lease validity lock") = started + self.settings.lease;
             return;
         }
         match store::renew_leases(&self.pool, self.settings.lease, &tokens).await {
             Ok(kept) => {
+                *self.leases_valid_until.lock().expect("lease validity lock") = started + self.settings.lease;
                 let kept: HashSet<Uuid> = kept.into_iter().collect();
                 held.jobs.retain(|id, job| {
                     let ours = kept.contains(&job.lease_token);
@@ -219,7 +241,15 @@ impl Worker {
                     ours
                 });
             }
-            Err(e) => warn!(error = %e, "could not renew job leases; will try again"),
+            Err(e) => {
+                warn!(error = %e, "could not renew job leases; will try again");
+                if self.leases_in_doubt() && !held.jobs.is_empty() {
+                    // Another process may take these jobs over once their leases lapse: this
+                    // copy lets them go rather than touch them again.
+                    warn!(held = held.jobs.len(), "letting go of the jobs held in memory until leases can be renewed");
+                    held.let_go_all();
+                }
+            }
         }
     }
 
@@ -233,9 +263,11 @@ impl Worker {
     }
 
     fn timing(&self) -> Timing {
+        let poll = &self.settings.poll;
         Timing {
-            deadline: self.settings.poll.deadline,
-            poll_interval: self.settings.poll.interval,
+            deadline: poll.deadline,
+            query_retry: poll.dense_interval.min(poll.interval),
+            delivery_deadline: self.settings.delivery_deadline,
             jitter: lifecycle::jitter(),
         }
     }
@@ -243,7 +275,7 @@ impl Worker {
     /// Runs a job until it has to wait, then writes it back if its state changed. Returns the job
     /// when this process keeps it in memory until it is due again.
     async fn step(&self, mut job: Job) -> Option<Job> {
-        let mut stored_status = job.status;
+        let mut stored = Stored::of(&job);
         let mut wrote_through = false;
         loop {
             let now = Utc::now();
@@ -251,32 +283,43 @@ impl Worker {
                 break;
             }
             let timing = self.timing();
-            match lifecycle::on_due(&mut job, now, &timing) {
+            match lifecycle::on_due(&mut job, now) {
                 Action::Create => {
                     // Every Discord link the provider is given must work when it is sent.
                     self.deliverer.refresh_links(&mut job.args.0).await;
                     // Recorded before sending: a crash during the request leaves `submitting`,
                     // which the next owner turns into `uncertain` instead of sending again.
-                    if !self.save(&job, false, "recording it as submitting").await {
+                    if !self.save(&job, &mut stored, false, "recording it as submitting").await {
                         return None;
                     }
                     wrote_through = true;
                     self.create(&mut job, &timing).await;
+                    if job.status == JobStatus::Submitted {
+                        // The provider has the job and bills it: its id, the amount and
+                        // `submitted` are written under the lease before anything else, so no
+                        // later failure (a hung Discord edit, a crash) can abandon it.
+                        if !self.save(&job, &mut stored, false, "recording the provider's job").await {
+                            self.record_created_anyway(&job).await;
+                            return None;
+                        }
+                        if !self.edit_progress(&mut job).await {
+                            return None;
+                        }
+                    }
                 }
                 Action::Query => {
                     self.query(&mut job, &timing).await;
-                    if !job.status.is_final() {
-                        self.deliverer.edit_progress(&mut job).await;
+                    if !job.status.is_final() && !self.edit_progress(&mut job).await {
+                        return None;
                     }
                 }
                 Action::Deliver => {
                     // Durable before it is shown: the outcome (and any refund) is written under
                     // the lease before the message that announces it. A message cannot be unsent,
                     // so a copy whose lease went to a newer claim stops here.
-                    if !self.save(&job, false, "recording its outcome").await {
+                    if !self.save(&job, &mut stored, false, "recording its outcome").await {
                         return None;
                     }
-                    stored_status = job.status;
                     wrote_through = true;
                     self.deliverer.deliver(&mut job, &self.pool, &timing).await;
                 }
@@ -287,17 +330,40 @@ impl Worker {
         let now = Utc::now();
         let wait = (job.next_run_at - now).to_std().unwrap_or_default();
         let release = job.delivered_at.is_some() || wait > HOLD_AT_MOST.min(self.settings.lease / 2);
-        if (release || wrote_through || job.status != stored_status) && !self.save(&job, release, "saving it").await {
+        if (release || wrote_through || job.status != stored.status)
+            && !self.save(&job, &mut stored, release, "saving it").await
+        {
             return None;
         }
         (!release).then_some(job)
     }
 
+    /// Edits the reply with the job's progress, unless this copy's lease may have lapsed (its
+    /// renewals failed): another process may own the job by now. False: let the job go.
+    async fn edit_progress(&self, job: &mut Job) -> bool {
+        if self.leases_in_doubt() {
+            warn!("the job's lease could not be renewed; letting it go without touching its reply");
+            return false;
+        }
+        self.deliverer.edit_progress(job).await;
+        true
+    }
+
+    /// Whether the leases of this process may lapse before the next renewal.
+    fn leases_in_doubt(&self) -> bool {
+        let valid_until = *self.leases_valid_until.lock().expect("lease validity lock");
+        std::time::Instant::now() + self.settings.lease / 3 >= valid_until
+    }
+
     /// Writes the job back under its lease. False when this copy must be let go: the lease went
     /// to a newer claim, or the database failed (the lease then expires and the job is retried).
-    async fn save(&self, job: &Job, release: bool, doing: &str) -> bool {
+    /// What the write changed is counted in `/metrics`, once: outcomes, refunds and spend.
+    async fn save(&self, job: &Job, stored: &mut Stored, release: bool, doing: &str) -> bool {
         match store::save(&self.pool, job, self.owner, release).await {
-            Ok(true) => true,
+            Ok(true) => {
+                stored.record(job);
+                true
+            }
             Ok(false) => {
                 warn!(doing, "lost the lease on a job; another claim has it");
                 false
@@ -306,6 +372,15 @@ impl Worker {
                 error!(error = %e, doing, "could not write a job back; it is retried once its lease expires");
                 false
             }
+        }
+    }
+
+    /// The provider accepted the job but its fenced write failed: its id and amount are still
+    /// recorded (outside the lease), so whoever holds the job follows it instead of abandoning it.
+    async fn record_created_anyway(&self, job: &Job) {
+        let Some(provider_job_id) = job.provider_job_id.as_deref() else { return };
+        if let Err(e) = store::record_created(&self.pool, job.id, provider_job_id, job.amount.as_deref()).await {
+            error!(error = %e, provider_job_id, "could not record the provider's job id");
         }
     }
 
@@ -321,15 +396,8 @@ impl Worker {
         }
         let first_poll = self.first_poll(job);
         lifecycle::on_create(job, outcome, Utc::now(), first_poll, timing);
-        if let Some(provider_job_id) = job.provider_job_id.as_deref()
-            && let Err(e) = store::record_created(&self.pool, job.id, provider_job_id, job.amount.as_deref()).await
-        {
-            error!(error = %e, provider_job_id, "could not record the provider's job id; the job's save will retry");
-        }
-        match job.status {
-            JobStatus::Submitted => self.deliverer.edit_progress(job).await,
-            JobStatus::Uncertain => warn!("create request may have reached the provider; the job is uncertain"),
-            _ => {}
+        if job.status == JobStatus::Uncertain {
+            warn!("create request may have reached the provider; the job is uncertain");
         }
     }
 
@@ -382,5 +450,35 @@ impl Worker {
             Some((_, fallback)) => *fallback,
             None => schedule::next_poll(&self.settings.poll, self.window(job), elapsed),
         }
+    }
+}
+
+/// What the database holds of a job this process works on, as of its last successful write.
+struct Stored {
+    status: JobStatus,
+    counted: bool,
+    priced: bool,
+}
+
+impl Stored {
+    fn of(job: &Job) -> Self {
+        Stored { status: job.status, counted: job.counted, priced: job.amount.is_some() }
+    }
+
+    /// A write of `job` succeeded: counts what it changed (each change is written once, under
+    /// the lease, so each is counted once).
+    fn record(&mut self, job: &Job) {
+        if job.status != self.status && job.status.is_final() {
+            metrics::counter!("imagine_jobs_finished_total", "status" => job.status.as_sql()).increment(1);
+        }
+        if self.counted && !job.counted {
+            metrics::counter!("imagine_refunds_total").increment(1);
+        }
+        if !self.priced
+            && let Some(dollars) = job.amount.as_deref().and_then(|a| a.parse::<f64>().ok())
+        {
+            metrics::gauge!("imagine_spend_dollars_total").increment(dollars);
+        }
+        *self = Stored::of(job);
     }
 }

@@ -9,6 +9,7 @@ mod support;
 mod actions;
 mod callbacks;
 mod dockerfile;
+mod durability;
 mod faults;
 mod imagine;
 mod listeners;

@@ -177,6 +177,74 @@ async fn a_create_cut_off_by_a_crash_is_marked_uncertain_not_resent() {
     w.assert_no_secrets(&[&first, &second], &[&cmd]);
 }
 
+/// The provider's job id of the job made for `prompt`.
+fn provider_job_id(w: &World, prompt: &str) -> String {
+    let create = w.shortapi.creates().into_iter().find(|c| c.args()["prompt"] == prompt && c.job_id.is_some());
+    create.and_then(|c| c.job_id).expect("the provider accepted the job")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_provider_accepted_is_delivered_after_a_crash_during_its_first_edit() {
+    let w = world().await;
+    w.shortapi.script("paid for", Behaviour::succeed_after(3));
+    let mut first = BotProcess::spawn(&w.vars, "first");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+    // The first edit of the reply, right after the create answers, hangs: the process dies in it.
+    w.discord.hang_next("PATCH", "/messages/@original", Duration::from_secs(40));
+    let cmd = w.imagine("paid for");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    assert!(eventually(WAIT, || async { w.discord.hanging_requests() == 1 }).await, "the edit never came");
+    assert_eq!(w.accepted_creates("paid for"), 1, "the provider has the job");
+    first.kill();
+
+    let second = BotProcess::spawn(&w.vars, "second");
+    let (status, counted, delivery) = w.wait_settled(&cmd).await;
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
+    assert_eq!(w.accepted_creates("paid for"), 1, "followed, never sent again");
+    assert_eq!(w.shortapi.creates().len(), 1);
+    let reply = w.discord.original_message(&cmd.token()).unwrap();
+    assert!(reply["content"].as_str().unwrap().contains("Done"), "{reply:#}");
+    assert_eq!(w.deliveries(&cmd), 1);
+    w.assert_no_secrets(&[&first, &second], &[&cmd]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_process_takes_back_its_jobs_at_once() {
+    let mut w = world().await;
+    // The default lease (2 minutes): nothing but the process's own identity can make this quick.
+    w.vars.remove("JOB_LEASE");
+    w.shortapi.script(
+        "fifteen seconds",
+        Behaviour::SucceedAt { after: Duration::from_secs(15), images: 4, image_bytes: 2048 },
+    );
+    let mut first = BotProcess::spawn(&w.vars, "first");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+    let cmd = w.imagine("fifteen seconds");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    assert!(eventually(WAIT, || async { status_of(&w.pool, &cmd).await.is_some_and(|(s, _)| s == "submitted") }).await);
+    first.kill();
+
+    let second = BotProcess::spawn(&w.vars, "second");
+    let (status, _, delivery) = w.wait_settled(&cmd).await;
+    assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
+    assert_eq!(w.accepted_creates("fifteen seconds"), 1);
+    let finished = w.shortapi.finishes_at(&provider_job_id(&w, "fifteen seconds")).unwrap();
+    let token = cmd.token();
+    let delivered = w
+        .discord
+        .requests()
+        .into_iter()
+        .find(|r| r.is("PATCH", &format!("/{token}/messages/@original")) && !r.files.is_empty())
+        .expect("the result was uploaded")
+        .at;
+    let late = delivered.saturating_duration_since(finished);
+    assert!(late < Duration::from_secs(10), "delivered {late:?} after the provider finished");
+    assert!(second.output().contains("took back the jobs this instance held"), "{}", second.output());
+    w.assert_no_secrets(&[&first, &second], &[&cmd]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_distinct_shards_share_the_work_and_take_over() {
     let w = world().await;
@@ -260,6 +328,11 @@ async fn two_processes_on_one_shard_answer_each_command_once() {
     assert_eq!(w.accepted_creates("shared shard 0"), 2, "the original and one reroll");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&w.pool).await.unwrap();
     assert_eq!(jobs, 7);
+
+    // Same host, same shards: one name, which only one live process may use.
+    let one_off =
+        || [&a, &b].iter().filter(|p| p.output().contains("another live process uses this INSTANCE_ID")).count();
+    assert!(eventually(WAIT, || async { one_off() == 1 }).await, "exactly one process takes the shared name");
 
     let mut refs: Vec<&InteractionBuilder> = commands.iter().collect();
     refs.push(&press);

@@ -78,6 +78,9 @@ pub enum Behaviour {
     /// create sleeps `delay` before answering success (the job exists from the moment the
     /// request arrived, as with a real ambiguous timeout); then like `succeed_after(2)`.
     SlowCreate { delay: Duration },
+    /// job accepted; it finishes `after` its creation (4 images of ~2 KiB), but the first
+    /// `errors` queries after that answer HTTP 502, as a flaky gateway in front of the provider.
+    FinishAtThenQueryErrors { after: Duration, errors: u32 },
 }
 
 impl Behaviour {
@@ -133,6 +136,8 @@ struct Job {
     amount: String,
     /// Why the job failed before it started: an input image that could not be downloaded.
     input_error: Option<String>,
+    /// Queries answered with an error after the job finished (`FinishAtThenQueryErrors`).
+    late_errors: u32,
 }
 
 /// The job status the provider reports for a failed job.
@@ -154,6 +159,12 @@ struct Inner {
     next_job: u64,
     /// Failures served so far, per script, for the `...ThenSucceed` create behaviours.
     create_failures: HashMap<String, u32>,
+    /// How long a finished job's result links work (unset: for ever).
+    result_link_lifetime: Option<Duration>,
+    /// When each result image's link dies, set when the job is first reported done.
+    link_deaths: HashMap<String, Instant>,
+    /// GETs per image name.
+    fetches: HashMap<String, usize>,
 }
 
 struct Shared {
@@ -191,6 +202,9 @@ impl ShortApiStandIn {
                 redirects: HashMap::new(),
                 next_job: 0,
                 create_failures: HashMap::new(),
+                result_link_lifetime: None,
+                link_deaths: HashMap::new(),
+                fetches: HashMap::new(),
             }),
             fetcher: reqwest::Client::builder()
                 .timeout(INPUT_FETCH_TIMEOUT)
@@ -223,15 +237,28 @@ impl ShortApiStandIn {
         lock(&self.shared.inner).scripts.push((prompt_contains.to_string(), behaviour));
     }
 
-    /// When a job created with `SucceedAt` finishes (finished or not).
-    #[allow(dead_code, reason = "only benches/load.rs uses it")]
+    /// When a job created with `SucceedAt` or `FinishAtThenQueryErrors` finishes (finished or not).
     pub fn finishes_at(&self, job_id: &str) -> Option<Instant> {
         let inner = lock(&self.shared.inner);
         let job = inner.jobs.get(job_id)?;
         match job.behaviour {
-            Behaviour::SucceedAt { after, .. } => Some(job.created + after),
+            Behaviour::SucceedAt { after, .. } | Behaviour::FinishAtThenQueryErrors { after, .. } => {
+                Some(job.created + after)
+            }
             _ => None,
         }
+    }
+
+    /// From now on, a job's result links stop working `lifetime` after the job is first reported
+    /// done (the image host answers 403, like an expired signed URL).
+    pub fn results_expire_after(&self, lifetime: Duration) {
+        lock(&self.shared.inner).result_link_lifetime = Some(lifetime);
+    }
+
+    /// GETs of result images of the job `job_id` (expired ones included).
+    pub fn result_fetches(&self, job_id: &str) -> usize {
+        let prefix = format!("{job_id}-");
+        lock(&self.shared.inner).fetches.iter().filter(|(name, _)| name.starts_with(&prefix)).map(|(_, n)| n).sum()
     }
 
     pub fn creates(&self) -> Vec<RecordedCreate> {
@@ -484,7 +511,8 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
         | Behaviour::Code3000ThenSucceed { .. }
         | Behaviour::SlowCreate { .. }
         | Behaviour::CreatedThenHttpError { .. }
-        | Behaviour::QueryErrorsThenSucceed { .. } => (4, 2048, "0.04".to_string()),
+        | Behaviour::QueryErrorsThenSucceed { .. }
+        | Behaviour::FinishAtThenQueryErrors { .. } => (4, 2048, "0.04".to_string()),
         _ => (0, 0, "0.04".to_string()),
     };
     let mut images = Vec::new();
@@ -494,7 +522,15 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
         inner.images.insert(name.clone(), (bytes, "image/png".to_string()));
         images.push(format!("{}/images/{name}", shared.base_url()));
     }
-    let job = Job { behaviour, created: Instant::now(), polls: 0, images, amount: amount.clone(), input_error: None };
+    let job = Job {
+        behaviour,
+        created: Instant::now(),
+        polls: 0,
+        images,
+        amount: amount.clone(),
+        input_error: None,
+        late_errors: 0,
+    };
     inner.jobs.insert(job_id.clone(), job);
     (job_id, amount)
 }
@@ -695,6 +731,13 @@ async fn query(
     };
     let n = job.polls;
     job.polls += 1;
+    if let Behaviour::FinishAtThenQueryErrors { after, errors } = job.behaviour
+        && job.created.elapsed() >= after
+        && job.late_errors < errors
+    {
+        job.late_errors += 1;
+        return json_reply(502, json!({"code": 502, "message": "bad gateway"}));
+    }
     let job = job.clone();
     drop(inner);
     if let Some(failed) = input_failed(&job, &job_id) {
@@ -718,7 +761,7 @@ async fn query(
             }
         }
         Behaviour::NeverFinish => json!({"code": 0, "data": {"job_id": job_id, "status": 1}}),
-        Behaviour::SucceedAt { after, .. } => {
+        Behaviour::SucceedAt { after, .. } | Behaviour::FinishAtThenQueryErrors { after, .. } => {
             if job.created.elapsed() < *after {
                 json!({"code": 0, "data": {"job_id": job_id, "status": 1}})
             } else {
@@ -776,12 +819,26 @@ async fn query(
             json!({"code": 404, "info": "job not found"})
         }
     };
+    if body["data"]["status"] == 2 {
+        let mut inner = lock(&shared.inner);
+        if let Some(lifetime) = inner.result_link_lifetime {
+            let dies = Instant::now() + lifetime;
+            for url in &job.images {
+                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+                inner.link_deaths.entry(name).or_insert(dies);
+            }
+        }
+    }
     json_reply(200, body)
 }
 
 async fn image(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     let mut inner = lock(&shared.inner);
     inner.downloads += 1;
+    *inner.fetches.entry(name.clone()).or_default() += 1;
+    if inner.link_deaths.get(&name).is_some_and(|dies| Instant::now() >= *dies) {
+        return (StatusCode::FORBIDDEN, "Request has expired").into_response();
+    }
     if let Some(location) = inner.redirects.get(&name) {
         return (StatusCode::FOUND, [(header::LOCATION, location.clone())], "").into_response();
     }

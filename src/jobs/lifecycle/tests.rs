@@ -17,8 +17,12 @@ fn now() -> DateTime<Utc> {
     at("2026-12-01T12:00:00Z")
 }
 
-const TIMING: Timing =
-    Timing { deadline: Duration::from_secs(600), poll_interval: Duration::from_secs(3), jitter: 1.0 };
+const TIMING: Timing = Timing {
+    deadline: Duration::from_secs(600),
+    query_retry: Duration::from_secs(2),
+    delivery_deadline: Duration::from_secs(3600),
+    jitter: 1.0,
+};
 
 fn job(status: JobStatus) -> Job {
     let created = now() - chrono::Duration::seconds(30);
@@ -63,6 +67,7 @@ fn job(status: JobStatus) -> Job {
         create_attempts: 0,
         poll_failures: 0,
         delivery_attempts: 0,
+        images_kept: false,
         reply_failed: false,
         next_run_at: now(),
         acked_at: Some(created),
@@ -114,7 +119,7 @@ fn on_due_decides_for_every_state() {
     ];
     for (from, action, to) in cases {
         let mut j = job(from);
-        assert_eq!(on_due(&mut j, now(), &TIMING), action, "{from:?}");
+        assert_eq!(on_due(&mut j, now()), action, "{from:?}");
         assert_eq!(j.status, to, "{from:?}");
     }
 }
@@ -122,15 +127,26 @@ fn on_due_decides_for_every_state() {
 #[test]
 fn a_create_cut_off_by_a_crash_becomes_uncertain_and_refunded() {
     let mut j = job(JobStatus::Submitting);
-    on_due(&mut j, now(), &TIMING);
+    on_due(&mut j, now());
     assert_refunded(&j, JobStatus::Uncertain, "could not confirm");
+}
+
+#[test]
+fn a_job_the_provider_accepted_is_followed_after_a_crash() {
+    // The create answered with an id, but the process died before `submitted` was written.
+    let mut j = job(JobStatus::Submitting);
+    j.provider_job_id = Some("p-7".into());
+    j.amount = Some("0.04".into());
+    assert_eq!(on_due(&mut j, now()), Action::Query);
+    assert_eq!((j.status, j.counted, j.submitted_at), (JobStatus::Submitted, true, Some(now())));
+    assert_eq!(j.error_text, None);
 }
 
 #[test]
 fn a_job_whose_reply_never_reached_the_user_costs_nothing() {
     let mut j = job(JobStatus::Queued);
     j.reply_failed = true;
-    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+    assert_eq!(on_due(&mut j, now()), Action::Wait);
     assert_refunded(&j, JobStatus::Failed, "could not be sent");
     assert_eq!(
         (j.delivery, j.delivered_at, j.interaction_token.as_deref()),
@@ -139,31 +155,44 @@ fn a_job_whose_reply_never_reached_the_user_costs_nothing() {
 
     let mut j = job(JobStatus::Queued);
     j.acked_at = None;
-    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+    assert_eq!(on_due(&mut j, now()), Action::Wait);
     assert_refunded(&j, JobStatus::Failed, "restarted");
     assert_eq!(j.delivery, Some(Delivery::Undelivered));
 }
 
 #[test]
-fn a_job_past_its_deadline_times_out_refunded() {
+fn a_job_past_its_deadline_is_queried_once_more_then_times_out_refunded() {
     for status in [JobStatus::Submitted, JobStatus::Running] {
         let mut j = job(status);
         j.submitted_at = Some(now() - chrono::Duration::seconds(600));
-        assert_eq!(on_due(&mut j, now(), &TIMING), Action::Deliver);
+        assert_eq!(on_due(&mut j, now()), Action::Query, "one last look first");
+        assert_eq!(j.status, status);
+        on_query(&mut j, Ok(state(Phase::Running)), now(), Duration::from_secs(2), &TIMING);
         assert_refunded(&j, JobStatus::TimedOut, "did not finish within 10 min 00 s.");
+
+        let mut j = job(status);
+        j.submitted_at = Some(now() - chrono::Duration::seconds(600));
+        on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
+        assert_refunded(&j, JobStatus::TimedOut, "did not finish");
     }
+    // The last look finds it done: delivered, paid for.
+    let mut j = job(JobStatus::Running);
+    j.submitted_at = Some(now() - chrono::Duration::seconds(900));
+    assert_eq!(on_due(&mut j, now()), Action::Query);
+    on_query(&mut j, Ok(state(Phase::Succeeded(vec!["https://x/1.png".into()]))), now(), Duration::ZERO, &TIMING);
+    assert_eq!((j.status, j.counted), (JobStatus::Succeeded, true));
 }
 
 #[test]
 fn delivered_jobs_do_nothing_and_rate_limited_replies_wait() {
     let mut j = job(JobStatus::Succeeded);
     j.delivered_at = Some(now());
-    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+    assert_eq!(on_due(&mut j, now()), Action::Wait);
 
     let mut j = job(JobStatus::Succeeded);
     let later = now() + chrono::Duration::seconds(3);
     j.last_edit_at = Some(later);
-    assert_eq!(on_due(&mut j, now(), &TIMING), Action::Wait);
+    assert_eq!(on_due(&mut j, now()), Action::Wait);
     assert_eq!(j.next_run_at, later);
 }
 
@@ -271,17 +300,15 @@ fn unknown_states_and_refused_queries_fail_the_job_on_the_third() {
 }
 
 #[test]
-fn failed_queries_back_off_and_honour_retry_after() {
+fn a_failed_query_costs_at_most_one_short_interval_unless_the_provider_asks_for_more() {
     let mut j = job(JobStatus::Running);
-    on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
+    on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(1), &TIMING);
     assert_eq!((j.status, j.poll_failures, j.counted), (JobStatus::Running, 1, true));
-    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(3));
-    on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
-    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(6));
-    // Bounded at three poll intervals, however long the outage.
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(1), "never longer than the job's own next wait");
+    // However many fail in a row, and however long the job's normal wait (a quiet stretch).
     for _ in 0..5 {
-        on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(2), &TIMING);
-        assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(9));
+        on_query(&mut j, Err(transient(false)), now(), Duration::from_secs(15), &TIMING);
+        assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
     }
     let limited = ProviderError::Transient {
         reason: "429".into(),
@@ -301,7 +328,7 @@ fn download_failures_retry_then_fail_refunded() {
     on_download_failed(&mut j, now(), &TIMING);
     assert_eq!((j.status, j.delivery_attempts), (JobStatus::Succeeded, 1));
     assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
-    j.delivery_attempts = MAX_DELIVERY_ATTEMPTS - 1;
+    j.delivery_attempts = MAX_DOWNLOAD_ATTEMPTS - 1;
     on_download_failed(&mut j, now(), &TIMING);
     assert_refunded(&j, JobStatus::Failed, "could not be fetched");
 }
@@ -316,18 +343,35 @@ fn delivery_outcomes() {
         assert_eq!(j.status, JobStatus::Succeeded);
     }
 
-    let mut j = job(JobStatus::Succeeded);
+    let finished = |status| {
+        let mut j = job(status);
+        j.finished_at = Some(now() - chrono::Duration::seconds(60));
+        j
+    };
+    let mut j = finished(JobStatus::Succeeded);
     on_delivery(&mut j, Err(SendError::RateLimited(Duration::from_secs(4))), now(), &TIMING);
     let later = now() + chrono::Duration::seconds(4);
     assert_eq!((j.next_run_at, j.last_edit_at, j.delivered_at), (later, Some(later), None));
     assert_eq!(j.delivery_attempts, 0, "a rate limit is not a failure");
+    // ... but it does not outlast the delivery deadline.
+    let mut j = finished(JobStatus::Succeeded);
+    j.finished_at = Some(now() - chrono::Duration::seconds(3598));
+    on_delivery(&mut j, Err(SendError::RateLimited(Duration::from_secs(4))), now(), &TIMING);
+    assert_eq!(
+        (j.delivery, j.delivered_at, j.status),
+        (Some(Delivery::Undelivered), Some(now()), JobStatus::Succeeded)
+    );
 
     for error in [SendError::Transient("502".into()), SendError::TooLarge, SendError::ReplyGone("10015".into())] {
-        let mut j = job(JobStatus::Succeeded);
+        let mut j = finished(JobStatus::Succeeded);
         on_delivery(&mut j, Err(error.clone()), now(), &TIMING);
         assert_eq!((j.delivery_attempts, j.delivered_at), (1, None), "{error:?}");
         assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
-        j.delivery_attempts = MAX_DELIVERY_ATTEMPTS - 1;
+        // Backoff grows to a short cap, attempt after attempt, until the deadline.
+        j.delivery_attempts = 30;
+        on_delivery(&mut j, Err(error.clone()), now(), &TIMING);
+        assert_eq!((j.next_run_at, j.delivered_at), (now() + chrono::Duration::seconds(15), None), "{error:?}");
+        j.finished_at = Some(now() - chrono::Duration::seconds(3590));
         on_delivery(&mut j, Err(error), now(), &TIMING);
         assert_eq!((j.delivery, j.delivered_at), (Some(Delivery::Undelivered), Some(now())));
         assert!(j.counted, "the images were made: the job still counts");

@@ -223,6 +223,12 @@ struct Session {
 struct Inner {
     requests: Vec<RecordedRequest>,
     failures: VecDeque<ScriptedFailure>,
+    /// Outages: every request matching method + path substring gets the failure until then.
+    outages: Vec<(ScriptedFailure, Instant)>,
+    /// Requests to hold before answering: method, path substring, how long.
+    hangs: VecDeque<(String, String, Duration)>,
+    /// Requests being held right now.
+    hanging: usize,
     /// Per-route limit on message writes (requests per window), like Discord's buckets.
     route_limit: Option<(usize, Duration)>,
     route_hits: HashMap<String, VecDeque<Instant>>,

@@ -112,6 +112,30 @@ impl DiscordStandIn {
         });
     }
 
+    /// Every request matching method + path substring gets `status` (with a Discord-like body)
+    /// for the next `duration`: an outage of that route.
+    pub fn fail_for(&self, method: &str, path_contains: &str, status: u16, duration: Duration) {
+        let failure = ScriptedFailure {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            status,
+            body: json!({"message": format!("{status}: Service unavailable"), "code": 0}),
+            after_effect: false,
+        };
+        lock(&self.shared.inner).outages.push((failure, Instant::now() + duration));
+    }
+
+    /// The next request matching method + path substring is held `duration` before it is
+    /// carried out and answered (a request that hangs).
+    pub fn hang_next(&self, method: &str, path_contains: &str, duration: Duration) {
+        lock(&self.shared.inner).hangs.push_back((method.to_string(), path_contains.to_string(), duration));
+    }
+
+    /// How many requests are being held right now ([`DiscordStandIn::hang_next`]).
+    pub fn hanging_requests(&self) -> usize {
+        lock(&self.shared.inner).hanging
+    }
+
     /// Drops the scripted failures not used yet: Discord answers normally again.
     pub fn clear_failures(&self) {
         lock(&self.shared.inner).failures.clear();
@@ -172,13 +196,38 @@ pub(super) async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Res
         (serde_json::from_slice(&bytes).ok(), Vec::new())
     };
 
+    let hang = {
+        let mut inner = lock(&shared.inner);
+        let hang = inner
+            .hangs
+            .iter()
+            .position(|(m, p, _)| m.eq_ignore_ascii_case(&method) && path.contains(p.as_str()))
+            .and_then(|pos| inner.hangs.remove(pos))
+            .map(|(_, _, duration)| duration);
+        inner.hanging += usize::from(hang.is_some());
+        hang
+    };
+    if let Some(duration) = hang {
+        tokio::time::sleep(duration).await;
+        lock(&shared.inner).hanging -= 1;
+    }
+
     let reply = {
         let mut inner = lock(&shared.inner);
+        let now = Instant::now();
+        inner.outages.retain(|(_, until)| *until > now);
         let scripted = inner
             .failures
             .iter()
             .position(|f| f.method.eq_ignore_ascii_case(&method) && path.contains(&f.path_contains))
-            .and_then(|pos| inner.failures.remove(pos));
+            .and_then(|pos| inner.failures.remove(pos))
+            .or_else(|| {
+                inner
+                    .outages
+                    .iter()
+                    .find(|(f, _)| f.method.eq_ignore_ascii_case(&method) && path.contains(&f.path_contains))
+                    .map(|(f, _)| f.clone())
+            });
         let limited = rate_limited(&mut inner, &method, &path);
         let reply = match (scripted, limited) {
             (Some(f), _) if f.after_effect => {

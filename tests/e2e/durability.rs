@@ -1,0 +1,180 @@
+//! Paid results are not lost: deliveries that outlive the provider's links and a Discord outage,
+//! retries bounded in time (rate limits included), status queries whose failures cost one short
+//! interval, and job outcomes and money in `/metrics`.
+
+use std::{collections::HashMap, time::Duration};
+
+use serde_json::json;
+
+use crate::support::{
+    self, TestBot, WAIT,
+    discord::{DiscordStandIn, InteractionBuilder},
+    eventually,
+    process::BotProcess,
+    shortapi::{Behaviour, ShortApiStandIn},
+};
+
+/// Waits up to `timeout` for the job of `cmd` to be delivered (or given up) and saved.
+async fn wait_settled(bot: &TestBot, cmd: &InteractionBuilder, timeout: Duration) {
+    let settled = eventually(timeout, || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT delivered_at IS NOT NULL AND lease_owner IS NULL FROM jobs WHERE interaction_id = $1",
+        )
+        .bind(cmd.id() as i64)
+        .fetch_optional(&bot.pool)
+        .await
+        .unwrap()
+        .unwrap_or(false)
+    })
+    .await;
+    assert!(settled, "job never settled: {:?}", bot.job_status(cmd).await);
+}
+
+/// The provider's job id of the job made for `prompt`.
+fn provider_job_id(shortapi: &ShortApiStandIn, prompt: &str) -> String {
+    let create = shortapi.creates().into_iter().find(|c| c.args()["prompt"] == prompt && c.job_id.is_some());
+    create.and_then(|c| c.job_id).expect("the provider accepted the job")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_outlive_their_links_and_a_discord_outage() {
+    let bot = TestBot::start().await;
+    // The provider's links die 10 s after the job is done; Discord fails every edit for 30 s.
+    bot.shortapi.results_expire_after(Duration::from_secs(10));
+    bot.shortapi.script("through the storm", Behaviour::succeed_after(1));
+    bot.discord.fail_for("PATCH", "/messages/@original", 502, Duration::from_secs(30));
+    let cmd = bot.imagine("through the storm");
+    bot.send(&cmd).await;
+    wait_settled(&bot, &cmd, Duration::from_secs(90)).await;
+
+    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
+    let token = cmd.token();
+    let failed = bot.discord.requests_matching("PATCH", &format!("/{token}/messages/@original"));
+    assert!(failed.iter().filter(|r| r.status == 502 && !r.files.is_empty()).count() >= 3, "Discord failed first");
+    let delivered = failed.iter().find(|r| r.status == 200 && !r.files.is_empty()).expect("the result arrived");
+    let images: Vec<_> = delivered.files.iter().filter(|f| f.filename.starts_with("imagine-")).collect();
+    assert_eq!(images.len(), 4, "every image is uploaded, not linked");
+    assert!(images.iter().all(|f| f.bytes.starts_with(b"\x89PNG") && f.bytes.len() >= 2048));
+    let job_id = provider_job_id(&bot.shortapi, "through the storm");
+    assert_eq!(bot.shortapi.result_fetches(&job_id), 4, "each result was downloaded once, then kept");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM job_images").fetch_one(&bot.pool).await.unwrap();
+    assert_eq!(kept, 0, "the kept copies are dropped once the result is delivered");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_that_never_ends_leaves_the_result_for_history() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("DELIVERY_DEADLINE".into(), "4s".into());
+    })
+    .await;
+    bot.shortapi.script("never let through", Behaviour::succeed_after(1));
+    // Every edit and every channel post is rate limited, for longer than the test.
+    bot.discord.fail_for("PATCH", "/messages/@original", 429, Duration::from_secs(120));
+    bot.discord.fail_for("POST", "/messages", 429, Duration::from_secs(120));
+    let cmd = bot.imagine("never let through");
+    bot.send(&cmd).await;
+    wait_settled(&bot, &cmd, WAIT).await;
+    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("undelivered")));
+    let job_id = provider_job_id(&bot.shortapi, "never let through");
+    assert_eq!(bot.shortapi.result_fetches(&job_id), 4, "downloaded once, however many attempts");
+
+    let history = InteractionBuilder::command("history");
+    bot.send(&history).await;
+    let callback = bot.callback(&history).await;
+    assert!(callback["data"]["content"].as_str().unwrap().contains("could not be posted"), "{callback:#}");
+    let request =
+        bot.discord.requests().into_iter().find(|r| r.is("POST", &format!("/interactions/{}/", history.id()))).unwrap();
+    assert_eq!(request.files.len(), 4, "the kept images are attached to /history");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_status_queries_cost_one_short_interval_each() {
+    // The production cadence: first look after 5 s, then every 3 s (2 s in the dense window).
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("POLL_FIRST_DELAY".into(), "5s".into());
+        vars.insert("POLL_INTERVAL".into(), "3s".into());
+        vars.insert("POLL_DENSE_INTERVAL".into(), "2s".into());
+    })
+    .await;
+    // The job is done after 4 s, but the next three queries meet a failing gateway.
+    bot.shortapi
+        .script("flaky gateway", Behaviour::FinishAtThenQueryErrors { after: Duration::from_secs(4), errors: 3 });
+    let cmd = bot.imagine("flaky gateway");
+    bot.send(&cmd).await;
+    wait_settled(&bot, &cmd, Duration::from_secs(40)).await;
+    let (status, _, delivery) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
+    let job_id = provider_job_id(&bot.shortapi, "flaky gateway");
+    let finished = bot.shortapi.finishes_at(&job_id).unwrap();
+    let token = cmd.token();
+    let delivered = bot
+        .discord
+        .requests_matching("PATCH", &format!("/{token}/messages/@original"))
+        .into_iter()
+        .find(|r| r.status == 200 && !r.files.is_empty())
+        .expect("the result arrived")
+        .at;
+    let late = delivered.saturating_duration_since(finished);
+    assert!(late < Duration::from_secs(10), "delivered {late:?} after the provider finished");
+    bot.stop().await;
+}
+
+/// `name{labels} value` lines of a Prometheus text page, keyed by everything before the value.
+fn samples(page: &str) -> HashMap<String, f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_outcomes_refunds_and_spend_are_in_metrics() {
+    // A process of its own: its counters hold this test's jobs only.
+    let discord = DiscordStandIn::start().await;
+    let shortapi = ShortApiStandIn::start().await;
+    let (_database, pool) = support::fresh_pool().await;
+    let mut vars = support::test_vars(&discord, &shortapi, &_database);
+    let health = support::free_address();
+    vars.insert("HEALTH_ADDR".into(), health.clone());
+    shortapi.script(
+        "declined",
+        Behaviour::FailAtProvider { polls_before_fail: 1, status: json!(3), message: "nsfw".into() },
+    );
+    let bot = BotProcess::spawn(&vars, "metrics");
+    assert!(discord.wait_ready(WAIT).await);
+    discord.wait_registered(WAIT).await.unwrap();
+
+    let done = support::imagine_command(&shortapi, "a finished job");
+    let declined = support::imagine_command(&shortapi, "declined job");
+    for cmd in [&done, &declined] {
+        discord.dispatch_interaction(cmd.build()).await;
+    }
+    let settled = eventually(WAIT, || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE delivered_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        n == 2
+    })
+    .await;
+    assert!(settled, "both jobs finish");
+    let page = reqwest::get(format!("http://{health}/metrics")).await.unwrap().text().await.unwrap();
+    let page = page.as_str();
+    let figures = samples(page);
+    for (sample, expected) in [
+        ("imagine_jobs_finished_total{status=\"succeeded\"}", 1.0),
+        ("imagine_jobs_finished_total{status=\"failed\"}", 1.0),
+        ("imagine_refunds_total", 1.0),
+        // Both were billed $0.04: the failed one's money is spent too.
+        ("imagine_spend_dollars_total", 0.08),
+    ] {
+        let value = figures.get(sample).unwrap_or_else(|| panic!("{sample} missing from:\n{page}"));
+        assert!((value - expected).abs() < 1e-9, "{sample} = {value}, expected {expected}");
+    }
+    drop(bot);
+}
