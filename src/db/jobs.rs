@@ -163,7 +163,7 @@ impl std::fmt::Debug for Job {
 }
 
 /// What a command stores for a new job.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewJob {
     pub id: Uuid,
     pub interaction_id: i64,
@@ -181,6 +181,20 @@ pub struct NewJob {
     pub callback_secret: String,
     /// The job whose result button started this one, and the button's label (`V2`, `Reroll`, ...).
     pub origin: Option<(Uuid, String)>,
+}
+
+impl std::fmt::Debug for NewJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The interaction token and the callback secret are credentials: never printed.
+        f.debug_struct("NewJob")
+            .field("id", &self.id)
+            .field("interaction_id", &self.interaction_id)
+            .field("guild_id", &self.guild_id)
+            .field("channel_id", &self.channel_id)
+            .field("user_id", &self.user_id)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
@@ -531,4 +545,36 @@ pub async fn count_undelivered_by_status(db: impl PgExecutor<'_>) -> Result<Vec<
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_job_never_prints_its_credentials() {
+        let job = NewJob {
+            id: Uuid::nil(),
+            interaction_id: 1,
+            application_id: 2,
+            guild_id: 3,
+            channel_id: 4,
+            user_id: 5,
+            interaction_token: "aW50ZXJhY3Rpb24tdG9rZW4".into(),
+            token_expires_at: Utc::now(),
+            attachment_size_limit: 10 << 20,
+            prompt_raw: "a cat".into(),
+            args: serde_json::from_value(serde_json::json!({
+                "mode": "fast", "prompt": "a cat", "aspect_ratio": "1:1", "image_urls": ["https://cdn/a.png"]
+            }))
+            .unwrap(),
+            notes: vec![],
+            callback_secret: "c2VjcmV0LWNhbGxiYWNr".into(),
+            origin: None,
+        };
+        let printed = format!("{job:?} {job:#?}");
+        assert!(!printed.contains("aW50ZXJhY3Rpb24tdG9rZW4"), "{printed}");
+        assert!(!printed.contains("c2VjcmV0LWNhbGxiYWNr"), "{printed}");
+        assert!(printed.contains("guild_id: 3"), "{printed}");
+    }
 }
