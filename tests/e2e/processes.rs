@@ -426,3 +426,52 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
     w.assert_no_secrets(&[&bot], &[&cmd, &after]);
     bot.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_whose_lease_cannot_be_renewed_stops_editing() {
+    // A cluster of this test's own, so stopping it disturbs no other test.
+    let cluster = OwnCluster::start("pg-renewals", support::pg::port() + 3);
+    let database = TestDatabase::create(cluster.url(), "renewals").await;
+    let discord = DiscordStandIn::start().await;
+    let shortapi = ShortApiStandIn::start().await;
+    let mut vars = support::test_vars(&discord, &shortapi, &database);
+    vars.insert("JOB_LEASE".into(), "3s".into());
+    let pool = imagine_bot::db::connect(&database, 2).await.unwrap();
+    let w = World { discord, shortapi, pool, vars, _database: database };
+    w.shortapi.script(
+        "held through an outage",
+        Behaviour::SucceedAt { after: Duration::from_secs(25), images: 4, image_bytes: 2048 },
+    );
+    let mut bot = BotProcess::spawn(&w.vars, "renewals");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+    let cmd = w.imagine("held through an outage");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    let token = cmd.token();
+    let edits = || w.discord.requests_matching("PATCH", &format!("/{token}/messages/@original"));
+    // The job is at the provider, held in memory between polls, its reply edited as the seconds pass.
+    assert!(eventually(WAIT, || async { edits().len() >= 3 }).await, "the reply was never edited");
+
+    // The database goes away: no lease can be renewed, so after the lease another process could
+    // own the job. This copy must stop editing before that.
+    cluster.stop();
+    let stopped = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let late: Vec<Duration> = edits()
+        .iter()
+        .filter_map(|r| r.at.checked_duration_since(stopped))
+        .filter(|after| *after > Duration::from_secs(3))
+        .collect();
+    assert!(late.is_empty(), "edits {late:?} after the database stopped, past the 3 s lease");
+    assert!(bot.is_running());
+
+    // Back again: the job is claimed afresh and delivered.
+    cluster.restart();
+    let pool = imagine_bot::db::connect(&w.vars["DATABASE_URL"], 2).await.unwrap();
+    let w = World { pool, ..w };
+    let (status, _, delivery) = w.wait_settled(&cmd).await;
+    assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
+    assert_eq!(w.accepted_creates("held through an outage"), 1);
+    w.assert_no_secrets(&[&bot], &[&cmd]);
+    bot.kill();
+}
