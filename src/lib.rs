@@ -195,6 +195,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .context("building the download client")?,
         max_result_image_bytes: config.max_result_image_bytes,
         progress_edit_interval: config.poll.progress_edit_interval,
+        clock: jobs::clock::DbClock::default(),
     };
     let worker_settings = jobs::WorkerSettings::from_config(&config);
     let (worker_pool, worker_shutdown) = (pool.clone(), shutdown.clone());

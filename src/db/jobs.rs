@@ -369,6 +369,11 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
     Ok(result.rows_affected() == 1)
 }
 
+/// The database's clock now.
+pub async fn database_now(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT clock_timestamp() AS "now!""#).fetch_one(db).await
+}
+
 /// Takes the session-level advisory lock `key` on `connection` if no other session holds it.
 pub async fn try_lock_identity(connection: &mut sqlx::PgConnection, key: i64) -> Result<bool, sqlx::Error> {
     let locked =

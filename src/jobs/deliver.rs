@@ -31,12 +31,14 @@ pub struct Deliverer {
     pub downloads: reqwest::Client,
     pub max_result_image_bytes: u64,
     pub progress_edit_interval: Duration,
+    /// The database's clock: every time compared with a stored one is on it.
+    pub clock: super::clock::DbClock,
 }
 
 impl Deliverer {
     /// Updates the reply with the job's progress, no more often than the configured interval.
     pub async fn edit_progress(&self, job: &mut Job) {
-        let now = Utc::now();
+        let now = self.clock.now();
         let Some(token) = reply_token(job, now) else { return };
         if job.last_edit_at.is_some_and(|t| (now - t).to_std().unwrap_or_default() < self.progress_edit_interval) {
             return;
@@ -76,7 +78,7 @@ impl Deliverer {
                 }
                 Err(ResultsError::Download(reason)) => {
                     warn!(%reason, attempts = job.delivery_attempts + 1, "could not download the results");
-                    lifecycle::on_download_failed(job, Utc::now(), timing);
+                    lifecycle::on_download_failed(job, self.clock.now(), timing);
                     return;
                 }
                 Err(ResultsError::Database(e)) => {
@@ -84,7 +86,7 @@ impl Deliverer {
                     lifecycle::on_delivery(
                         job,
                         Err(SendError::Transient("kept results unreadable".into())),
-                        Utc::now(),
+                        self.clock.now(),
                         timing,
                     );
                     return;
@@ -123,7 +125,7 @@ impl Deliverer {
             Err(SendError::RateLimited(wait)) => info!(?wait, "delivery rate limited; waiting as Discord asked"),
             Err(e) => warn!(error = %e, attempts = job.delivery_attempts + 1, "delivery failed"),
         }
-        lifecycle::on_delivery(job, sent, Utc::now(), timing);
+        lifecycle::on_delivery(job, sent, self.clock.now(), timing);
         if let Some(route) = job.delivery {
             metrics::counter!("imagine_deliveries_total", "route" => route.as_str()).increment(1);
         }
@@ -174,7 +176,7 @@ impl Deliverer {
         message: &render::Rendered,
         uploads: &[&Upload],
     ) -> Result<(Delivery, i64), SendError> {
-        if let Some(token) = reply_token(job, Utc::now()) {
+        if let Some(token) = reply_token(job, self.clock.now()) {
             match self.discord.edit_reply(job.application_id as u64, token, message, uploads).await {
                 Ok(id) => return Ok((Delivery::Edit, id as i64)),
                 Err(SendError::ReplyGone(why)) => info!(%why, "reply can no longer be edited; posting in the channel"),

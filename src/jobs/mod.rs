@@ -6,6 +6,7 @@
 //! - [`deliver`]: downloads and Discord messages;
 //! - [`schedule`]: when to query the provider again.
 
+pub mod clock;
 pub mod deliver;
 mod held;
 pub mod identity;

@@ -5,7 +5,6 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use chrono::Utc;
 use sqlx::PgPool;
 use tokio::{
     sync::{Notify, Semaphore},
@@ -106,7 +105,7 @@ impl Worker {
             }
 
             // Held jobs that are due first, then new work from the database.
-            let now = Utc::now();
+            let now = self.now();
             while permits.available_permits() > 0
                 && let Some(job) = held.pop_due(now)
             {
@@ -154,7 +153,7 @@ impl Worker {
                 TICK
             };
             if let Some(at) = held.next_due() {
-                pause = pause.min((at - Utc::now()).to_std().unwrap_or_default());
+                pause = pause.min((at - self.now()).to_std().unwrap_or_default());
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -254,12 +253,18 @@ impl Worker {
     }
 
     async fn refresh_durations(&self) {
+        self.deliverer.clock.sync(&self.pool).await;
         match store::recent_durations(&self.pool, 500).await {
             Ok(samples) => {
                 *self.durations.write().expect("duration model lock") = schedule::DurationModel::from_samples(&samples)
             }
             Err(e) => debug!(error = %e, "could not refresh job durations"),
         }
+    }
+
+    /// The database's time now (see `clock`).
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.deliverer.clock.now()
     }
 
     fn timing(&self) -> Timing {
@@ -278,7 +283,7 @@ impl Worker {
         let mut stored = Stored::of(&job);
         let mut wrote_through = false;
         loop {
-            let now = Utc::now();
+            let now = self.now();
             if job.next_run_at > now || job.delivered_at.is_some() {
                 break;
             }
@@ -327,7 +332,7 @@ impl Worker {
             }
         }
 
-        let now = Utc::now();
+        let now = self.now();
         let wait = (job.next_run_at - now).to_std().unwrap_or_default();
         let release = job.delivered_at.is_some() || wait > HOLD_AT_MOST.min(self.settings.lease / 2);
         if (release || wrote_through || job.status != stored.status)
@@ -395,14 +400,14 @@ impl Worker {
             Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),
         }
         let first_poll = self.first_poll(job);
-        lifecycle::on_create(job, outcome, Utc::now(), first_poll, timing);
+        lifecycle::on_create(job, outcome, self.now(), first_poll, timing);
         if job.status == JobStatus::Uncertain {
             warn!("create request may have reached the provider; the job is uncertain");
         }
     }
 
     async fn query(&self, job: &mut Job, timing: &Timing) {
-        let now = Utc::now();
+        let now = self.now();
         let elapsed = (now - job.submitted_at.unwrap_or(job.created_at)).to_std().unwrap_or_default();
         let provider_job_id = job.provider_job_id.clone().unwrap_or_default();
         let outcome = self.provider.query(&provider_job_id).await;
@@ -417,7 +422,7 @@ impl Worker {
             Err(e) => debug!(error = %e, failures = job.poll_failures + 1, "status query failed"),
         }
         let next = self.next_poll(job, elapsed);
-        lifecycle::on_query(job, outcome, Utc::now(), next, timing);
+        lifecycle::on_query(job, outcome, self.now(), next, timing);
         match job.status {
             JobStatus::Succeeded => info!(images = job.result_urls.len(), "job succeeded"),
             JobStatus::Failed => info!(reason = ?job.error_text, "job failed"),

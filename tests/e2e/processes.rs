@@ -475,3 +475,44 @@ async fn a_copy_whose_lease_cannot_be_renewed_stops_editing() {
     w.assert_no_secrets(&[&bot], &[&cmd]);
     bot.kill();
 }
+
+/// libfaketime, which shifts a process's wall clock (Debian's `faketime` package; `.ci/run`
+/// installs it).
+fn libfaketime() -> String {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists());
+    found.expect("libfaketime is missing: apt-get install faketime").display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_clock_ten_minutes_fast_does_not_stall_jobs() {
+    let mut w = world().await;
+    // The bot's host clock runs ten minutes ahead of the database's (its monotonic clock is true).
+    w.vars.insert("LD_PRELOAD".into(), libfaketime());
+    w.vars.insert("FAKETIME".into(), "+10m".into());
+    w.vars.insert("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into());
+    // A job waits 2 s for its first look: longer than half the 2 s lease, so it is written back
+    // to the database with the time it is due, instead of being held in memory.
+    w.vars.insert("POLL_FIRST_DELAY".into(), "2s".into());
+    let bot = BotProcess::spawn(&w.vars, "fast-clock");
+    assert!(w.discord.wait_ready(WAIT).await);
+    w.discord.wait_registered(WAIT).await.unwrap();
+    let cmd = w.imagine("a fast clock");
+    w.discord.dispatch_interaction(cmd.build()).await;
+    let (status, counted, delivery) = w.wait_settled(&cmd).await;
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
+    // Stored times are the database's: the job did not finish ten minutes after it was made.
+    let took: f64 = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM finished_at - created_at)::float8 FROM jobs WHERE interaction_id = $1",
+    )
+    .bind(cmd.id() as i64)
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert!((0.0..60.0).contains(&took), "finished {took} s after it was made");
+    w.assert_no_secrets(&[&bot], &[&cmd]);
+}
