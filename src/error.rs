@@ -90,6 +90,10 @@ pub enum UserError {
         "This result's original pictures are no longer available, so {0} cannot work on it. Please start again with `/imagine`."
     )]
     PicturesGone(String),
+    /// A result button on a message that is not its job's result (its `custom_id` copied onto
+    /// another message, or a crafted press).
+    #[error("This button does not belong to this message, so I ignored it. Use the buttons under the result itself.")]
+    NotItsMessage,
     /// `U<n>` or `V<n>` where the result carries no image n.
     #[error("This result has no image {0}. Use the buttons of an image it shows.")]
     NoSuchImage(u8),

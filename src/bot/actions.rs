@@ -158,8 +158,8 @@ pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::M
 }
 
 /// Everything a press must pass before anything is shown or started: this bot's button, a job
-/// of this server that produced images, pressed where the server allows the bot. A refusal is a
-/// [`UserError`].
+/// of this server that produced images, pressed on that job's result message, where the server
+/// allows the bot. A refusal is a [`UserError`].
 pub(super) async fn check(
     db: &mut sqlx::PgConnection,
     pressed: &Pressed<'_>,
@@ -183,6 +183,14 @@ pub(super) async fn check(
     }
     if job.status != JobStatus::Succeeded || job.images == 0 {
         return Err(UserError::NoImages.into());
+    }
+    // Anyone can copy a `custom_id` onto another message: a press counts only on the job's own
+    // result, whose pictures are the ones it acts on.
+    let result_message =
+        db::presses::result_message(&mut *db, button.job).await.context("reading the pressed job's message")?;
+    let carried_by = pressed.message.map(|m| m.id.get() as i64);
+    if carried_by.is_none() || carried_by != result_message {
+        return Err(UserError::NotItsMessage.into());
     }
     Ok((button, job, settings))
 }
