@@ -39,6 +39,25 @@ impl Shards {
     }
 }
 
+/// At most `count` events per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// Parses `count/duration`, such as `5/30s`; both must be more than zero.
+    pub fn parse(text: &str) -> Option<RateLimit> {
+        let (count, per) = text.split_once('/')?;
+        let rate = RateLimit { count: count.trim().parse().ok()?, per: parse_duration(per)? };
+        (rate.count > 0 && !rate.per.is_zero()).then_some(rate)
+    }
+}
+
+/// A member may post every image of a result (four) and one more, then waits half a minute.
+const DEFAULT_UPSCALE_RATE_LIMIT: RateLimit = RateLimit { count: 5, per: Duration::from_secs(30) };
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -114,6 +133,8 @@ pub struct Config {
     pub default_limits: crate::quota::Limits,
     /// What the operator allows across every guild: daily spend, ceilings on guild limits.
     pub operator_limits: crate::quota::OperatorLimits,
+    /// How many `U<n>` presses one member may make per window, in this process.
+    pub upscale_rate_limit: RateLimit,
     pub log_format: LogFormat,
 }
 
@@ -163,6 +184,9 @@ impl Config {
             })?,
             default_limits: default_limits(&env)?,
             operator_limits: operator_limits(&env)?,
+            upscale_rate_limit: env.or_default("UPSCALE_RATE_LIMIT", DEFAULT_UPSCALE_RATE_LIMIT, |v| {
+                RateLimit::parse(v).ok_or("expected presses per duration, such as 5/30s")
+            })?,
         })
     }
 }

@@ -169,6 +169,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         callback_key,
         downloads: provider::download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,
+        upscales: bot::Upscales::new(config.upscale_rate_limit),
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
     let registration = bot::Registration {

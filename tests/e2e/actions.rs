@@ -67,7 +67,7 @@ pub(crate) fn final_edit(bot: &TestBot, cmd: &InteractionBuilder) -> RecordedReq
 }
 
 /// Waits for the press's reply to carry an uploaded file.
-async fn uploaded_reply(bot: &TestBot, press: &InteractionBuilder) -> Value {
+pub(crate) async fn uploaded_reply(bot: &TestBot, press: &InteractionBuilder) -> Value {
     let reply =
         bot.discord.wait_original(&press.token(), WAIT, |m| !m["attachments"].as_array().unwrap().is_empty()).await;
     reply.unwrap_or_else(|| {
@@ -76,7 +76,7 @@ async fn uploaded_reply(bot: &TestBot, press: &InteractionBuilder) -> Value {
 }
 
 /// The files the bot uploaded with this press's token.
-fn uploads_for(bot: &TestBot, press: &InteractionBuilder) -> Vec<Vec<u8>> {
+pub(crate) fn uploads_for(bot: &TestBot, press: &InteractionBuilder) -> Vec<Vec<u8>> {
     let path = format!("/{}/messages/@original", press.token());
     bot.discord.requests_matching("PATCH", &path).into_iter().flat_map(|r| r.files).map(|f| f.bytes).collect()
 }

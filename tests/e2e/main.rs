@@ -14,6 +14,7 @@ mod imagine;
 mod listeners;
 mod operations;
 mod operator;
+mod press_limits;
 mod press_origin;
 mod private_pg;
 mod processes;

@@ -1,0 +1,138 @@
+//! What bounds `U<n>` presses, end to end: each member may post a few images per window, a
+//! process serves a bounded number at once, and a flood is refused privately at once, every press
+//! answered within Discord's three seconds and nothing queued.
+
+use std::{collections::HashMap, time::Duration};
+
+use serde_json::Value;
+
+use crate::actions::{EPHEMERAL, custom_id, final_edit, result, uploaded_reply, uploads_for};
+use crate::support::{TestBot, discord::InteractionBuilder};
+
+/// The defaults the bot ships with (`UPSCALE_RATE_LIMIT`, and the U presses one process serves
+/// at once).
+const PRESSES_PER_WINDOW: usize = 5;
+const MAX_IN_FLIGHT: usize = 8;
+
+const TOO_FAST: &str = "pressing U buttons too fast";
+const BUSY: &str = "posting too many images right now";
+
+/// A U press on `message` by `member`.
+fn u_press(message: &Value, label: &str, member: u64) -> InteractionBuilder {
+    InteractionBuilder::button_press(message, &custom_id(message, label)).user(member, &format!("member{member}"))
+}
+
+/// The one answer to `press`, checked to be a success sent within Discord's three seconds.
+async fn only_answer(bot: &TestBot, press: &InteractionBuilder) -> Value {
+    let callback = bot.callback(press).await;
+    let answers = bot.discord.requests_matching("POST", &format!("/interactions/{}/", press.id()));
+    assert_eq!(answers.len(), 1, "answered once: {answers:?}");
+    assert!((200..300).contains(&answers[0].status), "Discord took the answer: {}", answers[0].status);
+    let dispatched = bot.discord.dispatched_at(press.id()).unwrap();
+    assert!(answers[0].at.duration_since(dispatched) < Duration::from_secs(3), "answered within 3 s");
+    callback
+}
+
+/// The private refusal's text, checked to be a private message and nothing more.
+fn refusal(callback: &Value) -> &str {
+    assert_eq!(callback["type"], 4, "{callback:#}");
+    assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "private: {callback:#}");
+    callback["data"]["content"].as_str().unwrap()
+}
+
+/// The seconds a "too fast" refusal asks to wait.
+fn retry_after_secs(text: &str) -> u64 {
+    let after = text.split("try again in ").nth(1).unwrap_or_else(|| panic!("no wait in {text:?}"));
+    after.split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("no number of seconds in {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_u_presses_posts_a_bounded_number_and_refuses_the_rest_privately() {
+    let bot = TestBot::start().await;
+    let (_, done) = result(&bot, "a flood of paper lanterns").await;
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap();
+    let creates = bot.shortapi.creates().len();
+    // Each download takes a while, so that presses served together overlap at the CDN.
+    bot.discord.set_cdn_delay(Duration::from_millis(300));
+    let members = [7001, 7002, 7003, 7004, 7005];
+    let presses: Vec<(u64, InteractionBuilder)> = (0..300)
+        .map(|i| (members[i % members.len()], format!("U{}", i % 4 + 1)))
+        .map(|(member, label)| (member, u_press(&done, &label, member)))
+        .collect();
+    for (_, press) in &presses {
+        bot.send(press).await;
+    }
+
+    let mut served: HashMap<u64, Vec<&InteractionBuilder>> = HashMap::new();
+    let mut refused = Vec::new();
+    for (member, press) in &presses {
+        let callback = only_answer(&bot, press).await;
+        if callback["type"] == 5 {
+            served.entry(*member).or_default().push(press);
+        } else {
+            let text = refusal(&callback);
+            assert!(text.contains(TOO_FAST) || text.contains(BUSY), "{text}");
+            refused.push(press);
+        }
+    }
+    let served_count: usize = served.values().map(Vec::len).sum();
+    assert!(served_count >= 1, "some presses were served");
+    assert!(
+        served_count <= members.len() * PRESSES_PER_WINDOW,
+        "at most {PRESSES_PER_WINDOW} images per member in the window: {served_count} were posted"
+    );
+    for (member, presses) in &served {
+        assert!(presses.len() <= PRESSES_PER_WINDOW, "member {member} posted {}", presses.len());
+        for press in presses {
+            uploaded_reply(&bot, press).await;
+            assert_eq!(uploads_for(&bot, press).len(), 1);
+        }
+    }
+    assert_eq!(served_count + refused.len(), presses.len());
+    for press in refused {
+        assert!(bot.discord.requests_matching("PATCH", &press.token()).is_empty(), "a refusal posts nothing");
+    }
+    let most = bot.discord.cdn_max_concurrent_gets();
+    assert!(most <= MAX_IN_FLIGHT, "at most {MAX_IN_FLIGHT} downloads at once, {most} seen");
+    let jobs_now: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap();
+    assert_eq!((jobs_now, bot.shortapi.creates().len()), (jobs, creates), "U makes no job and no provider call");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_pressed_too_fast_can_press_again_once_the_window_passed() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("UPSCALE_RATE_LIMIT".into(), "2/3s".into());
+    })
+    .await;
+    let (cmd, done) = result(&bot, "a quiet harbour at dawn").await;
+    let (member, other) = (8001, 8002);
+    for label in ["U1", "U2"] {
+        let press = u_press(&done, label, member);
+        bot.send(&press).await;
+        assert_eq!(only_answer(&bot, &press).await["type"], 5, "{label} is served");
+        uploaded_reply(&bot, &press).await;
+    }
+
+    let third = u_press(&done, "U3", member);
+    bot.send(&third).await;
+    let callback = only_answer(&bot, &third).await;
+    let text = refusal(&callback);
+    assert!(text.contains(TOO_FAST), "{text}");
+    let wait = retry_after_secs(text);
+    assert!((1..=3).contains(&wait), "{text}");
+    // Another member is not held back by this one.
+    let others = u_press(&done, "U3", other);
+    bot.send(&others).await;
+    assert_eq!(only_answer(&bot, &others).await["type"], 5);
+    uploaded_reply(&bot, &others).await;
+
+    tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(300)).await;
+    let again = u_press(&done, "U3", member);
+    bot.send(&again).await;
+    assert_eq!(only_answer(&bot, &again).await["type"], 5, "served once the window passed");
+    uploaded_reply(&bot, &again).await;
+    assert_eq!(uploads_for(&bot, &again), [final_edit(&bot, &cmd).files[2].bytes.clone()]);
+    assert!(bot.discord.requests_matching("PATCH", &third.token()).is_empty(), "the refusal posted nothing");
+    bot.stop().await;
+}
