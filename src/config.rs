@@ -117,6 +117,8 @@ pub struct Config {
     pub max_input_image_bytes: u64,
     /// Largest result image the bot downloads from the provider, in bytes.
     pub max_result_image_bytes: u64,
+    /// Bytes of images this process may hold in memory at once (see [`crate::image_budget`]).
+    pub image_memory_budget: u64,
     pub provider_timeout: Duration,
     /// Cap on status queries per second from this process.
     pub provider_max_queries_per_second: f64,
@@ -171,6 +173,9 @@ impl Config {
             })?,
             max_input_image_bytes: env.or_default("MAX_INPUT_IMAGE_BYTES", 10 * MIB, bytes)?,
             max_result_image_bytes: env.or_default("MAX_RESULT_IMAGE_BYTES", 25 * MIB, bytes)?,
+            image_memory_budget: env.or_default("IMAGE_MEMORY_BUDGET", 256 * MIB, |v| {
+                Some(bytes(v)?).filter(|b| *b >= MIB).ok_or("expected a size in bytes, at least 1 MiB (1048576)")
+            })?,
             provider_timeout: env.duration("PROVIDER_TIMEOUT", Duration::from_secs(30))?,
             provider_max_queries_per_second: env.or_default("PROVIDER_MAX_QUERIES_PER_SECOND", 200.0, |v| {
                 v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or("expected a positive number")

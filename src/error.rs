@@ -100,6 +100,9 @@ pub enum UserError {
     /// Every place for a U press in this process is taken.
     #[error("I'm posting too many images right now: press U{0} again in a few seconds.")]
     UpscalesBusy(u8),
+    /// `U<n>` on an image larger than this process may hold in memory (`IMAGE_MEMORY_BUDGET`).
+    #[error("Image {0} is too large for me to post; open it in the result above.")]
+    TooLargeToPost(u8),
     /// `U<n>` or `V<n>` where the result carries no image n.
     #[error("This result has no image {0}. Use the buttons of an image it shows.")]
     NoSuchImage(u8),

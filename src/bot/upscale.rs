@@ -1,8 +1,9 @@
 //! `U<n>` presses: result image n posted alone, as an uploaded file, in the public answer to the
 //! press. No provider call and nothing counted, so nothing but this module bounds what a flood of
-//! presses costs: each member may post [`RateLimit::count`] images per window, and a process
-//! serves at most [`MAX_IN_FLIGHT`] presses at once. Both are decided before the press is
-//! acknowledged, so a press beyond them is refused privately at once and never waits in a queue.
+//! presses costs: each member may post [`RateLimit::count`] images per window, a process serves
+//! at most [`MAX_IN_FLIGHT`] presses at once, and the images they hold stay within the process's
+//! [`ImageBudget`]. All are decided before the press is acknowledged, so a press beyond them is
+//! refused privately at once and never waits in a queue.
 //!
 //! The counts are per process. Every process on a shard sees every press and counts each valid
 //! one it has a place for, so their counts agree unless one was busy; of their answers, Discord
@@ -27,6 +28,7 @@ use crate::{
     config::RateLimit,
     db::jobs::PressedJob,
     error::UserError,
+    image_budget::{ImageBudget, OverBudget, Reservation},
     provider::{self, DownloadError},
     render,
 };
@@ -39,6 +41,7 @@ pub struct Upscales {
     rate: RateLimit,
     recent: Mutex<RecentPresses>,
     in_flight: Arc<Semaphore>,
+    budget: ImageBudget,
 }
 
 /// One of the [`MAX_IN_FLIGHT`] places for a U press, held until it is dropped.
@@ -47,11 +50,12 @@ pub(super) struct Place {
 }
 
 impl Upscales {
-    pub fn new(rate: RateLimit) -> Self {
+    pub fn new(rate: RateLimit, budget: ImageBudget) -> Self {
         Upscales {
             rate,
             recent: Mutex::new(RecentPresses::default()),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            budget,
         }
     }
 
@@ -62,6 +66,17 @@ impl Upscales {
             UserError::UpscalesBusy(number)
         })?;
         Ok(Place { _permit: permit })
+    }
+
+    /// Room in the budget for `image`, or a refusal at once.
+    fn room_for(&self, image: &SingleImage) -> Result<Reservation, UserError> {
+        self.budget.try_reserve(image.expected_bytes).map_err(|over| {
+            metrics::counter!("imagine_presses_total", "outcome" => "upscale_over_budget").increment(1);
+            match over {
+                OverBudget::Busy => UserError::UpscalesBusy(image.number),
+                OverBudget::LargerThanBudget => UserError::TooLargeToPost(image.number),
+            }
+        })
     }
 
     /// Counts a valid press against its member, or refuses it with the wait.
@@ -130,8 +145,9 @@ pub(super) async fn press(
     let (_, job, _) = check(&mut conn, pressed).await?;
     drop(conn);
     let image = single_image(press, &job, number)?;
+    let reservation = data.upscales.room_for(&image)?;
     data.upscales.count(pressed)?;
-    post(ctx, data, press, image, place).await;
+    post(ctx, data, press, image, place, reservation).await;
     Ok(())
 }
 
@@ -141,6 +157,9 @@ struct SingleImage {
     url: String,
     filename: String,
     prompt: String,
+    /// The most bytes its download may bring: its size as Discord gives it, within the upload
+    /// limit of the press.
+    expected_bytes: u64,
 }
 
 fn single_image(
@@ -149,22 +168,28 @@ fn single_image(
     number: u8,
 ) -> Result<SingleImage, UserError> {
     let attachment = result_image(&press.message, job, number)?;
+    let upload_limit = u64::from(press.attachment_size_limit);
     Ok(SingleImage {
         number,
         url: attachment.url.clone(),
         filename: attachment.filename.clone(),
         prompt: job.prompt_sent.clone(),
+        expected_bytes: match u64::from(attachment.size) {
+            0 => upload_limit,
+            size => size.min(upload_limit),
+        },
     })
 }
 
-/// Acknowledges the press publicly, then fills the reply with the image alone. `place` is held
-/// until the upload is done.
+/// Acknowledges the press publicly, then fills the reply with the image alone. `place` and
+/// `reservation` (the image's bytes) are held until the upload is done.
 async fn post(
     ctx: &serenity::Context,
     data: &Data,
     press: &serenity::ComponentInteraction,
     image: SingleImage,
     place: Place,
+    mut reservation: Reservation,
 ) {
     let defer = serenity::CreateInteractionResponse::Defer(serenity::CreateInteractionResponseMessage::new());
     if let Err(e) = press.create_response(&ctx.http, defer).await {
@@ -173,9 +198,9 @@ async fn post(
         info!(error = %crate::discord::classify_serenity(e), "the press was answered elsewhere");
         return;
     }
-    let cap = u64::from(press.attachment_size_limit);
-    let edit = match provider::download(&data.downloads, &image.url, cap).await {
+    let edit = match provider::download(&data.downloads, &image.url, image.expected_bytes).await {
         Ok((bytes, _content_type)) => {
+            reservation.shrink_to(bytes.len() as u64);
             metrics::counter!("imagine_presses_total", "outcome" => "upscale").increment(1);
             serenity::EditInteractionResponse::new()
                 .content(render::single_image_line(image.number, &image.prompt, press.user.id.get()))
@@ -197,7 +222,7 @@ async fn post(
     if let Err(e) = press.edit_response(&ctx.http, edit).await {
         warn!(error = %crate::discord::classify_serenity(e), "could not post the pressed image");
     }
-    drop(place);
+    drop((place, reservation));
 }
 
 #[cfg(test)]

@@ -129,6 +129,14 @@ fn rate_limits() {
 }
 
 #[test]
+fn the_image_memory_budget_defaults_to_256_mib() {
+    assert_eq!(config(&BASE).unwrap().image_memory_budget, 256 * MIB);
+    let mut vars = BASE.to_vec();
+    vars.push(("IMAGE_MEMORY_BUDGET", "1048576"));
+    assert_eq!(config(&vars).unwrap().image_memory_budget, MIB);
+}
+
+#[test]
 fn limits_accept_unlimited() {
     let mut vars = BASE.to_vec();
     vars.push(("DEFAULT_DAILY_LIMIT", "unlimited"));
@@ -173,6 +181,8 @@ fn every_malformed_setting_is_the_one_named() {
         ("DEFAULT_PER_USER_DAILY_LIMIT", "-3"),
         ("DEFAULT_MAX_CONCURRENT", "2.5"),
         ("UPSCALE_RATE_LIMIT", "5 per minute"),
+        ("IMAGE_MEMORY_BUDGET", "256MiB"),
+        ("IMAGE_MEMORY_BUDGET", "1048575"),
     ] {
         assert_eq!(named(&[(name, value)]), (name, Some(value.to_owned())), "{name}={value}");
     }

@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use serde_json::Value;
 
 use crate::actions::{EPHEMERAL, custom_id, final_edit, result, uploaded_reply, uploads_for};
-use crate::support::{TestBot, discord::InteractionBuilder};
+use crate::support::{TestBot, discord::InteractionBuilder, shortapi::Behaviour};
 
 /// The defaults the bot ships with (`UPSCALE_RATE_LIMIT`, and the U presses one process serves
 /// at once).
@@ -134,5 +134,55 @@ async fn a_member_who_pressed_too_fast_can_press_again_once_the_window_passed() 
     uploaded_reply(&bot, &again).await;
     assert_eq!(uploads_for(&bot, &again), [final_edit(&bot, &cmd).files[2].bytes.clone()]);
     assert!(bot.discord.requests_matching("PATCH", &third.token()).is_empty(), "the refusal posted nothing");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u_presses_hold_no_more_images_than_the_memory_budget() {
+    // Room for one of these images at a time, not two.
+    const IMAGE_BYTES: usize = 600 * 1024;
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("IMAGE_MEMORY_BUDGET".into(), (1024 * 1024).to_string());
+    })
+    .await;
+    bot.shortapi.script(
+        "large",
+        Behaviour::Succeed {
+            polls_before_done: 1,
+            images: 4,
+            image_bytes: IMAGE_BYTES,
+            amount: "0.04".into(),
+            progress: false,
+        },
+    );
+    let (_, done) = result(&bot, "four large dunes").await;
+    bot.discord.set_cdn_delay(Duration::from_millis(500));
+    let presses: Vec<InteractionBuilder> = (1..=4u64).map(|n| u_press(&done, &format!("U{n}"), 9000 + n)).collect();
+    for press in &presses {
+        bot.send(press).await;
+    }
+    let mut served = Vec::new();
+    for press in &presses {
+        let callback = only_answer(&bot, press).await;
+        if callback["type"] == 5 {
+            served.push(press);
+        } else {
+            let text = refusal(&callback);
+            assert!(text.contains(BUSY), "{text}");
+        }
+    }
+    assert!(!served.is_empty(), "a press within the budget is served");
+    for press in &served {
+        let reply = uploaded_reply(&bot, press).await;
+        assert_eq!(reply["attachments"][0]["size"], IMAGE_BYTES);
+    }
+    let most = bot.discord.cdn_max_concurrent_gets();
+    assert_eq!(most, 1, "one image in memory at a time: {most} downloads were running at once");
+
+    // Once those are posted, their bytes are given back: the next press is served.
+    let later = u_press(&done, "U2", 9100);
+    bot.send(&later).await;
+    assert_eq!(only_answer(&bot, &later).await["type"], 5);
+    uploaded_reply(&bot, &later).await;
     bot.stop().await;
 }
