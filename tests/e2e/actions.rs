@@ -46,6 +46,13 @@ pub(crate) fn custom_id(message: &Value, label: &str) -> String {
     buttons(message).concat().into_iter().find(|(l, _, _)| l == label).unwrap_or_else(|| panic!("no {label}")).1
 }
 
+/// The text of a refusal: `callback` must be an answer that is a private message.
+pub(crate) fn refusal(callback: &Value) -> &str {
+    assert_eq!(callback["type"], 4, "{callback:#}");
+    assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "private: {callback:#}");
+    callback["data"]["content"].as_str().unwrap()
+}
+
 /// Runs `/imagine` with `prompt` to its delivered result; returns the command and the result.
 pub(crate) async fn result(bot: &TestBot, prompt: &str) -> (InteractionBuilder, Value) {
     let cmd = bot.imagine(prompt);

@@ -6,8 +6,13 @@ use std::{collections::HashMap, time::Duration};
 
 use serde_json::Value;
 
-use crate::actions::{EPHEMERAL, custom_id, final_edit, result, uploaded_reply, uploads_for};
-use crate::support::{TestBot, discord::InteractionBuilder, shortapi::Behaviour};
+use crate::actions::{custom_id, final_edit, refusal, result, uploaded_reply, uploads_for};
+use crate::support::{
+    self, TestBot, WAIT,
+    discord::{DiscordStandIn, InteractionBuilder, RecordedRequest},
+    process::BotProcess,
+    shortapi::{Behaviour, ShortApiStandIn},
+};
 
 /// The defaults the bot ships with (`UPSCALE_RATE_LIMIT`, and the U presses one process serves
 /// at once).
@@ -31,13 +36,6 @@ async fn only_answer(bot: &TestBot, press: &InteractionBuilder) -> Value {
     let dispatched = bot.discord.dispatched_at(press.id()).unwrap();
     assert!(answers[0].at.duration_since(dispatched) < Duration::from_secs(3), "answered within 3 s");
     callback
-}
-
-/// The private refusal's text, checked to be a private message and nothing more.
-fn refusal(callback: &Value) -> &str {
-    assert_eq!(callback["type"], 4, "{callback:#}");
-    assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "private: {callback:#}");
-    callback["data"]["content"].as_str().unwrap()
 }
 
 /// The seconds a "too fast" refusal asks to wait.
@@ -185,4 +183,49 @@ async fn u_presses_hold_no_more_images_than_the_memory_budget() {
     assert_eq!(only_answer(&bot, &later).await["type"], 5);
     uploaded_reply(&bot, &later).await;
     bot.stop().await;
+}
+
+/// Two processes on one shard both see every press: each press is answered once, and both count
+/// it, so a member's limit holds whichever process answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_shard_answer_each_u_press_once_and_agree_on_the_limit() {
+    let discord = DiscordStandIn::start().await;
+    let shortapi = ShortApiStandIn::start().await;
+    let (database, pool) = support::fresh_pool().await;
+    let vars = support::test_vars(&discord, &shortapi, &database);
+    let _first = BotProcess::spawn(&vars, "upscale-first");
+    let _second = BotProcess::spawn(&vars, "upscale-second");
+    assert!(discord.wait_ready_count(2, WAIT).await, "both processes connected");
+    discord.wait_registered(WAIT).await.unwrap();
+    let cmd = support::imagine_command(&shortapi, "a lighthouse in two minds");
+    discord.dispatch_interaction(cmd.build()).await;
+    let delivered = |m: &Value| m["content"].as_str().unwrap_or("").contains("Done");
+    let done = discord.wait_original(&cmd.token(), WAIT, delivered).await.expect("a delivered result");
+
+    let member = 9500;
+    let labels = ["U1", "U2", "U3", "U4", "U1", "U2"];
+    for (i, label) in labels.into_iter().enumerate() {
+        let press = u_press(&done, label, member);
+        discord.dispatch_interaction(press.build()).await;
+        // Both processes tried to answer (and so had counted the press) before the next one.
+        let path = format!("/interactions/{}/", press.id());
+        let both = support::eventually(WAIT, || async { discord.requests_matching("POST", &path).len() == 2 }).await;
+        assert!(both, "{label}: both processes answered");
+        let answers = discord.requests_matching("POST", &path);
+        let taken: Vec<&RecordedRequest> = answers.iter().filter(|r| (200..300).contains(&r.status)).collect();
+        assert_eq!(taken.len(), 1, "{label}: Discord took one answer: {answers:?}");
+        let callback = taken[0].json.as_ref().unwrap();
+        if i < PRESSES_PER_WINDOW {
+            assert_eq!(callback["type"], 5, "{label} #{i} is served");
+            let token = press.token();
+            let posted = |m: &Value| m["attachments"].as_array().is_some_and(|a| !a.is_empty());
+            assert!(discord.wait_original(&token, WAIT, posted).await.is_some(), "{label} posted its image");
+            let uploads = discord.requests_matching("PATCH", &token).into_iter().filter(|r| !r.files.is_empty());
+            assert_eq!(uploads.count(), 1, "{label}: posted once");
+        } else {
+            assert!(refusal(callback).contains(TOO_FAST), "{callback:#}");
+        }
+    }
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!(jobs, 1, "U makes no job");
 }
