@@ -39,6 +39,25 @@ impl Shards {
     }
 }
 
+/// At most `count` events per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// Parses `count/duration`, such as `5/30s`; both must be more than zero.
+    pub fn parse(text: &str) -> Option<RateLimit> {
+        let (count, per) = text.split_once('/')?;
+        let rate = RateLimit { count: count.trim().parse().ok()?, per: parse_duration(per)? };
+        (rate.count > 0 && !rate.per.is_zero()).then_some(rate)
+    }
+}
+
+/// A member may post every image of a result (four) and one more, then waits half a minute.
+const DEFAULT_UPSCALE_RATE_LIMIT: RateLimit = RateLimit { count: 5, per: Duration::from_secs(30) };
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -98,6 +117,8 @@ pub struct Config {
     pub max_input_image_bytes: u64,
     /// Largest result image the bot downloads from the provider, in bytes.
     pub max_result_image_bytes: u64,
+    /// Bytes of images this process may hold in memory at once (see [`crate::image_budget`]).
+    pub image_memory_budget: u64,
     pub provider_timeout: Duration,
     /// Cap on status queries per second from this process.
     pub provider_max_queries_per_second: f64,
@@ -119,6 +140,8 @@ pub struct Config {
     pub default_limits: crate::quota::Limits,
     /// What the operator allows across every guild: daily spend, ceilings on guild limits.
     pub operator_limits: crate::quota::OperatorLimits,
+    /// How many `U<n>` presses one member may make per window, in this process.
+    pub upscale_rate_limit: RateLimit,
     pub log_format: LogFormat,
 }
 
@@ -156,6 +179,9 @@ impl Config {
             })?,
             max_input_image_bytes: env.or_default("MAX_INPUT_IMAGE_BYTES", 10 * MIB, bytes)?,
             max_result_image_bytes: env.or_default("MAX_RESULT_IMAGE_BYTES", 25 * MIB, bytes)?,
+            image_memory_budget: env.or_default("IMAGE_MEMORY_BUDGET", 256 * MIB, |v| {
+                Some(bytes(v)?).filter(|b| *b >= MIB).ok_or("expected a size in bytes, at least 1 MiB (1048576)")
+            })?,
             provider_timeout: env.duration("PROVIDER_TIMEOUT", Duration::from_secs(30))?,
             provider_max_queries_per_second: env.or_default("PROVIDER_MAX_QUERIES_PER_SECOND", 200.0, |v| {
                 v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or("expected a positive number")
@@ -171,6 +197,9 @@ impl Config {
             delivery_deadline: env.duration("DELIVERY_DEADLINE", Duration::from_secs(60 * 60))?,
             default_limits: default_limits(&env)?,
             operator_limits: operator_limits(&env)?,
+            upscale_rate_limit: env.or_default("UPSCALE_RATE_LIMIT", DEFAULT_UPSCALE_RATE_LIMIT, |v| {
+                RateLimit::parse(v).ok_or("expected presses per duration, such as 5/30s")
+            })?,
         })
     }
 }

@@ -90,6 +90,19 @@ pub enum UserError {
         "This result's original pictures are no longer available, so {0} cannot work on it. Please start again with `/imagine`."
     )]
     PicturesGone(String),
+    /// A result button on a message that is not its job's result (its `custom_id` copied onto
+    /// another message, or a crafted press).
+    #[error("This button does not belong to this message, so I ignored it. Use the buttons under the result itself.")]
+    NotItsMessage,
+    /// A member pressed more U buttons than the bot allows per window.
+    #[error("You're pressing U buttons too fast: try again in {retry_after_secs} s.")]
+    PressingTooFast { retry_after_secs: u64 },
+    /// Every place for a U press in this process is taken.
+    #[error("I'm posting too many images right now: press U{0} again in a few seconds.")]
+    UpscalesBusy(u8),
+    /// `U<n>` on an image larger than this process may hold in memory (`IMAGE_MEMORY_BUDGET`).
+    #[error("Image {0} is too large for me to post; open it in the result above.")]
+    TooLargeToPost(u8),
     /// `U<n>` or `V<n>` where the result carries no image n.
     #[error("This result has no image {0}. Use the buttons of an image it shows.")]
     NoSuchImage(u8),

@@ -10,6 +10,7 @@ pub mod discord;
 pub mod doctor;
 pub mod error;
 pub mod health;
+pub mod image_budget;
 pub mod imagine;
 pub mod jobs;
 pub mod localpg;
@@ -159,6 +160,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let key = callback_key.clone();
         tokio::spawn(callbacks::serve(listener, key, pool.clone(), wake.clone(), shutdown.clone()));
     }
+    // For everything that holds images in memory: U presses (the worker's deliveries are to follow).
+    let image_budget = image_budget::ImageBudget::new(config.image_memory_budget);
     let data = bot::Data {
         pool: pool.clone(),
         wake: wake.clone(),
@@ -169,6 +172,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         callback_key,
         downloads: provider::download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,
+        upscales: bot::Upscales::new(config.upscale_rate_limit, image_budget),
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
     let registration = bot::Registration {

@@ -5,9 +5,8 @@
 //! is read from the database by the id in the button's `custom_id`, and the pictures are taken
 //! from the press's own `message` (the result, which carries the job's images and its own sources
 //! uploaded again), whose attachment URLs Discord signed afresh for this interaction. A bad press
-//! is answered privately and creates nothing. `U<n>` is acknowledged (deferred, public) before
-//! anything slow happens; V, Reroll and a Remix submit start a new job (see [`super::variations`]);
-//! Remix first opens a modal.
+//! is answered privately and creates nothing. `U<n>` posts an image (see [`super::upscale`]); V,
+//! Reroll and a Remix submit start a new job (see [`super::variations`]); Remix first opens a modal.
 
 use anyhow::Context as _;
 use poise::serenity_prelude as serenity;
@@ -19,7 +18,6 @@ use crate::{
     db::{self, jobs::JobStatus, jobs::PressedJob},
     error::{INTERNAL_ERROR, UNAVAILABLE, UserError},
     imagine::{MAX_PROMPT_CHARS, Pictures},
-    provider::{self, DownloadError},
     render,
     settings::GuildSettings,
 };
@@ -109,22 +107,18 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
     let pressed = Pressed::press(press);
     async {
         let outcome = async {
-            // V and Reroll check the press inside their reservation's transaction.
-            if actions::decode(pressed.custom_id).is_ok_and(|b| matches!(b.action, Action::Vary(_) | Action::Reroll)) {
-                return super::variations::start(ctx, data, &pressed, None).await;
+            match actions::decode(pressed.custom_id).map(|b| b.action) {
+                // V and Reroll check the press inside their reservation's transaction.
+                Ok(Action::Vary(_) | Action::Reroll) => {
+                    return super::variations::start(ctx, data, &pressed, None).await;
+                }
+                Ok(Action::Upscale(number)) => return super::upscale::press(ctx, data, press, &pressed, number).await,
+                Ok(Action::Remix) | Err(_) => {}
             }
             let mut conn = data.pool.acquire().await.context("reading the pressed job")?;
             let (button, job, _) = check(&mut conn, &pressed).await?;
             drop(conn);
-            match button.action {
-                Action::Upscale(number) => {
-                    let image = single_image(press, &job, number)?;
-                    post_single_image(ctx, data, press, image).await;
-                    Ok(())
-                }
-                Action::Remix => open_remix(ctx, &pressed, &button, &job).await,
-                Action::Vary(_) | Action::Reroll => unreachable!("started above"),
-            }
+            open_remix(ctx, &pressed, &button, &job).await
         }
         .await;
         if let Err(error) = outcome {
@@ -158,8 +152,8 @@ pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::M
 }
 
 /// Everything a press must pass before anything is shown or started: this bot's button, a job
-/// of this server that produced images, pressed where the server allows the bot. A refusal is a
-/// [`UserError`].
+/// of this server that produced images, pressed on that job's result message, where the server
+/// allows the bot. A refusal is a [`UserError`].
 pub(super) async fn check(
     db: &mut sqlx::PgConnection,
     pressed: &Pressed<'_>,
@@ -183,6 +177,14 @@ pub(super) async fn check(
     }
     if job.status != JobStatus::Succeeded || job.images == 0 {
         return Err(UserError::NoImages.into());
+    }
+    // Anyone can copy a `custom_id` onto another message: a press counts only on the job's own
+    // result, whose pictures are the ones it acts on.
+    let result_message =
+        db::presses::result_message(&mut *db, button.job).await.context("reading the pressed job's message")?;
+    let carried_by = pressed.message.map(|m| m.id.get() as i64);
+    if carried_by.is_none() || carried_by != result_message {
+        return Err(UserError::NotItsMessage.into());
     }
     Ok((button, job, settings))
 }
@@ -233,7 +235,7 @@ fn stored_link_usable(url: &str, now: i64) -> bool {
 const STORED_LINK_MARGIN_SECS: i64 = 15 * 60;
 
 /// Result image `number` as attached to the result message.
-fn result_image<'m>(
+pub(super) fn result_image<'m>(
     message: &'m serenity::Message,
     job: &PressedJob,
     number: u8,
@@ -279,69 +281,6 @@ async fn open_remix(
         }
         // Discord refused the modal: the member gets the calm sentence instead of a silent failure.
         Err(e) => Err(anyhow::anyhow!("Discord refused the Remix modal: {e}")),
-    }
-}
-
-/// What a valid `U<n>` press shows.
-struct SingleImage {
-    number: u8,
-    url: String,
-    filename: String,
-    prompt: String,
-}
-
-fn single_image(
-    press: &serenity::ComponentInteraction,
-    job: &PressedJob,
-    number: u8,
-) -> Result<SingleImage, UserError> {
-    let attachment = result_image(&press.message, job, number)?;
-    Ok(SingleImage {
-        number,
-        url: attachment.url.clone(),
-        filename: attachment.filename.clone(),
-        prompt: job.prompt_sent.clone(),
-    })
-}
-
-/// Acknowledges the press publicly, then fills the reply with the image alone. Nothing is sent to
-/// the provider and nothing is counted.
-async fn post_single_image(
-    ctx: &serenity::Context,
-    data: &Data,
-    press: &serenity::ComponentInteraction,
-    image: SingleImage,
-) {
-    let defer = serenity::CreateInteractionResponse::Defer(serenity::CreateInteractionResponseMessage::new());
-    if let Err(e) = press.create_response(&ctx.http, defer).await {
-        // Another process on the same shard (or a replay) was acknowledged first and posts the
-        // image; this one does nothing more.
-        info!(error = %crate::discord::classify_serenity(e), "the press was answered elsewhere");
-        return;
-    }
-    let cap = u64::from(press.attachment_size_limit);
-    let edit = match provider::download(&data.downloads, &image.url, cap).await {
-        Ok((bytes, _content_type)) => {
-            metrics::counter!("imagine_presses_total", "outcome" => "upscale").increment(1);
-            serenity::EditInteractionResponse::new()
-                .content(render::single_image_line(image.number, &image.prompt, press.user.id.get()))
-                .new_attachment(serenity::CreateAttachment::bytes(bytes, image.filename))
-        }
-        Err(e) => {
-            warn!(error = %e, number = image.number, "could not fetch the pressed image");
-            metrics::counter!("imagine_presses_total", "outcome" => "download_failed").increment(1);
-            let n = image.number;
-            serenity::EditInteractionResponse::new().content(match e {
-                DownloadError::TooLarge { .. } => {
-                    format!("Image {n} is larger than this server's upload limit; open it in the result above.")
-                }
-                _ => format!("I could not fetch image {n} from Discord just now. Please press U{n} again in a minute."),
-            })
-        }
-    };
-    let edit = edit.allowed_mentions(serenity::CreateAllowedMentions::new());
-    if let Err(e) = press.edit_response(&ctx.http, edit).await {
-        warn!(error = %crate::discord::classify_serenity(e), "could not post the pressed image");
     }
 }
 

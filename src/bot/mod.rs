@@ -37,6 +37,7 @@ mod imagine;
 mod on_error;
 mod quota;
 mod settings;
+mod upscale;
 mod variations;
 
 use std::{sync::Arc, time::Duration};
@@ -76,7 +77,11 @@ pub struct Data {
     pub callback_key: crate::callbacks::Key,
     /// Fetches a pressed result image from Discord (see [`crate::provider::download_client`]).
     pub downloads: reqwest::Client,
+    /// What bounds `U<n>` presses in this process.
+    pub upscales: Upscales,
 }
+
+pub use upscale::Upscales;
 
 pub type Error = anyhow::Error;
 pub type Context<'a> = poise::Context<'a, Data, Error>;

@@ -119,6 +119,24 @@ fn durations() {
 }
 
 #[test]
+fn rate_limits() {
+    assert_eq!(RateLimit::parse("5/30s"), Some(RateLimit { count: 5, per: Duration::from_secs(30) }));
+    assert_eq!(RateLimit::parse(" 2 / 500ms"), Some(RateLimit { count: 2, per: Duration::from_millis(500) }));
+    for bad in ["0/30s", "5/0s", "5", "/30s", "5/", "-1/30s", "5/30d", "five/30s"] {
+        assert_eq!(RateLimit::parse(bad), None, "{bad}");
+    }
+    assert_eq!(config(&BASE).unwrap().upscale_rate_limit, RateLimit { count: 5, per: Duration::from_secs(30) });
+}
+
+#[test]
+fn the_image_memory_budget_defaults_to_256_mib() {
+    assert_eq!(config(&BASE).unwrap().image_memory_budget, 256 * MIB);
+    let mut vars = BASE.to_vec();
+    vars.push(("IMAGE_MEMORY_BUDGET", "1048576"));
+    assert_eq!(config(&vars).unwrap().image_memory_budget, MIB);
+}
+
+#[test]
 fn limits_accept_unlimited() {
     let mut vars = BASE.to_vec();
     vars.push(("DEFAULT_DAILY_LIMIT", "unlimited"));
@@ -162,6 +180,9 @@ fn every_malformed_setting_is_the_one_named() {
         ("DEFAULT_MONTHLY_LIMIT", "lots"),
         ("DEFAULT_PER_USER_DAILY_LIMIT", "-3"),
         ("DEFAULT_MAX_CONCURRENT", "2.5"),
+        ("UPSCALE_RATE_LIMIT", "5 per minute"),
+        ("IMAGE_MEMORY_BUDGET", "256MiB"),
+        ("IMAGE_MEMORY_BUDGET", "1048575"),
     ] {
         assert_eq!(named(&[(name, value)]), (name, Some(value.to_owned())), "{name}={value}");
     }

@@ -46,6 +46,13 @@ pub(crate) fn custom_id(message: &Value, label: &str) -> String {
     buttons(message).concat().into_iter().find(|(l, _, _)| l == label).unwrap_or_else(|| panic!("no {label}")).1
 }
 
+/// The text of a refusal: `callback` must be an answer that is a private message.
+pub(crate) fn refusal(callback: &Value) -> &str {
+    assert_eq!(callback["type"], 4, "{callback:#}");
+    assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "private: {callback:#}");
+    callback["data"]["content"].as_str().unwrap()
+}
+
 /// Runs `/imagine` with `prompt` to its delivered result; returns the command and the result.
 pub(crate) async fn result(bot: &TestBot, prompt: &str) -> (InteractionBuilder, Value) {
     let cmd = bot.imagine(prompt);
@@ -67,7 +74,7 @@ pub(crate) fn final_edit(bot: &TestBot, cmd: &InteractionBuilder) -> RecordedReq
 }
 
 /// Waits for the press's reply to carry an uploaded file.
-async fn uploaded_reply(bot: &TestBot, press: &InteractionBuilder) -> Value {
+pub(crate) async fn uploaded_reply(bot: &TestBot, press: &InteractionBuilder) -> Value {
     let reply =
         bot.discord.wait_original(&press.token(), WAIT, |m| !m["attachments"].as_array().unwrap().is_empty()).await;
     reply.unwrap_or_else(|| {
@@ -76,7 +83,7 @@ async fn uploaded_reply(bot: &TestBot, press: &InteractionBuilder) -> Value {
 }
 
 /// The files the bot uploaded with this press's token.
-fn uploads_for(bot: &TestBot, press: &InteractionBuilder) -> Vec<Vec<u8>> {
+pub(crate) fn uploads_for(bot: &TestBot, press: &InteractionBuilder) -> Vec<Vec<u8>> {
     let path = format!("/{}/messages/@original", press.token());
     bot.discord.requests_matching("PATCH", &path).into_iter().flat_map(|r| r.files).map(|f| f.bytes).collect()
 }

@@ -15,6 +15,8 @@ mod imagine;
 mod listeners;
 mod operations;
 mod operator;
+mod press_limits;
+mod press_origin;
 mod private_pg;
 mod processes;
 mod quotas;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::actions::{EPHEMERAL, buttons, custom_id, final_edit, result};
 use crate::support::{
     TestBot,
-    discord::{DEFAULT_USER_ID, InteractionBuilder, OTHER_GUILD_ID},
+    discord::{APP_ID, DEFAULT_USER_ID, InteractionBuilder, OTHER_GUILD_ID},
     shortapi::{Behaviour, RecordedCreate, ShortApiStandIn, png_with_seed},
 };
 
@@ -369,19 +369,29 @@ async fn a_dead_link_the_bot_cannot_renew_fails_the_job_at_the_provider_refunded
     bot.stop().await;
 }
 
-/// A result without its own pictures (as when they were too large to upload again with it).
-fn without_sources(result: &Value) -> Value {
-    let mut stripped = result.clone();
-    stripped["id"] = Value::String("1".into());
-    stripped["attachments"].as_array_mut().unwrap().retain(|a| a["filename"].as_str().unwrap().starts_with("imagine-"));
-    stripped
+/// Makes the result of `cmd` a result without its own pictures (as when they were too large to
+/// upload again with it): its reply is edited to keep only the result images. Returns it.
+async fn without_sources(bot: &TestBot, cmd: &InteractionBuilder, result: &Value) -> Value {
+    let kept: Vec<Value> = result["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["filename"].as_str().unwrap().starts_with("imagine-"))
+        .map(|a| json!({"id": a["id"]}))
+        .collect();
+    let url = format!("{}/api/v10/webhooks/{APP_ID}/{}/messages/@original", bot.discord.proxy_url(), cmd.token());
+    let edited = reqwest::Client::new().patch(url).json(&json!({"attachments": kept})).send().await.unwrap();
+    assert_eq!(edited.status(), 200);
+    let edited: Value = edited.json().await.unwrap();
+    assert_eq!(edited["attachments"].as_array().unwrap().len(), 4, "only the result images are left");
+    edited
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_without_its_pictures_uses_the_jobs_own_links_while_they_live() {
     let bot = TestBot::start().await;
-    let (_, done) = result(&bot, "a paper boat").await;
-    let press = press_for_job(&bot, &without_sources(&done), "Reroll", PRESSER).await;
+    let (cmd, done) = result(&bot, "a paper boat").await;
+    let press = press_for_job(&bot, &without_sources(&bot, &cmd, &done).await, "Reroll", PRESSER).await;
     bot.wait_reply(&press, |c| c.contains("Done")).await;
     bot.wait_job_settled(&press).await;
     let original = create_for(&bot, "a paper boat", 0).args();
@@ -397,11 +407,12 @@ async fn a_result_without_its_pictures_whose_links_died_is_refused_privately() {
     // Discord does not renew links to files attached to commands.
     let two_days = Duration::from_secs(2 * 24 * 3600);
     bot.discord.rewind_cdn_clock(two_days);
-    let (_, done) = result(&bot, "a paper plane").await;
+    let (cmd, done) = result(&bot, "a paper plane").await;
+    let done = without_sources(&bot, &cmd, &done).await;
     bot.discord.advance_cdn_clock(two_days);
     let before = (job_count(&bot).await, bot.shortapi.creates().len());
     for label in ["Reroll", "Remix"] {
-        let press = InteractionBuilder::button_press(&without_sources(&done), &custom_id(&done, label));
+        let press = InteractionBuilder::button_press(&done, &custom_id(&done, label));
         bot.send(&press).await;
         let callback = bot.callback(&press).await;
         assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL, "{label}: private");

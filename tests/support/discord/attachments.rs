@@ -66,7 +66,27 @@ impl StoredFile {
     }
 }
 
+/// The CDN under load: how long it takes to answer a GET, and how many GETs it was answering at
+/// once (now, and at most so far).
+#[derive(Default)]
+pub(super) struct CdnLoad {
+    delay: Duration,
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
 impl DiscordStandIn {
+    /// Makes every CDN GET take `delay` before it is answered (a busy CDN, or a large file), so
+    /// that downloads running at the same time overlap and can be counted.
+    pub fn set_cdn_delay(&self, delay: Duration) {
+        lock(&self.shared.inner).cdn_load.delay = delay;
+    }
+
+    /// The most CDN GETs that were being answered at the same time so far.
+    pub fn cdn_max_concurrent_gets(&self) -> usize {
+        lock(&self.shared.inner).cdn_load.max_in_flight
+    }
+
     /// Moves the CDN's clock forward: URLs issued more than [`URL_LIFETIME`] before the new "now"
     /// answer 404, as real ones do a day after they were issued.
     pub fn advance_cdn_clock(&self, by: Duration) {
@@ -159,7 +179,7 @@ pub(super) async fn serve_attachment(
     Path((channel, id, filename)): Path<(u64, u64, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    serve(&shared, Home::Message(channel), id, &filename, query.as_deref())
+    serve_in_turn(&shared, Home::Message(channel), id, &filename, query.as_deref()).await
 }
 
 /// `GET /ephemeral-attachments/<application>/<id>/<file>`: a file attached to a slash command.
@@ -171,7 +191,35 @@ pub(super) async fn serve_ephemeral_attachment(
     if application != APP_ID {
         return gone();
     }
-    serve(&shared, Home::Ephemeral, id, &filename, query.as_deref())
+    serve_in_turn(&shared, Home::Ephemeral, id, &filename, query.as_deref()).await
+}
+
+/// Counts one GET in flight for as long as it lives (a client that hangs up ends it too).
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn start(shared: &'a Shared) -> (Self, Duration) {
+        let mut inner = lock(&shared.inner);
+        let load = &mut inner.cdn_load;
+        load.in_flight += 1;
+        load.max_in_flight = load.max_in_flight.max(load.in_flight);
+        (InFlight(shared), load.delay)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.inner).cdn_load.in_flight -= 1;
+    }
+}
+
+/// [`serve`], after the CDN's delay, counted among the GETs in flight.
+async fn serve_in_turn(shared: &Shared, home: Home, id: u64, filename: &str, query: Option<&str>) -> Response {
+    let (_in_flight, delay) = InFlight::start(shared);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    serve(shared, home, id, filename, query)
 }
 
 fn gone() -> Response {

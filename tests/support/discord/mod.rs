@@ -247,6 +247,8 @@ struct Inner {
     files: HashMap<u64, attachments::StoredFile>,
     /// Seconds the CDN's clock is ahead of the real one (see `attachments`).
     cdn_clock_offset: i64,
+    /// How slowly the CDN answers, and how many GETs it answered at once.
+    cdn_load: attachments::CdnLoad,
     conns: HashMap<u64, Conn>,
     sessions: HashMap<String, Session>,
     next_conn: u64,
