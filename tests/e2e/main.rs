@@ -10,6 +10,7 @@ mod actions;
 mod callbacks;
 mod dockerfile;
 mod faults;
+mod history;
 mod imagine;
 mod listeners;
 mod operations;
