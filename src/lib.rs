@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod imagine;
 pub mod jobs;
+pub mod listener;
 pub mod localpg;
 pub mod pace;
 pub mod provider;
