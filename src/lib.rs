@@ -168,7 +168,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         gateway,
         commands,
         callback_key,
-        downloads: provider::download_client(std::time::Duration::from_secs(30))
+        downloads: provider
+            .download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
@@ -192,7 +193,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.discord_token.clone(),
             std::time::Duration::from_secs(60),
         ),
-        downloads: provider::download_client(config.provider_timeout.max(std::time::Duration::from_secs(60)))
+        downloads: provider
+            .download_client(config.provider_timeout.max(std::time::Duration::from_secs(60)))
             .context("building the download client")?,
         max_result_image_bytes: config.max_result_image_bytes,
         progress_edit_interval: config.poll.progress_edit_interval,

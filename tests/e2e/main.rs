@@ -19,6 +19,7 @@ mod private_pg;
 mod processes;
 mod quotas;
 mod remix;
+mod result_links;
 mod settings;
 mod standins;
 mod startup;
