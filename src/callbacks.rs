@@ -13,13 +13,7 @@
 //!   [`MAX_CONNECTIONS`] connections are open at once (more wait to be accepted), and a refused
 //!   request's connection is closed, so strangers cannot sit on connections.
 
-use std::{
-    net::SocketAddr,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -34,14 +28,14 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use sqlx::PgPool;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
-    time::Sleep,
+    net::TcpListener,
+    sync::{Notify, Semaphore},
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
+
+use crate::listener::GuardedListener;
 
 /// Largest callback body accepted. The body is only a hint and is not used.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -134,7 +128,7 @@ pub async fn serve(
     let state = Callbacks { key, pool, wake, working: Arc::new(Semaphore::new(MAX_WORKING)) };
     let app = Router::new().route("/callbacks/shortapi/{job}/{secret}", post(callback)).with_state(state);
     info!(addr = %listener.local_addr()?, "callback listener started");
-    let listener = GuardedListener::new(listener, MAX_CONNECTIONS, CONNECTION_LIFETIME);
+    let listener = GuardedListener::new(listener, "callbacks", MAX_CONNECTIONS, CONNECTION_LIFETIME);
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
@@ -198,105 +192,6 @@ async fn act(state: &Callbacks, job_id: Uuid, body: Body) -> StatusCode {
             warn!(%job_id, error = %e, "could not act on a callback; polling continues");
             StatusCode::SERVICE_UNAVAILABLE
         }
-    }
-}
-
-/// A TCP listener that keeps at most `max` connections open (more wait in the kernel's backlog
-/// until one closes) and closes each connection `lifetime` after it was accepted.
-struct GuardedListener {
-    inner: TcpListener,
-    open: Arc<Semaphore>,
-    lifetime: Duration,
-}
-
-impl GuardedListener {
-    fn new(inner: TcpListener, max: usize, lifetime: Duration) -> Self {
-        GuardedListener { inner, open: Arc::new(Semaphore::new(max)), lifetime }
-    }
-}
-
-impl axum::serve::Listener for GuardedListener {
-    type Io = GuardedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = self.open.clone().acquire_owned().await.expect("the semaphore is never closed");
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let deadline = Box::pin(tokio::time::sleep(self.lifetime));
-                    return (GuardedStream { stream, deadline, _permit: permit }, addr);
-                }
-                Err(e) => {
-                    // Out of file descriptors, say: wait instead of spinning.
-                    warn!(error = %e, "accepting a callback connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A connection that fails every read and write once its deadline has passed, and frees its
-/// place when dropped.
-struct GuardedStream {
-    stream: TcpStream,
-    deadline: Pin<Box<Sleep>>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl GuardedStream {
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
-    }
-}
-
-fn expired_error() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection lifetime exceeded")
-}
-
-impl AsyncRead for GuardedStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        if self.expired(cx) {
-            return Poll::Ready(Err(expired_error()));
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for GuardedStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        if self.expired(cx) {
-            return Poll::Ready(Err(expired_error()));
-        }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        if self.expired(cx) {
-            return Poll::Ready(Err(expired_error()));
-        }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }
 

@@ -4,7 +4,11 @@
 //!
 //! What `/readyz` and `/metrics` read from the database is shared by concurrent requests and kept
 //! for a moment ([`PING_TTL`], [`COUNTS_TTL`]), so however often they are asked, the database is
-//! asked at most once per period.
+//! asked at most once per period, and each read gives up after 2 s.
+//!
+//! The listener has the callback listener's guard ([`GuardedListener`]): at most
+//! [`MAX_CONNECTIONS`] connections, each closed [`CONNECTION_LIFETIME`] after it opened, so
+//! strangers who reach the port cannot sit on it.
 
 use std::{
     collections::HashSet,
@@ -18,6 +22,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::listener::GuardedListener;
 
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -112,6 +118,12 @@ impl CommandsStatus {
     }
 }
 
+/// Connections open at once; more wait in the kernel's backlog until one closes. Operations
+/// clients are few: a health check and a scraper.
+pub const MAX_CONNECTIONS: usize = 32;
+/// A connection is closed this long after it was opened, whatever it is doing (slow clients).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+
 /// How long a database ping answers `/readyz`.
 pub const PING_TTL: Duration = Duration::from_secs(1);
 /// How long job counts answer `/metrics`.
@@ -175,6 +187,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .with_state(ops);
     info!(addr = %listener.local_addr()?, "operations listener started");
+    let listener = GuardedListener::new(listener, "operations", MAX_CONNECTIONS, CONNECTION_LIFETIME);
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 

@@ -13,6 +13,7 @@ pub mod health;
 pub mod image_budget;
 pub mod imagine;
 pub mod jobs;
+pub mod listener;
 pub mod localpg;
 pub mod pace;
 pub mod provider;
@@ -170,7 +171,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         gateway,
         commands,
         callback_key,
-        downloads: provider::download_client(std::time::Duration::from_secs(30))
+        downloads: provider
+            .download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,
         upscales: bot::Upscales::new(config.upscale_rate_limit, image_budget),
     };
@@ -195,7 +197,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.discord_token.clone(),
             std::time::Duration::from_secs(60),
         ),
-        downloads: provider::download_client(config.provider_timeout.max(std::time::Duration::from_secs(60)))
+        downloads: provider
+            .download_client(config.provider_timeout.max(std::time::Duration::from_secs(60)))
             .context("building the download client")?,
         max_result_image_bytes: config.max_result_image_bytes,
         progress_edit_interval: config.poll.progress_edit_interval,

@@ -4,6 +4,8 @@
 
 use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
 
+mod disguise;
+
 use crate::imagine::{
     MAX_NEGATIVE_CHARS, clean, flags,
     options::{AspectRatio, Performance},
@@ -284,7 +286,16 @@ pub fn fold(text: &str) -> String {
 
 /// The whole words of `text`, folded: its runs of letters and digits.
 fn words(text: &str) -> Vec<String> {
-    fold(text).split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    split_words(&fold(text))
+}
+
+fn split_words(folded: &str) -> Vec<String> {
+    folded.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+/// Whether `entry`'s words stand in a row among `text`'s.
+fn contains_run<T: AsRef<str>>(text: &[String], entry: &[T]) -> bool {
+    text.windows(entry.len()).any(|window| window.iter().zip(entry).all(|(a, b)| a == b.as_ref()))
 }
 
 /// A blocked word or phrase as stored and matched: its folded words joined by single spaces.
@@ -309,15 +320,19 @@ impl BlockedWords {
     }
 
     /// The first blocked entry found in `text` as whole words, ignoring case, accents and
-    /// full-width forms. A phrase matches its words in a row.
+    /// full-width forms, and seeing through invisible characters, dots between letters and
+    /// look-alike letters of other alphabets. A phrase matches its words in a row.
     pub fn find_in(&self, text: &str) -> Option<&str> {
         if self.0.is_empty() {
             return None;
         }
-        let text = words(text);
+        let as_written = words(text);
+        let seen = disguise::as_seen(text);
+        let as_seen = [split_words(&seen), split_words(&disguise::join_dotted(&seen))];
         self.0.iter().map(String::as_str).find(|entry| {
-            let entry: Vec<&str> = entry.split(' ').collect();
-            text.windows(entry.len()).any(|window| window.iter().zip(&entry).all(|(a, b)| a == b))
+            let written: Vec<&str> = entry.split(' ').collect();
+            let seen = split_words(&disguise::as_seen(entry));
+            contains_run(&as_written, &written) || as_seen.iter().any(|text| contains_run(text, &seen))
         })
     }
 }

@@ -75,7 +75,7 @@ pub struct Data {
     pub commands: CommandsStatus,
     /// Signs each new job's callback URL ([`crate::callbacks::Key::secret`] of the job's id).
     pub callback_key: crate::callbacks::Key,
-    /// Fetches a pressed result image from Discord (see [`crate::provider::download_client`]).
+    /// Fetches a pressed result image from Discord (see [`crate::provider::ShortApi::download_client`]).
     pub downloads: reqwest::Client,
     /// What bounds `U<n>` presses in this process.
     pub upscales: Upscales,

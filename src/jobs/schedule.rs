@@ -1,7 +1,8 @@
 //! When to look at a job again. Without history the schedule is fixed (first look after a few
 //! seconds, then every `POLL_INTERVAL`, slower after `POLL_SLOW_AFTER`). With enough recent jobs
 //! of the same performance setting, it learns where jobs finish: it waits quietly until the
-//! window in which most jobs finish, polls densely inside it, and backs off after it.
+//! window in which most jobs finish, polls densely inside it, and backs off after it. One
+//! outlier does not stretch the window: its end follows the 95th percentile, not the maximum.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -11,6 +12,8 @@ use crate::config::PollSettings;
 const MIN_SAMPLES: usize = 8;
 /// Longest quiet wait, so that progress edits keep showing a moving clock.
 const MAX_QUIET: Duration = Duration::from_secs(15);
+/// How far past the 95th percentile of recent durations the dense window reaches.
+const LATE_MARGIN: f64 = 1.25;
 
 /// Where jobs of one performance setting usually finish, measured from submission.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,12 +43,14 @@ impl DurationModel {
             .map(|(performance, mut seconds)| {
                 seconds.sort_by(f64::total_cmp);
                 let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q).round() as usize];
-                // From the fastest percent to the slowest job seen: a tighter window would leave the
-                // tails (a tenth of all jobs) to the quiet and slow schedules, seconds late. The
-                // upper end costs nothing for a typical job (it is done before), the lower one a
-                // query or two.
-                let window =
-                    Window { early: Duration::from_secs_f64(at(0.01)), late: Duration::from_secs_f64(at(1.0)) };
+                // From the fastest percent to a quarter past the 95th percentile (or the slowest
+                // job, if sooner): a tighter window would leave the tails (a tenth of all jobs) to
+                // the quiet and slow schedules, seconds late, while the slowest job alone would let
+                // one outlier of the day make every job poll densely up to its duration. Jobs past
+                // the window are still seen within one slow interval. The upper end costs nothing
+                // for a typical job (it is done before), the lower one a query or two.
+                let late = (at(0.95) * LATE_MARGIN).min(at(1.0));
+                let window = Window { early: Duration::from_secs_f64(at(0.01)), late: Duration::from_secs_f64(late) };
                 (performance.to_owned(), window)
             })
             .collect();
@@ -116,6 +121,45 @@ mod tests {
         assert_eq!(next_poll(&p, Some(window), Duration::from_secs(70)), Duration::from_secs(10), "slow after");
     }
 
+    /// Queries of a job that finishes after `duration` seconds, and how late the last one sees it.
+    fn queries_for(p: &PollSettings, window: Option<Window>, duration: f64) -> (u32, f64) {
+        let mut t = p.first_delay;
+        let mut queries = 1;
+        while t.as_secs_f64() < duration {
+            t += next_poll(p, window, t);
+            queries += 1;
+        }
+        (queries, t.as_secs_f64() - duration)
+    }
+
+    #[test]
+    fn one_outlier_does_not_stretch_the_dense_window() {
+        // A day of balance jobs finishing in 40-58 s, and one that took ten minutes.
+        let mut samples: Vec<(String, f64)> =
+            (0..49).map(|i| ("balance".to_owned(), 40.0 + f64::from(i % 19))).collect();
+        samples.insert(7, ("balance".to_owned(), 600.0));
+        let window = DurationModel::from_samples(&samples).window("balance").unwrap();
+        assert_eq!(window.early, Duration::from_secs(40));
+        assert!(window.late >= Duration::from_secs(58), "typical jobs stay inside: {window:?}");
+        assert!(window.late <= Duration::from_secs(75), "the outlier does not stretch it: {window:?}");
+        let p = poll();
+        assert_eq!(next_poll(&p, Some(window), Duration::from_secs(120)), p.slow_interval, "slow past the window");
+        // A slow job past the window is still seen within one slow interval, at a slow pace.
+        let (queries, late) = queries_for(&p, Some(window), 600.0);
+        assert!(late <= p.slow_interval.as_secs_f64(), "seen {late} s late");
+        assert!(queries <= 80, "{queries} queries for a ten-minute job");
+    }
+
+    #[test]
+    fn a_few_slow_jobs_still_widen_the_window() {
+        // A tenth of the jobs take twice as long: they are part of the pattern, not outliers.
+        let samples: Vec<(String, f64)> = (0..50)
+            .map(|i| ("quality".to_owned(), if i % 10 == 0 { 100.0 + f64::from(i) / 10.0 } else { 50.0 }))
+            .collect();
+        let window = DurationModel::from_samples(&samples).window("quality").unwrap();
+        assert!(window.late >= Duration::from_secs(104), "{window:?}");
+    }
+
     #[test]
     fn queries_stay_within_budget_for_a_wide_spread() {
         // Jobs spread evenly over 20-90 s: the worst case for learning.
@@ -123,15 +167,10 @@ mod tests {
         let window = DurationModel::from_samples(&samples).window("balance");
         let p = poll();
         for duration in [20.0, 35.0, 55.0, 90.0] {
-            let mut t = p.first_delay;
-            let mut queries = 1;
-            while t.as_secs_f64() < duration {
-                t += next_poll(&p, window, t);
-                queries += 1;
-            }
+            let (queries, late) = queries_for(&p, window, duration);
             let budget = duration / 2.5 + 2.0;
             assert!(f64::from(queries) <= budget, "{duration}s job: {queries} queries > {budget}");
-            assert!(t.as_secs_f64() - duration <= 10.0, "{duration}s job seen {:?} late", t.as_secs_f64() - duration);
+            assert!(late <= 10.0, "{duration}s job seen {late:?} late");
         }
     }
 }

@@ -1,8 +1,11 @@
 //! ShortAPI client: typed create and query calls, status normalisation and error classes.
 //!
-//! A little over 400 lines: the two calls, their error classes and the result download share the
-//! transport helpers (timeouts, URL-free errors) that keep secrets out of messages.
+//! The two calls, their error classes and the downloads (`download`, with the link rules of
+//! `links`) share the transport helpers (timeouts, URL-free errors) that keep secrets out of
+//! messages.
 
+mod download;
+mod links;
 pub mod status;
 
 use std::time::Duration;
@@ -12,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use download::{DownloadError, download};
 pub use status::{JobState, Phase};
 
 pub const MODEL: &str = "midjourney/midjourney-v7/image-to-image";
@@ -122,6 +126,8 @@ pub struct ShortApi {
     key: SecretString,
     /// Caps the status queries of this process (creates are never delayed).
     queries: std::sync::Arc<crate::pace::Pacer>,
+    /// `base_url`'s host and port, whose result links are fetched whatever their scheme and address.
+    origin: Option<links::TrustedOrigin>,
 }
 
 impl std::fmt::Debug for ShortApi {
@@ -143,6 +149,7 @@ impl ShortApi {
             base_url: base_url.trim_end_matches('/').to_owned(),
             key,
             queries: std::sync::Arc::new(crate::pace::Pacer::per_second(max_queries_per_second)),
+            origin: links::TrustedOrigin::of(base_url),
         }
     }
 
@@ -183,7 +190,7 @@ impl ShortApi {
             .query(&[("id", job_id)])
             .bearer_auth(self.key.expose_secret());
         let data = self.call(request, false).await?;
-        Ok(JobState::from_data(&data))
+        Ok(links::without_unsafe_links(JobState::from_data(&data), self.origin.as_ref()))
     }
 
     /// Sends a request, unwraps the `{"code":0,"data":...}` envelope, and records metrics.
@@ -367,72 +374,6 @@ fn without_url(e: &reqwest::Error) -> String {
     } else {
         cause.to_string()
     }
-}
-
-/// The client for result downloads: bounded in time, and following at most three redirects, each
-/// to the host (and port) the image was asked from, never to another one.
-pub fn download_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let origin = attempt.previous().first().map(|u| (u.host_str().map(str::to_owned), u.port_or_known_default()));
-        let same_host =
-            origin == Some((attempt.url().host_str().map(str::to_owned), attempt.url().port_or_known_default()));
-        if attempt.previous().len() > 3 || !same_host { attempt.stop() } else { attempt.follow() }
-    });
-    reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(10)).redirect(policy).build()
-}
-
-/// Why a result image could not be downloaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DownloadError {
-    /// The image is bigger than the cap: link it instead of uploading it.
-    #[error("image is larger than the {cap}-byte cap")]
-    TooLarge { cap: u64 },
-    /// The image host sent us elsewhere (another host): not followed, linked instead.
-    #[error("redirected to another host")]
-    Redirected,
-    /// Network trouble or an error answer: worth trying again later.
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Downloads `url`, refusing anything over `max_bytes`. Returns the bytes and the content type.
-pub async fn download(
-    http: &reqwest::Client,
-    url: &str,
-    max_bytes: u64,
-) -> Result<(Vec<u8>, Option<String>), DownloadError> {
-    use futures::StreamExt;
-    let too_large = DownloadError::TooLarge { cap: max_bytes };
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| DownloadError::Failed(format!("download failed: {}", without_url(&e))))?;
-    if response.status().is_redirection() {
-        // The client follows redirects on the same host only (see `download_client`).
-        return Err(DownloadError::Redirected);
-    }
-    if !response.status().is_success() {
-        return Err(DownloadError::Failed(format!("download answered HTTP {}", response.status().as_u16())));
-    }
-    if response.content_length().is_some_and(|len| len > max_bytes) {
-        return Err(too_large);
-    }
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-    let mut bytes = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| DownloadError::Failed(format!("download interrupted: {}", without_url(&e))))?;
-        if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
-            return Err(too_large);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok((bytes, content_type))
 }
 
 #[cfg(test)]

@@ -34,3 +34,15 @@ fn amounts_are_read_defensively() {
     }
     assert_eq!(parse_amount(None), None);
 }
+
+#[tokio::test]
+async fn the_download_client_connects_to_no_private_name() {
+    let internal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = internal.local_addr().unwrap().port();
+    let provider = ShortApi::new("https://api.shortapi.ai", SecretString::from("key"), Duration::from_secs(5), 5.0);
+    let client = provider.download_client(Duration::from_secs(5)).unwrap();
+    let answer = download(&client, &format!("http://localhost:{port}/x.png"), 1 << 20).await;
+    assert!(matches!(answer, Err(DownloadError::Failed(_))), "{answer:?}");
+    let reached = tokio::time::timeout(Duration::from_millis(200), internal.accept()).await;
+    assert!(reached.is_err(), "a connection reached the internal service");
+}

@@ -24,6 +24,51 @@ fn blocked_words_match_whole_words_only() {
 }
 
 #[test]
+fn blocked_words_are_seen_through_disguises() {
+    let list = blocked(&["cat", "blood bath"]);
+    for (disguised, word) in [
+        ("c.a.t", "cat"),
+        ("a C.A.T. sleeps", "cat"),
+        ("ca.t", "cat"),
+        ("c\u{200B}a\u{200C}t", "cat"),
+        ("c\u{200D}a\u{2060}t\u{FEFF}", "cat"),
+        ("c\u{00AD}at", "cat"),
+        ("\u{0441}at", "cat"),
+        ("\u{0421}\u{0410}\u{0422}", "cat"),
+        ("\u{03F2}at", "cat"),
+        ("\u{03C2}\u{03B1}\u{03A4}", "cat"),
+        ("ᴄᴀᴛ", "cat"),
+        ("𝐜𝐚𝐭", "cat"),
+        ("\u{0441}.\u{200B}\u{0430}.t", "cat"),
+        ("bl\u{043E}\u{043E}d bath", "blood bath"),
+        ("bl\u{03BF}\u{03BF}d\u{200B} b.a.t.h", "blood bath"),
+        ("bl\u{200B}ood·bath", "blood bath"),
+    ] {
+        assert_eq!(list.find_in(disguised), Some(word), "{disguised:?}");
+    }
+}
+
+#[test]
+fn seeing_through_disguises_adds_no_false_positives() {
+    let list = blocked(&["cat", "pot", "gore"]);
+    for allowed in [
+        "cathedral",
+        "a scatter of c.a.ts",
+        "c a t",
+        "concat.js",
+        "cat-like",
+        "\u{0441}\u{0430}\u{0442}ира",
+        // Russian for "mouth": lower-case `т` does not pass for `t`.
+        "\u{0440}\u{043E}\u{0442}",
+        "gorge.ous",
+        "g.o.r.e.s",
+    ] {
+        let expected = if allowed == "cat-like" { Some("cat") } else { None };
+        assert_eq!(list.find_in(allowed), expected, "{allowed:?}");
+    }
+}
+
+#[test]
 fn phrases_match_their_words_in_a_row() {
     let list = blocked(&["Blood Bath"]);
     assert_eq!(list.as_slice(), ["blood bath"]);

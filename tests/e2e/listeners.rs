@@ -1,6 +1,7 @@
 //! The listeners resist strangers: a callback URL's secret is checked without the database, bodies
-//! are capped, and a flood of forged callbacks neither reaches the database nor slows `/imagine`.
-//! (The genuine callback's own flow is in `callbacks.rs`.)
+//! are capped, a flood of forged callbacks neither reaches the database nor slows `/imagine`, and
+//! the operations listener caps its connections and cuts slow ones. (The genuine callback's own
+//! flow is in `callbacks.rs`.)
 
 use std::{
     sync::{
@@ -235,4 +236,70 @@ async fn a_flood_of_forged_callbacks_does_not_starve_imagine() {
     assert!(refused > other * 10, "{refused} refused, {other} answered otherwise or failed");
     assert!(bot.is_running());
     bot.kill();
+}
+
+/// Reads from `stream` until the peer closes it (or fails it); false if it stays open for [`WAIT`].
+async fn closed_by_peer(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operations_listener_caps_its_connections_and_cuts_slow_ones() {
+    let addr = support::free_address();
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("HEALTH_ADDR".into(), addr.clone());
+    })
+    .await;
+    let healthz = format!("http://{addr}/healthz");
+    // A connection per request, so each request needs a place of its own.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    assert_eq!(client.get(&healthz).send().await.unwrap().status(), 200);
+
+    // Strangers holding every place: a new client waits instead of the process running out of
+    // file descriptors, and gets its answer as soon as one place frees.
+    let mut idle = Vec::new();
+    for _ in 0..imagine_bot::health::MAX_CONNECTIONS {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let waiting = tokio::spawn({
+        let (client, healthz) = (client.clone(), healthz.clone());
+        async move { client.get(&healthz).send().await.map(|answer| answer.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a client past the cap waits for a place: {:?}", waiting.await);
+    drop(idle.remove(0));
+    let answer = tokio::time::timeout(WAIT, waiting).await.expect("answered once a place freed");
+    assert_eq!(answer.unwrap().unwrap(), 200);
+    drop(idle);
+
+    // A connection that never finishes its request, or sends none, is cut after a while.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n").as_bytes()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for i in 0.. {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if slow.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).await.is_err() {
+                return true;
+            }
+            let mut buf = [0u8; 64];
+            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(closed_by_peer(&mut silent).await, "a silent connection is closed");
+    let cut = tokio::time::timeout(WAIT, trickle).await;
+    assert!(matches!(cut, Ok(Ok(true))), "a request trickling in forever is cut");
+    assert_eq!(client.get(&healthz).send().await.unwrap().status(), 200, "others are still served");
+    bot.stop().await;
 }

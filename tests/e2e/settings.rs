@@ -286,3 +286,32 @@ async fn every_change_is_audited_and_shown_and_only_admins_may_change() {
     }
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_words_see_through_dots_invisible_characters_and_look_alike_letters() {
+    let bot = TestBot::start().await;
+    let add = settings("blocked_words").string("add", "cat");
+    assert!(private_answer(&bot, &add).await.contains("Blocked: `cat`."));
+
+    for prompt in [
+        "a c.a.t on a mat",
+        "a c\u{200B}a\u{200C}t on a mat",
+        "a c\u{2060}a\u{FEFF}t\u{200D} on a mat",
+        "a \u{0441}at on a mat",        // Cyrillic es
+        "a \u{03F2}at on a mat",        // Greek lunate sigma
+        "a C\u{0410}\u{0422} on a mat", // Cyrillic capital A and Te
+        "a \u{0441}.\u{200B}\u{0430}.t on a mat",
+    ] {
+        let refusal = private_answer(&bot, &bot.imagine(prompt)).await;
+        assert_eq!(
+            refusal, "Your prompt contains `cat`, which this server does not allow. Remove it and try again.",
+            "{prompt:?}"
+        );
+    }
+    assert_eq!((count(&bot, "jobs").await, bot.shortapi.creates().len()), (0, 0), "nothing stored or sent");
+
+    // Words that merely contain the letters stay allowed.
+    let (_, args) = accepted(&bot, &bot.imagine("a cathedral, a scatter of c.a.ts")).await;
+    assert_eq!(args["prompt"], "a cathedral, a scatter of c.a.ts");
+    bot.stop().await;
+}
