@@ -130,8 +130,10 @@ impl Deliverer {
             metrics::counter!("imagine_deliveries_total", "route" => route.as_str()).increment(1);
         }
         match job.delivery {
-            Some(Delivery::Edit | Delivery::Channel) if job.images_kept => {
-                if let Err(e) = store::forget_images(pool, job.id).await {
+            Some(Delivery::Edit | Delivery::Channel) => {
+                if job.images_kept
+                    && let Err(e) = store::forget_images(pool, job.id).await
+                {
                     debug!(error = %e, "could not drop the kept images of a delivered job");
                 }
             }

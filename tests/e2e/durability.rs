@@ -39,6 +39,13 @@ fn provider_job_id(shortapi: &ShortApiStandIn, prompt: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_outlive_their_links_and_a_discord_outage() {
     let bot = TestBot::start().await;
+    // A result Discord takes at once is not stored.
+    let quick = bot.imagine("straight through");
+    bot.send(&quick).await;
+    bot.wait_job_settled(&quick).await;
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM job_images").fetch_one(&bot.pool).await.unwrap();
+    assert_eq!(kept, 0, "nothing is kept for a result delivered at the first attempt");
+
     // The provider's links die 10 s after the job is done; Discord fails every edit for 30 s.
     bot.shortapi.results_expire_after(Duration::from_secs(10));
     bot.shortapi.script("through the storm", Behaviour::succeed_after(1));

@@ -5,9 +5,14 @@ use crate::support::{TestBot, WAIT, discord::InteractionBuilder};
 
 const UPLOAD_LIMIT: u64 = 1000;
 
-/// Keeps `bytes` as image `position` of the interaction's job, as the worker does when Discord
-/// refuses a result.
+/// Keeps `bytes` as image `position` of the interaction's job, and marks the job undelivered, as
+/// the worker does when Discord refuses a result for good.
 async fn keep_image(bot: &TestBot, job: &InteractionBuilder, position: i32, filename: &str, bytes: usize) {
+    sqlx::query("UPDATE jobs SET delivery = 'undelivered', images_kept = true WHERE interaction_id = $1")
+        .bind(job.id() as i64)
+        .execute(&bot.pool)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO job_images (job_id, position, filename, bytes) \
          SELECT id, $2, $3, $4 FROM jobs WHERE interaction_id = $1",

@@ -430,7 +430,9 @@ async fn a_database_outage_gets_a_calm_answer_and_the_worker_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_whose_lease_cannot_be_renewed_stops_editing() {
     // A cluster of this test's own, so stopping it disturbs no other test.
-    let cluster = OwnCluster::start("pg-renewals", support::pg::port() + 3);
+    // On a port below the kernel's ephemeral range, which no outgoing connection can be holding.
+    let port = support::free_address().rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("a free port");
+    let cluster = OwnCluster::start("pg-renewals", port);
     let database = TestDatabase::create(cluster.url(), "renewals").await;
     let discord = DiscordStandIn::start().await;
     let shortapi = ShortApiStandIn::start().await;
