@@ -174,7 +174,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         downloads: provider
             .download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,
-        upscales: bot::Upscales::new(config.upscale_rate_limit, image_budget),
+        upscales: bot::Upscales::new(config.upscale_rate_limit, image_budget.clone()),
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
     let registration = bot::Registration {
@@ -203,6 +203,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_result_image_bytes: config.max_result_image_bytes,
         progress_edit_interval: config.poll.progress_edit_interval,
         clock: jobs::clock::DbClock::default(),
+        image_budget,
     };
     let worker_settings = jobs::WorkerSettings::from_config(&config);
     let (worker_pool, worker_shutdown) = (pool.clone(), shutdown.clone());

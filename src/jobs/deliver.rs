@@ -12,6 +12,7 @@ use crate::{
     actions::{self, SourceFile},
     db::jobs::{self as store, Delivery, Job, JobStatus},
     discord::{self, DiscordRest, SendError, Upload},
+    image_budget::{ImageBudget, Reservation},
     provider::{self, DownloadError, ImageToImageArgs},
     render::{self, Stage},
 };
@@ -33,6 +34,8 @@ pub struct Deliverer {
     pub progress_edit_interval: Duration,
     /// The database's clock: every time compared with a stored one is on it.
     pub clock: super::clock::DbClock,
+    /// Bytes of images this process may hold at once, shared with the U presses.
+    pub image_budget: ImageBudget,
 }
 
 impl Deliverer {
@@ -68,7 +71,10 @@ impl Deliverer {
         let mut uploads = Vec::new();
         let mut linked = Vec::new();
         let mut sources = Vec::new();
+        // Held until the message is sent: the images of this delivery count against the budget.
+        let mut reservation = None;
         if job.status == JobStatus::Succeeded {
+            reservation = Some(self.reserve_images(job).await);
             let results =
                 if job.images_kept { self.kept_images(job, pool).await } else { self.fetch_images(job).await };
             match results {
@@ -93,6 +99,11 @@ impl Deliverer {
                 }
             }
             sources = self.fetch_sources(job).await;
+            if let Some(reservation) = &mut reservation {
+                // What was reserved for the worst case, and not needed, goes back at once.
+                let held: usize = uploads.iter().chain(&sources).map(|u| u.bytes.len()).sum();
+                reservation.shrink_to(held as u64);
+            }
             // Room for the sources before any result beyond the fourth (those have no buttons).
             while uploads.len() + sources.len() > MAX_FILES && uploads.len() > usize::from(actions::MAX_IMAGES) {
                 linked.push(uploads.pop().expect("more than four").source_url);
@@ -125,6 +136,7 @@ impl Deliverer {
             Err(SendError::RateLimited(wait)) => info!(?wait, "delivery rate limited; waiting as Discord asked"),
             Err(e) => warn!(error = %e, attempts = job.delivery_attempts + 1, "delivery failed"),
         }
+        drop(reservation);
         lifecycle::on_delivery(job, sent, self.clock.now(), timing);
         if let Some(route) = job.delivery {
             metrics::counter!("imagine_deliveries_total", "route" => route.as_str()).increment(1);
@@ -141,6 +153,26 @@ impl Deliverer {
             _ if !job.images_kept && !uploads.is_empty() => self.keep_images(job, pool, uploads).await,
             _ => {}
         }
+    }
+
+    /// Reserves room for the largest images this delivery may hold (every result and every
+    /// source at the download cap), waiting for it if other deliveries or presses hold too much.
+    /// A delivery larger than the whole budget waits for all of it, so it runs alone.
+    async fn reserve_images(&self, job: &Job) -> Reservation {
+        let pictures = job.result_urls.len() + job.args.picture_urls().count();
+        let worst = self.download_cap(job).saturating_mul(pictures as u64).min(self.image_budget.total_bytes());
+        loop {
+            match self.image_budget.reserve(worst).await {
+                Ok(reservation) => return reservation,
+                // Unreachable with `worst` within the total; asked again rather than run unbudgeted.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// The most bytes one downloaded picture of this job may have.
+    fn download_cap(&self, job: &Job) -> u64 {
+        self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64)
     }
 
     /// Stores the downloaded results, so that later attempts (and `/history`) need no download.
@@ -238,7 +270,7 @@ impl Deliverer {
             .map(|(i, url)| (SourceFile::Image(i as u8 + 1), url))
             .chain(args.style_image_urls.iter().enumerate().map(|(i, url)| (SourceFile::Style(i as u8 + 1), url)))
             .chain(args.omni_image_url.iter().map(|url| (SourceFile::Omni, url)));
-        let cap = self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64);
+        let cap = self.download_cap(job);
         let mut uploads = Vec::new();
         // One at a time: at most one picture is being downloaded at once.
         for (source, url) in named {
@@ -263,7 +295,7 @@ impl Deliverer {
     /// interaction's upload limit (a bigger one could not be uploaded, so it is linked, never
     /// downloaded whole). Images redirected to another host are linked too.
     async fn fetch_images(&self, job: &Job) -> Result<(Vec<Upload>, Vec<String>), ResultsError> {
-        let cap = self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64);
+        let cap = self.download_cap(job);
         let downloads = job.result_urls.iter().map(|url| provider::download(&self.downloads, url, cap));
         let results = futures::future::join_all(downloads).await;
         let mut uploads = Vec::new();

@@ -130,6 +130,31 @@ async fn failed_status_queries_cost_one_short_interval_each() {
     bot.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_hold_no_more_images_than_the_memory_budget() {
+    // 1 MiB for images in memory; each job's four results are 150 KiB, its worst case (five
+    // pictures at the 10 MiB upload limit) the whole budget: one delivery downloads at a time.
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("IMAGE_MEMORY_BUDGET".into(), (1u64 << 20).to_string());
+    })
+    .await;
+    bot.shortapi.set_image_delay(Duration::from_millis(300));
+    bot.shortapi
+        .script("budgeted", Behaviour::SucceedAt { after: Duration::from_secs(2), images: 4, image_bytes: 150 << 10 });
+    let commands: Vec<InteractionBuilder> = (0..3).map(|i| bot.imagine(&format!("budgeted {i}"))).collect();
+    for cmd in &commands {
+        bot.send(cmd).await;
+    }
+    for cmd in &commands {
+        wait_settled(&bot, cmd, Duration::from_secs(40)).await;
+        let (status, _, delivery) = bot.job_status(cmd).await.unwrap();
+        assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
+    }
+    let most = bot.shortapi.max_concurrent_image_gets();
+    assert!(most <= 4, "{most} result images were downloaded at once: more than one job's");
+    bot.stop().await;
+}
+
 /// `name{labels} value` lines of a Prometheus text page, keyed by everything before the value.
 fn samples(page: &str) -> HashMap<String, f64> {
     page.lines()

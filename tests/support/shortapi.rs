@@ -165,6 +165,11 @@ struct Inner {
     link_deaths: HashMap<String, Instant>,
     /// GETs per image name.
     fetches: HashMap<String, usize>,
+    /// How long the image host takes to answer a GET.
+    image_delay: Duration,
+    /// Image GETs being answered now, and the most at once so far.
+    images_in_flight: usize,
+    max_images_in_flight: usize,
 }
 
 struct Shared {
@@ -205,6 +210,9 @@ impl ShortApiStandIn {
                 result_link_lifetime: None,
                 link_deaths: HashMap::new(),
                 fetches: HashMap::new(),
+                image_delay: Duration::ZERO,
+                images_in_flight: 0,
+                max_images_in_flight: 0,
             }),
             fetcher: reqwest::Client::builder()
                 .timeout(INPUT_FETCH_TIMEOUT)
@@ -253,6 +261,16 @@ impl ShortApiStandIn {
     /// done (the image host answers 403, like an expired signed URL).
     pub fn results_expire_after(&self, lifetime: Duration) {
         lock(&self.shared.inner).result_link_lifetime = Some(lifetime);
+    }
+
+    /// From now on the image host takes `delay` to answer each GET.
+    pub fn set_image_delay(&self, delay: Duration) {
+        lock(&self.shared.inner).image_delay = delay;
+    }
+
+    /// The most image GETs the host was answering at once.
+    pub fn max_concurrent_image_gets(&self) -> usize {
+        lock(&self.shared.inner).max_images_in_flight
     }
 
     /// GETs of result images of the job `job_id` (expired ones included).
@@ -833,6 +851,19 @@ async fn query(
 }
 
 async fn image(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let delay = {
+        let mut inner = lock(&shared.inner);
+        inner.images_in_flight += 1;
+        inner.max_images_in_flight = inner.max_images_in_flight.max(inner.images_in_flight);
+        inner.image_delay
+    };
+    tokio::time::sleep(delay).await;
+    let response = serve_image(&shared, name);
+    lock(&shared.inner).images_in_flight -= 1;
+    response
+}
+
+fn serve_image(shared: &Shared, name: String) -> Response {
     let mut inner = lock(&shared.inner);
     inner.downloads += 1;
     *inner.fetches.entry(name.clone()).or_default() += 1;
