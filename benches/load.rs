@@ -168,6 +168,7 @@ async fn upscale_memory_probe(
     vars: &HashMap<String, String>,
     discord: &DiscordStandIn,
     shortapi: &ShortApiStandIn,
+    pool: &sqlx::PgPool,
     source: &str,
     warm_up: &Value,
 ) -> Result<(f64, f64), String> {
@@ -204,6 +205,25 @@ async fn upscale_memory_probe(
         .wait_original(&cmd.token(), Duration::from_secs(90), |m| button(m, "U1").is_some())
         .await
         .ok_or("the probe's result was not delivered")?;
+    // Stopped only once the delivery is saved: a process restarted under the same identity takes
+    // back what its previous life held, and would deliver the large images again.
+    let saved = Instant::now();
+    loop {
+        let settled: Option<bool> = sqlx::query_scalar(
+            "SELECT delivered_at IS NOT NULL AND lease_owner IS NULL FROM jobs WHERE interaction_id = $1",
+        )
+        .bind(cmd.id() as i64)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        if settled == Some(true) {
+            break;
+        }
+        if saved.elapsed() > Duration::from_secs(30) {
+            return Err("the probe's delivery was never saved".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let readies = discord.ready_count();
     drop(bot);
@@ -383,10 +403,12 @@ async fn main() {
         }
     });
 
-    for seconds in o.min_secs..=o.max_secs {
+    // Durations in tenths of a second: whole seconds would lock the finishes in phase with the
+    // 2 s dense polling, and the delivery delay would measure where that phase fell in the run.
+    for tenths in o.min_secs * 10..=o.max_secs * 10 {
         shortapi.script(
-            &format!("takes {seconds}s"),
-            Behaviour::SucceedAt { after: Duration::from_secs(seconds), images: 4, image_bytes: IMAGE_BYTES },
+            &format!("takes {} and {} tenths", tenths / 10, tenths % 10),
+            Behaviour::SucceedAt { after: Duration::from_millis(tenths * 100), images: 4, image_bytes: IMAGE_BYTES },
         );
     }
     shortapi.add_image("source.png", ShortApiStandIn::tiny_png(64 * 1024), "image/png");
@@ -468,13 +490,13 @@ async fn main() {
             presses.push(press);
         } else if commands.len() < early || (commands.len() < imagines && results > 0) {
             let i = commands.len();
-            let seconds = o.min_secs + fastrand::u64(0..=(o.max_secs - o.min_secs));
+            let tenths = o.min_secs * 10 + fastrand::u64(0..=(o.max_secs - o.min_secs) * 10);
             let guild = DEFAULT_GUILD_ID + ((i as u64 % o.guilds) << 22);
             let cmd = InteractionBuilder::command("imagine")
                 .guild(guild)
                 .channel(guild + 1)
                 .user(1_180_000_000_000_100_000 + i as u64, "member")
-                .string("prompt", &format!("bench picture {i} takes {seconds}s"))
+                .string("prompt", &format!("bench picture {i} takes {} and {} tenths", tenths / 10, tenths % 10))
                 .attachment("image", "source.png", Some("image/png"), 64 * 1024, &source);
             discord.dispatch_interaction(cmd.build()).await;
             if o.presses {
@@ -671,7 +693,7 @@ async fn main() {
             |c: &InteractionBuilder| discord.original_message(&c.token()).filter(|m| button(m, "U1").is_some());
         let warm_up = commands.iter().find_map(delivered);
         match warm_up {
-            Some(result) => upscale_memory_probe(bot, &vars, &discord, &shortapi, &source, &result).await,
+            Some(result) => upscale_memory_probe(bot, &vars, &discord, &shortapi, &pool, &source, &result).await,
             None => Err("no result of the run to warm up on".into()),
         }
     } else {

@@ -180,10 +180,8 @@ pub(super) async fn check(
     }
     // Anyone can copy a `custom_id` onto another message: a press counts only on the job's own
     // result, whose pictures are the ones it acts on.
-    let result_message =
-        db::presses::result_message(&mut *db, button.job).await.context("reading the pressed job's message")?;
     let carried_by = pressed.message.map(|m| m.id.get() as i64);
-    if carried_by.is_none() || carried_by != result_message {
+    if carried_by.is_none() || carried_by != job.message_id {
         return Err(UserError::NotItsMessage.into());
     }
     Ok((button, job, settings))

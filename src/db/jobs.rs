@@ -403,6 +403,9 @@ pub struct PressedJob {
     pub prompt_sent: String,
     /// What was sent to the provider; a new job from V, Reroll or Remix starts from it.
     pub args: Json<ImageToImageArgs>,
+    /// The message that carries the job's result (the edited reply, or the message posted in the
+    /// channel once the token had expired): the only message whose buttons act on the job.
+    pub message_id: Option<i64>,
 }
 
 /// The job a result button belongs to, if it still exists.
@@ -410,7 +413,7 @@ pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Press
     sqlx::query_as!(
         PressedJob,
         r#"SELECT guild_id, status AS "status: JobStatus", cardinality(result_urls) AS "images!", prompt_sent,
-             args AS "args: Json<ImageToImageArgs>"
+             args AS "args: Json<ImageToImageArgs>", message_id
          FROM jobs WHERE id = $1"#,
         id,
     )

@@ -2,7 +2,6 @@
 //! executor so callers can pass a pool or a transaction.
 
 pub mod jobs;
-pub mod presses;
 pub mod quotas;
 pub mod role_limits;
 pub mod settings;
