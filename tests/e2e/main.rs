@@ -7,6 +7,7 @@
 mod support;
 
 mod actions;
+mod breaker;
 mod callbacks;
 mod dockerfile;
 mod durability;
