@@ -1,6 +1,6 @@
 //! The optional operations listener (`HEALTH_ADDR`): `/healthz` (the process is up), `/readyz`
 //! (the database answers, the gateway is connected and the commands are registered: the bot
-//! serves) and `/metrics` (Prometheus text).
+//! serves) and `/metrics` (Prometheus text, with the same readiness as `imagine_ready`).
 //!
 //! What `/readyz` and `/metrics` read from the database is shared by concurrent requests and kept
 //! for a moment ([`PING_TTL`], [`COUNTS_TTL`]), so however often they are asked, the database is
@@ -192,6 +192,13 @@ pub async fn serve(
 }
 
 async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
+    let (ready, body) = readiness(&ops).await;
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
+}
+
+/// Whether the bot serves — the database answers, every shard is connected, the commands are
+/// registered — and the `/readyz` body that says which part is missing.
+async fn readiness(ops: &Ops) -> (bool, String) {
     let ping =
         async { tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&ops.pool)).await.unwrap_or(false) };
     let database = ops.ping.get(PING_TTL, ping).await;
@@ -204,8 +211,7 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
         ops.status.expected_shards,
         ops.status.commands.describe(),
     );
-    let status = if database && gateway && commands { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, body)
+    (database && gateway && commands, body)
 }
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
@@ -228,6 +234,9 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         Err(e) => warn!(error = %e, "could not count jobs for /metrics"),
     }
     metrics::gauge!("imagine_gateway_shards_connected").set(ops.status.gateway.connected() as f64);
+    // `/readyz` as a gauge, for alerts that cannot probe the endpoint itself.
+    let ready = readiness(&ops).await.0;
+    metrics::gauge!("imagine_ready").set(if ready { 1.0 } else { 0.0 });
     let breaker = &ops.status.breaker;
     metrics::gauge!("imagine_provider_breaker_open").set(if breaker.is_open() { 1.0 } else { 0.0 });
     metrics::counter!("imagine_provider_breaker_trips_total").absolute(breaker.trips());

@@ -9,6 +9,7 @@ mod support;
 mod actions;
 mod breaker;
 mod callbacks;
+mod deploy;
 mod dockerfile;
 mod durability;
 mod faults;
