@@ -142,6 +142,8 @@ pub struct Config {
     pub operator_limits: crate::quota::OperatorLimits,
     /// How many `U<n>` presses one member may make per window, in this process.
     pub upscale_rate_limit: RateLimit,
+    /// How long the provider breaker stays open before one create goes through as a probe.
+    pub breaker_probe_after: Duration,
     pub log_format: LogFormat,
 }
 
@@ -199,6 +201,9 @@ impl Config {
             operator_limits: operator_limits(&env)?,
             upscale_rate_limit: env.or_default("UPSCALE_RATE_LIMIT", DEFAULT_UPSCALE_RATE_LIMIT, |v| {
                 RateLimit::parse(v).ok_or("expected presses per duration, such as 5/30s")
+            })?,
+            breaker_probe_after: env.or_default("BREAKER_PROBE_AFTER", Duration::from_secs(5 * 60), |v| {
+                parse_duration(v).filter(|d| !d.is_zero()).ok_or("expected a duration longer than zero, such as 5m")
             })?,
         })
     }

@@ -34,6 +34,11 @@ pub enum UserError {
          It resets <t:{}:R>.", .resets_at.timestamp()
     )]
     SpendLimit { resets_at: chrono::DateTime<chrono::Utc> },
+    /// The provider keeps refusing the bot's account: the breaker is open (see `crate::breaker`).
+    #[error(
+        "The image service is not accepting this bot's jobs right now; nothing was counted. Please try again later."
+    )]
+    ServiceRefusing,
     /// `/quota set` above what the operator allows guilds to set.
     #[error(
         "This bot's operator allows at most {ceiling} for `{}` (the `{setting}` setting). Choose {ceiling} or less.",

@@ -1,6 +1,6 @@
 //! The optional operations listener (`HEALTH_ADDR`): `/healthz` (the process is up), `/readyz`
 //! (the database answers, the gateway is connected and the commands are registered: the bot
-//! serves) and `/metrics` (Prometheus text).
+//! serves) and `/metrics` (Prometheus text, with the same readiness as `imagine_ready`).
 //!
 //! What `/readyz` and `/metrics` read from the database is shared by concurrent requests and kept
 //! for a moment ([`PING_TTL`], [`COUNTS_TTL`]), so however often they are asked, the database is
@@ -153,12 +153,21 @@ impl<T: Clone> Cached<T> {
 
 type JobCounts = Result<Vec<(crate::db::jobs::JobStatus, i64)>, String>;
 
+/// What the process reports about itself, besides the database.
+#[derive(Clone)]
+pub struct Status {
+    pub gateway: GatewayStatus,
+    /// Shards this process runs: it is ready when every one is connected.
+    pub expected_shards: usize,
+    pub commands: CommandsStatus,
+    /// Shown in `/metrics`; an open breaker does not make the bot unready: it still answers.
+    pub breaker: Arc<crate::breaker::Breaker>,
+}
+
 #[derive(Clone)]
 struct Ops {
     pool: PgPool,
-    gateway: GatewayStatus,
-    expected_shards: usize,
-    commands: CommandsStatus,
+    status: Status,
     ping: Arc<Cached<bool>>,
     counts: Arc<Cached<JobCounts>>,
 }
@@ -167,20 +176,11 @@ struct Ops {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pool: PgPool,
-    gateway: GatewayStatus,
-    expected_shards: usize,
-    commands: CommandsStatus,
+    status: Status,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     prometheus();
-    let ops = Ops {
-        pool,
-        gateway,
-        expected_shards,
-        commands,
-        ping: Arc::new(Cached::new()),
-        counts: Arc::new(Cached::new()),
-    };
+    let ops = Ops { pool, status, ping: Arc::new(Cached::new()), counts: Arc::new(Cached::new()) };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -192,20 +192,26 @@ pub async fn serve(
 }
 
 async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
+    let (ready, body) = readiness(&ops).await;
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
+}
+
+/// Whether the bot serves — the database answers, every shard is connected, the commands are
+/// registered — and the `/readyz` body that says which part is missing.
+async fn readiness(ops: &Ops) -> (bool, String) {
     let ping =
         async { tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&ops.pool)).await.unwrap_or(false) };
     let database = ops.ping.get(PING_TTL, ping).await;
-    let connected = ops.gateway.connected();
-    let gateway = connected >= ops.expected_shards;
-    let commands = ops.commands.registered();
+    let connected = ops.status.gateway.connected();
+    let gateway = connected >= ops.status.expected_shards;
+    let commands = ops.status.commands.registered();
     let body = format!(
         "database: {}\ngateway: {connected}/{} shards connected\ncommands: {}\n",
         if database { "ok" } else { "unreachable" },
-        ops.expected_shards,
-        ops.commands.describe(),
+        ops.status.expected_shards,
+        ops.status.commands.describe(),
     );
-    let status = if database && gateway && commands { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, body)
+    (database && gateway && commands, body)
 }
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
@@ -227,7 +233,13 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         }
         Err(e) => warn!(error = %e, "could not count jobs for /metrics"),
     }
-    metrics::gauge!("imagine_gateway_shards_connected").set(ops.gateway.connected() as f64);
+    metrics::gauge!("imagine_gateway_shards_connected").set(ops.status.gateway.connected() as f64);
+    // `/readyz` as a gauge, for alerts that cannot probe the endpoint itself.
+    let ready = readiness(&ops).await.0;
+    metrics::gauge!("imagine_ready").set(if ready { 1.0 } else { 0.0 });
+    let breaker = &ops.status.breaker;
+    metrics::gauge!("imagine_provider_breaker_open").set(if breaker.is_open() { 1.0 } else { 0.0 });
+    metrics::counter!("imagine_provider_breaker_trips_total").absolute(breaker.trips());
     ([("content-type", "text/plain; version=0.0.4")], prometheus().render())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod bot;
+pub mod breaker;
 pub mod callbacks;
 pub mod config;
 pub mod db;
@@ -149,12 +150,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let gateway = health::GatewayStatus::default();
     let commands = health::CommandsStatus::default();
     let callback_key = callbacks::Key::derive(&config.shortapi_key);
+    let breaker = Arc::new(breaker::Breaker::new(config.breaker_probe_after));
     // Listeners are bound here, so a bad address stops start-up instead of running without them.
     if let Some(addr) = config.health_addr {
         let listener = bind(addr, "HEALTH_ADDR").await?;
         let expected = (config.shards.last - config.shards.first + 1) as usize;
-        let (gateway, commands) = (gateway.clone(), commands.clone());
-        tokio::spawn(health::serve(listener, pool.clone(), gateway, expected, commands, shutdown.clone()));
+        let status = health::Status {
+            gateway: gateway.clone(),
+            expected_shards: expected,
+            commands: commands.clone(),
+            breaker: breaker.clone(),
+        };
+        tokio::spawn(health::serve(listener, pool.clone(), status, shutdown.clone()));
     }
     if let Some(callbacks) = &config.callbacks {
         let listener = bind(callbacks.addr, "CALLBACK_ADDR").await?;
@@ -175,6 +182,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,
         upscales: bot::Upscales::new(config.upscale_rate_limit, image_budget.clone()),
+        breaker: breaker.clone(),
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
     let registration = bot::Registration {
@@ -211,7 +219,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         // The identity may take a few seconds (a restart right after a crash waits for the
         // server to notice the dead process); the gateway does not wait for it.
         let identity = jobs::identity::Identity::claim(&worker_pool, &worker_settings.instance_id).await;
-        let worker = Arc::new(jobs::Worker::new(worker_pool, provider, deliverer, worker_settings, identity, wake));
+        let worker =
+            Arc::new(jobs::Worker::new(worker_pool, provider, deliverer, worker_settings, identity, wake, breaker));
         worker.run(worker_shutdown).await
     });
 

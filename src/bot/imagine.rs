@@ -130,6 +130,7 @@ pub async fn imagine(
     );
     async move {
         let guild_id = interaction.guild_id.context("guild_only command without a guild")?;
+        super::provider_admits_new_jobs(data)?;
         // The server's settings are one statement inside the reservation's transaction (no
         // connection or transaction of their own); a refusal below rolls it back, so nothing is
         // created or counted.

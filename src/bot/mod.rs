@@ -79,6 +79,8 @@ pub struct Data {
     pub downloads: reqwest::Client,
     /// What bounds `U<n>` presses in this process.
     pub upscales: Upscales,
+    /// While open, new jobs are refused before any reservation.
+    pub breaker: Arc<crate::breaker::Breaker>,
 }
 
 pub use upscale::Upscales;
@@ -318,6 +320,11 @@ fn guild_installation(owners: &serenity::AuthorizingIntegrationOwners, guild: Op
     owners.0.iter().any(
         |owner| matches!(owner, serenity::AuthorizingIntegrationOwner::GuildInstall(Some(id)) if Some(*id) == guild),
     )
+}
+
+/// Refuses a new job at once, before anything is reserved, while the provider breaker is open.
+fn provider_admits_new_jobs(data: &Data) -> Result<(), UserError> {
+    if data.breaker.admits_new_jobs(std::time::Instant::now()) { Ok(()) } else { Err(UserError::ServiceRefusing) }
 }
 
 /// The member's role ids, from the interaction itself: role tiers need no Discord call.

@@ -31,6 +31,7 @@ pub(super) async fn start(
     pressed: &Pressed<'_>,
     remix: Option<&str>,
 ) -> anyhow::Result<()> {
+    super::provider_admits_new_jobs(data)?;
     // The job, the settings and the reservation are read and written in one transaction: a
     // refusal rolls it back, so nothing is created or counted.
     let mut tx = data.pool.begin().await.context("starting the reservation")?;

@@ -45,6 +45,9 @@ pub const UNCERTAIN: &str = "We could not confirm whether the image service acce
 pub const DETAILS_IN_LOGS: &str = "server admins can see details in the logs";
 pub const OPERATOR_REFUSAL: &str =
     "The image service refused this bot's request; server admins can see details in the logs.";
+/// A job held back by the open provider breaker until its deadline passed: it was never sent.
+pub const HELD_BY_BREAKER: &str =
+    "The image service is not accepting this bot's jobs right now, so this job was never sent. Please try again later.";
 pub const SERVICE_DOWN: &str = "The image service is not answering right now. Please try again later.";
 pub const UNKNOWN_STATE: &str = "The image service reported a state we do not understand, so the job was stopped.";
 pub const IMAGES_UNREACHABLE: &str = "The images were made but could not be fetched from the image service.";
@@ -166,6 +169,18 @@ pub fn on_create(
             };
             fail(job, &reason, now)
         }
+    }
+}
+
+/// The worker did not send the create: the provider breaker is open (see `crate::breaker`). The
+/// job waits, queued and unsent, and asks again after `retry_in`; one held past the job deadline
+/// is failed and refunded, never sent.
+pub fn on_breaker_open(job: &mut Job, now: DateTime<Utc>, retry_in: Duration, timing: &Timing) {
+    if elapsed(job.created_at, now) >= timing.deadline {
+        fail(job, HELD_BY_BREAKER, now);
+    } else {
+        job.status = JobStatus::Queued;
+        job.next_run_at = now + retry_in;
     }
 }
 

@@ -23,6 +23,7 @@ use super::{
     schedule,
 };
 use crate::{
+    breaker::{BeforeCreate, Breaker},
     db::jobs::{self as store, Job, JobStatus},
     provider::{Performance, ShortApi},
 };
@@ -51,6 +52,8 @@ pub struct Worker {
     /// Where recent jobs finished, shared by every process through the database.
     durations: std::sync::RwLock<schedule::DurationModel>,
     wake: Arc<Notify>,
+    /// Holds creates back while the provider refuses the bot's account.
+    breaker: Arc<Breaker>,
 }
 
 impl Worker {
@@ -61,6 +64,7 @@ impl Worker {
         settings: WorkerSettings,
         identity: Identity,
         wake: Arc<Notify>,
+        breaker: Arc<Breaker>,
     ) -> Self {
         let leases_valid_until = std::sync::Mutex::new(std::time::Instant::now() + settings.lease);
         Worker {
@@ -73,6 +77,7 @@ impl Worker {
             settings,
             wake,
             durations: Default::default(),
+            breaker,
         }
     }
 
@@ -290,6 +295,11 @@ impl Worker {
             let timing = self.timing();
             match lifecycle::on_due(&mut job, now) {
                 Action::Create => {
+                    if let BeforeCreate::Hold(retry_in) = self.breaker.before_create(std::time::Instant::now()) {
+                        debug!(?retry_in, "held back: the provider breaker is open");
+                        lifecycle::on_breaker_open(&mut job, now, retry_in, &timing);
+                        continue;
+                    }
                     // Every Discord link the provider is given must work when it is sent.
                     self.deliverer.refresh_links(&mut job.args.0).await;
                     // Recorded before sending: a crash during the request leaves `submitting`,
@@ -395,6 +405,7 @@ impl Worker {
             _ => None,
         };
         let outcome = self.provider.create(&job.args, callback.as_deref()).await;
+        self.breaker.after_create(&outcome, std::time::Instant::now());
         match &outcome {
             Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
             Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),

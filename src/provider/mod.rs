@@ -275,32 +275,45 @@ impl ShortApi {
     }
 }
 
+/// Words of the provider that put a refusal on the bot's operator: account, balance, key, plan.
+const OPERATOR_WORDS: [&str; 20] = [
+    "balance",
+    "credit",
+    "insufficient",
+    "recharge",
+    "payment",
+    "billing",
+    "account",
+    "api key",
+    "apikey",
+    "api_key",
+    "token",
+    "auth",
+    "forbidden",
+    "permission",
+    "subscription",
+    "quota",
+    "plan",
+    "expired",
+    "suspend",
+    "limit",
+];
+
+/// Whether a refusal is about the bot's own account — its balance, key, plan or standing — by
+/// the HTTP status (401, 402, 403, 407) or the provider's words. Such refusals would refuse every
+/// job alike, whoever asks (see [`crate::breaker`]).
+pub fn concerns_the_account(message: &str, http_status: Option<u16>) -> bool {
+    if matches!(http_status, Some(401 | 402 | 403 | 407)) {
+        return true;
+    }
+    let words = message.to_lowercase();
+    OPERATOR_WORDS.iter().any(|w| words.contains(w))
+}
+
 /// Whether the provider's words for a refusal or a failure are about the user's own request —
 /// moderation, an invalid image or prompt — and so fit for a public reply. Account, balance, key
 /// and any other problems of the bot's operator are not: they stay in the logs.
 pub fn concerns_the_request(message: &str, http_status: Option<u16>) -> bool {
-    const OPERATOR: [&str; 20] = [
-        "balance",
-        "credit",
-        "insufficient",
-        "recharge",
-        "payment",
-        "billing",
-        "account",
-        "api key",
-        "apikey",
-        "api_key",
-        "token",
-        "auth",
-        "forbidden",
-        "permission",
-        "subscription",
-        "quota",
-        "plan",
-        "expired",
-        "suspend",
-        "limit",
-    ];
     const REQUEST: [&str; 20] = [
         "moderat",
         "nsfw",
@@ -323,11 +336,11 @@ pub fn concerns_the_request(message: &str, http_status: Option<u16>) -> bool {
         "format",
         "resolution",
     ];
-    if matches!(http_status, Some(401 | 402 | 403 | 407 | 429)) {
+    if http_status == Some(429) || concerns_the_account(message, http_status) {
         return false;
     }
     let words = message.to_lowercase();
-    !OPERATOR.iter().any(|w| words.contains(w)) && REQUEST.iter().any(|w| words.contains(w))
+    REQUEST.iter().any(|w| words.contains(w))
 }
 
 /// The price of a job as a plain decimal ("0.04"), from whatever form the provider used: a

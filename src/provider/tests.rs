@@ -21,6 +21,30 @@ fn only_words_about_the_request_are_public() {
 }
 
 #[test]
+fn refusals_of_the_bots_account_are_told_apart() {
+    for account in [
+        ("insufficient balance", Some(200)),
+        ("Invalid API key", Some(200)),
+        ("account suspended", Some(200)),
+        ("monthly quota exceeded for this plan", Some(200)),
+        ("payment required", Some(402)),
+        ("anything at all", Some(401)),
+        ("anything at all", Some(403)),
+    ] {
+        assert!(concerns_the_account(account.0, account.1), "{account:?}");
+    }
+    for other in [
+        ("prompt contains banned words", Some(200)),
+        ("Image flagged by moderation", Some(200)),
+        ("model unavailable", Some(200)),
+        ("internal error", Some(200)),
+        ("not found", Some(404)),
+    ] {
+        assert!(!concerns_the_account(other.0, other.1), "{other:?}");
+    }
+}
+
+#[test]
 fn amounts_are_read_defensively() {
     let read = |v: Value| parse_amount(Some(&v));
     assert_eq!(read(json!("0.04")), Some("0.04".into()));

@@ -7,7 +7,9 @@
 mod support;
 
 mod actions;
+mod breaker;
 mod callbacks;
+mod deploy;
 mod dockerfile;
 mod durability;
 mod faults;

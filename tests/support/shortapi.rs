@@ -177,6 +177,8 @@ struct Shared {
     inner: Mutex<Inner>,
     /// Downloads the input images of accepted jobs.
     fetcher: reqwest::Client,
+    /// Whether creates are answered; while false they are recorded, then wait unanswered.
+    creates_answered: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -218,6 +220,7 @@ impl ShortApiStandIn {
                 .timeout(INPUT_FETCH_TIMEOUT)
                 .build()
                 .expect("the input fetcher's client"),
+            creates_answered: tokio::sync::watch::channel(true).0,
         });
         let app = Router::new()
             .route("/api/v1/job/create", post(create))
@@ -243,6 +246,22 @@ impl ShortApiStandIn {
     /// Behaviour for creates whose `args.prompt` contains `prompt_contains`; first match wins.
     pub fn script(&self, prompt_contains: &str, behaviour: Behaviour) {
         lock(&self.shared.inner).scripts.push((prompt_contains.to_string(), behaviour));
+    }
+
+    /// Removes the scripts for `prompt_contains`: such creates are answered as any other again
+    /// (an account whose balance was topped up, say).
+    pub fn unscript(&self, prompt_contains: &str) {
+        lock(&self.shared.inner).scripts.retain(|(needle, _)| needle != prompt_contains);
+    }
+
+    /// From now on creates are recorded, then wait unanswered until [`Self::answer_creates`].
+    pub fn hold_creates(&self) {
+        self.shared.creates_answered.send_replace(false);
+    }
+
+    /// Answers the creates held back, and every create from now on.
+    pub fn answer_creates(&self) {
+        self.shared.creates_answered.send_replace(true);
     }
 
     /// When a job created with `SucceedAt` or `FinishAtThenQueryErrors` finishes (finished or not).
@@ -600,6 +619,7 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         });
         inner.creates.len() - 1
     };
+    let _ = shared.creates_answered.subscribe().wait_for(|answered| *answered).await;
     let set_result = |status: u16, job_id: Option<String>| {
         let mut inner = lock(&shared.inner);
         inner.creates[idx].status = status;

@@ -246,6 +246,23 @@ fn create_outcomes() {
 }
 
 #[test]
+fn a_job_held_back_by_the_open_breaker_waits_unsent_then_fails_refunded_at_its_deadline() {
+    let mut j = job(JobStatus::Queued);
+    assert_eq!(on_due(&mut j, now()), Action::Create);
+    on_breaker_open(&mut j, now(), Duration::from_secs(2), &TIMING);
+    assert_eq!((j.status, j.counted, j.create_attempts), (JobStatus::Queued, true, 0));
+    assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
+    assert_eq!(j.error_text, None);
+
+    let mut j = job(JobStatus::Queued);
+    j.created_at = now() - chrono::Duration::seconds(600);
+    assert_eq!(on_due(&mut j, now()), Action::Create);
+    on_breaker_open(&mut j, now(), Duration::from_secs(2), &TIMING);
+    assert_refunded(&j, JobStatus::Failed, HELD_BY_BREAKER);
+    assert_eq!(j.provider_job_id, None);
+}
+
+#[test]
 fn query_outcomes() {
     let next = Duration::from_secs(2);
     let in_2s = now() + chrono::Duration::seconds(2);
