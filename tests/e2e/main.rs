@@ -23,6 +23,7 @@ mod processes;
 mod quotas;
 mod remix;
 mod result_links;
+mod roles;
 mod settings;
 mod standins;
 mod startup;
