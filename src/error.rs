@@ -60,6 +60,9 @@ pub enum UserError {
         mention_list("@&", .roles)
     )]
     RoleRequired { roles: Vec<u64> },
+    /// A member an admin blocked in this server (`/quota member block:True`).
+    #[error("An admin of this server has paused your image jobs here.")]
+    MemberBlocked,
     /// A prompt or negative prompt with a word the server blocked (`/settings blocked_words`).
     #[error("Your {place} contains `{word}`, which this server does not allow. Remove it and try again.")]
     BlockedWord { word: String, place: &'static str },

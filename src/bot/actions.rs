@@ -117,6 +117,14 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
             }
             let mut conn = data.pool.acquire().await.context("reading the pressed job")?;
             let (button, job, _) = check(&mut conn, &pressed).await?;
+            // The submit's reservation refuses a blocked member anyway; refused here, they are
+            // not asked to type a prompt first.
+            let member = db::members::state(&mut *conn, job.guild_id, pressed.user_id.get() as i64)
+                .await
+                .context("reading the member's controls")?;
+            if member.blocked.is_some() {
+                return Err(UserError::MemberBlocked.into());
+            }
             drop(conn);
             open_remix(ctx, &pressed, &button, &job).await
         }

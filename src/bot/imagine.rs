@@ -223,6 +223,7 @@ pub(super) async fn reserve(
             Ok(false)
         }
         Reservation::Refused(refusal) => Err(UserError::Limit(refusal).into()),
+        Reservation::MemberBlocked => Err(UserError::MemberBlocked.into()),
         Reservation::BudgetSpent { budget } => {
             Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into())
         }

@@ -14,6 +14,7 @@ mod faults;
 mod history;
 mod imagine;
 mod listeners;
+mod members;
 mod operations;
 mod operator;
 mod press_limits;

@@ -30,20 +30,20 @@ fn show() -> InteractionBuilder {
 }
 
 /// Sends `interaction` and returns the text of its answer, which must be private.
-async fn private_answer(bot: &TestBot, interaction: &InteractionBuilder) -> String {
+pub(crate) async fn private_answer(bot: &TestBot, interaction: &InteractionBuilder) -> String {
     bot.send(interaction).await;
     refusal(&bot.callback(interaction).await).to_owned()
 }
 
 /// Sends `interaction` and checks it was answered publicly (a job was accepted).
-async fn accepted(bot: &TestBot, interaction: &InteractionBuilder) {
+pub(crate) async fn accepted(bot: &TestBot, interaction: &InteractionBuilder) {
     bot.send(interaction).await;
     let callback = bot.callback(interaction).await;
     assert_eq!(callback["type"], 4, "{callback:#}");
     assert_eq!(callback["data"]["flags"].as_u64().unwrap_or(0) & 64, 0, "a public reply: {callback:#}");
 }
 
-async fn count(bot: &TestBot, table: &str) -> i64 {
+pub(crate) async fn count(bot: &TestBot, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&bot.pool).await.unwrap()
 }
 
