@@ -53,12 +53,21 @@ pub enum UserError {
     /// `/imagine` outside the channels the server allows (`/settings channels`).
     #[error(
         "On this server, image jobs can only be started in {}. Please use `/imagine` there.",
-        channel_list(.allowed)
+        mention_list("#", .allowed)
     )]
     ChannelNotAllowed { allowed: Vec<u64> },
     /// A result button pressed outside the channels the server allows (`/settings channels`).
-    #[error("On this server, the bot's buttons only work in {}.", channel_list(.allowed))]
+    #[error("On this server, the bot's buttons only work in {}.", mention_list("#", .allowed))]
     ButtonsNotHere { allowed: Vec<u64> },
+    /// A member without any of the roles the server lets start jobs (`/settings roles`).
+    #[error(
+        "On this server, only members with {} can start image jobs. Ask a server admin if you think you should.",
+        mention_list("@&", .roles)
+    )]
+    RoleRequired { roles: Vec<u64> },
+    /// A member an admin blocked in this server (`/quota member block:True`).
+    #[error("An admin of this server has paused your image jobs here.")]
+    MemberBlocked,
     /// A prompt or negative prompt with a word the server blocked (`/settings blocked_words`).
     #[error("Your {place} contains `{word}`, which this server does not allow. Remove it and try again.")]
     BlockedWord { word: String, place: &'static str },
@@ -113,9 +122,10 @@ pub enum UserError {
     NoSuchImage(u8),
 }
 
-/// `<#1>, <#2> or <#3>`: Discord shows each as a link to the channel.
-fn channel_list(channels: &[u64]) -> String {
-    let mentions: Vec<String> = channels.iter().map(|c| format!("<#{c}>")).collect();
+/// `<#1>, <#2> or <#3>` (with `kind` `#`; `@&` for roles): Discord shows each as a link to the
+/// channel or the role's name.
+fn mention_list(kind: &str, ids: &[u64]) -> String {
+    let mentions: Vec<String> = ids.iter().map(|id| format!("<{kind}{id}>")).collect();
     match mentions.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => mentions.concat(),
@@ -139,6 +149,11 @@ mod tests {
             "On this server, image jobs can only be started in <#1>, <#2> or <#3>. Please use `/imagine` there."
         );
         assert!(UserError::ChannelNotAllowed { allowed: vec![7] }.to_string().contains("started in <#7>."));
+        assert_eq!(
+            UserError::RoleRequired { roles: vec![4, 5] }.to_string(),
+            "On this server, only members with <@&4> or <@&5> can start image jobs. Ask a server admin if you think \
+             you should."
+        );
         let refusal = Refusal { kind: LimitKind::Daily, limit: 0, resets_at: None };
         assert_eq!(UserError::Limit(refusal).to_string(), refusal.message());
     }

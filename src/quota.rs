@@ -187,6 +187,13 @@ pub fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
     Utc.from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists"))
 }
 
+/// When a member's daily count starts: the UTC day's start, or an admin's later reset of it
+/// (`/quota member reset:True`).
+pub fn member_day_start(now: DateTime<Utc>, reset_at: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let day = day_start(now);
+    reset_at.map_or(day, |reset| reset.max(day))
+}
+
 pub fn next_day(now: DateTime<Utc>) -> DateTime<Utc> {
     day_start(now) + Duration::days(1)
 }
@@ -215,6 +222,14 @@ mod tests {
         assert_eq!(next_day(now), at("2027-01-01T00:00:00Z"));
         assert_eq!(month_start(now), at("2026-12-01T00:00:00Z"));
         assert_eq!(next_month(now), at("2027-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_reset_today_moves_the_start_of_a_members_day() {
+        let now = at("2026-11-25T12:00:00Z");
+        assert_eq!(member_day_start(now, None), at("2026-11-25T00:00:00Z"));
+        assert_eq!(member_day_start(now, Some(at("2026-11-24T23:00:00Z"))), at("2026-11-25T00:00:00Z"), "yesterday's");
+        assert_eq!(member_day_start(now, Some(at("2026-11-25T09:30:00Z"))), at("2026-11-25T09:30:00Z"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A server's own rules for `/imagine`, set by its admins with `/settings`: defaults merged under
-//! what a member gives, the channels image jobs may start in, and words the server does not
-//! allow. Pure: nothing here talks to Discord or the database.
+//! what a member gives, the channels image jobs may start in, the roles that may start them, and
+//! words the server does not allow. Pure: nothing here talks to Discord or the database.
 
 use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
 
@@ -13,6 +13,8 @@ use crate::imagine::{
 
 /// Most channels a server may allow (a refusal names them all).
 pub const MAX_ALLOWED_CHANNELS: usize = 25;
+/// Most roles a server may let start jobs (a refusal names them all).
+pub const MAX_JOB_ROLES: usize = 25;
 /// Most blocked words (or phrases) a server may keep.
 pub const MAX_BLOCKED_WORDS: usize = 200;
 /// Longest blocked word or phrase, in characters once folded.
@@ -24,6 +26,8 @@ pub struct GuildSettings {
     pub defaults: GuildDefaults,
     /// Empty: every channel.
     pub allowed_channels: Vec<u64>,
+    /// Empty: every member may start jobs; otherwise only members holding one of these roles.
+    pub job_roles: Vec<u64>,
     pub blocked_words: BlockedWords,
 }
 
@@ -33,6 +37,12 @@ impl GuildSettings {
         self.allowed_channels.is_empty()
             || self.allowed_channels.contains(&channel)
             || parent.is_some_and(|p| self.allowed_channels.contains(&p))
+    }
+
+    /// Whether a member holding `roles` may start jobs; members who may manage the server
+    /// (`admin`) always may, so a role list can never lock its own admins out.
+    pub fn allows_member(&self, roles: &[u64], admin: bool) -> bool {
+        admin || self.job_roles.is_empty() || roles.iter().any(|r| self.job_roles.contains(r))
     }
 }
 
@@ -60,6 +70,7 @@ pub enum Setting {
     NegativePrompt,
     AllowedChannel,
     BlockedWord,
+    JobRole,
 }
 
 impl Setting {
@@ -74,6 +85,7 @@ impl Setting {
             Setting::NegativePrompt => "negative prompt",
             Setting::AllowedChannel => "allowed channel",
             Setting::BlockedWord => "blocked word",
+            Setting::JobRole => "role that may start jobs",
         }
     }
 }

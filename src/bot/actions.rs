@@ -117,6 +117,14 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
             }
             let mut conn = data.pool.acquire().await.context("reading the pressed job")?;
             let (button, job, _) = check(&mut conn, &pressed).await?;
+            // The submit's reservation refuses a blocked member anyway; refused here, they are
+            // not asked to type a prompt first.
+            let member = db::members::state(&mut *conn, job.guild_id, pressed.user_id.get() as i64)
+                .await
+                .context("reading the member's controls")?;
+            if member.blocked.is_some() {
+                return Err(UserError::MemberBlocked.into());
+            }
             drop(conn);
             open_remix(ctx, &pressed, &button, &job).await
         }
@@ -153,7 +161,8 @@ pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::M
 
 /// Everything a press must pass before anything is shown or started: this bot's button, a job
 /// of this server that produced images, pressed on that job's result message, where the server
-/// allows the bot. A refusal is a [`UserError`].
+/// allows the bot, by a member the server lets start jobs (for V, Reroll and Remix). A refusal is
+/// a [`UserError`].
 pub(super) async fn check(
     db: &mut sqlx::PgConnection,
     pressed: &Pressed<'_>,
@@ -174,6 +183,10 @@ pub(super) async fn check(
     let settings = db::settings::load(&mut *db, job.guild_id).await.context("reading the server's settings")?;
     if !settings.allows_channel(pressed.channel_id.get(), super::thread_parent(pressed.channel)) {
         return Err(UserError::ButtonsNotHere { allowed: settings.allowed_channels }.into());
+    }
+    // U posts an image that exists already; only presses that start a job need the server's roles.
+    if button.action.makes_job() {
+        super::imagine::check_job_roles(&settings, pressed.member)?;
     }
     if job.status != JobStatus::Succeeded || job.images == 0 {
         return Err(UserError::NoImages.into());

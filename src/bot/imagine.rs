@@ -64,6 +64,19 @@ pub(super) fn first_blocked<'a>(
     })
 }
 
+/// Refuses a member whom the server's roles (`/settings roles`) do not let start jobs. The roles
+/// and permissions come with the interaction (no Discord call); members who may manage the server
+/// always pass.
+pub(super) fn check_job_roles(settings: &GuildSettings, member: Option<&serenity::Member>) -> Result<(), UserError> {
+    let roles: Vec<u64> = member.map(|m| m.roles.iter().map(|r| r.get()).collect()).unwrap_or_default();
+    let admin = member.and_then(|m| m.permissions).is_some_and(|p| p.manage_guild() || p.administrator());
+    if settings.allows_member(&roles, admin) {
+        Ok(())
+    } else {
+        Err(UserError::RoleRequired { roles: settings.job_roles.clone() })
+    }
+}
+
 /// Turn your images into new ones with Midjourney v7
 #[allow(clippy::too_many_arguments)]
 #[poise::command(slash_command, guild_only, install_context = "Guild")]
@@ -141,6 +154,7 @@ pub async fn imagine(
         if !settings.allows_channel(interaction.channel_id.get(), parent) {
             return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
         }
+        check_job_roles(&settings, interaction.member.as_deref())?;
         let typed_prompt = request.prompt.clone();
         let typed_negative = request.negative_prompt.clone();
         let prepared = match imagine::prepare(request, data.max_input_image_bytes, &settings.defaults) {
@@ -210,6 +224,7 @@ pub(super) async fn reserve(
             Ok(false)
         }
         Reservation::Refused(refusal) => Err(UserError::Limit(refusal).into()),
+        Reservation::MemberBlocked => Err(UserError::MemberBlocked.into()),
         Reservation::BudgetSpent { budget } => {
             Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into())
         }

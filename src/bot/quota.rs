@@ -1,4 +1,4 @@
-//! Admin commands: `/quota show`, `/quota set` and `/usage`. Discord hides them from members
+//! Admin commands: `/quota show`, `/quota set`, `/quota role`, `/quota member` and `/usage`. Discord hides them from members
 //! without Manage Server (`default_member_permissions`), and the bot checks the invoker's
 //! permissions itself, so a mis-set permission override cannot open them.
 
@@ -16,6 +16,10 @@ use crate::{
     error::UserError,
     quota::{self, LimitKind, Limits},
 };
+
+mod member;
+
+use member::member;
 
 /// What `unlimited:` can remove: one of the job limits, or the monthly budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +50,7 @@ const MAX_BUDGET: f64 = 1_000_000.0;
     slash_command,
     guild_only,
     install_context = "Guild",
-    subcommands("show", "set", "role"),
+    subcommands("show", "set", "role", "member"),
     subcommand_required,
     default_member_permissions = "MANAGE_GUILD"
 )]
@@ -77,8 +81,14 @@ fn spend_detail(spent: &quotas::Spend) -> String {
 
 /// This server's limits, how much of them is used, and when they reset
 #[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
-pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
+pub async fn show(
+    ctx: Context<'_>,
+    #[description = "One member: their usage, tier and whether they are blocked"] member: Option<serenity::User>,
+) -> Result<(), Error> {
     require_admin(ctx)?;
+    if let Some(member) = &member {
+        return member::show(ctx, member).await;
+    }
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let data = ctx.data();
     let now = Utc::now();

@@ -1,4 +1,4 @@
-//! `/settings show | defaults | channels | blocked_words`: a server's own rules for `/imagine`.
+//! `/settings show | defaults | channels | roles | blocked_words`: a server's own rules for `/imagine`.
 //! Admin only, like `/quota`: Discord hides the commands from members without Manage Server and
 //! the bot checks the permission itself. Every change is recorded and shown by `/settings show`.
 
@@ -12,7 +12,7 @@ use super::{Context, Error, reply_ephemeral, require_admin};
 use crate::{
     db::{
         self,
-        settings::{ListEdit, RecordedChange},
+        settings::{IdList, ListEdit, RecordedChange},
     },
     error::UserError,
     imagine::options::{AspectRatio, Performance},
@@ -32,7 +32,7 @@ const CHANNEL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
     slash_command,
     guild_only,
     install_context = "Guild",
-    subcommands("show", "defaults", "channels", "blocked_words"),
+    subcommands("show", "defaults", "channels", "roles", "blocked_words"),
     subcommand_required,
     default_member_permissions = "MANAGE_GUILD"
 )]
@@ -140,13 +140,62 @@ pub async fn channels(
             ))
             .into());
         }
-        (ListEdit::Changed, true) => format!("{mention} is allowed. {}", where_allowed(&list)),
-        (ListEdit::Changed, false) => format!("{mention} is off the list. {}", where_allowed(&list)),
+        (ListEdit::Changed, true) => format!("{mention} is allowed. {}", where_allowed(&list, MAX_CONTENT / 2)),
+        (ListEdit::Changed, false) => format!("{mention} is off the list. {}", where_allowed(&list, MAX_CONTENT / 2)),
         (ListEdit::Unchanged, true) => {
-            format!("{mention} was already allowed; nothing changed. {}", where_allowed(&list))
+            format!("{mention} was already allowed; nothing changed. {}", where_allowed(&list, MAX_CONTENT / 2))
         }
         (ListEdit::Unchanged, false) => {
-            format!("{mention} was not on the list; nothing changed. {}", where_allowed(&list))
+            format!("{mention} was not on the list; nothing changed. {}", where_allowed(&list, MAX_CONTENT / 2))
+        }
+    };
+    reply_ephemeral(ctx, text).await;
+    Ok(())
+}
+
+/// Let members with a role start image jobs, or take the role off the list (no list: everyone)
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
+pub async fn roles(
+    ctx: Context<'_>,
+    #[description = "The role"] role: serenity::RoleId,
+    #[description = "True: its members may start image jobs; False: take it off the list"] allowed: bool,
+) -> Result<(), Error> {
+    require_admin(ctx)?;
+    let guild = guild_id(ctx)?;
+    // Discord leaves @everyone (whose id is the server's) out of a member's roles, so listing it
+    // would lock out everyone it names.
+    if allowed && role.get() == guild.get() {
+        return Err(UserError::Input(
+            "@everyone is every member: to let everyone start image jobs, take the other roles off the list with \
+             `allowed:False`."
+                .into(),
+        )
+        .into());
+    }
+    let (guild_id, admin) = (guild.get() as i64, ctx.author().id.get() as i64);
+    let (edit, list) =
+        db::settings::set_listed(&ctx.data().pool, guild_id, IdList::JobRoles, role.get() as i64, allowed, admin)
+            .await
+            .context("changing the roles that may start jobs")?;
+    info!(guild_id, admin, role = role.get(), allowed, ?edit, "settings roles changed");
+    let mention = format!("<@&{role}>");
+    let text = match (edit, allowed) {
+        (ListEdit::Full, _) => {
+            return Err(UserError::Input(format!(
+                "This server already lists {} roles, the most it can. Take one off with `allowed:False` first.",
+                settings::MAX_JOB_ROLES
+            ))
+            .into());
+        }
+        (ListEdit::Changed, true) => {
+            format!("Members with {mention} may start image jobs. {}", who_may_start(&list, MAX_CONTENT / 2))
+        }
+        (ListEdit::Changed, false) => format!("{mention} is off the list. {}", who_may_start(&list, MAX_CONTENT / 2)),
+        (ListEdit::Unchanged, true) => {
+            format!("{mention} was already on the list; nothing changed. {}", who_may_start(&list, MAX_CONTENT / 2))
+        }
+        (ListEdit::Unchanged, false) => {
+            format!("{mention} was not on the list; nothing changed. {}", who_may_start(&list, MAX_CONTENT / 2))
         }
     };
     reply_ephemeral(ctx, text).await;
@@ -259,27 +308,43 @@ fn capitalised(label: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-fn where_allowed(channels: &[u64]) -> String {
+/// Where `/imagine` works, the channels listed within about `budget` characters.
+fn where_allowed(channels: &[u64], budget: usize) -> String {
     if channels.is_empty() {
         "`/imagine` works in every channel.".to_owned()
     } else {
-        let list: Vec<String> = channels.iter().map(|c| format!("<#{c}>")).collect();
-        format!("`/imagine` works only in {} (and their threads).", list.join(", "))
+        let mentions: Vec<String> = channels.iter().map(|c| format!("<#{c}>")).collect();
+        format!("`/imagine` works only in {} (and their threads).", listed(&mentions, budget))
+    }
+}
+
+/// Who may start image jobs, the roles listed within about `budget` characters.
+fn who_may_start(roles: &[u64], budget: usize) -> String {
+    if roles.is_empty() {
+        "Every member may start image jobs.".to_owned()
+    } else {
+        let mentions: Vec<String> = roles.iter().map(|r| format!("<@&{r}>")).collect();
+        format!("Only members with {} (and admins) may start image jobs.", listed(&mentions, budget))
     }
 }
 
 /// `` `a`, `b` and 3 more `` within about `budget` characters.
 fn word_list(words: &[String], budget: usize) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+    listed(&quoted, budget)
+}
+
+/// `a, b and 3 more` within about `budget` characters.
+fn listed(items: &[String], budget: usize) -> String {
     let mut out = String::new();
-    for (i, word) in words.iter().enumerate() {
-        let item = format!("`{word}`");
+    for (i, item) in items.iter().enumerate() {
         if !out.is_empty() && out.len() + item.len() + 2 > budget {
-            return format!("{out} and {} more", words.len() - i);
+            return format!("{out} and {} more", items.len() - i);
         }
         if !out.is_empty() {
             out.push_str(", ");
         }
-        out.push_str(&item);
+        out.push_str(item);
     }
     out
 }
@@ -308,6 +373,8 @@ fn describe_recorded(change: &RecordedChange) -> String {
         (Setting::AllowedChannel, Some(id), _) => format!("took <#{id}> off the allowed channels"),
         (Setting::BlockedWord, None, Some(word)) => format!("blocked `{word}`"),
         (Setting::BlockedWord, Some(word), _) => format!("allowed `{word}` again"),
+        (Setting::JobRole, None, Some(id)) => format!("let <@&{id}> start image jobs"),
+        (Setting::JobRole, Some(id), _) => format!("took <@&{id}> off the roles that may start image jobs"),
         (setting, old, new) => describe_default_change(&SettingChange { setting, old: old.clone(), new: new.clone() }),
     };
     format!("<t:{}:R> <@{}> {what}", change.changed_at.timestamp(), change.changed_by)
@@ -323,12 +390,16 @@ fn overview(settings: &GuildSettings, changes: &[RecordedChange]) -> String {
     let mut text = format!(
         "**Settings for this server**\n\
          **Defaults for /imagine** (used when a member gives neither the option nor the flag)\n{}\n\
-         **Channels:** {}\n{blocked}\n",
+         **Channels:** {}\n**Roles:** {}\n{blocked}\n",
         defaults_lines(&settings.defaults),
-        where_allowed(&settings.allowed_channels),
+        where_allowed(&settings.allowed_channels, 400),
+        who_may_start(&settings.job_roles, 300),
     );
     if changes.is_empty() {
-        text.push_str("No changes yet: see `/settings defaults`, `/settings channels` and `/settings blocked_words`.");
+        text.push_str(
+            "No changes yet: see `/settings defaults`, `/settings channels`, `/settings roles` and \
+             `/settings blocked_words`.",
+        );
         return text;
     }
     text.push_str("**Recent changes**");

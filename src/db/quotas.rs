@@ -19,11 +19,14 @@ pub enum Reservation {
     SpendLimit {
         limit: String,
     },
+    /// An admin blocked the member in this guild (`/quota member block:True`).
+    MemberBlocked,
     /// Another process already took this interaction.
     Duplicate,
 }
 
-/// Checks the guild's limits (and the operator's) and stores the job, as one step: the guild's
+/// Checks the guild's limits (and the operator's, and whether an admin blocked the member) and
+/// stores the job, as one step: the guild's
 /// quota row is locked for the rest of the transaction, so concurrent reservations in a guild
 /// (from any process) are counted one after another and can never exceed a limit. With a daily
 /// spend limit, one operator-wide row is locked as well, so spend is checked the same way across
@@ -46,7 +49,12 @@ pub async fn reserve_and_insert(
     if jobs::exists_for_interaction(&mut *tx, job.interaction_id).await? {
         return Ok(Reservation::Duplicate);
     }
-    let usage = usage(&mut *tx, job.guild_id, job.user_id, now).await?;
+    // The member's block and reset are read in the same statement as the counts, under the
+    // guild's lock that `/quota member` also takes: no change can slip between check and insert.
+    let (usage, member_blocked) = usage(&mut *tx, job.guild_id, job.user_id, now).await?;
+    if member_blocked {
+        return Ok(Reservation::MemberBlocked);
+    }
     if let Some(refusal) = limits.check(&usage, now) {
         return Ok(Reservation::Refused(refusal));
     }
@@ -72,7 +80,11 @@ pub async fn reserve_and_insert(
 }
 
 /// Creates the guild's row with the defaults if it is new, then locks it.
-async fn lock_limits(tx: &mut PgConnection, guild_id: i64, defaults: &Limits) -> Result<Limits, sqlx::Error> {
+pub(super) async fn lock_limits(
+    tx: &mut PgConnection,
+    guild_id: i64,
+    defaults: &Limits,
+) -> Result<Limits, sqlx::Error> {
     Ok(lock_quota(tx, guild_id, defaults).await?.0)
 }
 
@@ -186,20 +198,25 @@ pub async fn month_spend(
     spend(&mut conn, SpendScope::Guild(guild_id), crate::quota::month_start(now), expected, None).await
 }
 
-/// Counted jobs in each window.
+/// Counted jobs in each window, the member's daily count honouring an admin's reset of it (the
+/// same rule as [`crate::quota::member_day_start`]); and whether an admin blocked the member.
 pub async fn usage(
     db: impl PgExecutor<'_>,
     guild_id: i64,
     user_id: i64,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Usage, sqlx::Error> {
-    sqlx::query_as!(
-        Usage,
-        r#"SELECT
+) -> Result<(Usage, bool), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"WITH member AS (
+             SELECT blocked_by IS NOT NULL AS blocked, day_reset_at FROM guild_members
+             WHERE guild_id = $1 AND user_id = $2)
+         SELECT
            count(*) FILTER (WHERE created_at >= $3) AS "day!",
            count(*) FILTER (WHERE created_at >= $4) AS "month!",
-           count(*) FILTER (WHERE created_at >= $3 AND user_id = $2) AS "user_day!",
-           count(*) FILTER (WHERE user_id = $2 AND status = ANY($5)) AS "user_in_flight!"
+           count(*) FILTER (WHERE created_at >= GREATEST($3, (SELECT day_reset_at FROM member)) AND user_id = $2)
+             AS "user_day!",
+           count(*) FILTER (WHERE user_id = $2 AND status = ANY($5)) AS "user_in_flight!",
+           COALESCE((SELECT blocked FROM member), false) AS "member_blocked!"
          FROM jobs
          WHERE guild_id = $1 AND counted AND (created_at >= $4 OR status = ANY($5))"#,
         guild_id,
@@ -209,7 +226,9 @@ pub async fn usage(
         &JobStatus::IN_FLIGHT as &[JobStatus],
     )
     .fetch_one(db)
-    .await
+    .await?;
+    let usage = Usage { day: row.day, month: row.month, user_day: row.user_day, user_in_flight: row.user_in_flight };
+    Ok((usage, row.member_blocked))
 }
 
 /// The guild's limits, creating its row with the defaults if it is new.

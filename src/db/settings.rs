@@ -1,5 +1,5 @@
-//! A server's settings (`guild_settings`, `guild_allowed_channels`, `guild_blocked_words`) and
-//! the audit of every change to them (`settings_changes`).
+//! A server's settings (`guild_settings`, `guild_allowed_channels`, `guild_job_roles`,
+//! `guild_blocked_words`) and the audit of every change to them (`settings_changes`).
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
@@ -17,6 +17,7 @@ pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSetting
                   s.negative_prompt AS "negative_prompt?",
                   ARRAY(SELECT channel_id FROM guild_allowed_channels WHERE guild_id = $1 ORDER BY channel_id)
                     AS "allowed_channels!",
+                  ARRAY(SELECT role_id FROM guild_job_roles WHERE guild_id = $1 ORDER BY role_id) AS "job_roles!",
                   ARRAY(SELECT word FROM guild_blocked_words WHERE guild_id = $1 ORDER BY word) AS "blocked_words!"
            FROM (VALUES (1)) AS one LEFT JOIN guild_settings s ON s.guild_id = $1"#,
         guild_id,
@@ -31,6 +32,7 @@ pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSetting
             row.negative_prompt,
         ),
         allowed_channels: row.allowed_channels.into_iter().map(|c| c as u64).collect(),
+        job_roles: row.job_roles.into_iter().map(|r| r as u64).collect(),
         blocked_words: BlockedWords::new(row.blocked_words),
     })
 }
@@ -124,7 +126,7 @@ pub async fn set_defaults(
     Ok((new, changes))
 }
 
-/// What a change to a list (channels, words) did.
+/// What a change to a list (channels, roles, words) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListEdit {
     Changed,
@@ -134,8 +136,33 @@ pub enum ListEdit {
     Full,
 }
 
-/// Allows `/imagine` in a channel (`allowed`) or takes the channel off the list, and records the
-/// change. Returns what happened and the allowed channels afterwards.
+/// A list of a guild's settings that admins change one id at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdList {
+    /// Channels `/imagine` and the buttons work in (`/settings channels`).
+    AllowedChannels,
+    /// Roles whose members may start jobs (`/settings roles`).
+    JobRoles,
+}
+
+impl IdList {
+    fn setting(self) -> Setting {
+        match self {
+            IdList::AllowedChannels => Setting::AllowedChannel,
+            IdList::JobRoles => Setting::JobRole,
+        }
+    }
+
+    fn max(self) -> usize {
+        match self {
+            IdList::AllowedChannels => settings::MAX_ALLOWED_CHANNELS,
+            IdList::JobRoles => settings::MAX_JOB_ROLES,
+        }
+    }
+}
+
+/// Allows `/imagine` in a channel (`allowed`) or takes the channel off the list: [`set_listed`]
+/// for [`IdList::AllowedChannels`].
 pub async fn set_channel(
     db: &PgPool,
     guild_id: i64,
@@ -143,53 +170,72 @@ pub async fn set_channel(
     allowed: bool,
     changed_by: i64,
 ) -> Result<(ListEdit, Vec<u64>), sqlx::Error> {
+    set_listed(db, guild_id, IdList::AllowedChannels, channel_id, allowed, changed_by).await
+}
+
+/// Puts `id` on the guild's `list` (`listed`) or takes it off, and records the change. Returns
+/// what happened and the list afterwards, sorted.
+pub async fn set_listed(
+    db: &PgPool,
+    guild_id: i64,
+    list: IdList,
+    id: i64,
+    listed: bool,
+    changed_by: i64,
+) -> Result<(ListEdit, Vec<u64>), sqlx::Error> {
     let mut tx = db.begin().await?;
     lock(&mut tx, guild_id).await?;
-    let mut channels = allowed_channels(&mut *tx, guild_id).await?;
-    let listed = channels.contains(&(channel_id as u64));
-    let edit = if allowed == listed {
+    let mut ids: Vec<u64> = match list {
+        IdList::AllowedChannels => {
+            sqlx::query_scalar!("SELECT channel_id FROM guild_allowed_channels WHERE guild_id = $1", guild_id)
+                .fetch_all(&mut *tx)
+                .await?
+        }
+        IdList::JobRoles => {
+            sqlx::query_scalar!("SELECT role_id FROM guild_job_roles WHERE guild_id = $1", guild_id)
+                .fetch_all(&mut *tx)
+                .await?
+        }
+    }
+    .into_iter()
+    .map(|id| id as u64)
+    .collect();
+    let was_listed = ids.contains(&(id as u64));
+    let edit = if listed == was_listed {
         ListEdit::Unchanged
-    } else if allowed && channels.len() >= settings::MAX_ALLOWED_CHANNELS {
+    } else if listed && ids.len() >= list.max() {
         ListEdit::Full
     } else {
-        let id = channel_id.to_string();
-        let change = if allowed {
-            sqlx::query!(
-                "INSERT INTO guild_allowed_channels (guild_id, channel_id) VALUES ($1, $2)",
-                guild_id,
-                channel_id
-            )
-            .execute(&mut *tx)
-            .await?;
-            channels.push(channel_id as u64);
-            SettingChange { setting: Setting::AllowedChannel, old: None, new: Some(id) }
+        match (list, listed) {
+            (IdList::AllowedChannels, true) => {
+                sqlx::query!("INSERT INTO guild_allowed_channels (guild_id, channel_id) VALUES ($1, $2)", guild_id, id)
+            }
+            (IdList::AllowedChannels, false) => {
+                sqlx::query!("DELETE FROM guild_allowed_channels WHERE guild_id = $1 AND channel_id = $2", guild_id, id)
+            }
+            (IdList::JobRoles, true) => {
+                sqlx::query!("INSERT INTO guild_job_roles (guild_id, role_id) VALUES ($1, $2)", guild_id, id)
+            }
+            (IdList::JobRoles, false) => {
+                sqlx::query!("DELETE FROM guild_job_roles WHERE guild_id = $1 AND role_id = $2", guild_id, id)
+            }
+        }
+        .execute(&mut *tx)
+        .await?;
+        let text = Some(id.to_string());
+        let change = if listed {
+            ids.push(id as u64);
+            SettingChange { setting: list.setting(), old: None, new: text }
         } else {
-            sqlx::query!(
-                "DELETE FROM guild_allowed_channels WHERE guild_id = $1 AND channel_id = $2",
-                guild_id,
-                channel_id
-            )
-            .execute(&mut *tx)
-            .await?;
-            channels.retain(|c| *c != channel_id as u64);
-            SettingChange { setting: Setting::AllowedChannel, old: Some(id), new: None }
+            ids.retain(|listed| *listed != id as u64);
+            SettingChange { setting: list.setting(), old: text, new: None }
         };
         record(&mut tx, guild_id, changed_by, &change).await?;
         ListEdit::Changed
     };
     tx.commit().await?;
-    channels.sort_unstable();
-    Ok((edit, channels))
-}
-
-async fn allowed_channels(db: impl PgExecutor<'_>, guild_id: i64) -> Result<Vec<u64>, sqlx::Error> {
-    let rows = sqlx::query_scalar!(
-        "SELECT channel_id FROM guild_allowed_channels WHERE guild_id = $1 ORDER BY channel_id",
-        guild_id
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|c| c as u64).collect())
+    ids.sort_unstable();
+    Ok((edit, ids))
 }
 
 /// What `/settings blocked_words` did.

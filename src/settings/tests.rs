@@ -175,3 +175,14 @@ fn channels_limit_where_image_jobs_start() {
     assert!(art.allows_channel(31, Some(20)), "a thread of an allowed channel");
     assert!(!art.allows_channel(31, Some(40)));
 }
+
+#[test]
+fn roles_limit_who_starts_image_jobs_but_never_admins() {
+    let open = GuildSettings::default();
+    assert!(open.allows_member(&[], false), "no roles set: everyone");
+    let artists = GuildSettings { job_roles: vec![7, 8], ..Default::default() };
+    assert!(artists.allows_member(&[3, 8], false));
+    assert!(!artists.allows_member(&[3], false));
+    assert!(!artists.allows_member(&[], false));
+    assert!(artists.allows_member(&[], true), "admins always pass");
+}

@@ -14,6 +14,7 @@ fn the_overview_always_fits_in_one_message() {
             ..Default::default()
         },
         allowed_channels: (0..25).map(|i| 1180000000000000000 + i).collect(),
+        job_roles: (0..25).map(|i| 1180000000000000500 + i).collect(),
         blocked_words: BlockedWords::new(words),
     };
     let change = RecordedChange {
@@ -27,7 +28,9 @@ fn the_overview_always_fits_in_one_message() {
     assert!(text.chars().count() <= MAX_CONTENT, "{}", text.chars().count());
     assert!(text.contains("Aspect ratio: **16:9** · Performance: not set (balance)"), "{text}");
     assert!(text.contains("**Blocked words** (200): `word000"), "{text}");
+    assert!(text.contains("**Roles:** Only members with <@&1180000000000000500>, "), "{text}");
     assert!(text.contains(" more\n"), "{text}");
+    assert!(text.contains(" more (and their threads)") && text.contains(" more (and admins)"), "{text}");
     assert!(text.contains("**Recent changes**\n<t:"), "{text}");
 }
 
@@ -48,7 +51,11 @@ fn changes_read_as_sentences() {
     assert!(recorded(Setting::AllowedChannel, Some("5"), None).ends_with("took <#5> off the allowed channels"));
     assert!(recorded(Setting::BlockedWord, None, Some("gore")).ends_with("blocked `gore`"));
     assert!(recorded(Setting::BlockedWord, Some("gore"), None).ends_with("allowed `gore` again"));
+    assert!(recorded(Setting::JobRole, None, Some("9")).ends_with("let <@&9> start image jobs"));
+    assert!(
+        recorded(Setting::JobRole, Some("9"), None).ends_with("took <@&9> off the roles that may start image jobs")
+    );
     assert!(recorded(Setting::Chaos, None, Some("20")).ends_with("chaos not set → **20**"));
-    assert_eq!(where_allowed(&[]), "`/imagine` works in every channel.");
-    assert_eq!(where_allowed(&[1, 2]), "`/imagine` works only in <#1>, <#2> (and their threads).");
+    assert_eq!(where_allowed(&[], 100), "`/imagine` works in every channel.");
+    assert_eq!(where_allowed(&[1, 2], 100), "`/imagine` works only in <#1>, <#2> (and their threads).");
 }

@@ -196,6 +196,17 @@ impl InteractionBuilder {
         self
     }
 
+    /// A USER option (type 6) naming a member of the server who holds `roles`: Discord resolves
+    /// the member with their roles in `data.resolved.members`.
+    pub fn member_option(self, name: &str, user_id: u64, roles: &[u64]) -> Self {
+        let mut with_member = self.user_option(name, user_id);
+        let roles: Vec<String> = roles.iter().map(u64::to_string).collect();
+        if let Some(member) = with_member.members.get_mut(&user_id.to_string()) {
+            member["roles"] = json!(roles);
+        }
+        with_member
+    }
+
     /// An ATTACHMENT option (type 11); its value is a generated attachment id that is filled
     /// into `data.resolved.attachments` with `url`/`proxy_url` (passed through untouched).
     pub fn attachment(mut self, name: &str, filename: &str, content_type: Option<&str>, size: u64, url: &str) -> Self {

@@ -1,0 +1,209 @@
+//! `/quota member` and `/quota show member:`: one member of this server, handled alone. An admin
+//! blocks or unblocks them, or resets their count for today; both are checked inside the
+//! reservation's own transaction (see [`crate::db::quotas::reserve_and_insert`]).
+
+use anyhow::Context as _;
+use chrono::Utc;
+use poise::serenity_prelude as serenity;
+use tracing::info;
+
+use super::{Context, Error, describe, reply_ephemeral, require_admin};
+use crate::{
+    db::{
+        members::{self, MemberAction, MemberChange, MemberState},
+        quotas,
+        role_limits::{self, RoleTier},
+    },
+    error::UserError,
+    quota::{self, Limits},
+};
+
+/// Block or unblock one member in this server, or reset their count for today
+#[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
+pub async fn member(
+    ctx: Context<'_>,
+    #[description = "The member"] member: serenity::User,
+    #[description = "True: they cannot start image jobs here; False: they can again"] block: Option<bool>,
+    #[description = "True: their jobs so far today stop counting against their daily limit"] reset: Option<bool>,
+) -> Result<(), Error> {
+    require_admin(ctx)?;
+    let reset = reset.unwrap_or(false);
+    let mention = format!("<@{}>", member.id);
+    if block.is_none() && !reset {
+        return Err(UserError::Input(format!(
+            "Give `block:True` to stop {mention} from starting image jobs here, `block:False` to let them again, \
+             or `reset:True` to clear their count for today."
+        ))
+        .into());
+    }
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let admin = ctx.author().id.get() as i64;
+    let data = ctx.data();
+    let change = MemberChange { user_id: member.id.get() as i64, block, reset };
+    let (actions, state) = members::apply(&data.pool, guild_id, &data.policy.defaults, change, admin)
+        .await
+        .context("changing a member's controls")?;
+    info!(guild_id, admin, member = member.id.get(), ?actions, "member controls changed");
+    let mut lines = Vec::new();
+    match (block, state.blocked) {
+        (Some(true), Some((by, at))) if !actions.contains(&MemberAction::Block) => {
+            lines.push(format!("{mention} was already blocked (by <@{by}> <t:{}:R>); nothing changed.", at.timestamp()))
+        }
+        (Some(true), _) => lines
+            .push(format!("{mention} is blocked: they cannot start image jobs in this server until `block:False`.")),
+        (Some(false), _) if !actions.contains(&MemberAction::Unblock) => {
+            lines.push(format!("{mention} was not blocked; nothing changed."))
+        }
+        (Some(false), _) => lines.push(format!("{mention} may start image jobs here again.")),
+        (None, _) => {}
+    }
+    if reset {
+        lines.push(format!(
+            "{mention}'s count for today is reset: their jobs so far today no longer count against their daily \
+             limit. The server's counts and the money spent are unchanged."
+        ));
+    }
+    reply_ephemeral(ctx, lines.join("\n")).await;
+    Ok(())
+}
+
+/// `/quota show member:`: the member's usage today and this month, their jobs in progress, their
+/// tier (and the role that gives it) and whether they are blocked.
+pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<(), Error> {
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let user_id = member.id.get() as i64;
+    let data = ctx.data();
+    let pool = &data.pool;
+    let now = Utc::now();
+    let guild_limits = quotas::limits(pool, guild_id, &data.policy.defaults).await.context("loading limits")?;
+    let state = members::state(pool, guild_id, user_id).await.context("loading the member")?;
+    let counts_from = quota::member_day_start(now, state.day_reset_at);
+    let usage = members::usage(pool, guild_id, user_id, counts_from, quota::day_start(now), quota::month_start(now))
+        .await
+        .context("loading the member's usage")?;
+    let tiers = role_limits::role_tiers(pool, guild_id).await.context("loading role tiers")?;
+    // The member's roles come with the command, resolved by Discord with the chosen user.
+    let roles: Vec<i64> = match ctx {
+        poise::Context::Application(actx) => actx
+            .interaction
+            .data
+            .resolved
+            .members
+            .get(&member.id)
+            .map_or_else(Vec::new, |m| m.roles.iter().map(|r| r.get() as i64).collect()),
+        poise::Context::Prefix(_) => Vec::new(),
+    };
+    let limits = member_limits(&guild_limits, &data.policy.operator.ceilings, &tiers, &roles);
+    let mut text = format!(
+        "**Image jobs of <@{user_id}> in this server**\n\
+         **Today:** {} used · per member per day: {}{} · resets <t:{}:R>\n",
+        usage.day,
+        describe(limits.per_user_daily.0),
+        from_role(limits.per_user_daily.1),
+        quota::next_day(now).timestamp(),
+    );
+    if let Some(reset) = state.day_reset_at.filter(|_| usage.day_all > usage.day) {
+        let earlier = usage.day_all - usage.day;
+        let (jobs, count) = if earlier == 1 { ("job", "counts") } else { ("jobs", "count") };
+        text.push_str(&format!(
+            "An admin reset their count <t:{}:R>: {earlier} earlier {jobs} today no longer {count} against them \
+             (the server's counts keep {}).\n",
+            reset.timestamp(),
+            if earlier == 1 { "it" } else { "them" },
+        ));
+    }
+    text.push_str(&format!(
+        "**This month:** {} used\n**In progress now:** {} · at once: {}{}\n**Tier:** {}\n{}",
+        usage.month,
+        usage.in_flight,
+        describe(limits.max_concurrent.0),
+        from_role(limits.max_concurrent.1),
+        tier_line(&limits),
+        blocked_line(&state),
+    ));
+    reply_ephemeral(ctx, text).await;
+    Ok(())
+}
+
+fn from_role(role: Option<i64>) -> String {
+    role.map_or(" (the server's)".to_owned(), |r| format!(" (from <@&{r}>)"))
+}
+
+fn tier_line(limits: &MemberLimits) -> String {
+    let mut roles: Vec<i64> = [limits.per_user_daily.1, limits.max_concurrent.1].into_iter().flatten().collect();
+    roles.dedup();
+    if roles.is_empty() {
+        return "none: the server's per-member limits".to_owned();
+    }
+    roles.iter().map(|r| format!("<@&{r}>")).collect::<Vec<_>>().join(", ")
+}
+
+fn blocked_line(state: &MemberState) -> String {
+    match state.blocked {
+        Some((by, at)) => format!(
+            "**Blocked** by <@{by}> <t:{}:R>: they cannot start image jobs here (`block:False` lets them again).",
+            at.timestamp()
+        ),
+        None => "**Blocked:** no".to_owned(),
+    }
+}
+
+/// A member's per-member limits, each with the role tier it comes from (`None`: the server's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MemberLimits {
+    per_user_daily: (Option<i32>, Option<i64>),
+    max_concurrent: (Option<i32>, Option<i64>),
+}
+
+/// The per-member limits the reservation applies to a member holding `roles`: the most generous
+/// of their role tiers replaces the server's, and the operator's ceilings cap the result.
+fn member_limits(guild: &Limits, ceilings: &Limits, tiers: &[RoleTier], roles: &[i64]) -> MemberLimits {
+    let held: Vec<&RoleTier> = tiers.iter().filter(|t| roles.contains(&t.role_id)).collect();
+    let best = |limit: fn(&RoleTier) -> Option<i32>| {
+        held.iter().filter_map(|t| limit(t).map(|v| (v, t.role_id))).max_by_key(|(v, _)| *v)
+    };
+    let (daily, concurrent) = (best(|t| t.per_user_daily), best(|t| t.max_concurrent));
+    let applied = Limits {
+        per_user_daily: daily.map(|(v, _)| v).or(guild.per_user_daily),
+        max_concurrent: concurrent.map(|(v, _)| v).or(guild.max_concurrent),
+        ..*guild
+    }
+    .within(ceilings);
+    MemberLimits {
+        per_user_daily: (applied.per_user_daily, daily.map(|(_, r)| r)),
+        max_concurrent: (applied.max_concurrent, concurrent.map(|(_, r)| r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_generous_held_tier_gives_each_limit_within_the_ceilings() {
+        let guild = Limits { per_user_daily: Some(2), max_concurrent: Some(1), ..Default::default() };
+        let tiers = [
+            RoleTier { role_id: 10, per_user_daily: Some(5), max_concurrent: None },
+            RoleTier { role_id: 11, per_user_daily: Some(8), max_concurrent: Some(3) },
+            RoleTier { role_id: 12, per_user_daily: Some(50), max_concurrent: Some(9) },
+        ];
+        let none = Limits::default();
+        assert_eq!(
+            member_limits(&guild, &none, &tiers, &[]),
+            MemberLimits { per_user_daily: (Some(2), None), max_concurrent: (Some(1), None) }
+        );
+        assert_eq!(
+            member_limits(&guild, &none, &tiers, &[10]),
+            MemberLimits { per_user_daily: (Some(5), Some(10)), max_concurrent: (Some(1), None) }
+        );
+        assert_eq!(
+            member_limits(&guild, &none, &tiers, &[10, 11]),
+            MemberLimits { per_user_daily: (Some(8), Some(11)), max_concurrent: (Some(3), Some(11)) }
+        );
+        let ceilings = Limits { per_user_daily: Some(20), ..Default::default() };
+        assert_eq!(member_limits(&guild, &ceilings, &tiers, &[12]).per_user_daily, (Some(20), Some(12)));
+        let shown = member_limits(&guild, &none, &tiers, &[10, 11]);
+        assert_eq!(tier_line(&shown), "<@&11>");
+        assert_eq!(tier_line(&member_limits(&guild, &none, &tiers, &[])), "none: the server's per-member limits");
+    }
+}
