@@ -131,6 +131,31 @@ async fn failed_status_queries_cost_one_short_interval_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_deadline_is_asked_about_once_more_before_it_is_given_up() {
+    // Looked at 2 s after the create, then every 4 s; the deadline is 3 s and the job is done
+    // at 3.5 s: the look at 6 s, past the deadline, finds it done, and it is delivered, paid for.
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("JOB_DEADLINE".into(), "3s".into());
+        vars.insert("POLL_FIRST_DELAY".into(), "2s".into());
+        vars.insert("POLL_INTERVAL".into(), "4s".into());
+        vars.insert("POLL_DENSE_INTERVAL".into(), "4s".into());
+    })
+    .await;
+    bot.shortapi.script(
+        "just in time",
+        Behaviour::SucceedAt { after: Duration::from_millis(3500), images: 4, image_bytes: 2048 },
+    );
+    let cmd = bot.imagine("just in time");
+    bot.send(&cmd).await;
+    wait_settled(&bot, &cmd, WAIT).await;
+    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
+    let job_id = provider_job_id(&bot.shortapi, "just in time");
+    assert!(bot.shortapi.queries_for(&job_id).len() >= 2, "looked at before and after the deadline");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_hold_no_more_images_than_the_memory_budget() {
     // 1 MiB for images in memory; each job's four results are 150 KiB, its worst case (five
     // pictures at the 10 MiB upload limit) the whole budget: one delivery downloads at a time.
