@@ -68,6 +68,12 @@ impl ImageBudget {
         Ok(Reservation { permit })
     }
 
+    /// Reserves `bytes`, or the whole budget when `bytes` is more, waiting as [`Self::reserve`]
+    /// does: for work that must run however large, alone when it needs more than there is.
+    pub async fn reserve_up_to(&self, bytes: u64) -> Reservation {
+        self.reserve(bytes.min(self.total_bytes())).await.expect("never more than the whole budget")
+    }
+
     fn kib_within_total(&self, bytes: u64) -> Result<u32, OverBudget> {
         u32::try_from(bytes.div_ceil(KIB)).ok().filter(|kib| *kib <= self.total_kib).ok_or(OverBudget::LargerThanBudget)
     }
@@ -163,5 +169,14 @@ mod tests {
         drop(held);
         assert_eq!(waiting.await.unwrap(), Ok(MIB));
         assert_eq!(budget.reserve(3 * MIB).await.unwrap_err(), OverBudget::LargerThanBudget);
+    }
+
+    #[tokio::test]
+    async fn reserve_up_to_takes_the_whole_budget_for_more_than_it() {
+        let budget = ImageBudget::new(2 * MIB);
+        let whole = budget.reserve_up_to(3 * MIB).await;
+        assert_eq!((whole.bytes(), budget.available_bytes()), (2 * MIB, 0));
+        drop(whole);
+        assert_eq!(budget.reserve_up_to(MIB).await.bytes(), MIB);
     }
 }

@@ -160,14 +160,7 @@ impl Deliverer {
     /// A delivery larger than the whole budget waits for all of it, so it runs alone.
     async fn reserve_images(&self, job: &Job) -> Reservation {
         let pictures = job.result_urls.len() + job.args.picture_urls().count();
-        let worst = self.download_cap(job).saturating_mul(pictures as u64).min(self.image_budget.total_bytes());
-        loop {
-            match self.image_budget.reserve(worst).await {
-                Ok(reservation) => return reservation,
-                // Unreachable with `worst` within the total; asked again rather than run unbudgeted.
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
+        self.image_budget.reserve_up_to(self.download_cap(job).saturating_mul(pictures as u64)).await
     }
 
     /// The most bytes one downloaded picture of this job may have.

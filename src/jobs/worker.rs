@@ -44,7 +44,6 @@ pub struct Worker {
     settings: WorkerSettings,
     /// Identifies this process's leases; the same after a restart (see `identity`).
     identity: Identity,
-    owner: Uuid,
     /// Until when every lease this process holds is known to be valid: the last successful
     /// renewal plus the lease. Past it another process may have taken a job over, so a copy in
     /// memory must not touch Discord any more.
@@ -71,7 +70,6 @@ impl Worker {
             pool,
             provider,
             deliverer,
-            owner: identity.owner,
             identity,
             leases_valid_until,
             settings,
@@ -84,7 +82,7 @@ impl Worker {
     /// Runs until `shutdown`, then lets in-flight jobs finish (within a grace period) and gives
     /// up this process's leases.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        info!(owner = %self.owner, "worker started");
+        info!(owner = %self.identity.owner, "worker started");
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut tasks: JoinSet<(Uuid, Option<Job>)> = JoinSet::new();
         // The lease tokens of the jobs whose step is running now.
@@ -124,7 +122,7 @@ impl Worker {
             if free > 0 && (look_now || last_claim.elapsed() >= TICK) {
                 look_now = false;
                 last_claim = std::time::Instant::now();
-                match store::claim_due(&self.pool, self.owner, self.settings.lease, free as i64).await {
+                match store::claim_due(&self.pool, self.identity.owner, self.settings.lease, free as i64).await {
                     Ok(jobs) => {
                         if db_failures > 0 {
                             info!("database reachable again; worker resumed");
@@ -173,7 +171,7 @@ impl Worker {
             warn!("in-flight jobs did not finish within the grace period; their leases are released");
             tasks.abort_all();
         }
-        match store::release_all(&self.pool, self.owner).await {
+        match store::release_all(&self.pool, self.identity.owner).await {
             Ok(n) if n > 0 => info!(released = n, "released job leases"),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "could not release job leases; they expire on their own"),
@@ -374,7 +372,7 @@ impl Worker {
     /// to a newer claim, or the database failed (the lease then expires and the job is retried).
     /// What the write changed is counted in `/metrics`, once: outcomes, refunds and spend.
     async fn save(&self, job: &Job, stored: &mut Stored, release: bool, doing: &str) -> bool {
-        match store::save(&self.pool, job, self.owner, release).await {
+        match store::save(&self.pool, job, self.identity.owner, release).await {
             Ok(true) => {
                 stored.record(job);
                 true
