@@ -14,28 +14,6 @@ use crate::support::{
     shortapi::{Behaviour, ShortApiStandIn},
 };
 
-/// Waits up to `timeout` for the job of `cmd` to be delivered (or given up) and saved.
-async fn wait_settled(bot: &TestBot, cmd: &InteractionBuilder, timeout: Duration) {
-    let settled = eventually(timeout, || async {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT delivered_at IS NOT NULL AND lease_owner IS NULL FROM jobs WHERE interaction_id = $1",
-        )
-        .bind(cmd.id() as i64)
-        .fetch_optional(&bot.pool)
-        .await
-        .unwrap()
-        .unwrap_or(false)
-    })
-    .await;
-    assert!(settled, "job never settled: {:?}", bot.job_status(cmd).await);
-}
-
-/// The provider's job id of the job made for `prompt`.
-fn provider_job_id(shortapi: &ShortApiStandIn, prompt: &str) -> String {
-    let create = shortapi.creates().into_iter().find(|c| c.args()["prompt"] == prompt && c.job_id.is_some());
-    create.and_then(|c| c.job_id).expect("the provider accepted the job")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_outlive_their_links_and_a_discord_outage() {
     let bot = TestBot::start().await;
@@ -52,7 +30,7 @@ async fn results_outlive_their_links_and_a_discord_outage() {
     bot.discord.fail_for("PATCH", "/messages/@original", 502, Duration::from_secs(30));
     let cmd = bot.imagine("through the storm");
     bot.send(&cmd).await;
-    wait_settled(&bot, &cmd, Duration::from_secs(90)).await;
+    bot.wait_job_settled_within(&cmd, Duration::from_secs(90)).await;
 
     let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
@@ -63,7 +41,7 @@ async fn results_outlive_their_links_and_a_discord_outage() {
     let images: Vec<_> = delivered.files.iter().filter(|f| f.filename.starts_with("imagine-")).collect();
     assert_eq!(images.len(), 4, "every image is uploaded, not linked");
     assert!(images.iter().all(|f| f.bytes.starts_with(b"\x89PNG") && f.bytes.len() >= 2048));
-    let job_id = provider_job_id(&bot.shortapi, "through the storm");
+    let job_id = bot.shortapi.job_id_for("through the storm");
     assert_eq!(bot.shortapi.result_fetches(&job_id), 4, "each result was downloaded once, then kept");
     let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM job_images").fetch_one(&bot.pool).await.unwrap();
     assert_eq!(kept, 0, "the kept copies are dropped once the result is delivered");
@@ -82,10 +60,10 @@ async fn a_rate_limit_that_never_ends_leaves_the_result_for_history() {
     bot.discord.fail_for("POST", "/messages", 429, Duration::from_secs(120));
     let cmd = bot.imagine("never let through");
     bot.send(&cmd).await;
-    wait_settled(&bot, &cmd, WAIT).await;
+    bot.wait_job_settled_within(&cmd, WAIT).await;
     let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("undelivered")));
-    let job_id = provider_job_id(&bot.shortapi, "never let through");
+    let job_id = bot.shortapi.job_id_for("never let through");
     assert_eq!(bot.shortapi.result_fetches(&job_id), 4, "downloaded once, however many attempts");
 
     let history = InteractionBuilder::command("history");
@@ -112,10 +90,10 @@ async fn failed_status_queries_cost_one_short_interval_each() {
         .script("flaky gateway", Behaviour::FinishAtThenQueryErrors { after: Duration::from_secs(4), errors: 3 });
     let cmd = bot.imagine("flaky gateway");
     bot.send(&cmd).await;
-    wait_settled(&bot, &cmd, Duration::from_secs(40)).await;
+    bot.wait_job_settled_within(&cmd, Duration::from_secs(40)).await;
     let (status, _, delivery) = bot.job_status(&cmd).await.unwrap();
     assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
-    let job_id = provider_job_id(&bot.shortapi, "flaky gateway");
+    let job_id = bot.shortapi.job_id_for("flaky gateway");
     let finished = bot.shortapi.finishes_at(&job_id).unwrap();
     let token = cmd.token();
     let delivered = bot
@@ -147,10 +125,10 @@ async fn a_job_past_its_deadline_is_asked_about_once_more_before_it_is_given_up(
     );
     let cmd = bot.imagine("just in time");
     bot.send(&cmd).await;
-    wait_settled(&bot, &cmd, WAIT).await;
+    bot.wait_job_settled_within(&cmd, WAIT).await;
     let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
-    let job_id = provider_job_id(&bot.shortapi, "just in time");
+    let job_id = bot.shortapi.job_id_for("just in time");
     assert!(bot.shortapi.queries_for(&job_id).len() >= 2, "looked at before and after the deadline");
     bot.stop().await;
 }
@@ -171,7 +149,7 @@ async fn deliveries_hold_no_more_images_than_the_memory_budget() {
         bot.send(cmd).await;
     }
     for cmd in &commands {
-        wait_settled(&bot, cmd, Duration::from_secs(40)).await;
+        bot.wait_job_settled_within(cmd, Duration::from_secs(40)).await;
         let (status, _, delivery) = bot.job_status(cmd).await.unwrap();
         assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
     }

@@ -177,12 +177,6 @@ async fn a_create_cut_off_by_a_crash_is_marked_uncertain_not_resent() {
     w.assert_no_secrets(&[&first, &second], &[&cmd]);
 }
 
-/// The provider's job id of the job made for `prompt`.
-fn provider_job_id(w: &World, prompt: &str) -> String {
-    let create = w.shortapi.creates().into_iter().find(|c| c.args()["prompt"] == prompt && c.job_id.is_some());
-    create.and_then(|c| c.job_id).expect("the provider accepted the job")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_the_provider_accepted_is_delivered_after_a_crash_during_its_first_edit() {
     let w = world().await;
@@ -230,7 +224,7 @@ async fn a_restarted_process_takes_back_its_jobs_at_once() {
     let (status, _, delivery) = w.wait_settled(&cmd).await;
     assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
     assert_eq!(w.accepted_creates("fifteen seconds"), 1);
-    let finished = w.shortapi.finishes_at(&provider_job_id(&w, "fifteen seconds")).unwrap();
+    let finished = w.shortapi.finishes_at(&w.shortapi.job_id_for("fifteen seconds")).unwrap();
     let token = cmd.token();
     let delivered = w
         .discord

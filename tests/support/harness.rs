@@ -263,23 +263,33 @@ impl TestBot {
 
     /// Waits until the interaction's job has been delivered (or given up on) and saved.
     pub async fn wait_job_settled(&self, interaction: &InteractionBuilder) {
-        let settled = self.wait_job(interaction, "delivered_at IS NOT NULL AND lease_owner IS NULL").await;
-        assert!(settled, "job for interaction {} never settled", interaction.id());
+        self.wait_job_settled_within(interaction, WAIT).await;
+    }
+
+    /// [`TestBot::wait_job_settled`], for jobs that take longer than [`WAIT`].
+    pub async fn wait_job_settled_within(&self, interaction: &InteractionBuilder, timeout: Duration) {
+        let settled = self.wait_job(interaction, "delivered_at IS NOT NULL AND lease_owner IS NULL", timeout).await;
+        assert!(
+            settled,
+            "job for interaction {} never settled: {:?}",
+            interaction.id(),
+            self.job_status(interaction).await
+        );
     }
 
     /// Waits until no step of the interaction's (acknowledged) job is running or due: whatever a
     /// callback or a wake-up set in motion has been done, and the stand-ins have recorded it.
     pub async fn wait_job_idle(&self, interaction: &InteractionBuilder) {
         let idle = self
-            .wait_job(interaction, "lease_owner IS NULL AND (delivered_at IS NOT NULL OR next_run_at > now())")
+            .wait_job(interaction, "lease_owner IS NULL AND (delivered_at IS NOT NULL OR next_run_at > now())", WAIT)
             .await;
         assert!(idle, "job for interaction {} never came to rest", interaction.id());
     }
 
-    /// Waits until `condition` (SQL on the job's row) holds; false if it did not within [`WAIT`].
-    async fn wait_job(&self, interaction: &InteractionBuilder, condition: &str) -> bool {
+    /// Waits until `condition` (SQL on the job's row) holds; false if it did not within `timeout`.
+    async fn wait_job(&self, interaction: &InteractionBuilder, condition: &str, timeout: Duration) -> bool {
         let sql = format!("SELECT {condition} FROM jobs WHERE interaction_id = $1");
-        eventually(WAIT, || async {
+        eventually(timeout, || async {
             let holds: Option<bool> = sqlx::query_scalar(&sql)
                 .bind(interaction.id() as i64)
                 .fetch_optional(&self.pool)

@@ -298,6 +298,12 @@ impl ShortApiStandIn {
         lock(&self.shared.inner).fetches.iter().filter(|(name, _)| name.starts_with(&prefix)).map(|(_, n)| n).sum()
     }
 
+    /// The job id the provider gave the job made for exactly `prompt`.
+    pub fn job_id_for(&self, prompt: &str) -> String {
+        let create = self.creates().into_iter().find(|c| c.args()["prompt"] == prompt && c.job_id.is_some());
+        create.and_then(|c| c.job_id).expect("the provider accepted the job")
+    }
+
     pub fn creates(&self) -> Vec<RecordedCreate> {
         lock(&self.shared.inner).creates.clone()
     }
