@@ -319,11 +319,7 @@ fn operator_limits(env: &Env<'_>) -> Result<crate::quota::OperatorLimits, Config
     };
     Ok(crate::quota::OperatorLimits {
         daily_spend_limit: env.parse("DAILY_SPEND_LIMIT", dollars)?,
-        expected_job_cost: env.or_default(
-            "EXPECTED_JOB_COST",
-            crate::quota::DEFAULT_EXPECTED_JOB_COST.to_owned(),
-            dollars,
-        )?,
+        expected_job_cost: env.or_default("EXPECTED_JOB_COST", crate::quota::DEFAULT_EXPECTED_JOB_COST, dollars)?,
         ceilings: crate::quota::Limits {
             daily: env.limit("MAX_GUILD_DAILY_LIMIT", None)?,
             monthly: env.limit("MAX_GUILD_MONTHLY_LIMIT", None)?,

@@ -229,7 +229,7 @@ pub(super) async fn reserve(
             Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into())
         }
         Reservation::SpendLimit { limit } => {
-            warn!(limit, "the operator's daily spend limit refused a job");
+            warn!(%limit, "the operator's daily spend limit refused a job");
             Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into())
         }
         Reservation::Accepted => {

@@ -240,8 +240,8 @@ fn operator_limits_are_read_and_checked() {
         ("MAX_GUILD_DAILY_LIMIT", "200"),
     ])
     .unwrap();
-    assert_eq!(c.operator_limits.daily_spend_limit.as_deref(), Some("12.50"));
-    assert_eq!(c.operator_limits.expected_job_cost, "0.05");
+    assert_eq!(c.operator_limits.daily_spend_limit.map(|d| d.to_string()).as_deref(), Some("12.50"));
+    assert_eq!(c.operator_limits.expected_job_cost.to_string(), "0.05");
     assert_eq!(c.operator_limits.ceilings.daily, Some(200));
     assert_eq!(named(&[("DAILY_SPEND_LIMIT", "ten")]), ("DAILY_SPEND_LIMIT", Some("ten".into())));
     assert_eq!(named(&[("MAX_GUILD_MAX_CONCURRENT", "-1")]), ("MAX_GUILD_MAX_CONCURRENT", Some("-1".into())));

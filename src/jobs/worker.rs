@@ -5,6 +5,7 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use rust_decimal::prelude::ToPrimitive;
 use sqlx::PgPool;
 use tokio::{
     sync::{Notify, Semaphore},
@@ -392,7 +393,7 @@ impl Worker {
     /// recorded (outside the lease), so whoever holds the job follows it instead of abandoning it.
     async fn record_created_anyway(&self, job: &Job) {
         let Some(provider_job_id) = job.provider_job_id.as_deref() else { return };
-        if let Err(e) = store::record_created(&self.pool, job.id, provider_job_id, job.amount.as_deref()).await {
+        if let Err(e) = store::record_created(&self.pool, job.id, provider_job_id, job.amount).await {
             error!(error = %e, provider_job_id, "could not record the provider's job id");
         }
     }
@@ -489,8 +490,9 @@ impl Stored {
             metrics::counter!("imagine_refunds_total").increment(1);
         }
         if !self.priced
-            && let Some(dollars) = job.amount.as_deref().and_then(|a| a.parse::<f64>().ok())
+            && let Some(dollars) = job.amount.and_then(|a| a.to_f64())
         {
+            // A Prometheus sample is a float: the exact figure stays in the database.
             metrics::gauge!("imagine_spend_dollars_total").increment(dollars);
         }
         *self = Stored::of(job);
