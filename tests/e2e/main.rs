@@ -30,4 +30,5 @@ mod roles;
 mod settings;
 mod standins;
 mod startup;
+mod store;
 mod variations;
