@@ -16,6 +16,7 @@ mod faults;
 mod history;
 mod imagine;
 mod listeners;
+mod log_channel;
 mod members;
 mod operations;
 mod operator;
