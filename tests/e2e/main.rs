@@ -18,6 +18,7 @@ mod imagine;
 mod listeners;
 mod log_channel;
 mod members;
+mod notify;
 mod operations;
 mod operator;
 mod press_limits;
