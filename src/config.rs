@@ -144,6 +144,9 @@ pub struct Config {
     pub upscale_rate_limit: RateLimit,
     /// How long the provider breaker stays open before one create goes through as a probe.
     pub breaker_probe_after: Duration,
+    /// A job delivered longer than this after it was accepted pings its owner (`NOTIFY_AFTER`;
+    /// `None`: never).
+    pub notify_after: Option<Duration>,
     pub log_format: LogFormat,
 }
 
@@ -204,6 +207,9 @@ impl Config {
             })?,
             breaker_probe_after: env.or_default("BREAKER_PROBE_AFTER", Duration::from_secs(5 * 60), |v| {
                 parse_duration(v).filter(|d| !d.is_zero()).ok_or("expected a duration longer than zero, such as 5m")
+            })?,
+            notify_after: env.or_default("NOTIFY_AFTER", Some(Duration::from_secs(60)), |v| {
+                parse_duration(v).map(|d| (!d.is_zero()).then_some(d)).ok_or(DURATION_HINT)
             })?,
         })
     }

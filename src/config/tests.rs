@@ -254,3 +254,13 @@ fn the_callback_listener_binds_this_machine_only_unless_told_otherwise() {
     assert_eq!(c.callbacks.unwrap().addr, "127.0.0.1:8081".parse().unwrap());
     assert!(config(&[BASE[0], BASE[1]]).unwrap().health_addr.is_none(), "no operations listener unless asked");
 }
+
+#[test]
+fn notify_after_defaults_to_a_minute_and_zero_turns_it_off() {
+    assert_eq!(config(&BASE).unwrap().notify_after, Some(Duration::from_secs(60)));
+    let with = |v: &str| config(&[BASE[0], BASE[1], ("NOTIFY_AFTER", v)]);
+    assert_eq!(with("90s").unwrap().notify_after, Some(Duration::from_secs(90)));
+    assert_eq!(with("0").unwrap().notify_after, None);
+    let err = with("soon").unwrap_err().to_string();
+    assert!(err.starts_with("NOTIFY_AFTER"), "{err}");
+}

@@ -448,3 +448,12 @@ pub async fn daily_usage(
         .map(|r| crate::usage_chart::Day { day: r.day as u32, jobs: r.jobs as u32, spend: r.spend })
         .collect())
 }
+
+/// The guild's monthly budget in US dollars (`None`: none, or a guild never seen), read without
+/// the lock [`budget`] takes: for the log channel's threshold notices, which change nothing.
+pub async fn budget_unlocked(db: impl PgExecutor<'_>, guild_id: i64) -> Result<Option<Decimal>, sqlx::Error> {
+    let budget = sqlx::query_scalar!("SELECT monthly_budget FROM guild_quotas WHERE guild_id = $1", guild_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(budget.flatten())
+}

@@ -36,6 +36,8 @@ pub struct Deliverer {
     pub clock: super::clock::DbClock,
     /// Bytes of images this process may hold at once, shared with the U presses.
     pub image_budget: ImageBudget,
+    /// The log channel's notices and the follow-up ping of long jobs.
+    pub notices: crate::notices::Notices,
 }
 
 impl Deliverer {

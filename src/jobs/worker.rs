@@ -336,6 +336,7 @@ impl Worker {
                     }
                     wrote_through = true;
                     self.deliverer.deliver(&mut job, &self.pool, &timing).await;
+                    self.deliverer.notices.after_delivery(&job);
                 }
                 Action::Wait => {}
             }
@@ -405,6 +406,7 @@ impl Worker {
         };
         let outcome = self.provider.create(&job.args, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
+        self.deliverer.notices.after_create(job.guild_id, &outcome);
         match &outcome {
             Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
             Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),
