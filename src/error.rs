@@ -4,13 +4,16 @@
 
 use crate::quota::{LimitKind, Refusal};
 
-/// The one sentence users see when something breaks on our side.
+/// The one sentence users see when something breaks on the bot's side.
 pub const INTERNAL_ERROR: &str =
-    "Something went wrong on our side and nothing was charged. Please try again in a minute.";
+    "Something went wrong on my side and nothing was charged. Please try again in a minute.";
 
 /// What users see while the database cannot be reached.
-pub const UNAVAILABLE: &str =
-    "The bot is temporarily unavailable and nothing was charged. Please try again in a minute.";
+pub const UNAVAILABLE: &str = "I am temporarily unavailable and nothing was charged. Please try again in a minute.";
+
+/// What members see while the image service refuses the bot's account (balance, key, plan): the
+/// same sentence for a refused command and for a job the service turned down.
+pub const SERVICE_REFUSING: &str = "The image service is not accepting this bot's jobs right now; nothing was counted.";
 
 /// A user's mistake, or a rule they ran into: shown verbatim and privately. Nothing was sent to
 /// the provider and nothing was counted.
@@ -35,9 +38,7 @@ pub enum UserError {
     )]
     SpendLimit { resets_at: chrono::DateTime<chrono::Utc> },
     /// The provider keeps refusing the bot's account: the breaker is open (see `crate::breaker`).
-    #[error(
-        "The image service is not accepting this bot's jobs right now; nothing was counted. Please try again later."
-    )]
+    #[error("{SERVICE_REFUSING} Please try again later.")]
     ServiceRefusing,
     /// `/quota set` above what the operator allows guilds to set.
     #[error(
@@ -115,8 +116,8 @@ pub enum UserError {
     #[error("I'm posting too many images right now: press U{0} again in a few seconds.")]
     UpscalesBusy(u8),
     /// `U<n>` on an image larger than this process may hold in memory (`IMAGE_MEMORY_BUDGET`).
-    #[error("Image {0} is too large for me to post; open it in the result above.")]
-    TooLargeToPost(u8),
+    #[error("Image {number} is too large for me to post; open it in the result: {result}")]
+    TooLargeToPost { number: u8, result: String },
     /// `U<n>` or `V<n>` where the result carries no image n.
     #[error("This result has no image {0}. Use the buttons of an image it shows.")]
     NoSuchImage(u8),

@@ -108,7 +108,7 @@ pub struct Registration {
 }
 
 /// What a command gets before the commands are registered.
-pub const STARTING_UP: &str = "The bot is starting up; try again in a moment.";
+pub const STARTING_UP: &str = "I am starting up; try again in a moment.";
 /// How long a command that arrives before the commands are registered waits for them (a
 /// registration in flight) before it is answered [`STARTING_UP`]; well within Discord's 3 s.
 const STARTING_UP_GRACE: Duration = Duration::from_millis(1500);

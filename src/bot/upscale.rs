@@ -74,7 +74,9 @@ impl Upscales {
             metrics::counter!("imagine_presses_total", "outcome" => "upscale_over_budget").increment(1);
             match over {
                 OverBudget::Busy => UserError::UpscalesBusy(image.number),
-                OverBudget::LargerThanBudget => UserError::TooLargeToPost(image.number),
+                OverBudget::LargerThanBudget => {
+                    UserError::TooLargeToPost { number: image.number, result: image.result_link.clone() }
+                }
             }
         })
     }
@@ -160,6 +162,8 @@ struct SingleImage {
     /// The most bytes its download may bring: its size as Discord gives it, within the upload
     /// limit of the press.
     expected_bytes: u64,
+    /// The pressed result message, where the image can be opened when it is too large to post.
+    result_link: String,
 }
 
 fn single_image(
@@ -178,6 +182,7 @@ fn single_image(
             0 => upload_limit,
             size => size.min(upload_limit),
         },
+        result_link: press.message.id.link(press.channel_id, press.guild_id),
     })
 }
 
@@ -212,7 +217,10 @@ async fn post(
             let n = image.number;
             serenity::EditInteractionResponse::new().content(match e {
                 DownloadError::TooLarge { .. } => {
-                    format!("Image {n} is larger than this server's upload limit; open it in the result above.")
+                    format!(
+                        "Image {n} is larger than this server's upload limit; open it in the result: {}",
+                        image.result_link
+                    )
                 }
                 _ => format!("I could not fetch image {n} from Discord just now. Please press U{n} again in a minute."),
             })

@@ -39,18 +39,21 @@ pub const MAX_UNKNOWN_POLLS: i32 = 3;
 
 pub const REPLY_FAILED: &str = "The reply to the command could not be sent.";
 pub const NEVER_ACKNOWLEDGED: &str =
-    "The bot restarted before your request was confirmed. Please run the command again.";
-pub const UNCERTAIN: &str = "We could not confirm whether the image service accepted this request, so it was stopped. An operator can check it.";
+    "I restarted before your request was confirmed, so nothing was sent or counted. Please run the command again.";
+pub const UNCERTAIN: &str = "I could not confirm whether the image service accepted this request, so I stopped it; \
+     nothing was counted. The bot's operator can check it.";
 /// What the public sees when the provider's reason concerns the bot's account, not the request.
-pub const DETAILS_IN_LOGS: &str = "server admins can see details in the logs";
-pub const OPERATOR_REFUSAL: &str =
-    "The image service refused this bot's request; server admins can see details in the logs.";
+pub const DETAILS_IN_LOGS: &str = "nothing was counted, and the bot's operator has the details";
+pub const OPERATOR_REFUSAL: &str = crate::error::SERVICE_REFUSING;
 /// A job held back by the open provider breaker until its deadline passed: it was never sent.
-pub const HELD_BY_BREAKER: &str =
-    "The image service is not accepting this bot's jobs right now, so this job was never sent. Please try again later.";
-pub const SERVICE_DOWN: &str = "The image service is not answering right now. Please try again later.";
-pub const UNKNOWN_STATE: &str = "The image service reported a state we do not understand, so the job was stopped.";
-pub const IMAGES_UNREACHABLE: &str = "The images were made but could not be fetched from the image service.";
+pub const HELD_BY_BREAKER: &str = "The image service is not accepting this bot's jobs right now, so I never sent \
+     this one; nothing was counted. Please try again later.";
+pub const SERVICE_DOWN: &str =
+    "The image service is not answering right now; nothing was counted. Please try again later.";
+pub const UNKNOWN_STATE: &str =
+    "The image service reported a state I do not understand, so I stopped the job; nothing was counted.";
+pub const IMAGES_UNREACHABLE: &str =
+    "The images were made but I could not fetch them from the image service; nothing was counted.";
 
 /// What the worker must do next with a job that is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

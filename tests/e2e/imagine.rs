@@ -205,7 +205,7 @@ async fn the_bots_account_trouble_stays_out_of_public_replies() {
     bot.send(&cmd).await;
     let reply = bot.wait_reply(&cmd, |c| c.contains("Failed")).await;
     let content = reply.to_string();
-    assert!(content.contains("refused this bot's request; server admins can see details in the logs"), "{content}");
+    assert!(content.contains("not accepting this bot's jobs right now; nothing was counted"), "{content}");
     assert!(!content.contains("Insufficient") && !content.contains("account 7"), "{content}");
     bot.wait_job_settled(&cmd).await;
     let JobRow { status, counted, .. } = bot.job(&cmd).await.unwrap();

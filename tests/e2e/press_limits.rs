@@ -185,6 +185,40 @@ async fn u_presses_hold_no_more_images_than_the_memory_budget() {
     bot.stop().await;
 }
 
+/// An image larger than the whole memory budget is never fetched: the presser is sent, privately,
+/// to the result message itself (a link, not "above": the result may be far up the channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_u_press_on_an_image_too_large_to_hold_links_to_the_result() {
+    const IMAGE_BYTES: usize = 1536 * 1024;
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("IMAGE_MEMORY_BUDGET".into(), (1024 * 1024).to_string());
+    })
+    .await;
+    bot.shortapi.script(
+        "huge",
+        Behaviour::Succeed {
+            polls_before_done: 1,
+            images: 4,
+            image_bytes: IMAGE_BYTES,
+            amount: "0.04".into(),
+            progress: false,
+        },
+    );
+    let (_, done) = result(&bot, "four huge dunes").await;
+    let press = u_press(&done, "U3", 9200);
+    bot.send(&press).await;
+    let answer = only_answer(&bot, &press).await;
+    let text = refusal(&answer);
+    let link = format!(
+        "https://discord.com/channels/{}/{}/{}",
+        support::discord::DEFAULT_GUILD_ID,
+        done["channel_id"].as_str().unwrap(),
+        done["id"].as_str().unwrap()
+    );
+    assert!(text.contains("Image 3 is too large for me to post") && text.ends_with(&link), "{text}");
+    bot.stop().await;
+}
+
 /// Two processes on one shard both see every press: each press is answered once, and both count
 /// it, so a member's limit holds whichever process answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,7 +96,7 @@ async fn until_its_commands_are_registered_the_bot_says_it_is_starting_up() {
     let answer = bot.callback(&early).await;
     assert_eq!(answer["type"], 4, "{answer:#}");
     assert_eq!(answer["data"]["flags"], 64, "private: {answer:#}");
-    assert_eq!(answer["data"]["content"], "The bot is starting up; try again in a moment.");
+    assert_eq!(answer["data"]["content"], "I am starting up; try again in a moment.");
     let callback = bot.discord.requests_matching("POST", &format!("/interactions/{}/", early.id())).remove(0);
     let dispatched = bot.discord.dispatched_at(early.id()).unwrap();
     assert!(callback.at.duration_since(dispatched) < Duration::from_secs(3), "answered within Discord's 3 seconds");

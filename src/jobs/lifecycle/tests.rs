@@ -347,7 +347,7 @@ fn download_failures_retry_then_fail_refunded() {
     assert_eq!(j.next_run_at, now() + chrono::Duration::seconds(2));
     j.delivery_attempts = MAX_DOWNLOAD_ATTEMPTS - 1;
     on_download_failed(&mut j, now(), &TIMING);
-    assert_refunded(&j, JobStatus::Failed, "could not be fetched");
+    assert_refunded(&j, JobStatus::Failed, "could not fetch them");
 }
 
 #[test]
