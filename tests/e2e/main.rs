@@ -11,6 +11,7 @@ mod breaker;
 mod callbacks;
 mod deploy;
 mod dockerfile;
+mod doctor;
 mod durability;
 mod faults;
 mod history;
