@@ -25,6 +25,7 @@ mod press_origin;
 mod private_pg;
 mod processes;
 mod quotas;
+mod readme_path;
 mod remix;
 mod result_links;
 mod roles;
