@@ -2,13 +2,14 @@
 //! failure, and the Discord application behind the token: its id, the exact invite URL, and a
 //! warning while anyone may add the bot.
 
-use std::{collections::HashMap, process::Command};
+use std::{collections::HashMap, path::Path};
 
 use serde_json::json;
 
 use crate::support::{
     self,
     discord::{APP_ID, DiscordStandIn},
+    process,
     shortapi::ShortApiStandIn,
 };
 
@@ -17,20 +18,7 @@ const INVITE_URL: &str = "https://discord.com/oauth2/authorize?client_id=1180000
 
 /// Runs `imagine-bot doctor` with exactly `vars`; whether it passed, and what it printed.
 async fn doctor(vars: &HashMap<String, String>) -> (bool, String) {
-    let vars = vars.clone();
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(env!("CARGO_BIN_EXE_imagine-bot"))
-            .arg("doctor")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&vars)
-            .current_dir(env!("CARGO_TARGET_TMPDIR"))
-            .output()
-            .unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
-    })
-    .await
-    .unwrap()
+    process::run_to_end(Path::new(env!("CARGO_TARGET_TMPDIR")), vars, &["doctor"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,13 +4,13 @@
 //! needs: the stand-ins' addresses and a place of its own for the private PostgreSQL. The README
 //! also names the test command CI runs and the service's install commands: they must be the same.
 
-use std::{collections::HashMap, path::Path, process::Command, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use crate::support::{
     self, WAIT,
     discord::{APP_ID, DiscordStandIn},
     pg::ScratchCluster,
-    process::BotProcess,
+    process::{self, BotProcess},
     shortapi::{self, ShortApiStandIn},
 };
 
@@ -54,24 +54,6 @@ fn edited_env(settings: &[(String, String)]) -> String {
         *line = format!("{key}={value}");
     }
     lines.join("\n") + "\n"
-}
-
-/// Runs the binary with `args` in `dir`; whether it passed, and what it printed.
-async fn run(dir: &Path, vars: &HashMap<String, String>, args: Vec<String>) -> (bool, String) {
-    let (dir, vars) = (dir.to_owned(), vars.clone());
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(env!("CARGO_BIN_EXE_imagine-bot"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&vars)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +107,7 @@ async fn the_operator_path_as_written_ends_with_an_answered_imagine() {
     // Step 1 turned Public Bot off.
     discord.set_bot_public(false);
 
-    let (ok, out) = run(&clone, &stand_ins, binary_args(doctor).into_iter().map(str::to_owned).collect()).await;
+    let (ok, out) = process::run_to_end(&clone, &stand_ins, &binary_args(doctor)).await;
     assert!(ok, "{doctor}:\n{out}");
     assert!(out.contains("Everything looks right."), "{out}");
     let invite = operator_path()

@@ -88,3 +88,12 @@ impl Drop for BotProcess {
         }
     }
 }
+
+/// Runs the binary with `args` to its end, with exactly `vars` (plus PATH), working in `dir`:
+/// whether it succeeded, and what it printed on stdout.
+pub async fn run_to_end(dir: &Path, vars: &HashMap<String, String>, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_imagine-bot"));
+    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(vars).current_dir(dir);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
