@@ -1,27 +1,63 @@
-//! `imagine-bot doctor`: checks the configuration, the database, the Discord token and the
-//! provider key, and prints a checklist with a fix for each failure.
+//! `imagine-bot doctor`: checks the configuration, the database, the Discord token and
+//! application, and the provider key, and prints a checklist with a fix for each failure.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
+use serde::Deserialize;
 use serde_json::Value;
 use sqlx::Connection;
 
 use crate::config::Config;
 
+/// The permissions the invite URL asks for, and the integer the README names: see channels and
+/// the command's message (View Channel, Read Message History: a late result is posted as a reply
+/// to it), post results that outlived the interaction token, in channels and in their threads
+/// (Send Messages, Send Messages in Threads), with embeds and uploaded images (Embed Links, Attach
+/// Files). Interaction replies need no permission; nothing else is asked for.
+const INVITE_PERMISSIONS: u64 = 274_878_024_704;
+
+/// The URL that adds the bot to a server with the scopes and permissions it needs.
+fn invite_url(application_id: u64) -> String {
+    format!(
+        "https://discord.com/oauth2/authorize?client_id={application_id}&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
+    )
+}
+
 /// One line of the checklist.
 struct Check {
     name: &'static str,
-    result: Result<String, (String, String)>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Passed(String),
+    /// Works, but the operator should change something.
+    Warning {
+        problem: String,
+        fix: String,
+    },
+    Failed {
+        problem: String,
+        fix: String,
+    },
 }
 
 impl Check {
     fn ok(name: &'static str, detail: impl Into<String>) -> Self {
-        Check { name, result: Ok(detail.into()) }
+        Check { name, outcome: Outcome::Passed(detail.into()) }
+    }
+
+    fn warn(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check { name, outcome: Outcome::Warning { problem: problem.into(), fix: fix.into() } }
     }
 
     fn fail(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Check { name, result: Err((problem.into(), fix.into())) }
+        Check { name, outcome: Outcome::Failed { problem: problem.into(), fix: fix.into() } }
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed { .. })
     }
 }
 
@@ -40,28 +76,37 @@ pub async fn run() -> bool {
             return false;
         }
     };
-    let checks = vec![
+    let mut checks = vec![
         Check::ok("configuration", "every setting is present and well-formed"),
         database(&config).await,
         discord(&config).await,
-        provider(&config).await,
     ];
+    // A rejected token would only fail the same way twice.
+    if !checks.last().is_some_and(Check::failed) {
+        checks.extend(application(&config).await);
+    }
+    checks.push(provider(&config).await);
     for check in &checks {
         print(check);
     }
-    let failures = checks.iter().filter(|c| c.result.is_err()).count();
-    if failures == 0 {
-        println!("\nEverything looks right.");
-    } else {
-        println!("\n{failures} problem(s) found.");
+    let failures = checks.iter().filter(|c| c.failed()).count();
+    let warnings = checks.iter().filter(|c| matches!(c.outcome, Outcome::Warning { .. })).count();
+    match (failures, warnings) {
+        (0, 0) => println!("\nEverything looks right."),
+        (0, _) => println!("\nEverything works; {warnings} warning(s) above."),
+        _ => println!("\n{failures} problem(s) found."),
     }
     failures == 0
 }
 
 fn print(check: &Check) {
-    match &check.result {
-        Ok(detail) => println!("  ✓ {}: {detail}", check.name),
-        Err((problem, fix)) => {
+    match &check.outcome {
+        Outcome::Passed(detail) => println!("  ✓ {}: {detail}", check.name),
+        Outcome::Warning { problem, fix } => {
+            println!("  ! {}: {problem}", check.name);
+            println!("      fix: {fix}");
+        }
+        Outcome::Failed { problem, fix } => {
             println!("  ✗ {}: {problem}", check.name);
             println!("      fix: {fix}");
         }
@@ -96,10 +141,10 @@ async fn database(config: &Config) -> Check {
         tokio::task::spawn_blocking(move || crate::localpg::stop_cluster(&dir)).await
     };
     match (check, stop) {
-        (Check { result: Ok(detail), .. }, Ok(Ok(()))) => {
+        (Check { outcome: Outcome::Passed(detail), .. }, Ok(Ok(()))) => {
             Check::ok(NAME, format!("{detail} (the local cluster was started for this check, and stopped)"))
         }
-        (Check { result: Err(failure), .. }, Ok(Ok(()))) => Check { name: NAME, result: Err(failure) },
+        (check, Ok(Ok(()))) => check,
         (_, Ok(Err(e))) => Check::fail(
             NAME,
             format!("could not stop the local PostgreSQL it started: {e:#}"),
@@ -152,37 +197,82 @@ fn database_error(e: &sqlx::Error) -> String {
     }
 }
 
-async fn discord(config: &Config) -> Check {
-    const NAME: &str = "Discord";
+/// `GET {base}/api/v10/{path}` with the bot token; a failure is the problem and its fix.
+async fn discord_get(config: &Config, path: &str) -> Result<reqwest::Response, (String, String)> {
     let base = config.discord_proxy_url.as_deref().unwrap_or("https://discord.com");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client builds");
     let response = client
-        .get(format!("{base}/api/v10/users/@me"))
+        .get(format!("{base}/api/v10/{path}"))
         .header("Authorization", format!("Bot {}", config.discord_token.expose_secret()))
         .send()
         .await;
     match response {
-        Err(e) => Check::fail(
-            NAME,
+        Err(e) => Err((
             format!("could not reach {base}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }),
-            "check the network, or DISCORD_PROXY_URL if you use a proxy",
-        ),
-        Ok(r) if r.status().as_u16() == 401 => Check::fail(
-            NAME,
-            "DISCORD_TOKEN was rejected (HTTP 401)",
-            "reset the token in the developer portal (Bot tab) and put the new one in DISCORD_TOKEN",
-        ),
-        Ok(r) if !r.status().is_success() => Check::fail(
-            NAME,
+            "check the network, or DISCORD_PROXY_URL if you use a proxy".into(),
+        )),
+        Ok(r) if r.status().as_u16() == 401 => Err((
+            "DISCORD_TOKEN was rejected (HTTP 401)".into(),
+            "reset the token in the developer portal (Bot tab) and put the new one in DISCORD_TOKEN".into(),
+        )),
+        Ok(r) if !r.status().is_success() => Err((
             format!("Discord answered HTTP {}", r.status().as_u16()),
-            "try again in a minute; if it persists, check Discord's status page",
-        ),
+            "try again in a minute; if it persists, check Discord's status page".into(),
+        )),
+        Ok(r) => Ok(r),
+    }
+}
+
+async fn discord(config: &Config) -> Check {
+    const NAME: &str = "Discord";
+    match discord_get(config, "users/@me").await {
+        Err((problem, fix)) => Check::fail(NAME, problem, fix),
         Ok(r) => {
             let user: Value = r.json().await.unwrap_or(Value::Null);
             let name = user["username"].as_str().unwrap_or("the bot");
             Check::ok(NAME, format!("the token belongs to {name}"))
         }
     }
+}
+
+/// What doctor reads of the application object.
+#[derive(Deserialize)]
+struct Application {
+    #[serde(deserialize_with = "snowflake")]
+    id: u64,
+    bot_public: bool,
+}
+
+/// Discord sends ids as strings (they exceed what JSON numbers hold exactly).
+fn snowflake<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+}
+
+/// The application behind the token: its id and invite URL, and a warning when anyone may add it.
+async fn application(config: &Config) -> Vec<Check> {
+    const NAME: &str = "Discord application";
+    let response = match discord_get(config, "applications/@me").await {
+        Ok(response) => response,
+        Err((problem, fix)) => return vec![Check::fail(NAME, problem, fix)],
+    };
+    let Ok(app) = response.json::<Application>().await else {
+        return vec![Check::fail(
+            NAME,
+            "Discord's answer did not describe an application",
+            "check DISCORD_PROXY_URL: it must forward to https://discord.com unchanged",
+        )];
+    };
+    let mut checks = vec![Check::ok(NAME, format!("id {}\n      invite it with: {}", app.id, invite_url(app.id)))];
+    if app.bot_public {
+        checks.push(Check::warn(
+            NAME,
+            "Public Bot is on: anyone who gets the invite link can add the bot to their server, and its jobs are paid \
+             with your ShortAPI key",
+            "in the developer portal, Installation tab: set Install Link to None and save; then Bot tab: turn Public \
+             Bot off and save (Discord refuses the second while an install link exists)",
+        ));
+    }
+    checks
 }
 
 async fn provider(config: &Config) -> Check {
@@ -225,6 +315,33 @@ async fn provider(config: &Config) -> Check {
             } else {
                 Check::ok(NAME, "reachable, and the key is accepted")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serenity::all::Permissions;
+
+    use super::*;
+
+    #[test]
+    fn the_invite_asks_for_what_the_bot_does_in_channels() {
+        let used = Permissions::VIEW_CHANNEL
+            | Permissions::READ_MESSAGE_HISTORY
+            | Permissions::SEND_MESSAGES
+            | Permissions::SEND_MESSAGES_IN_THREADS
+            | Permissions::EMBED_LINKS
+            | Permissions::ATTACH_FILES;
+        assert_eq!(INVITE_PERMISSIONS, used.bits());
+    }
+
+    #[test]
+    fn the_readme_names_the_same_permissions() {
+        let readme = include_str!("../README.md");
+        assert!(readme.contains(&format!("permissions={INVITE_PERMISSIONS}")), "the README's invite URL");
+        for name in Permissions::from_bits_truncate(INVITE_PERMISSIONS).get_permission_names() {
+            assert!(readme.contains(&format!("| {name} (")), "the README's table lists {name}");
         }
     }
 }

@@ -1,8 +1,8 @@
-//! Operating the bot: health and metrics endpoints, `doctor`, `healthcheck`, JSON logs.
+//! Operating the bot: health and metrics endpoints, `healthcheck`, JSON logs (`doctor` has its own file).
 
-use std::{collections::HashMap, process::Command};
+use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::{self, TestBot, WAIT, discord::DiscordStandIn, process::BotProcess, shortapi::ShortApiStandIn};
 
@@ -51,62 +51,6 @@ async fn health_readiness_and_metrics() {
         assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
     }
     bot.stop().await;
-}
-
-fn doctor(vars: &HashMap<String, String>) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_imagine-bot"))
-        .arg("doctor")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars)
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .output()
-        .unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_prints_a_checklist_with_fixes() {
-    let discord = DiscordStandIn::start().await;
-    let shortapi = ShortApiStandIn::start().await;
-    let database = support::fresh_database().await;
-    let vars = support::test_vars(&discord, &shortapi, &database);
-
-    let (ok, out) = tokio::task::spawn_blocking({
-        let vars = vars.clone();
-        move || doctor(&vars)
-    })
-    .await
-    .unwrap();
-    assert!(ok, "{out}");
-    assert!(out.contains("✓ configuration"), "{out}");
-    assert!(out.contains("✓ database: connected to PostgreSQL"), "{out}");
-    assert!(out.contains("migration(s) will be applied"), "a fresh database has pending migrations: {out}");
-    assert!(out.contains("✓ Discord: the token belongs to imagine-bot"), "{out}");
-    assert!(out.contains("✓ ShortAPI"), "{out}");
-
-    let mut bad_key = vars.clone();
-    bad_key.insert("SHORTAPI_KEY".into(), "wrong-key".into());
-    discord.fail_next("GET", "/users/@me", 401, json!({"code": 0, "message": "401: Unauthorized"}));
-    let (ok, out) = tokio::task::spawn_blocking(move || doctor(&bad_key)).await.unwrap();
-    assert!(!ok, "{out}");
-    assert!(out.contains("✗ ShortAPI: SHORTAPI_KEY was rejected"), "{out}");
-    assert!(out.contains("✗ Discord: DISCORD_TOKEN was rejected"), "{out}");
-    assert!(out.contains("fix: reset the token in the developer portal"), "{out}");
-    assert!(!out.contains("wrong-key") && !out.contains(support::DISCORD_TOKEN), "no secret is printed: {out}");
-
-    let mut broken = vars.clone();
-    broken.remove("DISCORD_TOKEN");
-    broken.insert("DATABASE_URL".into(), "postgres://nobody@127.0.0.1:1/none".into());
-    let (ok, out) = tokio::task::spawn_blocking(move || doctor(&broken)).await.unwrap();
-    assert!(!ok);
-    assert!(out.contains("✗ configuration: DISCORD_TOKEN is not set"), "{out}");
-
-    let mut no_db = vars.clone();
-    no_db.insert("DATABASE_URL".into(), "postgres://nobody@127.0.0.1:1/none".into());
-    let (ok, out) = tokio::task::spawn_blocking(move || doctor(&no_db)).await.unwrap();
-    assert!(!ok);
-    assert!(out.contains("✗ database: could not connect") && out.contains("fix: check DATABASE_URL"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,6 +105,13 @@ async fn serenity_client_works_against_discord_standin() {
         .build();
     let app = http.get_current_application_info().await.expect("application info");
     assert_eq!(app.id.get(), APP_ID);
+    // A new application is public, with an install link; a private one has none.
+    assert!(app.bot_public && app.install_params.is_some());
+    discord.set_bot_public(false);
+    let app = http.get_current_application_info().await.expect("application info");
+    assert!(!app.bot_public && app.install_params.is_none());
+    let anonymous = reqwest::get(format!("{}/api/v10/applications/@me", discord.proxy_url())).await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401, "the application needs the bot token");
     let me = http.get_current_user().await.expect("current user");
     assert_eq!(me.id.get(), APP_ID);
     assert!(me.bot);

@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::Duration,
 };
@@ -17,15 +17,22 @@ impl BotProcess {
     pub fn spawn(vars: &HashMap<String, String>, name: &str) -> BotProcess {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bot-processes");
         std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        // No .env file is picked up from an empty working directory.
+        Self::spawn_in(&dir, vars, name)
+    }
+
+    /// Starts the binary as [`BotProcess::spawn`] does, working in `dir` (where it reads `.env`).
+    pub fn spawn_in(dir: &Path, vars: &HashMap<String, String>, name: &str) -> BotProcess {
+        let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bot-processes");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = logs.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_imagine-bot"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "debug")
             .envs(vars)
-            // No .env file is picked up from an empty working directory.
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -80,4 +87,13 @@ impl Drop for BotProcess {
             self.kill();
         }
     }
+}
+
+/// Runs the binary with `args` to its end, with exactly `vars` (plus PATH), working in `dir`:
+/// whether it succeeded, and what it printed on stdout.
+pub async fn run_to_end(dir: &Path, vars: &HashMap<String, String>, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_imagine-bot"));
+    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(vars).current_dir(dir);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -236,6 +236,8 @@ struct Inner {
     route_limit: Option<(usize, Duration)>,
     route_hits: HashMap<String, VecDeque<Instant>>,
     registered: Option<Value>,
+    /// The application's Public Bot setting; unset: on.
+    bot_public: Option<bool>,
     command_ids: HashMap<String, u64>,
     interactions: HashMap<u64, InteractionState>,
     tokens: HashMap<String, u64>,

@@ -136,6 +136,11 @@ impl DiscordStandIn {
         lock(&self.shared.inner).hanging
     }
 
+    /// What `GET /applications/@me` says of Public Bot (Discord's default for a new application: on).
+    pub fn set_bot_public(&self, public: bool) {
+        lock(&self.shared.inner).bot_public = Some(public);
+    }
+
     /// From now on the bot lacks the permissions to post in `channel_id`: `POST
     /// /channels/{id}/messages` there is refused as Discord refuses it (403, code 50013).
     pub fn refuse_posts_in(&self, channel_id: u64) {
@@ -352,7 +357,11 @@ fn route(
             }),
         ),
         ("GET", ["oauth2", "applications", "@me"]) | ("GET", ["applications", "@me"]) => {
-            Reply::json(200, application_json())
+            if bot_authorized(headers) {
+                Reply::json(200, application_json(inner.bot_public.unwrap_or(true)))
+            } else {
+                Reply::err(401, 0, "401: Unauthorized")
+            }
         }
         ("GET", ["users", "@me"]) => Reply::json(200, bot_user_json()),
         ("PUT", ["applications", app, "commands"]) => put_commands(inner, app, None, body),
@@ -440,8 +449,12 @@ fn route(
     }
 }
 
-fn application_json() -> Value {
-    json!({
+/// The application object. A public bot has the Installation tab's "Discord Provided Link" (Discord
+/// keeps Public Bot on while an install link exists); a private one has none.
+fn application_json(bot_public: bool) -> Value {
+    let install_params = json!({"scopes": ["applications.commands", "bot"], "permissions": "0"});
+    let guild_install = if bot_public { json!({"oauth2_install_params": install_params}) } else { json!({}) };
+    let mut app = json!({
         "id": APP_ID.to_string(),
         "name": BOT_NAME,
         "icon": null,
@@ -449,7 +462,7 @@ fn application_json() -> Value {
         "summary": "",
         "type": null,
         "rpc_origins": [],
-        "bot_public": true,
+        "bot_public": bot_public,
         "bot_require_code_grant": false,
         "terms_of_service_url": null,
         "privacy_policy_url": null,
@@ -473,8 +486,14 @@ fn application_json() -> Value {
         "interactions_endpoint_url": null,
         "role_connections_verification_url": null,
         "approximate_guild_count": 1,
+        "approximate_user_install_count": 0,
+        "integration_types_config": {"0": guild_install, "1": {}},
         "bot": bot_user_json()
-    })
+    });
+    if bot_public {
+        app["install_params"] = install_params;
+    }
+    app
 }
 
 fn put_commands(inner: &mut Inner, app: &str, guild: Option<&str>, body: &Value) -> Reply {
