@@ -2,13 +2,12 @@
 //! Pure functions; nothing here talks to Discord, the provider or the database.
 
 pub mod clean;
+pub mod defaults;
 pub mod flags;
 pub mod options;
 
-use crate::{
-    provider::ImageToImageArgs,
-    settings::{self, GuildDefaults, Source},
-};
+use crate::provider::ImageToImageArgs;
+use defaults::{GuildDefaults, Source};
 use options::{AspectRatio, Performance};
 
 /// Longest prompt accepted, in characters (also registered as the option's `max_length`).
@@ -56,7 +55,7 @@ pub struct PreparedJob {
     /// defaults were used.
     pub notes: Vec<String>,
     /// Where each value with a server default came from.
-    pub sources: settings::Sources,
+    pub sources: defaults::Sources,
 }
 
 /// Checks and translates a request, filling what the user left out (neither option nor typed
@@ -64,7 +63,7 @@ pub struct PreparedJob {
 /// change.
 pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
     let mut prepared = translate(req, max_image_bytes, defaults)?;
-    prepared.notes.extend(settings::defaults_note(defaults, &prepared.sources));
+    prepared.notes.extend(defaults::defaults_note(defaults, &prepared.sources));
     Ok(prepared)
 }
 
@@ -160,7 +159,7 @@ fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults
             return Err(format!("`{option}` must be from {min} to {max}; you gave {v}."));
         }
         note_override(option, flag, given, typed, &mut notes);
-        *slot = settings::effective(given, typed, server);
+        *slot = defaults::effective(given, typed, server);
     }
     let [
         (stylization, stylization_from),
@@ -172,8 +171,8 @@ fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults
 
     note_override("aspect_ratio", "--ar", req.aspect_ratio, typed.aspect_ratio, &mut notes);
     let (aspect_ratio, aspect_ratio_from) =
-        settings::effective(req.aspect_ratio, typed.aspect_ratio, defaults.aspect_ratio);
-    let (performance, performance_from) = settings::effective(req.performance, None, defaults.performance);
+        defaults::effective(req.aspect_ratio, typed.aspect_ratio, defaults.aspect_ratio);
+    let (performance, performance_from) = defaults::effective(req.performance, None, defaults.performance);
 
     let cleaned = clean::clean(&parsed.text, "prompt");
     notes.extend(cleaned.change);
@@ -185,7 +184,7 @@ fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults
     if let (Some(_), Some(no)) = (negative_given, &typed.negative) {
         notes.push(format!("The `negative_prompt` option overrides `--no {}` in your prompt.", no.replace('`', "'")));
     }
-    let (negative, mut negative_from) = settings::effective(negative_given.map(str::to_owned), typed.negative, None);
+    let (negative, mut negative_from) = defaults::effective(negative_given.map(str::to_owned), typed.negative, None);
     let negative_prompt = match negative {
         Some(text) => {
             if text.chars().count() > MAX_NEGATIVE_CHARS {
@@ -218,7 +217,7 @@ fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults
         notes.push("Ignored the omni weight: it only applies with an `omni_image`.".into());
     }
 
-    let sources = settings::Sources {
+    let sources = defaults::Sources {
         aspect_ratio: aspect_ratio_from,
         performance: performance_from,
         stylization: stylization_from,

@@ -1,5 +1,5 @@
+use super::defaults::Sources;
 use super::*;
-use crate::settings::Sources;
 
 const CAP: u64 = 10 * 1024 * 1024;
 
