@@ -149,7 +149,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let wake = Arc::new(Notify::new());
     let gateway = health::GatewayStatus::default();
     let commands = health::CommandsStatus::default();
-    let callback_key = callbacks::Key::derive(&config.shortapi_key);
     let breaker = Arc::new(breaker::Breaker::new(config.breaker_probe_after));
     // Listeners are bound here, so a bad address stops start-up instead of running without them.
     if let Some(addr) = config.health_addr {
@@ -165,7 +164,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     if let Some(callbacks) = &config.callbacks {
         let listener = bind(callbacks.addr, "CALLBACK_ADDR").await?;
-        let key = callback_key.clone();
+        let key = callbacks::Key::derive(&config.shortapi_key);
         tokio::spawn(callbacks::serve(listener, key, pool.clone(), wake.clone(), shutdown.clone()));
     }
     // For everything that holds images in memory: U presses (the worker's deliveries are to follow).
@@ -177,7 +176,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_input_image_bytes: config.max_input_image_bytes,
         gateway,
         commands,
-        callback_key,
         downloads: provider
             .download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,

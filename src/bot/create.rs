@@ -91,7 +91,7 @@ pub(super) async fn create(
     }
     let from_press = draft.parent.is_some();
     let now = Utc::now();
-    let job = new_job(data, asked, draft, now)?;
+    let job = new_job(asked, draft, now)?;
     if !reserve(data, tx, &job, &asked.member_roles(), now).await? {
         return Ok(());
     }
@@ -193,11 +193,10 @@ impl Draft {
 }
 
 /// The job to store: who asked, where, with which token, and what the draft decided.
-fn new_job(data: &Data, asked: &Interaction<'_>, draft: Draft, now: chrono::DateTime<Utc>) -> Result<NewJob, Error> {
+fn new_job(asked: &Interaction<'_>, draft: Draft, now: chrono::DateTime<Utc>) -> Result<NewJob, Error> {
     let guild_id = asked.guild_id.context("a job without a guild")?;
-    let id = Uuid::new_v4();
     Ok(NewJob {
-        id,
+        id: Uuid::new_v4(),
         interaction_id: asked.id.get() as i64,
         application_id: asked.application_id.get() as i64,
         guild_id: guild_id.get() as i64,
@@ -209,7 +208,6 @@ fn new_job(data: &Data, asked: &Interaction<'_>, draft: Draft, now: chrono::Date
         prompt_raw: draft.prompt_raw,
         args: draft.args,
         notes: draft.notes,
-        callback_secret: data.callback_key.secret(id),
         origin: draft.parent.map(|(parent, action)| (parent, action.label())),
     })
 }

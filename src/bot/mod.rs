@@ -76,8 +76,6 @@ pub struct Data {
     /// Whether the commands are registered with Discord: the bot serves commands only then (and
     /// `/readyz` says so).
     pub commands: CommandsStatus,
-    /// Signs each new job's callback URL ([`crate::callbacks::Key::secret`] of the job's id).
-    pub callback_key: crate::callbacks::Key,
     /// Fetches a pressed result image from Discord (see [`crate::provider::ShortApi::download_client`]).
     pub downloads: reqwest::Client,
     /// What bounds `U<n>` presses in this process.

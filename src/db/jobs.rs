@@ -145,7 +145,6 @@ pub struct Job {
     pub running_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
-    pub callback_secret: Option<String>,
     /// This claim's fencing token: saves count only while the row still carries it.
     pub lease_token: Uuid,
 }
@@ -178,14 +177,13 @@ pub struct NewJob {
     /// What the provider will be sent; its picture links are also stored apart, as given.
     pub args: ImageToImageArgs,
     pub notes: Vec<String>,
-    pub callback_secret: String,
     /// The job whose result button started this one, and the button's label (`V2`, `Reroll`, ...).
     pub origin: Option<(Uuid, String)>,
 }
 
 impl std::fmt::Debug for NewJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The interaction token and the callback secret are credentials: never printed.
+        // The interaction token is a credential: never printed.
         f.debug_struct("NewJob")
             .field("id", &self.id)
             .field("interaction_id", &self.interaction_id)
@@ -202,8 +200,8 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
     sqlx::query!(
         "INSERT INTO jobs (id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token, \
          token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
-         callback_secret, parent_job_id, origin) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         parent_job_id, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         job.id,
         job.interaction_id,
         job.application_id,
@@ -219,7 +217,6 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
         Json(&job.args) as _,
         &input_urls,
         &job.notes,
-        job.callback_secret,
         job.origin.as_ref().map(|(parent, _)| *parent),
         job.origin.as_ref().map(|(_, action)| action.as_str()),
     )
@@ -276,7 +273,7 @@ pub async fn claim_due(
              amount::text AS amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
              create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
              last_edit_at,
-             last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret,
+             last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at,
              lease_token AS "lease_token!""#,
         owner,
         lease.as_secs_f64(),
@@ -577,12 +574,10 @@ mod tests {
             }))
             .unwrap(),
             notes: vec![],
-            callback_secret: "c2VjcmV0LWNhbGxiYWNr".into(),
             origin: None,
         };
         let printed = format!("{job:?} {job:#?}");
         assert!(!printed.contains("aW50ZXJhY3Rpb24tdG9rZW4"), "{printed}");
-        assert!(!printed.contains("c2VjcmV0LWNhbGxiYWNr"), "{printed}");
         assert!(printed.contains("guild_id: 3"), "{printed}");
     }
 }

@@ -398,10 +398,11 @@ impl Worker {
     }
 
     async fn create(&self, job: &mut Job, timing: &Timing) {
-        let callback = match (&self.settings.callbacks, &job.callback_secret) {
-            (Some((base, _)), Some(secret)) => Some(crate::callbacks::url(base, job.id, secret)),
-            _ => None,
-        };
+        let callback = self
+            .settings
+            .callbacks
+            .as_ref()
+            .map(|c| crate::callbacks::url(&c.public_base_url, job.id, &c.key.secret(job.id)));
         let outcome = self.provider.create(&job.args, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
         match &outcome {
@@ -442,7 +443,7 @@ impl Worker {
     /// When to look at a job first after the provider accepted it.
     fn first_poll(&self, job: &Job) -> Duration {
         match &self.settings.callbacks {
-            Some((_, fallback)) => *fallback,
+            Some(callbacks) => callbacks.fallback_poll,
             None => match self.window(job) {
                 // Jobs like this one usually finish in a known window: look when it opens.
                 Some(window) => schedule::next_poll(&self.settings.poll, Some(window), Duration::ZERO),
@@ -461,7 +462,7 @@ impl Worker {
     fn next_poll(&self, job: &Job, elapsed: Duration) -> Duration {
         match &self.settings.callbacks {
             // The callback says when the job is done; polling only covers a lost callback.
-            Some((_, fallback)) => *fallback,
+            Some(callbacks) => callbacks.fallback_poll,
             None => schedule::next_poll(&self.settings.poll, self.window(job), elapsed),
         }
     }

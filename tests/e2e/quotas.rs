@@ -51,7 +51,6 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
             omni_weight: None,
         },
         notes: vec![],
-        callback_secret: "secret".into(),
         origin: None,
     }
 }

@@ -78,7 +78,6 @@ fn job(status: JobStatus) -> Job {
         running_at: None,
         finished_at: None,
         delivered_at: None,
-        callback_secret: None,
         lease_token: Uuid::nil(),
     }
 }
