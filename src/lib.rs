@@ -21,6 +21,7 @@ pub mod provider;
 pub mod quota;
 pub mod render;
 pub mod settings;
+pub mod spec;
 pub mod usage_chart;
 
 use std::sync::Arc;

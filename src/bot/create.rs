@@ -14,12 +14,16 @@ use uuid::Uuid;
 use super::{Data, Error, interaction::Interaction, press};
 use crate::{
     actions::{Action, Press},
-    db::{self, jobs::NewJob, quotas::Reservation},
+    db::{
+        self,
+        jobs::{JobOrigin, NewJob},
+        quotas::Reservation,
+    },
     error::UserError,
     imagine::{self, ImagineRequest, defaults::Source},
-    provider::ImageToImageArgs,
     render::{self, Stage},
     settings::GuildSettings,
+    spec::JobSpec,
 };
 
 /// Interaction tokens live 15 minutes from the interaction's creation.
@@ -58,7 +62,7 @@ impl Variation {
 struct Draft {
     settings: GuildSettings,
     prompt_raw: String,
-    args: ImageToImageArgs,
+    spec: JobSpec,
     notes: Vec<String>,
     /// What the member typed (a prompt, a negative prompt): checked for blocked words together
     /// with what would be sent.
@@ -67,7 +71,7 @@ struct Draft {
     /// The negative prompt sent is the server's own default, which is not checked.
     negative_from_server: bool,
     /// The job whose result button started this one, and the button.
-    parent: Option<(Uuid, Action)>,
+    parent: Option<(Uuid, JobOrigin)>,
 }
 
 /// Makes the job `origin` asks for, or refuses it with a [`UserError`] (nothing stored, nothing
@@ -122,7 +126,7 @@ async fn from_command(
     Ok(Draft {
         settings,
         prompt_raw: prepared.prompt_raw,
-        args: prepared.args,
+        spec: prepared.spec,
         notes: prepared.notes,
         typed_prompt,
         typed_negative,
@@ -143,44 +147,44 @@ async fn from_press(
     let message = asked.message.ok_or(UserError::UnknownButton)?;
     let pictures = press::pictures(message, &job, action)?;
     let mut notes = vec![origin_note(&variation, asked, message)];
-    let (prompt_raw, args, typed_prompt) = match variation {
+    let (prompt_raw, spec, typed_prompt) = match variation {
         Variation::Remix { prompt } => {
             if prompt.trim().is_empty() {
                 return Err(UserError::Input("Type a prompt for the remix; it cannot be empty.".into()).into());
             }
-            let prepared = imagine::remix(&prompt, &job.args, &pictures).map_err(UserError::Input)?;
+            let prepared = imagine::remix(&prompt, &job.spec, pictures).map_err(UserError::Input)?;
             notes.extend(prepared.notes);
-            (prompt.clone(), prepared.args, Some(prompt))
+            (prompt.clone(), prepared.spec, Some(prompt))
         }
         Variation::Vary(_) | Variation::Reroll => {
-            let mut args = job.args.0.clone();
-            args.image_urls = pictures.images;
-            args.style_image_urls = pictures.style;
-            args.omni_image_url = pictures.omni;
-            (job.prompt_sent.clone(), args, None)
+            let spec = JobSpec { pictures, ..job.spec.0 };
+            (job.prompt_sent, spec, None)
         }
     };
     Ok(Draft {
         settings,
         prompt_raw,
-        args,
+        spec,
         notes,
         typed_prompt,
         typed_negative: None,
         // What is kept from the original job is checked too: the server may have blocked a
         // word after it ran.
         negative_from_server: false,
-        parent: Some((parent, action)),
+        parent: Some((
+            parent,
+            JobOrigin::of_label(&action.label()).context("a press that starts a job without an origin")?,
+        )),
     })
 }
 
 impl Draft {
     /// The first word the server blocked, in what the member typed or in what would be sent.
     fn blocked_word(&self) -> Option<UserError> {
-        let sent_negative = self.args.negative_prompt.as_deref().filter(|_| !self.negative_from_server);
+        let sent_negative = self.spec.negative_prompt.as_deref().filter(|_| !self.negative_from_server);
         [
             ("prompt", self.typed_prompt.as_deref()),
-            ("prompt", Some(self.args.prompt.as_str())),
+            ("prompt", Some(self.spec.prompt.as_str())),
             ("negative prompt", self.typed_negative.as_deref()),
             ("negative prompt", sent_negative),
         ]
@@ -206,9 +210,9 @@ fn new_job(asked: &Interaction<'_>, draft: Draft, now: chrono::DateTime<Utc>) ->
         token_expires_at: now + TOKEN_LIFETIME,
         attachment_size_limit: i64::from(asked.attachment_size_limit),
         prompt_raw: draft.prompt_raw,
-        args: draft.args,
+        spec: draft.spec,
         notes: draft.notes,
-        origin: draft.parent.map(|(parent, action)| (parent, action.label())),
+        origin: draft.parent,
     })
 }
 
@@ -264,7 +268,7 @@ async fn reserve(
 /// whose reply did not reach Discord is dropped (refunded) before it reaches the provider. The
 /// worker is woken either way.
 async fn answer_queued(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_>, job: &NewJob) {
-    let rendered = render::job_message(&job.args, &job.notes, &Stage::Queued, &[], "https://discord.com");
+    let rendered = render::job_message(&job.spec, &job.notes, &Stage::Queued, &[], "https://discord.com");
     let reply = serenity::CreateInteractionResponseMessage::new()
         .content(rendered.content)
         .embeds(rendered.embeds)

@@ -11,9 +11,9 @@ use super::{
     create::{self, Origin},
     interaction::Interaction,
 };
-use crate::imagine::{
-    ImagineRequest, InputImage,
-    options::{AspectRatio, Performance},
+use crate::{
+    imagine::{ImagineRequest, InputImage},
+    spec::{AspectRatio, Performance},
 };
 
 fn input(attachment: Option<serenity::Attachment>) -> Option<InputImage> {

@@ -55,8 +55,8 @@ use crate::{
     discord::{DiscordRest, SendError},
     error::UserError,
     health::{CommandsStatus, GatewayStatus},
-    imagine::options::{ASPECT_RATIOS, AspectRatio, Performance},
     quota::Policy,
+    spec::{ASPECT_RATIOS, AspectRatio, Performance},
 };
 
 // The choices of `/imagine` and `/settings defaults`.

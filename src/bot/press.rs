@@ -11,8 +11,8 @@ use crate::{
     actions::{self, Action, BadButton, Press, SourceFile},
     db::{self, jobs::JobStatus, jobs::PressedJob},
     error::UserError,
-    imagine::Pictures,
     settings::GuildSettings,
+    spec::Pictures,
 };
 
 /// The press's button, decoded once: refused first when the interaction did not come through
@@ -82,11 +82,11 @@ pub(super) fn pictures(message: &serenity::Message, job: &PressedJob, action: Ac
     let numbered = |urls: &[String], kind: fn(u8) -> SourceFile| -> Result<Vec<String>, UserError> {
         urls.iter().enumerate().map(|(i, url)| pick(kind(i as u8 + 1), url)).collect()
     };
-    let style = numbered(&job.args.style_image_urls, SourceFile::Style)?;
-    let omni = job.args.omni_image_url.as_ref().map(|url| pick(SourceFile::Omni, url)).transpose()?;
+    let style = numbered(&job.spec.pictures.style, SourceFile::Style)?;
+    let omni = job.spec.pictures.omni.as_ref().map(|url| pick(SourceFile::Omni, url)).transpose()?;
     let images = match action {
         Action::Vary(number) => vec![result_image(message, job, number)?.url.clone()],
-        _ => numbered(&job.args.image_urls, SourceFile::Image)?,
+        _ => numbered(&job.spec.pictures.images, SourceFile::Image)?,
     };
     if images.is_empty() {
         return Err(gone());

@@ -15,9 +15,9 @@ use crate::{
         settings::{IdList, ListEdit, RecordedChange},
     },
     error::UserError,
-    imagine::options::{AspectRatio, Performance},
     render::truncate,
     settings::{self, DefaultsInput, DefaultsUpdate, GuildDefaults, GuildSettings, Setting, SettingChange},
+    spec::{AspectRatio, Performance},
 };
 
 /// Discord's limit on a message's content.

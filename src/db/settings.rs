@@ -4,8 +4,8 @@
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use crate::{
-    imagine::options::{AspectRatio, Performance},
     settings::{self, BlockedWords, DefaultsUpdate, GuildDefaults, GuildSettings, Setting, SettingChange, WordsEdit},
+    spec::{AspectRatio, Performance},
 };
 
 /// Everything `/imagine` needs to know about the guild, in one statement (it runs inside the

@@ -4,7 +4,7 @@
 //! (`crate::settings`), so both can read them without importing each other. `Setting` lives here
 //! because the defaults are named by it in their notes as in the audit of changes.
 
-use super::options::{AspectRatio, Performance};
+use crate::spec::{AspectRatio, Performance};
 
 /// A server's defaults for `/imagine`; `None` where its admins set none and the bot's own default
 /// applies. The negative prompt is kept as the provider will receive it (already cleaned).

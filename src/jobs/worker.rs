@@ -25,7 +25,8 @@ use super::{
 use crate::{
     breaker::{BeforeCreate, Breaker},
     db::jobs::{self as store, Job, JobStatus},
-    provider::{Performance, ShortApi},
+    provider::ShortApi,
+    spec::Performance,
 };
 
 /// How often an idle worker looks for due jobs (it is also woken when a job is accepted).
@@ -299,7 +300,7 @@ impl Worker {
                         continue;
                     }
                     // Every Discord link the provider is given must work when it is sent.
-                    self.deliverer.refresh_links(&mut job.args.0).await;
+                    self.deliverer.refresh_links(&mut job.spec.pictures).await;
                     // Recorded before sending: a crash during the request leaves `submitting`,
                     // which the next owner turns into `uncertain` instead of sending again.
                     if !self.save(&job, &mut stored, false, "recording it as submitting").await {
@@ -403,7 +404,7 @@ impl Worker {
             .callbacks
             .as_ref()
             .map(|c| crate::callbacks::url(&c.public_base_url, job.id, &c.key.secret(job.id)));
-        let outcome = self.provider.create(&job.args, callback.as_deref()).await;
+        let outcome = self.provider.create(&job.spec, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
         match &outcome {
             Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
@@ -454,7 +455,7 @@ impl Worker {
 
     /// Where jobs with this job's performance setting usually finish, once known.
     fn window(&self, job: &Job) -> Option<schedule::Window> {
-        let performance = job.args.performance.unwrap_or(Performance::Balance);
+        let performance = job.spec.performance.unwrap_or(Performance::Balance);
         self.durations.read().expect("duration model lock").window(performance.as_str())
     }
 

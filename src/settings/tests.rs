@@ -1,5 +1,5 @@
 use super::*;
-use crate::imagine::options::AspectRatio;
+use crate::spec::AspectRatio;
 
 fn blocked(words: &[&str]) -> BlockedWords {
     BlockedWords::new(words.iter().map(|w| blocked_form(w).unwrap()).collect())

@@ -30,4 +30,5 @@ mod roles;
 mod settings;
 mod standins;
 mod startup;
+mod stored_specs;
 mod variations;

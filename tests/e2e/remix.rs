@@ -101,11 +101,12 @@ async fn a_remix_honours_typed_flags_and_keeps_the_rest_of_the_original() {
     assert_eq!(remixed["performance"], "speed", "kept from the original");
     let url = remixed["image_urls"][0].as_str().unwrap();
     assert!(reqwest::get(url).await.unwrap().bytes().await.unwrap().to_vec() == source, "the original source");
-    let (owner, origin): (i64, String) = sqlx::query_as("SELECT user_id, origin FROM jobs WHERE interaction_id = $1")
-        .bind(submit.id() as i64)
-        .fetch_one(&bot.pool)
-        .await
-        .unwrap();
+    let (owner, origin): (i64, String) =
+        sqlx::query_as("SELECT user_id, origin::text FROM jobs WHERE interaction_id = $1")
+            .bind(submit.id() as i64)
+            .fetch_one(&bot.pool)
+            .await
+            .unwrap();
     assert_eq!((owner, origin.as_str()), (PRESSER as i64, "Remix"));
     bot.stop().await;
 }
@@ -190,7 +191,10 @@ async fn result_v2_remix_reroll_u1_across_a_killed_process() {
 
     // Whoever pressed owns and paid for each new job; U made none.
     let owners: Vec<(i64, Option<String>, bool)> =
-        sqlx::query_as("SELECT user_id, origin, counted FROM jobs ORDER BY created_at").fetch_all(&pool).await.unwrap();
+        sqlx::query_as("SELECT user_id, origin::text, counted FROM jobs ORDER BY created_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let expected = [
         (support::discord::DEFAULT_USER_ID as i64, None, true),
         (1001, Some("V2".to_owned()), true),

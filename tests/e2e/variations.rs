@@ -24,7 +24,7 @@ async fn job_of(
     interaction: &InteractionBuilder,
 ) -> Option<(Uuid, i64, Option<Uuid>, Option<String>, String, bool)> {
     sqlx::query_as(
-        "SELECT id, user_id, parent_job_id, origin, status::text, counted FROM jobs WHERE interaction_id = $1",
+        "SELECT id, user_id, parent_job_id, origin::text, status::text, counted FROM jobs WHERE interaction_id = $1",
     )
     .bind(interaction.id() as i64)
     .fetch_optional(&bot.pool)
