@@ -598,6 +598,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_button_that_starts_a_job_names_its_origin() {
+        use crate::actions::Action;
+        let starts = (1..=4).map(Action::Vary).chain([Action::Reroll, Action::Remix]);
+        for action in starts {
+            let origin = JobOrigin::of_label(&action.label()).unwrap();
+            assert_eq!(origin.to_string(), action.label());
+        }
+        assert_eq!(JobOrigin::of_label(&Action::Upscale(1).label()), None, "U makes no job");
+    }
+
+    #[test]
     fn a_new_job_never_prints_its_credentials() {
         let job = NewJob {
             id: Uuid::nil(),
