@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn accepted() -> Result<Created, ProviderError> {
-        Ok(Created { job_id: "job-1".into(), amount: Some("0.04".into()) })
+        Ok(Created { job_id: "job-1".into(), amount: Some(rust_decimal::Decimal::new(4, 2)) })
     }
 
     fn tripped(at: Instant) -> Breaker {

@@ -144,6 +144,9 @@ pub struct Config {
     pub upscale_rate_limit: RateLimit,
     /// How long the provider breaker stays open before one create goes through as a probe.
     pub breaker_probe_after: Duration,
+    /// A job delivered longer than this after it was accepted pings its owner (`NOTIFY_AFTER`;
+    /// `None`: never).
+    pub notify_after: Option<Duration>,
     pub log_format: LogFormat,
 }
 
@@ -204,6 +207,9 @@ impl Config {
             })?,
             breaker_probe_after: env.or_default("BREAKER_PROBE_AFTER", Duration::from_secs(5 * 60), |v| {
                 parse_duration(v).filter(|d| !d.is_zero()).ok_or("expected a duration longer than zero, such as 5m")
+            })?,
+            notify_after: env.or_default("NOTIFY_AFTER", Some(Duration::from_secs(60)), |v| {
+                parse_duration(v).map(|d| (!d.is_zero()).then_some(d)).ok_or(DURATION_HINT)
             })?,
         })
     }
@@ -319,11 +325,7 @@ fn operator_limits(env: &Env<'_>) -> Result<crate::quota::OperatorLimits, Config
     };
     Ok(crate::quota::OperatorLimits {
         daily_spend_limit: env.parse("DAILY_SPEND_LIMIT", dollars)?,
-        expected_job_cost: env.or_default(
-            "EXPECTED_JOB_COST",
-            crate::quota::DEFAULT_EXPECTED_JOB_COST.to_owned(),
-            dollars,
-        )?,
+        expected_job_cost: env.or_default("EXPECTED_JOB_COST", crate::quota::DEFAULT_EXPECTED_JOB_COST, dollars)?,
         ceilings: crate::quota::Limits {
             daily: env.limit("MAX_GUILD_DAILY_LIMIT", None)?,
             monthly: env.limit("MAX_GUILD_MONTHLY_LIMIT", None)?,

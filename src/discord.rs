@@ -171,6 +171,20 @@ impl DiscordRest {
         self.send("channel", Method::POST, url, true, payload, uploads).await
     }
 
+    /// Posts a message in a channel: a log channel's notice, or the follow-up ping of a long job.
+    /// Only `mention` (when given) is pinged, whatever the content names.
+    pub async fn post_message(
+        &self,
+        channel_id: u64,
+        message: &Rendered,
+        mention: Option<u64>,
+    ) -> Result<u64, SendError> {
+        let users: Vec<String> = mention.iter().map(u64::to_string).collect();
+        let payload = payload(message, &[], json!({"parse": [], "users": users}), None);
+        let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
+        self.send("post", Method::POST, url, true, payload, &[]).await
+    }
+
     /// Registers (overwrites) the application's commands, in `guild` when given, else globally.
     pub async fn register_commands(
         &self,

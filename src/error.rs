@@ -27,7 +27,7 @@ pub enum UserError {
         "This server's monthly image budget of ${budget} is spent, so no new image jobs can start. \
          It resets <t:{}:R>; server admins can raise it with `/quota set monthly_budget`.", .resets_at.timestamp()
     )]
-    BudgetSpent { budget: String, resets_at: chrono::DateTime<chrono::Utc> },
+    BudgetSpent { budget: rust_decimal::Decimal, resets_at: chrono::DateTime<chrono::Utc> },
     /// The operator's `DAILY_SPEND_LIMIT` is reached, in every guild.
     #[error(
         "This bot has reached the spending limit its operator set for today, so no new image jobs can start. \

@@ -16,6 +16,7 @@ pub mod imagine;
 pub mod jobs;
 pub mod listener;
 pub mod localpg;
+pub mod notices;
 pub mod pace;
 pub mod provider;
 pub mod quota;
@@ -168,6 +169,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let key = callbacks::Key::derive(&config.shortapi_key);
         tokio::spawn(callbacks::serve(listener, key, pool.clone(), wake.clone(), shutdown.clone()));
     }
+    let notices = notices::Notices::new(
+        pool.clone(),
+        discord::DiscordRest::new(
+            config.discord_proxy_url.as_deref(),
+            config.discord_token.clone(),
+            std::time::Duration::from_secs(30),
+        ),
+        config.operator_limits.expected_job_cost,
+        config.notify_after,
+    );
     // For everything that holds images in memory: U presses (the worker's deliveries are to follow).
     let image_budget = image_budget::ImageBudget::new(config.image_memory_budget);
     let data = bot::Data {
@@ -182,6 +193,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .context("building the download client")?,
         upscales: bot::Upscales::new(config.upscale_rate_limit, image_budget.clone()),
         breaker: breaker.clone(),
+        notices: notices.clone(),
     };
     // Commands are registered through the bot's own client, which honours a 429's retry_after.
     let registration = bot::Registration {
@@ -211,6 +223,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         progress_edit_interval: config.poll.progress_edit_interval,
         clock: jobs::clock::DbClock::default(),
         image_budget,
+        notices,
     };
     let worker_settings = jobs::WorkerSettings::from_config(&config);
     let (worker_pool, worker_shutdown) = (pool.clone(), shutdown.clone());

@@ -1,6 +1,7 @@
 //! Per-guild quotas: what the limits are and how a refusal reads.
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use rust_decimal::Decimal;
 
 /// A guild's limits; `None` is unlimited and `Some(0)` allows no jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -14,11 +15,11 @@ pub struct Limits {
 /// What the bot's operator allows, across every guild (environment settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorLimits {
-    /// `DAILY_SPEND_LIMIT`: US dollars per UTC day across every guild, a plain decimal.
-    pub daily_spend_limit: Option<String>,
+    /// `DAILY_SPEND_LIMIT`: US dollars per UTC day across every guild.
+    pub daily_spend_limit: Option<Decimal>,
     /// `EXPECTED_JOB_COST`: the price assumed for a job the provider has not priced yet, when no
     /// job was ever priced (otherwise the last recorded amount is assumed).
-    pub expected_job_cost: String,
+    pub expected_job_cost: Decimal,
     /// `MAX_GUILD_*`: the most a guild admin may set each limit to (`None` = no ceiling).
     pub ceilings: Limits,
 }
@@ -27,14 +28,14 @@ impl Default for OperatorLimits {
     fn default() -> Self {
         OperatorLimits {
             daily_spend_limit: None,
-            expected_job_cost: DEFAULT_EXPECTED_JOB_COST.into(),
+            expected_job_cost: DEFAULT_EXPECTED_JOB_COST,
             ceilings: Limits::default(),
         }
     }
 }
 
 /// What one job is assumed to cost before any job was priced, in US dollars.
-pub const DEFAULT_EXPECTED_JOB_COST: &str = "0.04";
+pub const DEFAULT_EXPECTED_JOB_COST: Decimal = Decimal::from_parts(4, 0, 0, false, 2);
 
 /// Everything a reservation checks: the guild defaults and the operator's limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use rust_decimal::Decimal;
+
 use serenity::all::{CreateActionRow, CreateEmbed, CreateEmbedFooter};
 
 use crate::spec::{JobSpec, Performance};
@@ -24,7 +26,7 @@ pub enum Stage {
     },
     Done {
         took: Duration,
-        amount: Option<String>,
+        amount: Option<Decimal>,
         images: usize,
         linked: Vec<String>,
     },
@@ -104,7 +106,7 @@ pub fn status_line(stage: &Stage) -> String {
             None => format!("🎨 **Generating** · {}", clock(*elapsed)),
         },
         Stage::Done { took, amount, images, .. } => {
-            let cost = amount.as_deref().map(|a| format!(" · cost ${a}")).unwrap_or_default();
+            let cost = amount.map(|a| format!(" · cost ${a}")).unwrap_or_default();
             let plural = if *images == 1 { "image" } else { "images" };
             format!("✅ **Done** in {} · {images} {plural}{cost}", clock(*took))
         }
@@ -205,7 +207,7 @@ mod tests {
     fn done_is_a_gallery_of_attachments() {
         let files: Vec<String> = (1..=4).map(|i| format!("imagine-{i}.png")).collect();
         let stage =
-            Stage::Done { took: Duration::from_secs(75), amount: Some("0.04".into()), images: 4, linked: vec![] };
+            Stage::Done { took: Duration::from_secs(75), amount: Some(Decimal::new(4, 2)), images: 4, linked: vec![] };
         let r = job_message(&spec(), &[], &stage, &files, "https://gallery");
         assert_eq!(r.content, "✅ **Done** in 1 min 15 s · 4 images · cost $0.04");
         let e = embeds(&r);

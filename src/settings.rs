@@ -29,6 +29,15 @@ pub struct GuildSettings {
     pub blocked_words: BlockedWords,
 }
 
+/// Where the server's admins hear about the bot, and whether long jobs ping their owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `/settings log_channel` (`None`: no log channel).
+    pub log_channel: Option<u64>,
+    /// `/settings notify` (on unless an admin turned it off).
+    pub notify: bool,
+}
+
 impl GuildSettings {
     /// Whether `/imagine` may run in `channel`; a thread counts as its parent channel (`parent`).
     pub fn allows_channel(&self, channel: u64, parent: Option<u64>) -> bool {

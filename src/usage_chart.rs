@@ -4,6 +4,8 @@
 //! markers against the right axis, the budget a dashed line; the legend names each by its shape.
 //! The font is embedded (DejaVu Sans, `assets/`), since the container has no system fonts.
 
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use std::sync::Once;
 
 use plotters::prelude::*;
@@ -23,7 +25,7 @@ pub struct Day {
     /// Jobs that count (refunds excluded).
     pub jobs: u32,
     /// US dollars the provider reported for those jobs.
-    pub spend: f64,
+    pub spend: Decimal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,7 @@ pub fn render(
     days: &[Day],
     days_in_month: u32,
     today: u32,
-    budget: Option<f64>,
+    budget: Option<Decimal>,
 ) -> Result<Vec<u8>, ChartError> {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
@@ -51,19 +53,21 @@ pub fn render(
     });
 
     let mut jobs = vec![0u32; days_in_month as usize];
-    let mut spend = vec![0f64; days_in_month as usize];
+    let mut spend = vec![Decimal::ZERO; days_in_month as usize];
     for d in days.iter().filter(|d| (1..=days_in_month).contains(&d.day)) {
         jobs[d.day as usize - 1] += d.jobs;
         spend[d.day as usize - 1] += d.spend;
     }
+    // Money is added up exactly; only the drawing's coordinates are floating point.
     let cumulative: Vec<f64> = spend
         .iter()
         .take(today.clamp(1, days_in_month) as usize)
-        .scan(0.0, |total, s| {
+        .scan(Decimal::ZERO, |total, s| {
             *total += s;
-            Some(*total)
+            Some(total.to_f64().unwrap_or(f64::MAX))
         })
         .collect();
+    let budget = budget.map(|b| b.to_f64().unwrap_or(f64::MAX));
     let max_jobs = jobs.iter().copied().max().unwrap_or(0).max(1);
     let max_spend = cumulative.last().copied().unwrap_or(0.0).max(budget.unwrap_or(0.0)).max(0.01) * 1.15;
 
@@ -164,8 +168,9 @@ mod tests {
 
     #[test]
     fn a_month_draws_as_a_png_of_readable_size() {
-        let days = [Day { day: 1, jobs: 3, spend: 0.12 }, Day { day: 5, jobs: 10, spend: 0.4 }];
-        let png = render("Image jobs · December 2026", &days, 31, 6, Some(1.0)).unwrap();
+        let days =
+            [Day { day: 1, jobs: 3, spend: Decimal::new(12, 2) }, Day { day: 5, jobs: 10, spend: Decimal::new(4, 1) }];
+        let png = render("Image jobs · December 2026", &days, 31, 6, Some(Decimal::ONE)).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let decoder = png::Decoder::new(png.as_slice());
         let reader = decoder.read_info().unwrap();

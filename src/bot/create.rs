@@ -251,14 +251,17 @@ async fn reserve(
         Reservation::Refused(refusal) => Err(UserError::Limit(refusal).into()),
         Reservation::MemberBlocked => Err(UserError::MemberBlocked.into()),
         Reservation::BudgetSpent { budget } => {
+            data.notices.check_budget(job.guild_id, true);
             Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into())
         }
         Reservation::SpendLimit { limit } => {
-            warn!(limit, "the operator's daily spend limit refused a job");
+            warn!(%limit, "the operator's daily spend limit refused a job");
+            data.notices.spend_limit_reached(job.guild_id);
             Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into())
         }
         Reservation::Accepted => {
             tx.commit().await.context("storing the job")?;
+            data.notices.check_budget(job.guild_id, false);
             Ok(true)
         }
     }

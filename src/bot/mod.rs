@@ -82,6 +82,8 @@ pub struct Data {
     pub upscales: Upscales,
     /// While open, new jobs are refused before any reservation.
     pub breaker: Arc<crate::breaker::Breaker>,
+    /// The log channel's notices.
+    pub notices: crate::notices::Notices,
 }
 
 pub use upscale::Upscales;

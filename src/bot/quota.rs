@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 use chrono::{Datelike, Utc};
 use poise::serenity_prelude as serenity;
+use rust_decimal::Decimal;
 use tracing::info;
 
 use super::{Context, Error, reply_ephemeral, require_admin};
@@ -43,7 +44,7 @@ string_choice_argument!(
 );
 
 /// The largest monthly budget accepted, in US dollars.
-const MAX_BUDGET: f64 = 1_000_000.0;
+const MAX_BUDGET: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
 /// See and change this server's image job limits
 #[poise::command(
@@ -116,7 +117,7 @@ pub async fn show(
     );
     let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
     if let Some(budget) = budget {
-        let spent = quotas::month_spend(&data.pool, guild_id, now, &data.policy.operator.expected_job_cost)
+        let spent = quotas::month_spend(&data.pool, guild_id, now, data.policy.operator.expected_job_cost)
             .await
             .context("loading the spend")?;
         text.push_str(&format!(
@@ -192,8 +193,8 @@ pub async fn set(
     }
     let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
     let admin = ctx.author().id.get() as i64;
-    if let Some(budget) = &budget {
-        quotas::set_budget(&data.pool, guild_id, &data.policy.defaults, budget.as_deref(), admin)
+    if let Some(budget) = budget {
+        quotas::set_budget(&data.pool, guild_id, &data.policy.defaults, budget, admin)
             .await
             .context("changing the monthly budget")?;
     }
@@ -208,19 +209,19 @@ pub async fn set(
 }
 
 /// The budget part of `/quota set`: `Some(Some(dollars))` sets it, `Some(None)` removes it.
-fn budget_change(given: Option<f64>, remove: bool) -> Result<Option<Option<String>>, UserError> {
+fn budget_change(given: Option<f64>, remove: bool) -> Result<Option<Option<Decimal>>, UserError> {
+    // Discord sends a number option as a float; it becomes exact cents (to a hundredth of a cent)
+    // here, once, and stays a decimal from then on.
+    let given = given.map(|dollars| Decimal::try_from(dollars).ok().map(|d| d.round_dp(4).normalize()));
     match (given, remove) {
         (Some(_), true) => {
             Err(UserError::Input("You asked for `monthly_budget` to be both set and removed; pick one.".into()))
         }
         (None, true) => Ok(Some(None)),
         (None, false) => Ok(None),
-        (Some(dollars), false) if dollars.is_finite() && (0.0..=MAX_BUDGET).contains(&dollars) => {
-            let text = format!("{dollars:.4}");
-            Ok(Some(Some(text.trim_end_matches('0').trim_end_matches('.').to_owned())))
-        }
+        (Some(Some(dollars)), false) if (Decimal::ZERO..=MAX_BUDGET).contains(&dollars) => Ok(Some(Some(dollars))),
         (Some(_), false) => Err(UserError::Input(format!(
-            "`monthly_budget` must be from 0 to {MAX_BUDGET:.0} US dollars, for example `monthly_budget:25`."
+            "`monthly_budget` must be from 0 to {MAX_BUDGET} US dollars, for example `monthly_budget:25`."
         ))),
     }
 }
@@ -335,7 +336,7 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     let pool = &data.pool;
     let now = Utc::now();
     let report = quotas::month_report(pool, guild_id, now).await.context("loading the month's report")?;
-    let spent = quotas::month_spend(pool, guild_id, now, &data.policy.operator.expected_job_cost)
+    let spent = quotas::month_spend(pool, guild_id, now, data.policy.operator.expected_job_cost)
         .await
         .context("loading the spend")?;
     let top = quotas::top_members(pool, guild_id, now, 5).await.context("loading top members")?;
@@ -347,7 +348,7 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
         report.refunded,
         spent.total,
         spend_detail(&spent),
-        budget.as_deref().map(|b| format!(" of a ${b} budget")).unwrap_or_default(),
+        budget.map(|b| format!(" of a ${b} budget")).unwrap_or_default(),
     );
     if top.is_empty() {
         text.push_str("No jobs yet this month.");
@@ -363,13 +364,11 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     let title = format!("Image jobs · {}", now.format("%B %Y"));
     let days_in_month = (quota::next_month(now) - quota::month_start(now)).num_days() as u32;
     let today = now.day();
-    let budget_dollars = budget.as_deref().and_then(|b| b.parse::<f64>().ok());
-    let chart = tokio::task::spawn_blocking(move || {
-        crate::usage_chart::render(&title, &days, days_in_month, today, budget_dollars)
-    })
-    .await
-    .context("drawing the usage chart")?
-    .context("drawing the usage chart")?;
+    let chart =
+        tokio::task::spawn_blocking(move || crate::usage_chart::render(&title, &days, days_in_month, today, budget))
+            .await
+            .context("drawing the usage chart")?
+            .context("drawing the usage chart")?;
     let reply = poise::CreateReply::default()
         .content(text.trim_end())
         .ephemeral(true)
@@ -387,8 +386,12 @@ mod tests {
 
     #[test]
     fn budgets_are_validated() {
-        assert_eq!(budget_change(Some(0.08), false).unwrap(), Some(Some("0.08".into())));
-        assert_eq!(budget_change(Some(25.0), false).unwrap(), Some(Some("25".into())));
+        let set = |dollars| budget_change(Some(dollars), false).unwrap().unwrap().unwrap().to_string();
+        assert_eq!(set(0.08), "0.08");
+        assert_eq!(set(25.0), "25");
+        assert_eq!(set(19.999_99), "20");
+        assert!(budget_change(Some(1_000_000.01), false).is_err());
+        assert!(budget_change(Some(f64::INFINITY), false).is_err());
         assert_eq!(budget_change(None, true).unwrap(), Some(None));
         assert_eq!(budget_change(None, false).unwrap(), None);
         assert!(budget_change(Some(-1.0), false).is_err());

@@ -1,4 +1,5 @@
-//! `/settings show | defaults | channels | roles | blocked_words`: a server's own rules for `/imagine`.
+//! `/settings show | defaults | channels | roles | blocked_words | log_channel | notify`: a server's own
+//! rules for `/imagine`.
 //! Admin only, like `/quota`: Discord hides the commands from members without Manage Server and
 //! the bot checks the permission itself. Every change is recorded and shown by `/settings show`.
 
@@ -8,6 +9,8 @@ use anyhow::Context as _;
 use poise::serenity_prelude as serenity;
 use tracing::info;
 
+mod log_channel;
+
 use super::{Context, Error, reply_ephemeral, require_admin};
 use crate::{
     db::{
@@ -16,7 +19,9 @@ use crate::{
     },
     error::UserError,
     render::truncate,
-    settings::{self, DefaultsInput, DefaultsUpdate, GuildDefaults, GuildSettings, Setting, SettingChange},
+    settings::{
+        self, DefaultsInput, DefaultsUpdate, GuildDefaults, GuildSettings, LogSettings, Setting, SettingChange,
+    },
     spec::{AspectRatio, Performance},
 };
 
@@ -32,7 +37,15 @@ const CHANNEL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
     slash_command,
     guild_only,
     install_context = "Guild",
-    subcommands("show", "defaults", "channels", "roles", "blocked_words"),
+    subcommands(
+        "show",
+        "defaults",
+        "channels",
+        "roles",
+        "blocked_words",
+        "log_channel::log_channel",
+        "log_channel::notify"
+    ),
     subcommand_required,
     default_member_permissions = "MANAGE_GUILD"
 )]
@@ -51,8 +64,9 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
     let guild_id = guild_id(ctx)?.get() as i64;
     let pool = &ctx.data().pool;
     let settings = db::settings::load(pool, guild_id).await.context("loading settings")?;
+    let log = db::settings::log_settings(pool, guild_id).await.context("loading the log channel")?;
     let changes = db::settings::recent_changes(pool, guild_id, SHOWN_CHANGES).await.context("loading changes")?;
-    reply_ephemeral(ctx, overview(&settings, &changes)).await;
+    reply_ephemeral(ctx, overview(&settings, log, &changes)).await;
     Ok(())
 }
 
@@ -375,30 +389,35 @@ fn describe_recorded(change: &RecordedChange) -> String {
         (Setting::BlockedWord, Some(word), _) => format!("allowed `{word}` again"),
         (Setting::JobRole, None, Some(id)) => format!("let <@&{id}> start image jobs"),
         (Setting::JobRole, Some(id), _) => format!("took <@&{id}> off the roles that may start image jobs"),
+        (Setting::LogChannel, _, Some(id)) => format!("made <#{id}> the log channel"),
+        (Setting::LogChannel, _, None) => "cleared the log channel".to_owned(),
+        (Setting::Notify, _, Some(on)) => format!("turned the ping when a long job is done **{on}**"),
         (setting, old, new) => describe_default_change(&SettingChange { setting, old: old.clone(), new: new.clone() }),
     };
     format!("<t:{}:R> <@{}> {what}", change.changed_at.timestamp(), change.changed_by)
 }
 
 /// `/settings show`, within Discord's 2000 characters: the oldest changes are left out first.
-fn overview(settings: &GuildSettings, changes: &[RecordedChange]) -> String {
+fn overview(settings: &GuildSettings, log: LogSettings, changes: &[RecordedChange]) -> String {
     let words = settings.blocked_words.as_slice();
     let blocked = match words.len() {
         0 => "**Blocked words:** none".to_owned(),
-        n => format!("**Blocked words** ({n}): {}", word_list(words, 500)),
+        n => format!("**Blocked words** ({n}): {}", word_list(words, 400)),
     };
     let mut text = format!(
         "**Settings for this server**\n\
          **Defaults for /imagine** (used when a member gives neither the option nor the flag)\n{}\n\
-         **Channels:** {}\n**Roles:** {}\n{blocked}\n",
+         **Channels:** {}\n**Roles:** {}\n{blocked}\n**Log channel:** {}\n**Ping when a long job is done:** {}\n",
         defaults_lines(&settings.defaults),
         where_allowed(&settings.allowed_channels, 400),
         who_may_start(&settings.job_roles, 300),
+        log.log_channel.map_or("none".to_owned(), |id| format!("<#{id}>")),
+        if log.notify { "on" } else { "off" },
     );
     if changes.is_empty() {
         text.push_str(
-            "No changes yet: see `/settings defaults`, `/settings channels`, `/settings roles` and \
-             `/settings blocked_words`.",
+            "No changes yet: see `/settings defaults`, `/settings channels`, `/settings roles`, \
+             `/settings blocked_words`, `/settings log_channel` and `/settings notify`.",
         );
         return text;
     }

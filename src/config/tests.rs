@@ -240,8 +240,8 @@ fn operator_limits_are_read_and_checked() {
         ("MAX_GUILD_DAILY_LIMIT", "200"),
     ])
     .unwrap();
-    assert_eq!(c.operator_limits.daily_spend_limit.as_deref(), Some("12.50"));
-    assert_eq!(c.operator_limits.expected_job_cost, "0.05");
+    assert_eq!(c.operator_limits.daily_spend_limit.map(|d| d.to_string()).as_deref(), Some("12.50"));
+    assert_eq!(c.operator_limits.expected_job_cost.to_string(), "0.05");
     assert_eq!(c.operator_limits.ceilings.daily, Some(200));
     assert_eq!(named(&[("DAILY_SPEND_LIMIT", "ten")]), ("DAILY_SPEND_LIMIT", Some("ten".into())));
     assert_eq!(named(&[("MAX_GUILD_MAX_CONCURRENT", "-1")]), ("MAX_GUILD_MAX_CONCURRENT", Some("-1".into())));
@@ -253,4 +253,14 @@ fn the_callback_listener_binds_this_machine_only_unless_told_otherwise() {
     let c = config(&[BASE[0], BASE[1], public]).unwrap();
     assert_eq!(c.callbacks.unwrap().addr, "127.0.0.1:8081".parse().unwrap());
     assert!(config(&[BASE[0], BASE[1]]).unwrap().health_addr.is_none(), "no operations listener unless asked");
+}
+
+#[test]
+fn notify_after_defaults_to_a_minute_and_zero_turns_it_off() {
+    assert_eq!(config(&BASE).unwrap().notify_after, Some(Duration::from_secs(60)));
+    let with = |v: &str| config(&[BASE[0], BASE[1], ("NOTIFY_AFTER", v)]);
+    assert_eq!(with("90s").unwrap().notify_after, Some(Duration::from_secs(90)));
+    assert_eq!(with("0").unwrap().notify_after, None);
+    let err = with("soon").unwrap_err().to_string();
+    assert!(err.starts_with("NOTIFY_AFTER"), "{err}");
 }

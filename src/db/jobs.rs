@@ -7,6 +7,7 @@
 //! of the types stored in it; splitting it would scatter the table's SQL.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
@@ -165,7 +166,7 @@ pub struct Job {
     pub provider_status: Option<String>,
     pub progress: Option<i32>,
     pub unknown_polls: i32,
-    pub amount: Option<String>,
+    pub amount: Option<Decimal>,
     pub result_urls: Vec<String>,
     pub error_text: Option<String>,
     pub message_id: Option<i64>,
@@ -311,7 +312,7 @@ pub async fn claim_due(
          RETURNING id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token,
              token_expires_at, attachment_size_limit, args AS "spec: Json<JobSpec>", notes,
              status AS "status: JobStatus", counted, provider_job_id, provider_status, progress, unknown_polls,
-             amount::text AS amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
+             amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
              create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
              last_edit_at,
              last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at,
@@ -349,10 +350,10 @@ pub async fn record_created(
     db: impl PgExecutor<'_>,
     id: Uuid,
     provider_job_id: &str,
-    amount: Option<&str>,
+    amount: Option<Decimal>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "UPDATE jobs SET provider_job_id = $2, amount = $3::text::numeric WHERE id = $1 AND provider_job_id IS NULL",
+        "UPDATE jobs SET provider_job_id = $2, amount = $3 WHERE id = $1 AND provider_job_id IS NULL",
         id,
         provider_job_id,
         amount,
@@ -367,7 +368,7 @@ pub async fn record_created(
 pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool) -> Result<bool, sqlx::Error> {
     let result = sqlx::query!(
         "UPDATE jobs SET status = $3, counted = $4, provider_job_id = $5, provider_status = $6, progress = $7, \
-         unknown_polls = $8, amount = $9::text::numeric, result_urls = $10, error_text = $11, message_id = $12, \
+         unknown_polls = $8, amount = $9, result_urls = $10, error_text = $11, message_id = $12, \
          delivery = $13, create_attempts = $14, poll_failures = $15, delivery_attempts = $16, next_run_at = $17, \
          last_edit_at = $18, last_edit_text = $19, submitted_at = $20, running_at = $21, finished_at = $22, \
          delivered_at = $23, interaction_token = $24, \

@@ -2,6 +2,7 @@
 //! executor so callers can pass a pool or a transaction.
 
 pub mod jobs;
+pub mod log_notices;
 pub mod members;
 pub mod quotas;
 pub mod role_limits;

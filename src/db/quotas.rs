@@ -1,5 +1,6 @@
 //! The `guild_quotas` table and the atomic check-and-reserve of a job.
 
+use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::quota::{LimitKind, Limits, Policy, Refusal, Usage};
@@ -13,11 +14,11 @@ pub enum Reservation {
     Refused(Refusal),
     /// The guild's monthly budget (US dollars, given) would be passed.
     BudgetSpent {
-        budget: String,
+        budget: Decimal,
     },
     /// The operator's `DAILY_SPEND_LIMIT` (US dollars, given) would be passed.
     SpendLimit {
-        limit: String,
+        limit: Decimal,
     },
     /// An admin blocked the member in this guild (`/quota member block:True`).
     MemberBlocked,
@@ -58,21 +59,21 @@ pub async fn reserve_and_insert(
     if let Some(refusal) = limits.check(&usage, now) {
         return Ok(Reservation::Refused(refusal));
     }
-    let expected = &policy.operator.expected_job_cost;
+    let expected = policy.operator.expected_job_cost;
     if let Some(budget) = budget
-        && spend(&mut *tx, SpendScope::Guild(job.guild_id), crate::quota::month_start(now), expected, Some(&budget))
+        && spend(&mut *tx, SpendScope::Guild(job.guild_id), crate::quota::month_start(now), expected, Some(budget))
             .await?
             .would_pass
     {
         return Ok(Reservation::BudgetSpent { budget });
     }
-    if let Some(limit) = &policy.operator.daily_spend_limit {
+    if let Some(limit) = policy.operator.daily_spend_limit {
         sqlx::query!("SELECT id FROM operator_spend_lock WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
         if spend(&mut *tx, SpendScope::Everywhere, crate::quota::day_start(now), expected, Some(limit))
             .await?
             .would_pass
         {
-            return Ok(Reservation::SpendLimit { limit: limit.clone() });
+            return Ok(Reservation::SpendLimit { limit });
         }
     }
     jobs::insert(&mut *tx, job).await?;
@@ -94,7 +95,7 @@ async fn lock_quota(
     tx: &mut PgConnection,
     guild_id: i64,
     defaults: &Limits,
-) -> Result<(Limits, Option<String>), sqlx::Error> {
+) -> Result<(Limits, Option<Decimal>), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO guild_quotas (guild_id, daily_limit, monthly_limit, per_user_daily_limit, max_concurrent) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO NOTHING",
@@ -107,7 +108,7 @@ async fn lock_quota(
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query!(
-        "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent, monthly_budget::text AS budget \
+        "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent, monthly_budget AS budget \
          FROM guild_quotas WHERE guild_id = $1 FOR UPDATE",
         guild_id,
     )
@@ -134,15 +135,15 @@ pub enum SpendScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spend {
     /// Every amount the provider reported for the window's jobs, refunded or not (US dollars).
-    pub reported: String,
+    pub reported: Decimal,
     /// Jobs reserved or sent whose amount is not known yet (queued, in flight, or `uncertain`):
     /// each is counted at the expected cost.
     pub unpriced: i64,
     /// The expected cost of one job: the last amount the provider reported, else the configured
     /// `EXPECTED_JOB_COST`.
-    pub expected_each: String,
+    pub expected_each: Decimal,
     /// `reported + unpriced × expected_each`.
-    pub total: String,
+    pub total: Decimal,
     /// With a limit: whether `total` plus one more job at the expected cost would pass it.
     pub would_pass: bool,
 }
@@ -155,8 +156,8 @@ pub async fn spend(
     tx: &mut PgConnection,
     scope: SpendScope,
     since: chrono::DateTime<chrono::Utc>,
-    expected: &str,
-    limit: Option<&str>,
+    expected: Decimal,
+    limit: Option<Decimal>,
 ) -> Result<Spend, sqlx::Error> {
     let guild = match scope {
         SpendScope::Guild(id) => Some(id),
@@ -167,15 +168,15 @@ pub async fn spend(
         r#"WITH expected AS (
              SELECT COALESCE(
                (SELECT amount FROM jobs WHERE amount IS NOT NULL ORDER BY created_at DESC LIMIT 1),
-               $3::text::numeric) AS cost),
+               $3::numeric) AS cost),
            window_jobs AS (
              SELECT COALESCE(sum(amount), 0) AS reported,
                     count(*) FILTER (WHERE amount IS NULL AND (status = ANY($5) OR provider_job_id IS NOT NULL))
                       AS unpriced
              FROM jobs WHERE created_at >= $2 AND ($1::bigint IS NULL OR guild_id = $1))
-           SELECT w.reported::text AS "reported!", w.unpriced AS "unpriced!", e.cost::text AS "expected_each!",
-                  (w.reported + w.unpriced * e.cost)::text AS "total!",
-                  COALESCE(w.reported + (w.unpriced + 1) * e.cost > $4::text::numeric, false) AS "would_pass!"
+           SELECT w.reported AS "reported!", w.unpriced AS "unpriced!", e.cost AS "expected_each!",
+                  w.reported + w.unpriced * e.cost AS "total!",
+                  COALESCE(w.reported + (w.unpriced + 1) * e.cost > $4::numeric, false) AS "would_pass!"
            FROM window_jobs w, expected e"#,
         guild,
         since,
@@ -192,7 +193,7 @@ pub async fn month_spend(
     db: &sqlx::PgPool,
     guild_id: i64,
     now: chrono::DateTime<chrono::Utc>,
-    expected: &str,
+    expected: Decimal,
 ) -> Result<Spend, sqlx::Error> {
     let mut conn = db.acquire().await?;
     spend(&mut conn, SpendScope::Guild(guild_id), crate::quota::month_start(now), expected, None).await
@@ -288,7 +289,7 @@ pub async fn set_limits(
 }
 
 /// The guild's monthly budget in US dollars (`None`: no budget).
-pub async fn budget(db: &sqlx::PgPool, guild_id: i64, defaults: &Limits) -> Result<Option<String>, sqlx::Error> {
+pub async fn budget(db: &sqlx::PgPool, guild_id: i64, defaults: &Limits) -> Result<Option<Decimal>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let (_, budget) = lock_quota(&mut tx, guild_id, defaults).await?;
     tx.commit().await?;
@@ -300,14 +301,14 @@ pub async fn set_budget(
     db: &sqlx::PgPool,
     guild_id: i64,
     defaults: &Limits,
-    budget: Option<&str>,
+    budget: Option<Decimal>,
     changed_by: i64,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let (_, old) = lock_quota(&mut tx, guild_id, defaults).await?;
     sqlx::query!(
         "INSERT INTO budget_changes (guild_id, changed_by, old_budget, new_budget) \
-         VALUES ($1, $2, $3::text::numeric, $4::text::numeric)",
+         VALUES ($1, $2, $3, $4)",
         guild_id,
         changed_by,
         old,
@@ -316,7 +317,7 @@ pub async fn set_budget(
     .execute(&mut *tx)
     .await?;
     sqlx::query!(
-        "UPDATE guild_quotas SET monthly_budget = $2::text::numeric, updated_by = $3, updated_at = now() \
+        "UPDATE guild_quotas SET monthly_budget = $2, updated_by = $3, updated_at = now() \
          WHERE guild_id = $1",
         guild_id,
         budget,
@@ -386,7 +387,7 @@ pub struct MonthReport {
 pub struct MemberUsage {
     pub user_id: i64,
     pub jobs: i64,
-    pub spend: String,
+    pub spend: Decimal,
 }
 
 pub async fn month_report(
@@ -414,7 +415,7 @@ pub async fn top_members(
 ) -> Result<Vec<MemberUsage>, sqlx::Error> {
     sqlx::query_as!(
         MemberUsage,
-        r#"SELECT user_id, count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0)::text AS "spend!"
+        r#"SELECT user_id, count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0) AS "spend!"
          FROM jobs WHERE guild_id = $1 AND created_at >= $2
          GROUP BY user_id ORDER BY 2 DESC, sum(amount) DESC NULLS LAST, user_id LIMIT $3"#,
         guild_id,
@@ -434,7 +435,7 @@ pub async fn daily_usage(
 ) -> Result<Vec<crate::usage_chart::Day>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT EXTRACT(DAY FROM created_at AT TIME ZONE 'UTC')::int4 AS "day!",
-                count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0)::float8 AS "spend!"
+                count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0) AS "spend!"
          FROM jobs WHERE guild_id = $1 AND created_at >= $2
          GROUP BY 1 ORDER BY 1"#,
         guild_id,
@@ -446,4 +447,13 @@ pub async fn daily_usage(
         .into_iter()
         .map(|r| crate::usage_chart::Day { day: r.day as u32, jobs: r.jobs as u32, spend: r.spend })
         .collect())
+}
+
+/// The guild's monthly budget in US dollars (`None`: none, or a guild never seen), read without
+/// the lock [`budget`] takes: for the log channel's threshold notices, which change nothing.
+pub async fn budget_unlocked(db: impl PgExecutor<'_>, guild_id: i64) -> Result<Option<Decimal>, sqlx::Error> {
+    let budget = sqlx::query_scalar!("SELECT monthly_budget FROM guild_quotas WHERE guild_id = $1", guild_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(budget.flatten())
 }

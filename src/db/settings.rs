@@ -4,7 +4,10 @@
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use crate::{
-    settings::{self, BlockedWords, DefaultsUpdate, GuildDefaults, GuildSettings, Setting, SettingChange, WordsEdit},
+    settings::{
+        self, BlockedWords, DefaultsUpdate, GuildDefaults, GuildSettings, LogSettings, Setting, SettingChange,
+        WordsEdit,
+    },
     spec::{AspectRatio, Performance},
 };
 
@@ -35,6 +38,64 @@ pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSetting
         job_roles: row.job_roles.into_iter().map(|r| r as u64).collect(),
         blocked_words: BlockedWords::new(row.blocked_words),
     })
+}
+
+/// The guild's log channel and whether long jobs ping their owner.
+pub async fn log_settings(db: impl PgExecutor<'_>, guild_id: i64) -> Result<LogSettings, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT s.log_channel_id AS "log_channel_id?", COALESCE(s.notify, true) AS "notify!"
+           FROM (VALUES (1)) AS one LEFT JOIN guild_settings s ON s.guild_id = $1"#,
+        guild_id,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(LogSettings { log_channel: row.log_channel_id.map(|c| c as u64), notify: row.notify })
+}
+
+/// Sets (or with `None`, clears) the guild's log channel, recording the change. Returns the
+/// channel it had before.
+pub async fn set_log_channel(
+    db: &PgPool,
+    guild_id: i64,
+    channel_id: Option<i64>,
+    changed_by: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, guild_id).await?;
+    let old = sqlx::query_scalar!("SELECT log_channel_id FROM guild_settings WHERE guild_id = $1", guild_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if old != channel_id {
+        sqlx::query!("UPDATE guild_settings SET log_channel_id = $2 WHERE guild_id = $1", guild_id, channel_id)
+            .execute(&mut *tx)
+            .await?;
+        let text = |id: Option<i64>| id.map(|id| id.to_string());
+        let change = SettingChange { setting: Setting::LogChannel, old: text(old), new: text(channel_id) };
+        record(&mut tx, guild_id, changed_by, &change).await?;
+    }
+    tx.commit().await?;
+    Ok(old)
+}
+
+/// Turns the follow-up ping of long jobs on or off, recording the change. False when it already
+/// was so (nothing recorded).
+pub async fn set_notify(db: &PgPool, guild_id: i64, enabled: bool, changed_by: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, guild_id).await?;
+    let old = sqlx::query_scalar!("SELECT notify FROM guild_settings WHERE guild_id = $1", guild_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let changed = old != enabled;
+    if changed {
+        sqlx::query!("UPDATE guild_settings SET notify = $2 WHERE guild_id = $1", guild_id, enabled)
+            .execute(&mut *tx)
+            .await?;
+        let text = |on: bool| Some(if on { "on" } else { "off" }.to_owned());
+        let change = SettingChange { setting: Setting::Notify, old: text(old), new: text(enabled) };
+        record(&mut tx, guild_id, changed_by, &change).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 /// Creates the guild's settings row if it is new and locks it for the rest of the transaction,

@@ -31,6 +31,8 @@ pub enum Setting {
     AllowedChannel,
     BlockedWord,
     JobRole,
+    LogChannel,
+    Notify,
 }
 
 impl Setting {
@@ -46,6 +48,8 @@ impl Setting {
             Setting::AllowedChannel => "allowed channel",
             Setting::BlockedWord => "blocked word",
             Setting::JobRole => "role that may start jobs",
+            Setting::LogChannel => "log channel",
+            Setting::Notify => "ping when a long job is done",
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Deliverer {
     pub clock: super::clock::DbClock,
     /// Bytes of images this process may hold at once, shared with the U presses.
     pub image_budget: ImageBudget,
+    /// The log channel's notices and the follow-up ping of long jobs.
+    pub notices: crate::notices::Notices,
 }
 
 impl Deliverer {
@@ -356,7 +358,7 @@ fn extension<'a>(content_type: Option<&str>, url: &'a str) -> &'a str {
 fn final_message(job: &Job, uploads: &[Upload], sources: &[Upload], linked: &[String]) -> render::Rendered {
     let stage = if job.status == JobStatus::Succeeded {
         let took = (job.finished_at.unwrap_or_else(Utc::now) - job.created_at).to_std().unwrap_or_default();
-        Stage::Done { took, amount: job.amount.clone(), images: job.result_urls.len(), linked: linked.to_vec() }
+        Stage::Done { took, amount: job.amount, images: job.result_urls.len(), linked: linked.to_vec() }
     } else {
         Stage::Failed { reason: job.error_text.clone().unwrap_or_else(|| "Something went wrong.".into()) }
     };

@@ -5,6 +5,7 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use rust_decimal::prelude::ToPrimitive;
 use sqlx::PgPool;
 use tokio::{
     sync::{Notify, Semaphore},
@@ -336,6 +337,7 @@ impl Worker {
                     }
                     wrote_through = true;
                     self.deliverer.deliver(&mut job, &self.pool, &timing).await;
+                    self.deliverer.notices.after_delivery(&job);
                 }
                 Action::Wait => {}
             }
@@ -393,7 +395,7 @@ impl Worker {
     /// recorded (outside the lease), so whoever holds the job follows it instead of abandoning it.
     async fn record_created_anyway(&self, job: &Job) {
         let Some(provider_job_id) = job.provider_job_id.as_deref() else { return };
-        if let Err(e) = store::record_created(&self.pool, job.id, provider_job_id, job.amount.as_deref()).await {
+        if let Err(e) = store::record_created(&self.pool, job.id, provider_job_id, job.amount).await {
             error!(error = %e, provider_job_id, "could not record the provider's job id");
         }
     }
@@ -406,6 +408,7 @@ impl Worker {
             .map(|c| crate::callbacks::url(&c.public_base_url, job.id, &c.key.secret(job.id)));
         let outcome = self.provider.create(&job.spec, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
+        self.deliverer.notices.after_create(job.guild_id, &outcome);
         match &outcome {
             Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
             Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),
@@ -491,8 +494,9 @@ impl Stored {
             metrics::counter!("imagine_refunds_total").increment(1);
         }
         if !self.priced
-            && let Some(dollars) = job.amount.as_deref().and_then(|a| a.parse::<f64>().ok())
+            && let Some(dollars) = job.amount.and_then(|a| a.to_f64())
         {
+            // A Prometheus sample is a float: the exact figure stays in the database.
             metrics::gauge!("imagine_spend_dollars_total").increment(dollars);
         }
         *self = Stored::of(job);

@@ -11,6 +11,7 @@ pub mod status;
 use std::time::Duration;
 
 use reqwest::{StatusCode, header};
+use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
@@ -78,8 +79,8 @@ impl From<&JobSpec> for ImageToImageArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub job_id: String,
-    /// The price the provider reported, as it reported it (for example "0.04").
-    pub amount: Option<String>,
+    /// The price the provider reported, exactly (for example 0.04 US dollars).
+    pub amount: Option<Decimal>,
 }
 
 /// Why a call failed, sorted by what the caller should do about it.
@@ -325,10 +326,10 @@ pub fn concerns_the_request(message: &str, http_status: Option<u16>) -> bool {
     REQUEST.iter().any(|w| words.contains(w))
 }
 
-/// The price of a job as a plain decimal ("0.04"), from whatever form the provider used: a
-/// number, or a string that may carry a currency sign, spaces or a decimal comma. Anything else is
-/// `None`: an odd format must never make a paid job look lost.
-pub fn parse_amount(value: Option<&Value>) -> Option<String> {
+/// The price of a job in US dollars, exactly, from whatever form the provider used: a number, or
+/// a string that may carry a currency sign, spaces or a decimal comma. Anything else is `None`: an
+/// odd format must never make a paid job look lost.
+pub fn parse_amount(value: Option<&Value>) -> Option<Decimal> {
     let text = match value? {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.trim().trim_start_matches('$').trim_end_matches("USD").trim().replace(',', "."),
@@ -337,7 +338,8 @@ pub fn parse_amount(value: Option<&Value>) -> Option<String> {
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
     let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
     let valid = !whole.is_empty() && whole.len() <= 12 && digits(whole) && fraction.len() <= 12 && digits(fraction);
-    valid.then(|| if fraction.is_empty() { whole.to_owned() } else { format!("{whole}.{fraction}") })
+    let plain = if fraction.is_empty() { whole.to_owned() } else { format!("{whole}.{fraction}") };
+    if valid { plain.parse().ok() } else { None }
 }
 
 /// The provider's own words for an error: `info`, `message`, `msg` or `error.message`.

@@ -1,3 +1,4 @@
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::*;
@@ -46,13 +47,14 @@ fn refusals_of_the_bots_account_are_told_apart() {
 
 #[test]
 fn amounts_are_read_defensively() {
+    let dec = |s: &str| s.parse::<Decimal>().unwrap();
     let read = |v: Value| parse_amount(Some(&v));
-    assert_eq!(read(json!("0.04")), Some("0.04".into()));
-    assert_eq!(read(json!(0.04)), Some("0.04".into()));
-    assert_eq!(read(json!(1)), Some("1".into()));
-    assert_eq!(read(json!(" $0.04 ")), Some("0.04".into()));
-    assert_eq!(read(json!("0,04")), Some("0.04".into()));
-    assert_eq!(read(json!("0.04 USD")), Some("0.04".into()));
+    assert_eq!(read(json!("0.04")), Some(dec("0.04")));
+    assert_eq!(read(json!(0.04)), Some(dec("0.04")));
+    assert_eq!(read(json!(1)), Some(dec("1")));
+    assert_eq!(read(json!(" $0.04 ")), Some(dec("0.04")));
+    assert_eq!(read(json!("0,04")), Some(dec("0.04")));
+    assert_eq!(read(json!("0.04 USD")), Some(dec("0.04")));
     for odd in [json!("free"), json!("-1"), json!(""), json!("1e3"), json!(null), json!({"v": 1}), json!("0.0.4")] {
         assert_eq!(read(odd.clone()), None, "{odd}");
     }

@@ -88,10 +88,6 @@ pub(crate) fn uploads_for(bot: &TestBot, press: &InteractionBuilder) -> Vec<Vec<
     bot.discord.requests_matching("PATCH", &path).into_iter().flat_map(|r| r.files).map(|f| f.bytes).collect()
 }
 
-async fn job_count(bot: &TestBot) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_has_u_buttons_and_u2_posts_image_two_alone() {
     let bot = TestBot::start().await;
@@ -143,7 +139,7 @@ async fn a_result_has_u_buttons_and_u2_posts_image_two_alone() {
 
     // No provider call, nothing stored or counted.
     assert_eq!(bot.shortapi.creates().len(), creates);
-    assert_eq!(job_count(&bot).await, 1);
+    assert_eq!(bot.job_count().await, 1);
     bot.stop().await;
 }
 
@@ -201,7 +197,7 @@ async fn bad_presses_are_answered_privately_and_create_nothing() {
     let u1 = custom_id(&four, "U1");
     let two_u2 = custom_id(&two, "U2");
     let two_job = two_u2.rsplit(':').next().unwrap();
-    let (jobs, creates) = (job_count(&bot).await, bot.shortapi.creates().len());
+    let (jobs, creates) = (bot.job_count().await, bot.shortapi.creates().len());
 
     let cases = [
         (InteractionBuilder::button_press(&four, "imagine:1:U2:not-a-job"), "does not work any more"),
@@ -243,7 +239,7 @@ async fn bad_presses_are_answered_privately_and_create_nothing() {
     for (press, _) in &cases {
         assert!(bot.discord.requests_matching("PATCH", &press.token()).is_empty());
     }
-    assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), (jobs, creates));
+    assert_eq!((bot.job_count().await, bot.shortapi.creates().len()), (jobs, creates));
     bot.stop().await;
 }
 

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::actions::{EPHEMERAL, custom_id};
 use crate::support::{
-    self, TestDatabase, WAIT,
+    self, JobRow, TestDatabase, WAIT,
     discord::{DiscordStandIn, InteractionBuilder},
     eventually,
     process::BotProcess,
@@ -86,17 +86,12 @@ impl World {
         })
     }
 
-    /// Status, counted, and whether the provider has it, for each job in the order they came.
-    async fn jobs(&self) -> Vec<(i64, String, bool, bool)> {
-        sqlx::query_as(
-            "SELECT interaction_id, status::text, counted, provider_job_id IS NOT NULL FROM jobs ORDER BY created_at",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .unwrap()
+    /// Every job, in the order they came.
+    async fn jobs(&self) -> Vec<JobRow> {
+        support::jobs::jobs(&self.pool).await
     }
 
-    async fn wait_jobs(&self, what: &str, check: impl Fn(&[(i64, String, bool, bool)]) -> bool) {
+    async fn wait_jobs(&self, what: &str, check: impl Fn(&[JobRow]) -> bool) {
         let holds = eventually(WAIT, || async { check(&self.jobs().await) }).await;
         assert!(holds, "{what}: {:?}", self.jobs().await);
     }
@@ -140,17 +135,17 @@ async fn three_account_refusals_open_the_breaker_and_an_accepted_probe_closes_it
     world.shortapi.answer_creates();
 
     // Three refusals in a row fail three jobs (refunded); the other two wait, never sent.
-    let failed = |jobs: &[(i64, String, bool, bool)]| jobs.iter().filter(|j| j.1 == "failed").count();
+    let failed = |jobs: &[JobRow]| jobs.iter().filter(|j| j.status == "failed").count();
     world.wait_jobs("three refused", |jobs| failed(jobs) == 3).await;
     assert_eq!(world.shortapi.creates().len(), 4, "the first job, then three refusals: {:?}", world.jobs().await);
     let held: Vec<i64> = world
         .jobs()
         .await
         .into_iter()
-        .filter(|j| j.1 == "queued")
-        .map(|(id, _, counted, sent)| {
-            assert!(counted && !sent);
-            id
+        .filter(|j| j.status == "queued")
+        .map(|j| {
+            assert!(j.counted && j.provider_job_id.is_none());
+            j.interaction_id
         })
         .collect();
     assert_eq!(held.len(), 2, "{:?}", world.jobs().await);
@@ -186,7 +181,7 @@ async fn three_account_refusals_open_the_breaker_and_an_accepted_probe_closes_it
 
     // The operator tops the balance up: the next probe is accepted and closes the breaker.
     world.shortapi.unscript("");
-    world.wait_jobs("the last held job done", |jobs| jobs.iter().filter(|j| j.1 == "queued").count() == 0).await;
+    world.wait_jobs("the last held job done", |jobs| jobs.iter().filter(|j| j.status == "queued").count() == 0).await;
     let last = queued.iter().find(|c| {
         world
             .discord

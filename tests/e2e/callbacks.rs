@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{self, TestBot, WAIT, shortapi::Behaviour};
+use crate::support::{self, JobRow, TestBot, WAIT, shortapi::Behaviour};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_delivers_at_once_and_forgeries_change_nothing() {
@@ -71,7 +71,7 @@ async fn a_callback_delivers_at_once_and_forgeries_change_nothing() {
     bot.wait_job_idle(&running).await;
     let running_provider_job = bot.shortapi.creates()[1].job_id.clone().unwrap();
     assert!(bot.shortapi.queries_for(&running_provider_job).is_empty(), "forged callbacks trigger no query");
-    let (status, counted, _) = bot.job_status(&running).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&running).await.unwrap();
     assert_eq!((status.as_str(), counted), ("submitted", true));
     bot.stop().await;
 }

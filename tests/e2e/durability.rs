@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use serde_json::json;
 
 use crate::support::{
-    self, TestBot, WAIT,
+    self, JobRow, TestBot, WAIT,
     discord::{DiscordStandIn, InteractionBuilder},
     eventually,
     process::BotProcess,
@@ -32,7 +32,7 @@ async fn results_outlive_their_links_and_a_discord_outage() {
     bot.send(&cmd).await;
     bot.wait_job_settled_within(&cmd, Duration::from_secs(90)).await;
 
-    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
     let token = cmd.token();
     let failed = bot.discord.requests_matching("PATCH", &format!("/{token}/messages/@original"));
@@ -61,7 +61,7 @@ async fn a_rate_limit_that_never_ends_leaves_the_result_for_history() {
     let cmd = bot.imagine("never let through");
     bot.send(&cmd).await;
     bot.wait_job_settled_within(&cmd, WAIT).await;
-    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("undelivered")));
     let job_id = bot.shortapi.job_id_for("never let through");
     assert_eq!(bot.shortapi.result_fetches(&job_id), 4, "downloaded once, however many attempts");
@@ -91,7 +91,7 @@ async fn failed_status_queries_cost_one_short_interval_each() {
     let cmd = bot.imagine("flaky gateway");
     bot.send(&cmd).await;
     bot.wait_job_settled_within(&cmd, Duration::from_secs(40)).await;
-    let (status, _, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
     let job_id = bot.shortapi.job_id_for("flaky gateway");
     let finished = bot.shortapi.finishes_at(&job_id).unwrap();
@@ -126,7 +126,7 @@ async fn a_job_past_its_deadline_is_asked_about_once_more_before_it_is_given_up(
     let cmd = bot.imagine("just in time");
     bot.send(&cmd).await;
     bot.wait_job_settled_within(&cmd, WAIT).await;
-    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("edit")));
     let job_id = bot.shortapi.job_id_for("just in time");
     assert!(bot.shortapi.queries_for(&job_id).len() >= 2, "looked at before and after the deadline");
@@ -150,7 +150,7 @@ async fn deliveries_hold_no_more_images_than_the_memory_budget() {
     }
     for cmd in &commands {
         bot.wait_job_settled_within(cmd, Duration::from_secs(40)).await;
-        let (status, _, delivery) = bot.job_status(cmd).await.unwrap();
+        let JobRow { status, delivery, .. } = bot.job(cmd).await.unwrap();
         assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
     }
     let most = bot.shortapi.max_concurrent_image_gets();

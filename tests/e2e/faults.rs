@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestBot, WAIT,
+    JobRow, TestBot, WAIT,
     discord::{DEFAULT_CHANNEL_ID, DEFAULT_USER_ID, InteractionBuilder},
     shortapi::{Behaviour, ShortApiStandIn},
 };
@@ -49,7 +49,7 @@ async fn results_after_the_token_expired_go_to_the_channel() {
     assert_eq!(posted["message_reference"]["message_id"], original.as_str(), "refers to the original reply");
     assert_eq!(posted["attachments"].as_array().unwrap().len(), 5, "the images (and the source) are uploaded");
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("channel")));
     let post = bot.discord.requests().into_iter().find(|r| r.is("POST", "/channels/")).unwrap();
     assert_eq!(post.json.as_ref().unwrap()["allowed_mentions"]["users"], json!([DEFAULT_USER_ID.to_string()]));
@@ -68,7 +68,7 @@ async fn a_channel_post_whose_answer_was_lost_is_not_posted_twice() {
     // retry must not make a second message.
     bot.discord.lose_next_answer("POST", &format!("/channels/{DEFAULT_CHANNEL_ID}/messages"), 502);
     bot.wait_job_settled(&cmd).await;
-    let (status, _, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("channel")));
     let posts = bot.discord.requests_matching("POST", &format!("/channels/{DEFAULT_CHANNEL_ID}/messages"));
     assert!(posts.len() >= 2, "the post was retried after the lost answer");
@@ -104,7 +104,7 @@ async fn a_reply_too_old_to_edit_is_handled_like_an_expired_token() {
     );
     wait_channel_message(&bot, |m| m["content"].as_str().unwrap_or("").contains("Done")).await;
     bot.wait_job_settled(&cmd).await;
-    assert_eq!(bot.job_status(&cmd).await.unwrap().2.as_deref(), Some("channel"));
+    assert_eq!(bot.job(&cmd).await.unwrap().delivery.as_deref(), Some("channel"));
     bot.stop().await;
 }
 
@@ -123,7 +123,7 @@ async fn when_nothing_can_be_posted_history_still_shows_the_images() {
         json!({"code": 50013, "message": "Missing Permissions"}),
     );
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("succeeded", true, Some("undelivered")));
 
     let history = InteractionBuilder::command("history");
@@ -159,7 +159,7 @@ async fn discord_rate_limits_are_waited_out_and_5xx_retried() {
     );
     assert!(edits.iter().any(|r| r.status == 502), "a 5xx was served and the edit retried");
     bot.wait_job_settled(&cmd).await;
-    assert_eq!(bot.job_status(&cmd).await.unwrap().2.as_deref(), Some("edit"));
+    assert_eq!(bot.job(&cmd).await.unwrap().delivery.as_deref(), Some("edit"));
     bot.stop().await;
 }
 
@@ -185,7 +185,7 @@ async fn temporary_provider_faults_are_retried_until_the_job_succeeds() {
     for (prompt, cmd) in &commands {
         bot.wait_reply(cmd, |c| c.contains("Done")).await;
         bot.wait_job_settled(cmd).await;
-        let (status, counted, _) = bot.job_status(cmd).await.unwrap();
+        let JobRow { status, counted, .. } = bot.job(cmd).await.unwrap();
         assert_eq!((status.as_str(), counted), ("succeeded", true), "{prompt}");
     }
     let creates = |prompt: &str| -> Vec<_> {
@@ -298,7 +298,7 @@ async fn gateway_errors_on_create_may_have_billed_a_job_so_it_is_never_resent() 
         let reply = bot.wait_reply(cmd, |c| c.contains("Failed")).await;
         assert!(reply["content"].as_str().unwrap().contains("could not confirm"), "{prompt}: {reply:#}");
         bot.wait_job_settled(cmd).await;
-        let (status, counted, _) = bot.job_status(cmd).await.unwrap();
+        let JobRow { status, counted, .. } = bot.job(cmd).await.unwrap();
         assert_eq!((status.as_str(), counted), ("uncertain", false), "{prompt}: refunded, marked uncertain");
         let sent = bot.shortapi.creates().into_iter().filter(|c| c.args()["prompt"] == prompt.as_str()).count();
         assert_eq!(sent, 1, "{prompt}: a create that may have been billed is sent exactly once");
@@ -329,13 +329,13 @@ async fn ambiguous_creates_are_never_resent_and_slow_jobs_time_out() {
         let reply = bot.wait_reply(cmd, |c| c.contains("Failed")).await;
         assert!(reply["content"].as_str().unwrap().contains("could not confirm"), "{reply:#}");
         bot.wait_job_settled(cmd).await;
-        let (status, counted, _) = bot.job_status(cmd).await.unwrap();
+        let JobRow { status, counted, .. } = bot.job(cmd).await.unwrap();
         assert_eq!((status.as_str(), counted), ("uncertain", false));
     }
     let reply = bot.wait_reply(&endless, |c| c.contains("Failed")).await;
     assert!(reply["content"].as_str().unwrap().contains("did not finish within 2 s"), "{reply:#}");
     bot.wait_job_settled(&endless).await;
-    let (status, counted, _) = bot.job_status(&endless).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&endless).await.unwrap();
     assert_eq!((status.as_str(), counted), ("timed_out", false));
     for prompt in ["hung create", "garbled create"] {
         let sent = bot.shortapi.creates().into_iter().filter(|c| c.args()["prompt"] == prompt).count();
@@ -358,12 +358,7 @@ async fn an_unreachable_provider_is_retried_with_backoff() {
     bot.callback(&cmd).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let (status, attempts, counted): (String, i32, bool) =
-            sqlx::query_as("SELECT status::text, create_attempts, counted FROM jobs WHERE interaction_id = $1")
-                .bind(cmd.id() as i64)
-                .fetch_one(&bot.pool)
-                .await
-                .unwrap();
+        let JobRow { status, create_attempts: attempts, counted, .. } = bot.job(&cmd).await.unwrap();
         if attempts >= 2 {
             assert_eq!((status.as_str(), counted), ("queued", true), "still waiting to be sent, still reserved");
             break;
@@ -401,7 +396,7 @@ async fn a_late_acknowledgement_drops_the_job_before_it_costs_anything() {
         .await
         .expect("callback refused");
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted), ("failed", false));
 
     // The bot keeps working.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{self, TestBot, WAIT, discord::InteractionBuilder, shortapi::Behaviour};
+use crate::support::{self, JobRow, TestBot, WAIT, discord::InteractionBuilder, shortapi::Behaviour};
 
 const EPHEMERAL: u64 = 64;
 
@@ -73,21 +73,14 @@ async fn happy_path_from_command_to_gallery() {
 
     // The database keeps the whole story and forgets the token.
     bot.wait_job_settled(&cmd).await;
-    let row: (String, bool, Option<String>, Option<String>, Option<String>, i32, bool) = sqlx::query_as(
-        "SELECT status::text, counted, amount::text, delivery::text, provider_job_id, cardinality(result_urls), \
-         interaction_token IS NULL FROM jobs WHERE interaction_id = $1",
-    )
-    .bind(cmd.id() as i64)
-    .fetch_one(&bot.pool)
-    .await
-    .unwrap();
-    assert_eq!(row.0, "succeeded");
-    assert!(row.1, "a successful job counts against the quota");
-    assert_eq!(row.2.as_deref(), Some("0.04"));
-    assert_eq!(row.3.as_deref(), Some("edit"));
-    assert_eq!(row.4, creates[0].job_id);
-    assert_eq!(row.5, 4);
-    assert!(row.6, "the interaction token is erased once the job is delivered");
+    let job = bot.job(&cmd).await.unwrap();
+    assert_eq!(job.status, "succeeded");
+    assert!(job.counted, "a successful job counts against the quota");
+    assert_eq!(job.amount.as_deref(), Some("0.04"));
+    assert_eq!(job.delivery.as_deref(), Some("edit"));
+    assert_eq!(job.provider_job_id, creates[0].job_id);
+    assert_eq!(job.results, 4);
+    assert!(job.token_erased, "the interaction token is erased once the job is delivered");
     bot.stop().await;
 }
 
@@ -175,7 +168,7 @@ async fn bad_input_is_refused_privately_and_nothing_is_sent() {
         assert_eq!(flags(&callback) & EPHEMERAL, EPHEMERAL, "refusals are ephemeral: {callback:#}");
         let text = callback_text(&callback);
         assert!(text.contains(expected), "{expected:?} not in {text:?}");
-        assert!(bot.job_status(cmd).await.is_none(), "a refused command stores no job");
+        assert!(bot.job(cmd).await.is_none(), "a refused command stores no job");
     }
     // Each refusal was its command's last step (a job is stored before any reply) and stored no
     // job, so the worker has nothing to send: there is nothing left to wait for.
@@ -195,7 +188,7 @@ async fn provider_refusal_is_shown_and_refunded() {
     assert!(content.contains("refused") && content.contains("prompt contains banned words"), "{content}");
     assert!(content.contains("does not count against your quota"), "{content}");
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, delivery) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, delivery, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted, delivery.as_deref()), ("failed", false, Some("edit")));
     assert_eq!(bot.shortapi.creates().len(), 1, "a refused create is not retried");
     bot.stop().await;
@@ -215,7 +208,7 @@ async fn the_bots_account_trouble_stays_out_of_public_replies() {
     assert!(content.contains("refused this bot's request; server admins can see details in the logs"), "{content}");
     assert!(!content.contains("Insufficient") && !content.contains("account 7"), "{content}");
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted), ("failed", false));
     bot.stop().await;
 }
@@ -240,7 +233,7 @@ async fn job_that_fails_at_the_provider_is_reported_with_its_reason() {
         "{content}"
     );
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted), ("failed", false));
     bot.stop().await;
 }

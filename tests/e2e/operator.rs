@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestBot,
+    JobRow, TestBot,
     discord::{InteractionBuilder, MANAGE_GUILD},
     shortapi::Behaviour,
 };
@@ -37,7 +37,7 @@ async fn the_daily_spend_limit_refuses_the_job_that_would_pass_it() {
     let text = content(&refused);
     assert!(text.contains("spending limit") && text.contains("<t:") && text.contains(":R>"), "{text}");
     assert_eq!(bot.shortapi.creates().len(), 2, "the refused job never reached the provider");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap();
+    let stored = bot.job_count().await;
     assert_eq!(stored, 2, "nothing stored for the refused job");
     bot.stop().await;
 }
@@ -58,7 +58,7 @@ async fn failed_jobs_still_count_as_money_spent() {
         let cmd = bot.imagine(prompt);
         bot.send(&cmd).await;
         bot.wait_job_settled(&cmd).await;
-        let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+        let JobRow { status, counted, .. } = bot.job(&cmd).await.unwrap();
         assert_eq!((status.as_str(), counted), ("failed", false), "{prompt}: failed and refunded");
     }
     let third = bot.imagine("declined three");
@@ -96,7 +96,7 @@ async fn a_job_of_unknown_outcome_counts_at_the_expected_cost() {
     let lost = bot.imagine("lost answer");
     bot.send(&lost).await;
     bot.wait_job_settled(&lost).await;
-    let (status, counted, _) = bot.job_status(&lost).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&lost).await.unwrap();
     assert_eq!((status.as_str(), counted), ("uncertain", false));
     // $0.06 expected + $0.06 for the next job passes $0.10.
     let next = bot.imagine("next one");
@@ -157,7 +157,7 @@ async fn commands_through_a_user_installation_create_nothing() {
     let refused = bot.callback(&cmd).await;
     assert_eq!(refused["data"]["flags"], 64, "{refused:#}");
     assert!(content(&refused).contains("only works in servers that added it"), "{refused:#}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap();
+    let stored = bot.job_count().await;
     assert_eq!((stored, bot.shortapi.creates().len()), (0, 0), "nothing stored, nothing sent");
 
     let history = InteractionBuilder::command("history").user_installed();

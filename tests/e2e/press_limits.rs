@@ -48,7 +48,7 @@ fn retry_after_secs(text: &str) -> u64 {
 async fn a_flood_of_u_presses_posts_a_bounded_number_and_refuses_the_rest_privately() {
     let bot = TestBot::start().await;
     let (_, done) = result(&bot, "a flood of paper lanterns").await;
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap();
+    let jobs = bot.job_count().await;
     let creates = bot.shortapi.creates().len();
     // Each download takes a while, so that presses served together overlap at the CDN.
     bot.discord.set_cdn_delay(Duration::from_millis(300));
@@ -92,7 +92,7 @@ async fn a_flood_of_u_presses_posts_a_bounded_number_and_refuses_the_rest_privat
     }
     let most = bot.discord.cdn_max_concurrent_gets();
     assert!(most <= MAX_IN_FLIGHT, "at most {MAX_IN_FLIGHT} downloads at once, {most} seen");
-    let jobs_now: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap();
+    let jobs_now = bot.job_count().await;
     assert_eq!((jobs_now, bot.shortapi.creates().len()), (jobs, creates), "U makes no job and no provider call");
     bot.stop().await;
 }
@@ -226,6 +226,6 @@ async fn two_processes_on_one_shard_answer_each_u_press_once_and_agree_on_the_li
             assert!(refusal(callback).contains(TOO_FAST), "{callback:#}");
         }
     }
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&pool).await.unwrap();
+    let jobs = support::jobs::job_count(&pool).await;
     assert_eq!(jobs, 1, "U makes no job");
 }

@@ -13,10 +13,6 @@ use crate::support::{
 
 const NOT_ITS_MESSAGE: &str = "does not belong to this message";
 
-async fn job_count(bot: &TestBot) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap()
-}
-
 /// `message` as a crafted interaction could carry it: the same content under an id Discord never
 /// gave any message.
 fn under_another_id(message: &Value) -> Value {
@@ -31,7 +27,7 @@ async fn a_press_is_honoured_only_on_its_own_jobs_result() {
     let (_, first) = result(&bot, "a red kite over dunes").await;
     let (_, second) = result(&bot, "a blue kite over surf").await;
     let forged = under_another_id(&first);
-    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    let before = (bot.job_count().await, bot.shortapi.creates().len());
 
     let remix_id = custom_id(&first, "Remix");
     let mut presses = Vec::new();
@@ -67,7 +63,7 @@ async fn a_press_is_honoured_only_on_its_own_jobs_result() {
         assert!(bot.discord.requests_matching("PATCH", &press.token()).is_empty(), "{what}: nothing posted");
         assert!(bot.discord.modal_for(press.id()).is_none(), "{what}: no modal");
     }
-    assert_eq!(job_count(&bot).await, before.0 + 1);
+    assert_eq!(bot.job_count().await, before.0 + 1);
     bot.wait_reply(&genuine_v1, |c| c.contains("Done")).await;
     assert_eq!(bot.shortapi.creates().len(), before.1 + 1, "only the genuine V1 reached the provider");
     bot.stop().await;

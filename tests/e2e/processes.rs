@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::support::{
-    self, DISCORD_TOKEN, TestDatabase, WAIT,
+    self, DISCORD_TOKEN, JobRow, TestDatabase, WAIT,
     discord::{DiscordStandIn, InteractionBuilder, shard_for_guild},
     eventually,
     pg::OwnCluster,
@@ -39,22 +39,15 @@ impl World {
         support::imagine_command(&self.shortapi, prompt)
     }
 
-    async fn job(&self, cmd: &InteractionBuilder) -> Option<(String, bool, Option<String>, bool)> {
-        sqlx::query_as(
-            "SELECT status::text, counted, delivery::text, delivered_at IS NOT NULL AND lease_owner IS NULL \
-             FROM jobs WHERE interaction_id = $1",
-        )
-        .bind(cmd.id() as i64)
-        .fetch_optional(&self.pool)
-        .await
-        .unwrap()
+    async fn job(&self, cmd: &InteractionBuilder) -> Option<JobRow> {
+        support::jobs::job(&self.pool, cmd.id()).await
     }
 
     async fn wait_settled(&self, cmd: &InteractionBuilder) -> (String, bool, Option<String>) {
         let deadline = tokio::time::Instant::now() + WAIT * 2;
         loop {
             let job = self.job(cmd).await;
-            if let Some((status, counted, delivery, true)) = job {
+            if let Some(JobRow { status, counted, delivery, settled: true, .. }) = job {
                 return (status, counted, delivery);
             }
             assert!(tokio::time::Instant::now() < deadline, "job never settled: {job:?}");
@@ -104,14 +97,6 @@ impl World {
     }
 }
 
-async fn status_of(pool: &PgPool, cmd: &InteractionBuilder) -> Option<(String, i32)> {
-    sqlx::query_as("SELECT status::text, create_attempts FROM jobs WHERE interaction_id = $1")
-        .bind(cmd.id() as i64)
-        .fetch_optional(pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_flight_then_restarted_every_job_is_delivered_once() {
     let w = world().await;
@@ -132,9 +117,10 @@ async fn killed_mid_flight_then_restarted_every_job_is_delivered_once() {
     }
     // Kill while one job is generating and another waits to be sent again.
     let ready = eventually(WAIT, || async {
-        let long = status_of(&w.pool, &long).await;
-        let retried = status_of(&w.pool, &retried).await;
-        long.is_some_and(|(s, _)| s == "running") && retried.is_some_and(|(s, a)| s == "queued" && a >= 1)
+        let long = w.job(&long).await;
+        let retried = w.job(&retried).await;
+        long.is_some_and(|j| j.status == "running")
+            && retried.is_some_and(|j| j.status == "queued" && j.create_attempts >= 1)
     })
     .await;
     assert!(ready, "jobs never reached the states to interrupt");
@@ -161,9 +147,7 @@ async fn a_create_cut_off_by_a_crash_is_marked_uncertain_not_resent() {
     w.discord.wait_registered(WAIT).await.unwrap();
     let cmd = w.imagine("cut off");
     w.discord.dispatch_interaction(cmd.build()).await;
-    assert!(
-        eventually(WAIT, || async { status_of(&w.pool, &cmd).await.is_some_and(|(s, _)| s == "submitting") }).await
-    );
+    assert!(eventually(WAIT, || async { w.job(&cmd).await.is_some_and(|j| j.status == "submitting") }).await);
     // Kill once the create request has reached the provider (it answers only after 20 s).
     assert_eq!(w.shortapi.wait_creates(1, WAIT).await.len(), 1);
     first.kill();
@@ -217,7 +201,7 @@ async fn a_restarted_process_takes_back_its_jobs_at_once() {
     w.discord.wait_registered(WAIT).await.unwrap();
     let cmd = w.imagine("fifteen seconds");
     w.discord.dispatch_interaction(cmd.build()).await;
-    assert!(eventually(WAIT, || async { status_of(&w.pool, &cmd).await.is_some_and(|(s, _)| s == "submitted") }).await);
+    assert!(eventually(WAIT, || async { w.job(&cmd).await.is_some_and(|j| j.status == "submitted") }).await);
     first.kill();
 
     let second = BotProcess::spawn(&w.vars, "second");
@@ -279,7 +263,7 @@ async fn two_processes_on_distinct_shards_share_the_work_and_take_over() {
         }
     }
     // The process of shard A dies while its long job runs: B takes it over after the lease.
-    assert!(eventually(WAIT, || async { status_of(&w.pool, &long).await.is_some_and(|(s, _)| s == "running") }).await);
+    assert!(eventually(WAIT, || async { w.job(&long).await.is_some_and(|j| j.status == "running") }).await);
     a.kill();
     let (status, _, delivery) = w.wait_settled(&long).await;
     assert_eq!((status.as_str(), delivery.as_deref()), ("succeeded", Some("edit")));
@@ -306,7 +290,7 @@ async fn two_processes_on_one_shard_answer_each_command_once() {
         assert_eq!(w.accepted_creates(&format!("shared shard {i}")), 1);
         assert_eq!(w.deliveries(cmd), 1);
     }
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&w.pool).await.unwrap();
+    let jobs = support::jobs::job_count(&w.pool).await;
     assert_eq!(jobs, 6);
 
     // A press reaches both processes too: one answer, one new job, one create.
@@ -320,7 +304,7 @@ async fn two_processes_on_one_shard_answer_each_command_once() {
     w.wait_settled(&press).await;
     assert_eq!(w.discord.requests_matching("POST", &format!("/interactions/{}/", press.id())).len(), 1);
     assert_eq!(w.accepted_creates("shared shard 0"), 2, "the original and one reroll");
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&w.pool).await.unwrap();
+    let jobs = support::jobs::job_count(&w.pool).await;
     assert_eq!(jobs, 7);
 
     // Same host, same shards: one name, which only one live process may use.
@@ -362,7 +346,7 @@ async fn sigterm_stops_cleanly_and_releases_leases() {
     w.discord.wait_registered(WAIT).await.unwrap();
     let cmd = w.imagine("drawn out");
     w.discord.dispatch_interaction(cmd.build()).await;
-    assert!(eventually(WAIT, || async { status_of(&w.pool, &cmd).await.is_some_and(|(s, _)| s == "running") }).await);
+    assert!(eventually(WAIT, || async { w.job(&cmd).await.is_some_and(|j| j.status == "running") }).await);
 
     first.terminate();
     let exit = first.wait(Duration::from_secs(30)).await.expect("the bot exits after SIGTERM");
@@ -374,7 +358,7 @@ async fn sigterm_stops_cleanly_and_releases_leases() {
     let leased: i64 =
         sqlx::query_scalar("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL").fetch_one(&w.pool).await.unwrap();
     assert_eq!(leased, 0, "leases are released at shutdown");
-    let (status, _) = status_of(&w.pool, &cmd).await.unwrap();
+    let JobRow { status, .. } = w.job(&cmd).await.unwrap();
     assert_eq!(status, "running", "the job is left for the next process, not failed");
     w.assert_no_secrets(&[&first], &[&cmd]);
 }

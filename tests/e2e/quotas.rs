@@ -158,7 +158,7 @@ async fn a_refund_frees_the_slot() {
         .await
         .unwrap();
     assert!(accepted(&reserve(&pool, &limits, 3, 100).await));
-    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&pool).await.unwrap();
+    let history = support::jobs::job_count(&pool).await;
     assert_eq!(history, 2, "the refunded job stays in the history");
 }
 

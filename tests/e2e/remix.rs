@@ -9,17 +9,13 @@ use serde_json::Value;
 
 use crate::actions::{EPHEMERAL, custom_id, result};
 use crate::support::{
-    self, TestBot, WAIT,
+    self, JobRow, TestBot, WAIT,
     discord::{DiscordStandIn, InteractionBuilder},
     process::BotProcess,
     shortapi::{ShortApiStandIn, png_with_seed},
 };
 
 const PRESSER: u64 = 535_353_535_353;
-
-async fn job_count(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(pool).await.unwrap()
-}
 
 /// The value of the modal's one text input.
 fn prefilled(modal: &Value) -> &str {
@@ -58,7 +54,7 @@ fn is_public_message(callback: &Value) -> bool {
 async fn remix_opens_a_modal_holding_the_prompt_as_sent() {
     let bot = TestBot::start().await;
     let (_, done) = result(&bot, "a sci-fi city --chaos 10").await;
-    let before = job_count(&bot.pool).await;
+    let before = bot.job_count().await;
     let id = custom_id(&done, "Remix");
     let press = InteractionBuilder::button_press(&done, &id);
     bot.send(&press).await;
@@ -68,7 +64,7 @@ async fn remix_opens_a_modal_holding_the_prompt_as_sent() {
     assert_eq!(modal["custom_id"], id.as_str());
     assert_eq!(modal["title"], "Remix");
     assert_eq!(prefilled(&modal), "a sci fi city", "the prompt as it was sent, cleaned");
-    assert_eq!(job_count(&bot.pool).await, before, "opening the modal makes no job");
+    assert_eq!(bot.job_count().await, before, "opening the modal makes no job");
     bot.stop().await;
 }
 
@@ -101,13 +97,8 @@ async fn a_remix_honours_typed_flags_and_keeps_the_rest_of_the_original() {
     assert_eq!(remixed["performance"], "speed", "kept from the original");
     let url = remixed["image_urls"][0].as_str().unwrap();
     assert!(reqwest::get(url).await.unwrap().bytes().await.unwrap().to_vec() == source, "the original source");
-    let (owner, origin): (i64, String) =
-        sqlx::query_as("SELECT user_id, origin::text FROM jobs WHERE interaction_id = $1")
-            .bind(submit.id() as i64)
-            .fetch_one(&bot.pool)
-            .await
-            .unwrap();
-    assert_eq!((owner, origin.as_str()), (PRESSER as i64, "Remix"));
+    let JobRow { user_id: owner, origin, .. } = bot.job(&submit).await.unwrap();
+    assert_eq!((owner, origin.as_deref()), (PRESSER as i64, Some("Remix")));
     bot.stop().await;
 }
 
@@ -122,7 +113,7 @@ async fn an_empty_or_invalid_remix_is_refused_privately_and_counts_nothing() {
         .member_permissions(32);
     bot.send(&block).await;
     bot.callback(&block).await;
-    let before = (job_count(&bot.pool).await, bot.shortapi.creates().len());
+    let before = (bot.job_count().await, bot.shortapi.creates().len());
     for (text, expected) in [
         ("   ", "cannot be empty"),
         ("--ar 16:9", "empty once flags"),
@@ -136,7 +127,7 @@ async fn an_empty_or_invalid_remix_is_refused_privately_and_counts_nothing() {
         let said = callback["data"]["content"].as_str().unwrap();
         assert!(said.contains(expected), "{text:?}: {said}");
     }
-    assert_eq!((job_count(&bot.pool).await, bot.shortapi.creates().len()), before, "nothing created or sent");
+    assert_eq!((bot.job_count().await, bot.shortapi.creates().len()), before, "nothing created or sent");
     bot.stop().await;
 }
 
@@ -191,10 +182,7 @@ async fn result_v2_remix_reroll_u1_across_a_killed_process() {
 
     // Whoever pressed owns and paid for each new job; U made none.
     let owners: Vec<(i64, Option<String>, bool)> =
-        sqlx::query_as("SELECT user_id, origin::text, counted FROM jobs ORDER BY created_at")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        support::jobs::jobs(&pool).await.into_iter().map(|j| (j.user_id, j.origin, j.counted)).collect();
     let expected = [
         (support::discord::DEFAULT_USER_ID as i64, None, true),
         (1001, Some("V2".to_owned()), true),

@@ -7,7 +7,7 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use crate::support::{self, TestBot, WAIT, shortapi::Behaviour};
+use crate::support::{self, JobRow, TestBot, WAIT, shortapi::Behaviour};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_links_to_private_addresses_are_never_fetched() {
@@ -51,7 +51,7 @@ async fn result_links_to_private_addresses_are_never_fetched() {
     assert!(!reply.to_string().contains("169.254") && !reply.to_string().contains("10.0.0.1"), "{reply:#}");
     assert!(reply["attachments"].as_array().is_none_or(|a| a.iter().all(|f| f["filename"] != "x.png")));
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted), ("failed", false), "a provider failure, refunded");
     assert_eq!(connections.load(Ordering::SeqCst), 0, "never fetched, not even later");
     bot.stop().await;

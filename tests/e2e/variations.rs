@@ -10,31 +10,13 @@ use uuid::Uuid;
 
 use crate::actions::{EPHEMERAL, buttons, custom_id, final_edit, result};
 use crate::support::{
-    TestBot,
+    JobRow, TestBot,
     discord::{APP_ID, DEFAULT_USER_ID, InteractionBuilder, OTHER_GUILD_ID},
     shortapi::{Behaviour, RecordedCreate, ShortApiStandIn, png_with_seed},
 };
 
 /// A member other than the one who ran `/imagine`.
 const PRESSER: u64 = 424_242_424_242;
-
-/// The job an interaction (a command or a press) made: id, owner, parent, origin, status, counted.
-async fn job_of(
-    bot: &TestBot,
-    interaction: &InteractionBuilder,
-) -> Option<(Uuid, i64, Option<Uuid>, Option<String>, String, bool)> {
-    sqlx::query_as(
-        "SELECT id, user_id, parent_job_id, origin::text, status::text, counted FROM jobs WHERE interaction_id = $1",
-    )
-    .bind(interaction.id() as i64)
-    .fetch_optional(&bot.pool)
-    .await
-    .unwrap()
-}
-
-async fn job_count(bot: &TestBot) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&bot.pool).await.unwrap()
-}
 
 /// Presses `label` on `message` as `user`, and checks the answer is a public message sent within
 /// Discord's three seconds.
@@ -73,7 +55,7 @@ async fn v2_starts_a_job_on_image_two_owned_and_paid_by_the_presser() {
     let bot = TestBot::start().await;
     let prompt = "a harbour at dawn --ar 3:2 --chaos 20 --no boats";
     let (cmd, done) = result(&bot, prompt).await;
-    let parent = job_of(&bot, &cmd).await.unwrap().0;
+    let parent = bot.job(&cmd).await.unwrap().id;
     let image_two = final_edit(&bot, &cmd).files.into_iter().find(|f| f.filename == "imagine-2.png").unwrap().bytes;
 
     let press = press_for_job(&bot, &done, "V2", PRESSER).await;
@@ -84,7 +66,8 @@ async fn v2_starts_a_job_on_image_two_owned_and_paid_by_the_presser() {
     // Its own reply is driven to a result with buttons of its own.
     let child_done = bot.wait_reply(&press, |c| c.contains("Done")).await;
     bot.wait_job_settled(&press).await;
-    let (child, owner, from, origin, status, counted) = job_of(&bot, &press).await.unwrap();
+    let JobRow { id: child, user_id: owner, parent_job_id: from, origin, status, counted, .. } =
+        bot.job(&press).await.unwrap();
     assert_eq!(
         (owner, from, origin.as_deref(), status.as_str(), counted),
         (PRESSER as i64, Some(parent), Some("V2"), "succeeded", true)
@@ -189,7 +172,7 @@ async fn reroll_sends_exactly_the_original_sources_references_prompt_and_setting
         assert!(fetch(url.as_str().unwrap()).await == *bytes, "{option}: the same picture");
     }
     assert_eq!((&rerolled["style_weight"], &rerolled["omni_weight"]), (&400.into(), &700.into()));
-    assert_eq!(job_of(&bot, &press).await.unwrap().3.as_deref(), Some("Reroll"));
+    assert_eq!(bot.job(&press).await.unwrap().origin.as_deref(), Some("Reroll"));
     bot.stop().await;
 }
 
@@ -197,13 +180,13 @@ async fn reroll_sends_exactly_the_original_sources_references_prompt_and_setting
 async fn a_press_dispatched_twice_makes_one_job() {
     let bot = TestBot::start().await;
     let (_, done) = result(&bot, "a quiet pond").await;
-    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    let before = (bot.job_count().await, bot.shortapi.creates().len());
     let press = InteractionBuilder::button_press(&done, &custom_id(&done, "V1")).user(PRESSER, "presser");
     bot.send(&press).await;
     bot.send(&press).await;
     bot.wait_reply(&press, |c| c.contains("Done")).await;
     bot.wait_job_settled(&press).await;
-    assert_eq!(job_count(&bot).await, before.0 + 1);
+    assert_eq!(bot.job_count().await, before.0 + 1);
     assert_eq!(bot.shortapi.creates().len(), before.1 + 1, "one create");
     bot.stop().await;
 }
@@ -215,7 +198,7 @@ async fn a_press_over_quota_is_refused_privately_naming_the_limit() {
     })
     .await;
     let (_, done) = result(&bot, "a red kite").await;
-    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    let before = (bot.job_count().await, bot.shortapi.creates().len());
     for label in ["V3", "Reroll"] {
         // The member who ran /imagine has used their one job today.
         let press = InteractionBuilder::button_press(&done, &custom_id(&done, label));
@@ -226,7 +209,7 @@ async fn a_press_over_quota_is_refused_privately_naming_the_limit() {
         let text = callback["data"]["content"].as_str().unwrap();
         assert!(text.contains("your daily quota of 1 image job"), "{label}: names the limit: {text}");
     }
-    assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), before, "nothing created or sent");
+    assert_eq!((bot.job_count().await, bot.shortapi.creates().len()), before, "nothing created or sent");
     // Someone else still has their own quota.
     let press = press_for_job(&bot, &done, "Reroll", PRESSER).await;
     bot.wait_reply(&press, |c| c.contains("Done")).await;
@@ -314,8 +297,8 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
     bot.send(&failed).await;
     bot.wait_reply(&failed, |c| c.contains("Failed")).await;
     bot.wait_job_settled(&failed).await;
-    let failed_job = job_of(&bot, &failed).await.unwrap().0;
-    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    let failed_job = bot.job(&failed).await.unwrap().id;
+    let before = (bot.job_count().await, bot.shortapi.creates().len());
 
     let cases = [
         (InteractionBuilder::button_press(&two, &custom_id(&two, "V1").replace(":V1:", ":V3:")), "has no image 3"),
@@ -341,7 +324,7 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
         let text = callback["data"]["content"].as_str().unwrap();
         assert!(text.contains(expected), "{expected:?} not in {text:?}");
     }
-    assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), before, "nothing created or sent");
+    assert_eq!((bot.job_count().await, bot.shortapi.creates().len()), before, "nothing created or sent");
     bot.stop().await;
 }
 
@@ -394,7 +377,7 @@ async fn a_dead_link_the_bot_cannot_renew_fails_the_job_at_the_provider_refunded
     bot.send(&cmd).await;
     let failed = bot.wait_reply(&cmd, |c| c.contains("Failed")).await;
     bot.wait_job_settled(&cmd).await;
-    let (status, counted, _) = bot.job_status(&cmd).await.unwrap();
+    let JobRow { status, counted, .. } = bot.job(&cmd).await.unwrap();
     assert_eq!((status.as_str(), counted), ("failed", false), "refunded: {failed:#}");
     bot.stop().await;
 }
@@ -440,7 +423,7 @@ async fn a_result_without_its_pictures_whose_links_died_is_refused_privately() {
     let (cmd, done) = result(&bot, "a paper plane").await;
     let done = without_sources(&bot, &cmd, &done).await;
     bot.discord.advance_cdn_clock(two_days);
-    let before = (job_count(&bot).await, bot.shortapi.creates().len());
+    let before = (bot.job_count().await, bot.shortapi.creates().len());
     for label in ["Reroll", "Remix"] {
         let press = InteractionBuilder::button_press(&done, &custom_id(&done, label));
         bot.send(&press).await;
@@ -449,6 +432,6 @@ async fn a_result_without_its_pictures_whose_links_died_is_refused_privately() {
         let text = callback["data"]["content"].as_str().unwrap();
         assert!(text.contains("original pictures are no longer available"), "{label}: {text}");
     }
-    assert_eq!((job_count(&bot).await, bot.shortapi.creates().len()), before, "nothing created or sent");
+    assert_eq!((bot.job_count().await, bot.shortapi.creates().len()), before, "nothing created or sent");
     bot.stop().await;
 }

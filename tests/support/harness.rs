@@ -2,6 +2,7 @@
 //! (serenity + poise) running against them in this process.
 
 pub mod discord;
+pub mod jobs;
 pub mod pg;
 pub mod process;
 pub mod shortapi;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use discord::{DiscordStandIn, InteractionBuilder};
+pub use jobs::JobRow;
 pub use pg::TestDatabase;
 use shortapi::ShortApiStandIn;
 
@@ -269,12 +271,7 @@ impl TestBot {
     /// [`TestBot::wait_job_settled`], for jobs that take longer than [`WAIT`].
     pub async fn wait_job_settled_within(&self, interaction: &InteractionBuilder, timeout: Duration) {
         let settled = self.wait_job(interaction, "delivered_at IS NOT NULL AND lease_owner IS NULL", timeout).await;
-        assert!(
-            settled,
-            "job for interaction {} never settled: {:?}",
-            interaction.id(),
-            self.job_status(interaction).await
-        );
+        assert!(settled, "job for interaction {} never settled: {:?}", interaction.id(), self.job(interaction).await);
     }
 
     /// Waits until no step of the interaction's (acknowledged) job is running or due: whatever a
@@ -300,13 +297,14 @@ impl TestBot {
         .await
     }
 
-    /// The job row for an interaction: status, whether it counts against the quota, delivery.
-    pub async fn job_status(&self, interaction: &InteractionBuilder) -> Option<(String, bool, Option<String>)> {
-        sqlx::query_as("SELECT status::text, counted, delivery::text FROM jobs WHERE interaction_id = $1")
-            .bind(interaction.id() as i64)
-            .fetch_optional(&self.pool)
-            .await
-            .expect("reading the job")
+    /// The job an interaction (a command or a press) made, if any.
+    pub async fn job(&self, interaction: &InteractionBuilder) -> Option<JobRow> {
+        jobs::job(&self.pool, interaction.id()).await
+    }
+
+    /// How many jobs exist, in any state.
+    pub async fn job_count(&self) -> i64 {
+        jobs::job_count(&self.pool).await
     }
 
     /// Stops the bot gracefully and waits for it; then its database is dropped.

@@ -44,6 +44,7 @@ pub async fn member(
         .await
         .context("changing a member's controls")?;
     info!(guild_id, admin, member = member.id.get(), ?actions, "member controls changed");
+    data.notices.member_changed(guild_id, member.id.get() as i64, admin, &actions);
     let mut lines = Vec::new();
     match (block, state.blocked) {
         (Some(true), Some((by, at))) if !actions.contains(&MemberAction::Block) => {

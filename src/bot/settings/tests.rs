@@ -24,7 +24,8 @@ fn the_overview_always_fits_in_one_message() {
         old_value: Some("o".repeat(500)),
         new_value: None,
     };
-    let text = overview(&settings, &vec![change; 10]);
+    let log = LogSettings { log_channel: Some(1180000000000000200), notify: false };
+    let text = overview(&settings, log, &vec![change; 10]);
     assert!(text.chars().count() <= MAX_CONTENT, "{}", text.chars().count());
     assert!(text.contains("Aspect ratio: **16:9** · Performance: not set (balance)"), "{text}");
     assert!(text.contains("**Blocked words** (200): `word000"), "{text}");
@@ -32,6 +33,10 @@ fn the_overview_always_fits_in_one_message() {
     assert!(text.contains(" more\n"), "{text}");
     assert!(text.contains(" more (and their threads)") && text.contains(" more (and admins)"), "{text}");
     assert!(text.contains("**Recent changes**\n<t:"), "{text}");
+    assert!(
+        text.contains("**Log channel:** <#1180000000000000200>\n**Ping when a long job is done:** off\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -56,6 +61,11 @@ fn changes_read_as_sentences() {
         recorded(Setting::JobRole, Some("9"), None).ends_with("took <@&9> off the roles that may start image jobs")
     );
     assert!(recorded(Setting::Chaos, None, Some("20")).ends_with("chaos not set → **20**"));
+    assert!(recorded(Setting::LogChannel, None, Some("5")).ends_with("made <#5> the log channel"));
+    assert!(recorded(Setting::LogChannel, Some("5"), None).ends_with("cleared the log channel"));
+    assert!(
+        recorded(Setting::Notify, Some("on"), Some("off")).ends_with("turned the ping when a long job is done **off**")
+    );
     assert_eq!(where_allowed(&[], 100), "`/imagine` works in every channel.");
     assert_eq!(where_allowed(&[1, 2], 100), "`/imagine` works only in <#1>, <#2> (and their threads).");
 }

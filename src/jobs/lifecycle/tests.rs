@@ -56,7 +56,7 @@ fn job(status: JobStatus) -> Job {
         provider_status: None,
         progress: None,
         unknown_polls: 0,
-        amount: at_provider.then(|| "0.04".into()),
+        amount: at_provider.then(|| rust_decimal::Decimal::new(4, 2)),
         result_urls: vec![],
         error_text: None,
         message_id: None,
@@ -132,7 +132,7 @@ fn a_job_the_provider_accepted_is_followed_after_a_crash() {
     // The create answered with an id, but the process died before `submitted` was written.
     let mut j = job(JobStatus::Submitting);
     j.provider_job_id = Some("p-7".into());
-    j.amount = Some("0.04".into());
+    j.amount = Some(rust_decimal::Decimal::new(4, 2));
     assert_eq!(on_due(&mut j, now()), Action::Query);
     assert_eq!((j.status, j.counted, j.submitted_at), (JobStatus::Submitted, true, Some(now())));
     assert_eq!(j.error_text, None);
@@ -197,10 +197,10 @@ fn create_outcomes() {
     let first_poll = Duration::from_secs(5);
     // Accepted: submitted, priced, first poll scheduled.
     let mut j = job(JobStatus::Submitting);
-    let created = Created { job_id: "p-9".into(), amount: Some("0.04".into()) };
+    let created = Created { job_id: "p-9".into(), amount: Some(rust_decimal::Decimal::new(4, 2)) };
     on_create(&mut j, Ok(created), now(), first_poll, &TIMING);
     assert_eq!(j.status, JobStatus::Submitted);
-    assert_eq!((j.provider_job_id.as_deref(), j.amount.as_deref()), (Some("p-9"), Some("0.04")));
+    assert_eq!((j.provider_job_id.as_deref(), j.amount), (Some("p-9"), Some(rust_decimal::Decimal::new(4, 2))));
     assert_eq!((j.submitted_at, j.next_run_at), (Some(now()), now() + chrono::Duration::seconds(5)));
     assert!(j.counted);
 

@@ -229,6 +229,9 @@ struct Inner {
     hangs: VecDeque<(String, String, Duration)>,
     /// Requests being held right now.
     hanging: usize,
+    /// Channels the bot may not post in (no View Channel / Send Messages there): a message
+    /// posted there gets Discord's 403 Missing Permissions.
+    no_posting: HashSet<u64>,
     /// Per-route limit on message writes (requests per window), like Discord's buckets.
     route_limit: Option<(usize, Duration)>,
     route_hits: HashMap<String, VecDeque<Instant>>,

@@ -136,6 +136,12 @@ impl DiscordStandIn {
         lock(&self.shared.inner).hanging
     }
 
+    /// From now on the bot lacks the permissions to post in `channel_id`: `POST
+    /// /channels/{id}/messages` there is refused as Discord refuses it (403, code 50013).
+    pub fn refuse_posts_in(&self, channel_id: u64) {
+        lock(&self.shared.inner).no_posting.insert(channel_id);
+    }
+
     /// Drops the scripted failures not used yet: Discord answers normally again.
     pub fn clear_failures(&self) {
         lock(&self.shared.inner).failures.clear();
@@ -373,6 +379,9 @@ fn route(
             let Ok(channel_id) = channel.parse::<u64>() else {
                 return Reply::err(404, 10003, "Unknown Channel");
             };
+            if inner.no_posting.contains(&channel_id) {
+                return Reply::err(403, 50013, "Missing Permissions");
+            }
             // Discord: `nonce` is an integer or a string of at most 25 characters; with
             // `enforce_nonce`, a second message with the same nonce within a few minutes returns
             // the first one instead of posting again.
