@@ -119,7 +119,7 @@ async fn from_command(
     if !settings.allows_channel(asked.channel_id.get(), asked.thread_parent()) {
         return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
     }
-    super::interaction::check_job_roles(&settings, asked.member)?;
+    asked.check_job_roles(&settings)?;
     let (typed_prompt, typed_negative) = (Some(request.prompt.clone()), request.negative_prompt.clone());
     let prepared =
         imagine::prepare(request, data.max_input_image_bytes, &settings.defaults).map_err(UserError::Input)?;

@@ -4,6 +4,8 @@
 
 use poise::serenity_prelude as serenity;
 
+use crate::{error::UserError, settings::GuildSettings};
+
 /// What every road into a job (and every press) needs from the interaction.
 pub(super) struct Interaction<'a> {
     pub id: serenity::InteractionId,
@@ -105,20 +107,17 @@ impl<'a> Interaction<'a> {
             .and_then(|c| c.parent_id)
             .map(|p| p.get())
     }
-}
 
-/// Refuses a member whom the server's roles (`/settings roles`) do not let start jobs. The roles
-/// and permissions come with the interaction (no Discord call); members who may manage the server
-/// always pass.
-pub(super) fn check_job_roles(
-    settings: &crate::settings::GuildSettings,
-    member: Option<&serenity::Member>,
-) -> Result<(), crate::error::UserError> {
-    let roles: Vec<u64> = member.map(|m| m.roles.iter().map(|r| r.get()).collect()).unwrap_or_default();
-    let admin = member.and_then(|m| m.permissions).is_some_and(|p| p.manage_guild() || p.administrator());
-    if settings.allows_member(&roles, admin) {
-        Ok(())
-    } else {
-        Err(crate::error::UserError::RoleRequired { roles: settings.job_roles.clone() })
+    /// Refuses a member whom the server's roles (`/settings roles`) do not let start jobs. The
+    /// roles and permissions come with the interaction (no Discord call); members who may manage
+    /// the server always pass.
+    pub fn check_job_roles(&self, settings: &GuildSettings) -> Result<(), UserError> {
+        let roles: Vec<u64> = self.member.map(|m| m.roles.iter().map(|r| r.get()).collect()).unwrap_or_default();
+        let admin = self.member.and_then(|m| m.permissions).is_some_and(|p| p.manage_guild() || p.administrator());
+        if settings.allows_member(&roles, admin) {
+            Ok(())
+        } else {
+            Err(UserError::RoleRequired { roles: settings.job_roles.clone() })
+        }
     }
 }

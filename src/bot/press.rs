@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use poise::serenity_prelude as serenity;
 
-use super::interaction::{Interaction, check_job_roles};
+use super::interaction::Interaction;
 use crate::{
     actions::{self, Action, BadButton, Press, SourceFile},
     db::{self, jobs::JobStatus, jobs::PressedJob},
@@ -49,7 +49,7 @@ pub(super) async fn check(
     }
     // U posts an image that exists already; only presses that start a job need the server's roles.
     if button.action.makes_job() {
-        check_job_roles(&settings, asked.member)?;
+        asked.check_job_roles(&settings)?;
     }
     if job.status != JobStatus::Succeeded || job.images == 0 {
         return Err(UserError::NoImages.into());
