@@ -104,8 +104,8 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// The callback URL for a job, under the public base URL. `secret` is the job's stored
-/// `callback_secret`, i.e. [`Key::secret`] of its id.
+/// The callback URL for a job, under the public base URL. `secret` is [`Key::secret`] of its id,
+/// derived by the worker when it sends the create.
 pub fn url(public_base: &str, job_id: Uuid, secret: &str) -> String {
     format!("{}/callbacks/shortapi/{job_id}/{secret}", public_base.trim_end_matches('/'))
 }

@@ -22,6 +22,7 @@ pub mod provider;
 pub mod quota;
 pub mod render;
 pub mod settings;
+pub mod spec;
 pub mod usage_chart;
 
 use std::sync::Arc;
@@ -150,7 +151,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let wake = Arc::new(Notify::new());
     let gateway = health::GatewayStatus::default();
     let commands = health::CommandsStatus::default();
-    let callback_key = callbacks::Key::derive(&config.shortapi_key);
     let breaker = Arc::new(breaker::Breaker::new(config.breaker_probe_after));
     // Listeners are bound here, so a bad address stops start-up instead of running without them.
     if let Some(addr) = config.health_addr {
@@ -166,7 +166,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     if let Some(callbacks) = &config.callbacks {
         let listener = bind(callbacks.addr, "CALLBACK_ADDR").await?;
-        let key = callback_key.clone();
+        let key = callbacks::Key::derive(&config.shortapi_key);
         tokio::spawn(callbacks::serve(listener, key, pool.clone(), wake.clone(), shutdown.clone()));
     }
     let notices = notices::Notices::new(
@@ -188,7 +188,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_input_image_bytes: config.max_input_image_bytes,
         gateway,
         commands,
-        callback_key,
         downloads: provider
             .download_client(std::time::Duration::from_secs(30))
             .context("building the download client")?,

@@ -106,7 +106,7 @@ impl Notices {
     pub fn after_delivery(&self, job: &Job) {
         if let Some(reason) = moderation_reason(job) {
             let (guild_id, user_id, job_id) = (job.guild_id, job.user_id, job.id.to_string());
-            let notice = Notice::Moderation { user_id, prompt: job.args.prompt.clone(), reason };
+            let notice = Notice::Moderation { user_id, prompt: job.spec.prompt.clone(), reason };
             self.spawn(guild_id, "moderation", move |inner, channel, now| async move {
                 inner.post_once(guild_id, channel, "moderation", &job_id, None, &notice, now).await
             });

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 
 use serenity::all::{CreateActionRow, CreateEmbed, CreateEmbedFooter};
 
-use crate::provider::{ImageToImageArgs, Performance};
+use crate::spec::{JobSpec, Performance};
 
 /// Discord's limit for an embed field value.
 const FIELD_MAX: usize = 1024;
@@ -48,25 +48,19 @@ pub struct Rendered {
 
 /// The message for a job at `stage`. `gallery_url` groups the image embeds into one gallery;
 /// images are referenced as `attachment://{file}`.
-pub fn job_message(
-    args: &ImageToImageArgs,
-    notes: &[String],
-    stage: &Stage,
-    files: &[String],
-    gallery_url: &str,
-) -> Rendered {
+pub fn job_message(spec: &JobSpec, notes: &[String], stage: &Stage, files: &[String], gallery_url: &str) -> Rendered {
     let content = status_line(stage);
     let colour = match stage {
         Stage::Done { .. } => SUCCESS,
         Stage::Failed { .. } => FAILURE,
         _ => ACCENT,
     };
-    let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(args)).field(
+    let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(spec)).field(
         "Settings",
-        settings_line(args),
+        settings_line(spec),
         false,
     );
-    details = details.field("References", references_line(args), false);
+    details = details.field("References", references_line(spec), false);
     if !notes.is_empty() {
         details = details.field("Notes", truncate(&notes.join("\n"), FIELD_MAX), false);
     }
@@ -120,36 +114,36 @@ pub fn status_line(stage: &Stage) -> String {
     }
 }
 
-fn describe_prompt(args: &ImageToImageArgs) -> String {
-    let mut text = format!("**Prompt:** {}", escape(&args.prompt));
-    if let Some(negative) = &args.negative_prompt {
+fn describe_prompt(spec: &JobSpec) -> String {
+    let mut text = format!("**Prompt:** {}", escape(&spec.prompt));
+    if let Some(negative) = &spec.negative_prompt {
         text.push_str(&format!("\n**Avoid:** {}", escape(negative)));
     }
     truncate(&text, 4000)
 }
 
 /// The effective settings, defaults included, as one line.
-pub fn settings_line(args: &ImageToImageArgs) -> String {
+pub fn settings_line(spec: &JobSpec) -> String {
     format!(
         "Aspect {} · {} · stylize {} · chaos {} · weird {}",
-        args.aspect_ratio,
-        args.performance.unwrap_or(Performance::Balance),
-        args.stylization.unwrap_or(100),
-        args.chaos.unwrap_or(0),
-        args.weirdness.unwrap_or(0),
+        spec.aspect_ratio,
+        spec.performance.unwrap_or(Performance::Balance),
+        spec.stylization.unwrap_or(100),
+        spec.chaos.unwrap_or(0),
+        spec.weirdness.unwrap_or(0),
     )
 }
 
-fn references_line(args: &ImageToImageArgs) -> String {
-    let mut parts = vec![match args.image_urls.len() {
+fn references_line(spec: &JobSpec) -> String {
+    let mut parts = vec![match spec.pictures.images.len() {
         1 => "1 source image".to_owned(),
         n => format!("{n} source images"),
     }];
-    if !args.style_image_urls.is_empty() {
-        parts.push(format!("style reference (weight {})", args.style_weight.unwrap_or(100)));
+    if !spec.pictures.style.is_empty() {
+        parts.push(format!("style reference (weight {})", spec.style_weight.unwrap_or(100)));
     }
-    if args.omni_image_url.is_some() {
-        parts.push(format!("omni reference (weight {})", args.omni_weight.unwrap_or(100)));
+    if spec.pictures.omni.is_some() {
+        parts.push(format!("omni reference (weight {})", spec.omni_weight.unwrap_or(100)));
     }
     parts.join(" · ")
 }
@@ -187,7 +181,7 @@ mod tests {
 
     use super::*;
 
-    fn args() -> ImageToImageArgs {
+    fn spec() -> JobSpec {
         serde_json::from_value(json!({"mode":"fast","prompt":"a fox","aspect_ratio":"16:9","chaos":20,
             "image_urls":["https://cdn/a.png"],"style_image_urls":["https://cdn/s.png"]}))
         .unwrap()
@@ -199,7 +193,7 @@ mod tests {
 
     #[test]
     fn queued_shows_prompt_settings_and_status() {
-        let r = job_message(&args(), &["Adjusted your prompt.".into()], &Stage::Queued, &[], "https://x");
+        let r = job_message(&spec(), &["Adjusted your prompt.".into()], &Stage::Queued, &[], "https://x");
         assert!(r.content.contains("Queued"));
         let e = embeds(&r);
         let text = e.to_string();
@@ -214,7 +208,7 @@ mod tests {
         let files: Vec<String> = (1..=4).map(|i| format!("imagine-{i}.png")).collect();
         let stage =
             Stage::Done { took: Duration::from_secs(75), amount: Some(Decimal::new(4, 2)), images: 4, linked: vec![] };
-        let r = job_message(&args(), &[], &stage, &files, "https://gallery");
+        let r = job_message(&spec(), &[], &stage, &files, "https://gallery");
         assert_eq!(r.content, "✅ **Done** in 1 min 15 s · 4 images · cost $0.04");
         let e = embeds(&r);
         assert_eq!(e.as_array().unwrap().len(), 4);

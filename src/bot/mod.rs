@@ -32,13 +32,16 @@ macro_rules! string_choice_argument {
 }
 
 mod actions;
+mod create;
 mod history;
 mod imagine;
+mod interaction;
 mod on_error;
+mod press;
 mod quota;
+mod report;
 mod settings;
 mod upscale;
-mod variations;
 
 use std::{sync::Arc, time::Duration};
 
@@ -52,8 +55,8 @@ use crate::{
     discord::{DiscordRest, SendError},
     error::UserError,
     health::{CommandsStatus, GatewayStatus},
-    imagine::options::{ASPECT_RATIOS, AspectRatio, Performance},
     quota::Policy,
+    spec::{ASPECT_RATIOS, AspectRatio, Performance},
 };
 
 // The choices of `/imagine` and `/settings defaults`.
@@ -73,8 +76,6 @@ pub struct Data {
     /// Whether the commands are registered with Discord: the bot serves commands only then (and
     /// `/readyz` says so).
     pub commands: CommandsStatus,
-    /// Signs each new job's callback URL ([`crate::callbacks::Key::secret`] of the job's id).
-    pub callback_key: crate::callbacks::Key,
     /// Fetches a pressed result image from Discord (see [`crate::provider::ShortApi::download_client`]).
     pub downloads: reqwest::Client,
     /// What bounds `U<n>` presses in this process.
@@ -327,35 +328,6 @@ fn guild_installation(owners: &serenity::AuthorizingIntegrationOwners, guild: Op
 /// Refuses a new job at once, before anything is reserved, while the provider breaker is open.
 fn provider_admits_new_jobs(data: &Data) -> Result<(), UserError> {
     if data.breaker.admits_new_jobs(std::time::Instant::now()) { Ok(()) } else { Err(UserError::ServiceRefusing) }
-}
-
-/// The member's role ids, from the interaction itself: role tiers need no Discord call.
-fn member_roles(member: Option<&serenity::Member>) -> Vec<i64> {
-    member.map(|m| m.roles.iter().map(|r| r.get() as i64).collect()).unwrap_or_default()
-}
-
-/// The channel a thread belongs to, when the interaction came from a thread (the server's allowed
-/// channels then count for its threads too).
-fn thread_parent(channel: Option<&serenity::PartialChannel>) -> Option<u64> {
-    channel
-        .filter(|c| {
-            matches!(
-                c.kind,
-                serenity::ChannelType::PublicThread
-                    | serenity::ChannelType::PrivateThread
-                    | serenity::ChannelType::NewsThread
-            )
-        })
-        .and_then(|c| c.parent_id)
-        .map(|p| p.get())
-}
-
-/// Whether an internal error comes from the database being out of reach.
-fn database_down(error: &Error) -> bool {
-    error.chain().any(|e| {
-        e.downcast_ref::<sqlx::Error>()
-            .is_some_and(|e| matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
-    })
 }
 
 /// Whether the invoking member may manage the server, from the permissions Discord resolved for

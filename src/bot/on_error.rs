@@ -1,9 +1,12 @@
-//! What users see when a command goes wrong: a `UserError` word for word and privately; any other
-//! failure logged with its chain, and one calm sentence for the user.
+//! What users see when a command goes wrong: a command's own error goes through the one reporter
+//! (`super::report`), as a press's does; poise's other failures get a fixed sentence here.
 
 use tracing::{error, info, warn};
 
-use super::{Data, Error, INTERNAL_ERROR, UNAVAILABLE, database_down, reply_ephemeral};
+use super::{
+    Data, Error, INTERNAL_ERROR, reply_ephemeral,
+    report::{self, Asked},
+};
 use crate::error::UserError;
 
 pub(super) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
@@ -11,25 +14,8 @@ pub(super) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     match error {
         E::Setup { error, .. } => error!(error = ?error, "setting up the bot failed"),
         E::Command { error, ctx, .. } => {
-            if let Some(user_error) = error.downcast_ref::<UserError>() {
-                info!(command = %ctx.command().qualified_name, refusal = %user_error, "told the user what to change");
-                match user_error {
-                    UserError::Limit(refusal) => {
-                        metrics::counter!("imagine_quota_refusals_total", "limit" => refusal.kind.name()).increment(1)
-                    }
-                    UserError::BudgetSpent { .. } => {
-                        metrics::counter!("imagine_quota_refusals_total", "limit" => "monthly_budget").increment(1)
-                    }
-                    UserError::SpendLimit { .. } => {
-                        metrics::counter!("imagine_quota_refusals_total", "limit" => "daily_spend").increment(1)
-                    }
-                    _ => {}
-                }
-                reply_ephemeral(ctx, user_error.to_string()).await;
-                return;
-            }
-            error!(command = %ctx.command().qualified_name, error = ?error, "command failed");
-            reply_ephemeral(ctx, if database_down(&error) { UNAVAILABLE } else { INTERNAL_ERROR }).await;
+            let name = ctx.command().qualified_name.clone();
+            reply_ephemeral(ctx, report::answer(&error, Asked::Command(&name))).await;
         }
         E::CommandPanic { ctx, payload, .. } => {
             error!(command = %ctx.command().qualified_name, ?payload, "command panicked");

@@ -18,11 +18,11 @@ use crate::{
         settings::{IdList, ListEdit, RecordedChange},
     },
     error::UserError,
-    imagine::options::{AspectRatio, Performance},
     render::truncate,
     settings::{
         self, DefaultsInput, DefaultsUpdate, GuildDefaults, GuildSettings, LogSettings, Setting, SettingChange,
     },
+    spec::{AspectRatio, Performance},
 };
 
 /// Discord's limit on a message's content.

@@ -22,9 +22,11 @@ use tracing::{info, warn};
 
 use super::{
     Data,
-    actions::{Pressed, check, result_image},
+    interaction::Interaction,
+    press::{check, result_image},
 };
 use crate::{
+    actions::Press,
     config::RateLimit,
     db::jobs::PressedJob,
     error::UserError,
@@ -82,9 +84,9 @@ impl Upscales {
     }
 
     /// Counts a valid press against its member, or refuses it with the wait.
-    fn count(&self, pressed: &Pressed<'_>) -> Result<(), UserError> {
+    fn count(&self, asked: &Interaction<'_>) -> Result<(), UserError> {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.admit(self.rate, pressed.user_id.get(), pressed.id.get(), Instant::now()).map_err(|wait| {
+        recent.admit(self.rate, asked.user_id.get(), asked.id.get(), Instant::now()).map_err(|wait| {
             metrics::counter!("imagine_presses_total", "outcome" => "upscale_too_fast").increment(1);
             UserError::PressingTooFast { retry_after_secs: whole_seconds(wait) }
         })
@@ -137,18 +139,19 @@ pub(super) async fn press(
     ctx: &serenity::Context,
     data: &Data,
     press: &serenity::ComponentInteraction,
-    pressed: &Pressed<'_>,
+    asked: &Interaction<'_>,
+    button: Press,
     number: u8,
 ) -> anyhow::Result<()> {
     // Taken before the database is asked, so a flood is turned away without costing a
     // connection; a member is counted only for presses that would be served.
     let place = data.upscales.place(number)?;
     let mut conn = data.pool.acquire().await.context("reading the pressed job")?;
-    let (_, job, _) = check(&mut conn, pressed).await?;
+    let (job, _) = check(&mut conn, asked, button).await?;
     drop(conn);
     let image = single_image(press, &job, number)?;
     let reservation = data.upscales.room_for(&image)?;
-    data.upscales.count(pressed)?;
+    data.upscales.count(asked)?;
     post(ctx, data, press, image, place, reservation).await;
     Ok(())
 }

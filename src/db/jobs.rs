@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
-use crate::provider::ImageToImageArgs;
+use crate::spec::JobSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
 #[sqlx(type_name = "job_status", rename_all = "snake_case")]
@@ -105,6 +105,46 @@ impl Delivery {
     }
 }
 
+/// The button of a result that started a job (`jobs.origin`, a Postgres enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "job_origin")]
+pub enum JobOrigin {
+    V1,
+    V2,
+    V3,
+    V4,
+    Reroll,
+    Remix,
+}
+
+impl JobOrigin {
+    const ALL: [JobOrigin; 6] =
+        [JobOrigin::V1, JobOrigin::V2, JobOrigin::V3, JobOrigin::V4, JobOrigin::Reroll, JobOrigin::Remix];
+
+    /// The button's label, as on the button and in its `custom_id`.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobOrigin::V1 => "V1",
+            JobOrigin::V2 => "V2",
+            JobOrigin::V3 => "V3",
+            JobOrigin::V4 => "V4",
+            JobOrigin::Reroll => "Reroll",
+            JobOrigin::Remix => "Remix",
+        }
+    }
+
+    /// The origin a button labelled `label` records, if it starts jobs.
+    pub fn of_label(label: &str) -> Option<JobOrigin> {
+        Self::ALL.into_iter().find(|o| o.label() == label)
+    }
+}
+
+impl std::fmt::Display for JobOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// A job as stored. The worker changes it in memory (only through `jobs::lifecycle`) and writes
 /// it back with [`save`].
 #[derive(Clone)]
@@ -118,7 +158,7 @@ pub struct Job {
     pub interaction_token: Option<String>,
     pub token_expires_at: DateTime<Utc>,
     pub attachment_size_limit: i64,
-    pub args: Json<ImageToImageArgs>,
+    pub spec: Json<JobSpec>,
     pub notes: Vec<String>,
     pub status: JobStatus,
     pub counted: bool,
@@ -146,7 +186,6 @@ pub struct Job {
     pub running_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
-    pub callback_secret: Option<String>,
     /// This claim's fencing token: saves count only while the row still carries it.
     pub lease_token: Uuid,
 }
@@ -176,17 +215,17 @@ pub struct NewJob {
     pub token_expires_at: DateTime<Utc>,
     pub attachment_size_limit: i64,
     pub prompt_raw: String,
-    /// What the provider will be sent; its picture links are also stored apart, as given.
-    pub args: ImageToImageArgs,
+    /// What the job asks for (stored in `args`); its picture links are also stored apart, as
+    /// given.
+    pub spec: JobSpec,
     pub notes: Vec<String>,
-    pub callback_secret: String,
-    /// The job whose result button started this one, and the button's label (`V2`, `Reroll`, ...).
-    pub origin: Option<(Uuid, String)>,
+    /// The job whose result button started this one, and the button.
+    pub origin: Option<(Uuid, JobOrigin)>,
 }
 
 impl std::fmt::Debug for NewJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The interaction token and the callback secret are credentials: never printed.
+        // The interaction token is a credential: never printed.
         f.debug_struct("NewJob")
             .field("id", &self.id)
             .field("interaction_id", &self.interaction_id)
@@ -199,12 +238,12 @@ impl std::fmt::Debug for NewJob {
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
-    let input_urls: Vec<String> = job.args.picture_urls().cloned().collect();
+    let input_urls: Vec<String> = job.spec.pictures.urls().cloned().collect();
     sqlx::query!(
         "INSERT INTO jobs (id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token, \
          token_expires_at, attachment_size_limit, prompt_raw, prompt_sent, negative_prompt, args, input_urls, notes, \
-         callback_secret, parent_job_id, origin) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         parent_job_id, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         job.id,
         job.interaction_id,
         job.application_id,
@@ -215,14 +254,13 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
         job.token_expires_at,
         job.attachment_size_limit,
         job.prompt_raw,
-        job.args.prompt,
-        job.args.negative_prompt,
-        Json(&job.args) as _,
+        job.spec.prompt,
+        job.spec.negative_prompt,
+        Json(&job.spec) as _,
         &input_urls,
         &job.notes,
-        job.callback_secret,
         job.origin.as_ref().map(|(parent, _)| *parent),
-        job.origin.as_ref().map(|(_, action)| action.as_str()),
+        job.origin.map(|(_, origin)| origin) as Option<JobOrigin>,
     )
     .execute(db)
     .await?;
@@ -272,12 +310,12 @@ pub async fn claim_due(
              ORDER BY (status = ANY($4)) DESC, next_run_at
              LIMIT $3 FOR UPDATE SKIP LOCKED)
          RETURNING id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token,
-             token_expires_at, attachment_size_limit, args AS "args: Json<ImageToImageArgs>", notes,
+             token_expires_at, attachment_size_limit, args AS "spec: Json<JobSpec>", notes,
              status AS "status: JobStatus", counted, provider_job_id, provider_status, progress, unknown_polls,
              amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
              create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
              last_edit_at,
-             last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret,
+             last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at,
              lease_token AS "lease_token!""#,
         owner,
         lease.as_secs_f64(),
@@ -402,8 +440,8 @@ pub struct PressedJob {
     /// How many images the job produced.
     pub images: i32,
     pub prompt_sent: String,
-    /// What was sent to the provider; a new job from V, Reroll or Remix starts from it.
-    pub args: Json<ImageToImageArgs>,
+    /// What the job asked for; a new job from V, Reroll or Remix starts from it.
+    pub spec: Json<JobSpec>,
     /// The message that carries the job's result (the edited reply, or the message posted in the
     /// channel once the token had expired): the only message whose buttons act on the job.
     pub message_id: Option<i64>,
@@ -414,7 +452,7 @@ pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Press
     sqlx::query_as!(
         PressedJob,
         r#"SELECT guild_id, status AS "status: JobStatus", cardinality(result_urls) AS "images!", prompt_sent,
-             args AS "args: Json<ImageToImageArgs>", message_id
+             args AS "spec: Json<JobSpec>", message_id
          FROM jobs WHERE id = $1"#,
         id,
     )
@@ -434,7 +472,7 @@ pub struct HistoryEntry {
     pub delivery: Option<Delivery>,
     pub error_text: Option<String>,
     /// The button that started this job (`V2`, `Reroll`, `Remix`), if one did.
-    pub origin: Option<String>,
+    pub origin: Option<JobOrigin>,
     /// The message of the result whose button started it, if that result was delivered.
     pub parent_channel_id: Option<i64>,
     pub parent_message_id: Option<i64>,
@@ -450,7 +488,7 @@ pub async fn recent_for_user(
     sqlx::query_as!(
         HistoryEntry,
         r#"SELECT j.guild_id, j.channel_id, j.status AS "status: JobStatus", j.created_at, j.prompt_sent,
-             j.message_id, j.delivery AS "delivery: Delivery", j.error_text, j.origin,
+             j.message_id, j.delivery AS "delivery: Delivery", j.error_text, j.origin AS "origin: JobOrigin",
              p.channel_id AS "parent_channel_id?", p.message_id AS "parent_message_id?"
          FROM jobs j LEFT JOIN jobs p ON p.id = j.parent_job_id
          WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC LIMIT $3"#,
@@ -561,6 +599,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_button_that_starts_a_job_names_its_origin() {
+        use crate::actions::Action;
+        let starts = (1..=4).map(Action::Vary).chain([Action::Reroll, Action::Remix]);
+        for action in starts {
+            let origin = JobOrigin::of_label(&action.label()).unwrap();
+            assert_eq!(origin.to_string(), action.label());
+        }
+        assert_eq!(JobOrigin::of_label(&Action::Upscale(1).label()), None, "U makes no job");
+    }
+
+    #[test]
     fn a_new_job_never_prints_its_credentials() {
         let job = NewJob {
             id: Uuid::nil(),
@@ -573,17 +622,15 @@ mod tests {
             token_expires_at: Utc::now(),
             attachment_size_limit: 10 << 20,
             prompt_raw: "a cat".into(),
-            args: serde_json::from_value(serde_json::json!({
-                "mode": "fast", "prompt": "a cat", "aspect_ratio": "1:1", "image_urls": ["https://cdn/a.png"]
+            spec: serde_json::from_value(serde_json::json!({
+                "prompt": "a cat", "aspect_ratio": "1:1", "pictures": {"images": ["https://cdn/a.png"]}
             }))
             .unwrap(),
             notes: vec![],
-            callback_secret: "c2VjcmV0LWNhbGxiYWNr".into(),
             origin: None,
         };
         let printed = format!("{job:?} {job:#?}");
         assert!(!printed.contains("aW50ZXJhY3Rpb24tdG9rZW4"), "{printed}");
-        assert!(!printed.contains("c2VjcmV0LWNhbGxiYWNr"), "{printed}");
         assert!(printed.contains("guild_id: 3"), "{printed}");
     }
 }

@@ -4,11 +4,11 @@
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use crate::{
-    imagine::options::{AspectRatio, Performance},
     settings::{
         self, BlockedWords, DefaultsUpdate, GuildDefaults, GuildSettings, LogSettings, Setting, SettingChange,
         WordsEdit,
     },
+    spec::{AspectRatio, Performance},
 };
 
 /// Everything `/imagine` needs to know about the guild, in one statement (it runs inside the

@@ -1,6 +1,6 @@
 //! Midjourney-style flags typed at the end of a prompt (`--ar 16:9 --chaos 20 --no cars`).
 
-use super::options::AspectRatio;
+use crate::spec::AspectRatio;
 
 /// Values the user typed as flags; `None` where the flag was absent.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -2,14 +2,11 @@
 //! Pure functions; nothing here talks to Discord, the provider or the database.
 
 pub mod clean;
+pub mod defaults;
 pub mod flags;
-pub mod options;
 
-use crate::{
-    provider::ImageToImageArgs,
-    settings::{self, GuildDefaults, Source},
-};
-use options::{AspectRatio, Performance};
+use crate::spec::{AspectRatio, JobSpec, Performance, Pictures};
+use defaults::{GuildDefaults, Source};
 
 /// Longest prompt accepted, in characters (also registered as the option's `max_length`).
 pub const MAX_PROMPT_CHARS: usize = 1500;
@@ -51,81 +48,61 @@ pub struct ImagineRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedJob {
     pub prompt_raw: String,
-    pub args: ImageToImageArgs,
+    pub spec: JobSpec,
     /// Sentences for the user about what was changed, dropped or overridden, and which server
     /// defaults were used.
     pub notes: Vec<String>,
     /// Where each value with a server default came from.
-    pub sources: settings::Sources,
+    pub sources: defaults::Sources,
 }
 
 /// Checks and translates a request, filling what the user left out (neither option nor typed
 /// flag) from the server's `defaults`. An `Err` is a sentence for the user that says what to
 /// change.
 pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
-    let mut prepared = translate(req, max_image_bytes, defaults)?;
-    prepared.notes.extend(settings::defaults_note(defaults, &prepared.sources));
+    let pictures = attached_pictures(&req, max_image_bytes)?;
+    let mut prepared = translate(req, pictures, defaults)?;
+    prepared.notes.extend(defaults::defaults_note(defaults, &prepared.sources));
     Ok(prepared)
 }
 
 /// A Remix: `text` is read like a prompt typed into `/imagine` (flags, cleaning, notes) and applied
-/// to `original`, the arguments of the job whose Remix button was pressed, with its sources
-/// replaced by `pictures` (the same pictures, freshly linked). A typed flag changes its setting
-/// (`--no` the negative prompt); everything else stays as the original had it.
-pub fn remix(text: &str, original: &ImageToImageArgs, pictures: &Pictures) -> Result<PreparedJob, String> {
-    let input = |url: &String| InputImage {
-        // The pictures passed every check when the original job was made; the name only tells
-        // `check_image` what they are.
-        filename: "source.png".into(),
-        content_type: Some("image/png".into()),
-        size: 0,
-        url: url.clone(),
-    };
+/// to `original`, the spec of the job whose Remix button was pressed, with its pictures replaced
+/// by `pictures` (the same pictures, freshly linked; they passed every check when the original
+/// was made). A typed flag changes its setting (`--no` the negative prompt); everything else stays
+/// as the original had it.
+pub fn remix(text: &str, original: &JobSpec, pictures: Pictures) -> Result<PreparedJob, String> {
     let kept = GuildDefaults {
-        aspect_ratio: AspectRatio::parse_exact(&original.aspect_ratio),
+        aspect_ratio: Some(original.aspect_ratio),
         performance: original.performance,
         stylization: original.stylization,
         chaos: original.chaos,
         weirdness: original.weirdness,
         negative_prompt: original.negative_prompt.clone(),
     };
-    let req = ImagineRequest {
-        prompt: text.trim().to_owned(),
-        image: pictures.images.first().map(input),
-        image2: pictures.images.get(1).map(input),
-        style_image: pictures.style.first().map(input),
-        omni_image: pictures.omni.as_ref().map(input),
-        ..ImagineRequest::default()
-    };
-    let mut prepared = translate(req, u64::MAX, &kept)?;
-    let args = &mut prepared.args;
-    if args.style_weight.is_none() && !args.style_image_urls.is_empty() {
-        args.style_weight = original.style_weight;
+    let req = ImagineRequest { prompt: text.trim().to_owned(), ..ImagineRequest::default() };
+    let mut prepared = translate(req, pictures, &kept)?;
+    let spec = &mut prepared.spec;
+    if spec.style_weight.is_none() && !spec.pictures.style.is_empty() {
+        spec.style_weight = original.style_weight;
     }
-    if args.omni_weight.is_none() && args.omni_image_url.is_some() {
-        args.omni_weight = original.omni_weight;
+    if spec.omni_weight.is_none() && spec.pictures.omni.is_some() {
+        spec.omni_weight = original.omni_weight;
     }
     Ok(prepared)
 }
 
-/// The pictures of a job made from a result's button, freshly linked: its sources (`image_urls`),
-/// style references and omni reference.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Pictures {
-    pub images: Vec<String>,
-    pub style: Vec<String>,
-    pub omni: Option<String>,
-}
-
-fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
-    let mut image_urls = Vec::new();
+/// The pictures attached to `/imagine`, each checked: at least one source, every one a picture
+/// within `max_image_bytes`.
+fn attached_pictures(req: &ImagineRequest, max_image_bytes: u64) -> Result<Pictures, String> {
+    let mut images = Vec::new();
     for (option, image) in [("image", &req.image), ("image2", &req.image2)] {
         if let Some(image) = image {
             check_image(option, image, max_image_bytes)?;
-            image_urls.push(image.url.clone());
+            images.push(image.url.clone());
         }
     }
-    if image_urls.is_empty() {
+    if images.is_empty() {
         return Err("Attach a source picture with the `image` option; this model turns an image into a new one.".into());
     }
     for (option, image) in [("style_image", &req.style_image), ("omni_image", &req.omni_image)] {
@@ -133,18 +110,87 @@ fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults
             check_image(option, image, max_image_bytes)?;
         }
     }
+    let url = |image: &Option<InputImage>| image.as_ref().map(|i| i.url.clone());
+    Ok(Pictures { images, style: url(&req.style_image).into_iter().collect(), omni: url(&req.omni_image) })
+}
 
-    let prompt_chars = req.prompt.chars().count();
+/// The numbers of a job, each with where it came from.
+struct Numbers {
+    stylization: (Option<i64>, Source),
+    chaos: (Option<i64>, Source),
+    weirdness: (Option<i64>, Source),
+    style_weight: Option<i64>,
+    omni_weight: Option<i64>,
+}
+
+/// Reads `req`'s prompt (its flags, its words) and options over the server's `defaults`, for a job
+/// on `pictures`.
+fn translate(req: ImagineRequest, pictures: Pictures, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
+    check_prompt_length(&req.prompt)?;
+    let parsed = flags::parse_prompt(&req.prompt)?;
+    let mut notes = parsed.notes;
+    let typed = parsed.flags;
+    let numbers = merge_numbers(&req, &typed, defaults, &mut notes)?;
+
+    note_override("aspect_ratio", "--ar", req.aspect_ratio, typed.aspect_ratio, &mut notes);
+    let (aspect_ratio, aspect_ratio_from) =
+        defaults::effective(req.aspect_ratio, typed.aspect_ratio, defaults.aspect_ratio);
+    let (performance, performance_from) = defaults::effective(req.performance, None, defaults.performance);
+
+    let cleaned = clean::clean(&parsed.text, "prompt");
+    notes.extend(cleaned.change);
+    if cleaned.text.is_empty() {
+        return Err("Your prompt is empty once flags and unsupported characters are removed. Describe the picture you want, then add flags at the end.".into());
+    }
+    let (negative_prompt, negative_from) =
+        negative_prompt(req.negative_prompt.as_deref(), typed.negative, defaults, &mut notes)?;
+    let (style_weight, omni_weight) = weights_with_references(&numbers, &pictures, &mut notes);
+
+    let sources = defaults::Sources {
+        aspect_ratio: aspect_ratio_from,
+        performance: performance_from,
+        stylization: numbers.stylization.1,
+        chaos: numbers.chaos.1,
+        weirdness: numbers.weirdness.1,
+        negative_prompt: negative_from,
+    };
+    Ok(PreparedJob {
+        prompt_raw: req.prompt,
+        spec: JobSpec {
+            prompt: cleaned.text,
+            negative_prompt,
+            aspect_ratio: aspect_ratio.unwrap_or(AspectRatio::SQUARE),
+            performance,
+            stylization: numbers.stylization.0,
+            chaos: numbers.chaos.0,
+            weirdness: numbers.weirdness.0,
+            style_weight,
+            omni_weight,
+            pictures,
+        },
+        notes,
+        sources,
+    })
+}
+
+fn check_prompt_length(prompt: &str) -> Result<(), String> {
+    let prompt_chars = prompt.chars().count();
     if prompt_chars > MAX_PROMPT_CHARS {
         return Err(format!(
             "Your prompt is {prompt_chars} characters long; the limit is {MAX_PROMPT_CHARS}. Please shorten it."
         ));
     }
+    Ok(())
+}
 
-    let parsed = flags::parse_prompt(&req.prompt)?;
-    let mut notes = parsed.notes;
-    let typed = parsed.flags;
-
+/// Each number: the option (checked against its range), else the typed flag, else the server's
+/// default; an option that differs from its typed flag wins, with a note.
+fn merge_numbers(
+    req: &ImagineRequest,
+    typed: &flags::TypedFlags,
+    defaults: &GuildDefaults,
+    notes: &mut Vec<String>,
+) -> Result<Numbers, String> {
     let ints = [
         ("stylization", "--stylize", req.stylization, typed.stylization, defaults.stylization, flags::STYLIZE),
         ("chaos", "--chaos", req.chaos, typed.chaos, defaults.chaos, flags::CHAOS),
@@ -159,94 +205,59 @@ fn translate(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults
         {
             return Err(format!("`{option}` must be from {min} to {max}; you gave {v}."));
         }
-        note_override(option, flag, given, typed, &mut notes);
-        *slot = settings::effective(given, typed, server);
+        note_override(option, flag, given, typed, notes);
+        *slot = defaults::effective(given, typed, server);
     }
-    let [
-        (stylization, stylization_from),
-        (chaos, chaos_from),
-        (weirdness, weirdness_from),
-        (mut style_weight, _),
-        (mut omni_weight, _),
-    ] = merged;
+    let [stylization, chaos, weirdness, (style_weight, _), (omni_weight, _)] = merged;
+    Ok(Numbers { stylization, chaos, weirdness, style_weight, omni_weight })
+}
 
-    note_override("aspect_ratio", "--ar", req.aspect_ratio, typed.aspect_ratio, &mut notes);
-    let (aspect_ratio, aspect_ratio_from) =
-        settings::effective(req.aspect_ratio, typed.aspect_ratio, defaults.aspect_ratio);
-    let (performance, performance_from) = settings::effective(req.performance, None, defaults.performance);
-
-    let cleaned = clean::clean(&parsed.text, "prompt");
-    notes.extend(cleaned.change);
-    if cleaned.text.is_empty() {
-        return Err("Your prompt is empty once flags and unsupported characters are removed. Describe the picture you want, then add flags at the end.".into());
-    }
-
-    let negative_given = req.negative_prompt.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if let (Some(_), Some(no)) = (negative_given, &typed.negative) {
+/// The negative prompt: the option (over a typed `--no`, with a note), else the typed `--no`,
+/// both cleaned; else the server's default, cleaned when it was set.
+fn negative_prompt(
+    given: Option<&str>,
+    typed: Option<String>,
+    defaults: &GuildDefaults,
+    notes: &mut Vec<String>,
+) -> Result<(Option<String>, Source), String> {
+    let given = given.map(str::trim).filter(|s| !s.is_empty());
+    if let (Some(_), Some(no)) = (given, &typed) {
         notes.push(format!("The `negative_prompt` option overrides `--no {}` in your prompt.", no.replace('`', "'")));
     }
-    let (negative, mut negative_from) = settings::effective(negative_given.map(str::to_owned), typed.negative, None);
-    let negative_prompt = match negative {
-        Some(text) => {
-            if text.chars().count() > MAX_NEGATIVE_CHARS {
-                return Err(format!(
-                    "Your negative prompt is longer than {MAX_NEGATIVE_CHARS} characters. Please shorten it."
-                ));
-            }
-            let cleaned = clean::clean(&text, "negative prompt");
-            notes.extend(cleaned.change);
-            if cleaned.text.is_empty() {
-                notes.push("The negative prompt was empty after cleaning, so it was left out.".into());
-                None
-            } else {
-                Some(cleaned.text)
-            }
-        }
-        // The server's default negative prompt was cleaned when it was set.
-        None => {
-            if defaults.negative_prompt.is_some() {
-                negative_from = Source::ServerDefault;
-            }
-            defaults.negative_prompt.clone()
-        }
+    let (negative, from) = defaults::effective(given.map(str::to_owned), typed, None);
+    let Some(text) = negative else {
+        return Ok(match &defaults.negative_prompt {
+            Some(server) => (Some(server.clone()), Source::ServerDefault),
+            None => (None, from),
+        });
     };
+    if text.chars().count() > MAX_NEGATIVE_CHARS {
+        return Err(format!("Your negative prompt is longer than {MAX_NEGATIVE_CHARS} characters. Please shorten it."));
+    }
+    let cleaned = clean::clean(&text, "negative prompt");
+    notes.extend(cleaned.change);
+    if cleaned.text.is_empty() {
+        notes.push("The negative prompt was empty after cleaning, so it was left out.".into());
+        return Ok((None, from));
+    }
+    Ok((Some(cleaned.text), from))
+}
 
-    if req.style_image.is_none() && style_weight.take().is_some() {
+/// The style and omni weights, each dropped (with a note) when its reference is missing.
+fn weights_with_references(
+    numbers: &Numbers,
+    pictures: &Pictures,
+    notes: &mut Vec<String>,
+) -> (Option<i64>, Option<i64>) {
+    let mut style_weight = numbers.style_weight;
+    let mut omni_weight = numbers.omni_weight;
+    if pictures.style.is_empty() && style_weight.take().is_some() {
         notes.push("Ignored the style weight: it only applies with a `style_image`.".into());
     }
-    if req.omni_image.is_none() && omni_weight.take().is_some() {
+    if pictures.omni.is_none() && omni_weight.take().is_some() {
         notes.push("Ignored the omni weight: it only applies with an `omni_image`.".into());
     }
-
-    let sources = settings::Sources {
-        aspect_ratio: aspect_ratio_from,
-        performance: performance_from,
-        stylization: stylization_from,
-        chaos: chaos_from,
-        weirdness: weirdness_from,
-        negative_prompt: negative_from,
-    };
-
-    Ok(PreparedJob {
-        prompt_raw: req.prompt,
-        args: ImageToImageArgs {
-            mode: "fast".into(),
-            prompt: cleaned.text,
-            negative_prompt,
-            aspect_ratio: aspect_ratio.unwrap_or(AspectRatio::SQUARE).as_str().into(),
-            performance,
-            stylization,
-            chaos,
-            weirdness,
-            image_urls,
-            style_image_urls: req.style_image.map(|i| i.url).into_iter().collect(),
-            omni_image_url: req.omni_image.map(|i| i.url),
-            style_weight,
-            omni_weight,
-        },
-        notes,
-        sources,
-    })
+    (style_weight, omni_weight)
 }
 
 /// An option typed in Discord wins over the same setting typed as a flag: say so when they differ.

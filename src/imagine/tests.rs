@@ -1,5 +1,11 @@
+use super::defaults::Sources;
+use crate::{provider::ImageToImageArgs, spec::JobSpec};
+
+/// What the provider is sent for `job`.
+fn wire(job: &PreparedJob) -> serde_json::Value {
+    serde_json::to_value(ImageToImageArgs::from(&job.spec)).unwrap()
+}
 use super::*;
-use crate::settings::Sources;
 
 const CAP: u64 = 10 * 1024 * 1024;
 
@@ -18,7 +24,7 @@ fn request(prompt: &str) -> ImagineRequest {
 #[test]
 fn minimal_request_sends_only_required_args() {
     let job = prepare(request("a red fox"), CAP, &GuildDefaults::default()).unwrap();
-    let json = serde_json::to_value(&job.args).unwrap();
+    let json = wire(&job);
     assert_eq!(
         json,
         serde_json::json!({"mode":"fast","prompt":"a red fox","aspect_ratio":"1:1","image_urls":["https://cdn/a.png?ex=1&hm=2"]})
@@ -41,7 +47,7 @@ fn every_option_maps_to_its_argument() {
     req.omni_image = Some(png("o.png", "https://cdn/o.png"));
     req.omni_weight = Some(1500);
     let job = prepare(req, CAP, &GuildDefaults::default()).unwrap();
-    let json = serde_json::to_value(&job.args).unwrap();
+    let json = wire(&job);
     assert_eq!(
         json,
         serde_json::json!({"mode":"fast","prompt":"castle","negative_prompt":"fog","aspect_ratio":"4:5",
@@ -50,7 +56,7 @@ fn every_option_maps_to_its_argument() {
             "style_image_urls":["https://cdn/s.png"],"omni_image_url":"https://cdn/o.png",
             "style_weight":300,"omni_weight":1500})
     );
-    assert_eq!(job.args.picture_urls().count(), 4);
+    assert_eq!(job.spec.pictures.urls().count(), 4);
 }
 
 #[test]
@@ -59,9 +65,9 @@ fn options_override_typed_flags_with_a_note() {
     req.chaos = Some(40);
     req.negative_prompt = Some("boats".into());
     let job = prepare(req, CAP, &GuildDefaults::default()).unwrap();
-    assert_eq!(job.args.chaos, Some(40));
-    assert_eq!(job.args.aspect_ratio, "16:9");
-    assert_eq!(job.args.negative_prompt.as_deref(), Some("boats"));
+    assert_eq!(job.spec.chaos, Some(40));
+    assert_eq!(job.spec.aspect_ratio.as_str(), "16:9");
+    assert_eq!(job.spec.negative_prompt.as_deref(), Some("boats"));
     assert_eq!(job.notes.len(), 2, "{:?}", job.notes);
 }
 
@@ -79,7 +85,7 @@ fn server_defaults() -> GuildDefaults {
 #[test]
 fn server_defaults_fill_what_the_user_left_out() {
     let job = prepare(request("a fox"), CAP, &server_defaults()).unwrap();
-    let json = serde_json::to_value(&job.args).unwrap();
+    let json = wire(&job);
     assert_eq!(
         json,
         serde_json::json!({"mode":"fast","prompt":"a fox","negative_prompt":"blur","aspect_ratio":"16:9",
@@ -98,7 +104,7 @@ fn the_user_wins_over_server_defaults() {
     req.stylization = Some(0);
     req.performance = Some(Performance::Speed);
     let job = prepare(req, CAP, &server_defaults()).unwrap();
-    let a = &job.args;
+    let a = &job.spec;
     assert_eq!(
         (a.aspect_ratio.as_str(), a.chaos, a.stylization, a.performance, a.negative_prompt.as_deref()),
         ("2:3", Some(5), Some(0), Some(Performance::Speed), Some("fog"))
@@ -125,8 +131,8 @@ fn the_user_wins_over_server_defaults() {
 #[test]
 fn prompt_is_cleaned_and_the_user_told() {
     let job = prepare(request("sci-fi skyline --no low-poly"), CAP, &GuildDefaults::default()).unwrap();
-    assert_eq!(job.args.prompt, "sci fi skyline");
-    assert_eq!(job.args.negative_prompt.as_deref(), Some("low poly"));
+    assert_eq!(job.spec.prompt, "sci fi skyline");
+    assert_eq!(job.spec.negative_prompt.as_deref(), Some("low poly"));
     assert_eq!(job.notes.len(), 2);
     assert_eq!(job.prompt_raw, "sci-fi skyline --no low-poly");
 }
@@ -181,8 +187,8 @@ fn weights_without_their_image_are_dropped_with_a_note() {
     let mut req = request("x --sw 200");
     req.omni_weight = Some(50);
     let job = prepare(req, CAP, &GuildDefaults::default()).unwrap();
-    assert_eq!(job.args.style_weight, None);
-    assert_eq!(job.args.omni_weight, None);
+    assert_eq!(job.spec.style_weight, None);
+    assert_eq!(job.spec.omni_weight, None);
     assert_eq!(job.notes.len(), 2);
 }
 
@@ -192,7 +198,7 @@ fn sizes_read_like_discord() {
     assert_eq!(human_bytes(1500), "2 KB");
 }
 
-fn original() -> ImageToImageArgs {
+fn original() -> JobSpec {
     let mut req = request("a castle on a hill");
     req.aspect_ratio = AspectRatio::parse_exact("16:9");
     req.performance = Some(Performance::Quality);
@@ -201,7 +207,7 @@ fn original() -> ImageToImageArgs {
     req.negative_prompt = Some("fog".into());
     req.style_image = Some(png("s.png", "https://cdn/s.png"));
     req.style_weight = Some(300);
-    prepare(req, CAP, &GuildDefaults::default()).unwrap().args
+    prepare(req, CAP, &GuildDefaults::default()).unwrap().spec
 }
 
 fn fresh() -> (Vec<String>, Vec<String>) {
@@ -212,12 +218,12 @@ fn fresh() -> (Vec<String>, Vec<String>) {
 fn a_remix_keeps_everything_but_the_prompt() {
     let (images, style) = fresh();
     let pictures = Pictures { images: images.clone(), style: style.clone(), omni: None };
-    let job = remix("a castle at night", &original(), &pictures).unwrap();
+    let job = remix("a castle at night", &original(), pictures).unwrap();
     let mut expected = original();
     expected.prompt = "a castle at night".into();
-    expected.image_urls = images.clone();
-    expected.style_image_urls = style.clone();
-    assert_eq!(job.args, expected);
+    expected.pictures.images = images.clone();
+    expected.pictures.style = style.clone();
+    assert_eq!(job.spec, expected);
     assert!(job.notes.is_empty(), "no server-default note for kept settings: {:?}", job.notes);
 }
 
@@ -225,14 +231,14 @@ fn a_remix_keeps_everything_but_the_prompt() {
 fn a_remix_reads_typed_flags_like_imagine() {
     let (images, style) = fresh();
     let pictures = Pictures { images, style, omni: None };
-    let job = remix("  a castle at night --ar 2:3 --chaos 80 --sw 50 --no rain  ", &original(), &pictures).unwrap();
-    assert_eq!(job.args.prompt, "a castle at night");
-    assert_eq!(job.args.aspect_ratio, "2:3");
-    assert_eq!(job.args.chaos, Some(80));
-    assert_eq!(job.args.style_weight, Some(50));
-    assert_eq!(job.args.negative_prompt.as_deref(), Some("rain"));
-    assert_eq!(job.args.stylization, Some(250), "untyped settings stay as they were");
-    assert_eq!(job.args.performance, Some(Performance::Quality));
+    let job = remix("  a castle at night --ar 2:3 --chaos 80 --sw 50 --no rain  ", &original(), pictures).unwrap();
+    assert_eq!(job.spec.prompt, "a castle at night");
+    assert_eq!(job.spec.aspect_ratio.as_str(), "2:3");
+    assert_eq!(job.spec.chaos, Some(80));
+    assert_eq!(job.spec.style_weight, Some(50));
+    assert_eq!(job.spec.negative_prompt.as_deref(), Some("rain"));
+    assert_eq!(job.spec.stylization, Some(250), "untyped settings stay as they were");
+    assert_eq!(job.spec.performance, Some(Performance::Quality));
 }
 
 #[test]
@@ -240,10 +246,10 @@ fn a_remix_without_words_or_with_bad_flags_is_refused() {
     let (images, style) = fresh();
     let pictures = Pictures { images, style, omni: None };
     for text in ["", "   ", "--ar 16:9", "a castle --chaos 500", "a castle --ar"] {
-        assert!(remix(text, &original(), &pictures).is_err(), "{text:?}");
+        assert!(remix(text, &original(), pictures.clone()).is_err(), "{text:?}");
     }
     let long = "x".repeat(MAX_PROMPT_CHARS + 1);
-    assert!(remix(&long, &original(), &pictures).unwrap_err().contains("characters long"));
+    assert!(remix(&long, &original(), pictures).unwrap_err().contains("characters long"));
 }
 
 #[test]
@@ -251,12 +257,12 @@ fn a_remix_keeps_the_omni_weight_unless_one_is_typed() {
     let mut req = request("a robot");
     req.omni_image = Some(png("o.png", "https://cdn/o.png"));
     req.omni_weight = Some(700);
-    let original = prepare(req, CAP, &GuildDefaults::default()).unwrap().args;
+    let original = prepare(req, CAP, &GuildDefaults::default()).unwrap().spec;
     let images = vec!["https://cdn/fresh-a.png".to_owned()];
     let omni = "https://cdn/fresh-o.png".to_owned();
     let pictures = Pictures { images, style: vec![], omni: Some(omni.clone()) };
-    let kept = remix("a robot dancing", &original, &pictures).unwrap().args;
-    assert_eq!((kept.omni_weight, kept.omni_image_url.as_deref()), (Some(700), Some(omni.as_str())));
-    let typed = remix("a robot dancing --ow 50", &original, &pictures).unwrap().args;
+    let kept = remix("a robot dancing", &original, pictures.clone()).unwrap().spec;
+    assert_eq!((kept.omni_weight, kept.pictures.omni.as_deref()), (Some(700), Some(omni.as_str())));
+    let typed = remix("a robot dancing --ow 50", &original, pictures).unwrap().spec;
     assert_eq!(typed.omni_weight, Some(50));
 }

@@ -13,8 +13,9 @@ use crate::{
     db::jobs::{self as store, Delivery, Job, JobStatus},
     discord::{self, DiscordRest, SendError, Upload},
     image_budget::{ImageBudget, Reservation},
-    provider::{self, DownloadError, ImageToImageArgs},
+    provider::{self, DownloadError},
     render::{self, Stage},
+    spec::Pictures,
 };
 
 /// Stop editing the reply this long before the interaction token expires.
@@ -53,7 +54,7 @@ impl Deliverer {
             JobStatus::Running => Stage::Generating { elapsed, progress: job.progress.map(|p| p as u8) },
             _ => Stage::Submitted { elapsed },
         };
-        let message = render::job_message(&job.args, &job.notes, &stage, &[], &gallery_url(job));
+        let message = render::job_message(&job.spec, &job.notes, &stage, &[], &gallery_url(job));
         if job.last_edit_text.as_deref() == Some(message.content.as_str()) {
             return;
         }
@@ -161,7 +162,7 @@ impl Deliverer {
     /// source at the download cap), waiting for it if other deliveries or presses hold too much.
     /// A delivery larger than the whole budget waits for all of it, so it runs alone.
     async fn reserve_images(&self, job: &Job) -> Reservation {
-        let pictures = job.result_urls.len() + job.args.picture_urls().count();
+        let pictures = job.result_urls.len() + job.spec.pictures.urls().count();
         self.image_budget.reserve_up_to(self.download_cap(job).saturating_mul(pictures as u64)).await
     }
 
@@ -225,22 +226,19 @@ impl Deliverer {
             .map(|id| (Delivery::Channel, id as i64))
     }
 
-    /// Renews the Discord links among `args`' pictures that expire within [`LINK_MARGIN`], so that
+    /// Renews the Discord links among `pictures` that expire within [`LINK_MARGIN`], so that
     /// every link the provider is given works when it is sent. A link Discord does not renew (or a
     /// failed renewal) is left as it was: the provider then fails the job on it, refunded.
-    pub async fn refresh_links(&self, args: &mut ImageToImageArgs) {
+    pub async fn refresh_links(&self, pictures: &mut Pictures) {
         let soon = (Utc::now() + LINK_MARGIN).timestamp();
-        let expiring: Vec<String> = args
-            .picture_urls()
-            .filter(|url| discord::link_expires_at(url).is_some_and(|ex| ex < soon))
-            .cloned()
-            .collect();
+        let expiring: Vec<String> =
+            pictures.urls().filter(|url| discord::link_expires_at(url).is_some_and(|ex| ex < soon)).cloned().collect();
         if expiring.is_empty() {
             return;
         }
         match self.discord.refresh_urls(&expiring).await {
             Ok(fresh) => {
-                for url in args.picture_urls_mut() {
+                for url in pictures.urls_mut() {
                     if let Some(renewed) = fresh.get(url.as_str()) {
                         *url = renewed.clone();
                     }
@@ -256,15 +254,15 @@ impl Deliverer {
     /// effort, picture by picture: one that cannot be fetched (after one retry) or is larger than
     /// the message may carry is left out, and a press then falls back to the job's own link.
     async fn fetch_sources(&self, job: &Job) -> Vec<Upload> {
-        let mut args = job.args.0.clone();
-        self.refresh_links(&mut args).await;
-        let named = args
-            .image_urls
+        let mut pictures = job.spec.pictures.clone();
+        self.refresh_links(&mut pictures).await;
+        let named = pictures
+            .images
             .iter()
             .enumerate()
             .map(|(i, url)| (SourceFile::Image(i as u8 + 1), url))
-            .chain(args.style_image_urls.iter().enumerate().map(|(i, url)| (SourceFile::Style(i as u8 + 1), url)))
-            .chain(args.omni_image_url.iter().map(|url| (SourceFile::Omni, url)));
+            .chain(pictures.style.iter().enumerate().map(|(i, url)| (SourceFile::Style(i as u8 + 1), url)))
+            .chain(pictures.omni.iter().map(|url| (SourceFile::Omni, url)));
         let cap = self.download_cap(job);
         let mut uploads = Vec::new();
         // One at a time: at most one picture is being downloaded at once.
@@ -365,7 +363,7 @@ fn final_message(job: &Job, uploads: &[Upload], sources: &[Upload], linked: &[St
         Stage::Failed { reason: job.error_text.clone().unwrap_or_else(|| "Something went wrong.".into()) }
     };
     let files: Vec<String> = uploads.iter().map(|u| u.filename.clone()).collect();
-    let mut message = render::job_message(&job.args, &job.notes, &stage, &files, &gallery_url(job));
+    let mut message = render::job_message(&job.spec, &job.notes, &stage, &files, &gallery_url(job));
     let numbers: Vec<u8> = files.iter().filter_map(|f| actions::image_number(f)).collect();
     if job.status == JobStatus::Succeeded {
         message.components = actions::result_buttons(job.id, &numbers);

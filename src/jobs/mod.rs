@@ -29,8 +29,18 @@ pub struct WorkerSettings {
     /// This process's stable identity: see [`Config::instance_id`].
     pub instance_id: String,
     pub delivery_deadline: Duration,
-    /// Public base URL for provider callbacks, and the fallback poll interval when they are on.
-    pub callbacks: Option<(String, Duration)>,
+    /// Provider callbacks, when they are on.
+    pub callbacks: Option<Callbacks>,
+}
+
+/// Where the provider calls back about a job, and how often the job is still queried meanwhile.
+#[derive(Debug, Clone)]
+pub struct Callbacks {
+    pub public_base_url: String,
+    /// How often a job is still queried in case its callback is lost.
+    pub fallback_poll: Duration,
+    /// Signs each job's callback URL; derived from the provider key, so every process agrees.
+    pub key: crate::callbacks::Key,
 }
 
 impl WorkerSettings {
@@ -41,7 +51,11 @@ impl WorkerSettings {
             lease: config.lease,
             instance_id: config.instance_id.clone(),
             delivery_deadline: config.delivery_deadline,
-            callbacks: config.callbacks.as_ref().map(|c| (c.public_base_url.clone(), c.fallback_poll)),
+            callbacks: config.callbacks.as_ref().map(|c| Callbacks {
+                public_base_url: c.public_base_url.clone(),
+                fallback_poll: c.fallback_poll,
+                key: crate::callbacks::Key::derive(&config.shortapi_key),
+            }),
         }
     }
 }

@@ -26,7 +26,8 @@ use super::{
 use crate::{
     breaker::{BeforeCreate, Breaker},
     db::jobs::{self as store, Job, JobStatus},
-    provider::{Performance, ShortApi},
+    provider::ShortApi,
+    spec::Performance,
 };
 
 /// How often an idle worker looks for due jobs (it is also woken when a job is accepted).
@@ -300,7 +301,7 @@ impl Worker {
                         continue;
                     }
                     // Every Discord link the provider is given must work when it is sent.
-                    self.deliverer.refresh_links(&mut job.args.0).await;
+                    self.deliverer.refresh_links(&mut job.spec.pictures).await;
                     // Recorded before sending: a crash during the request leaves `submitting`,
                     // which the next owner turns into `uncertain` instead of sending again.
                     if !self.save(&job, &mut stored, false, "recording it as submitting").await {
@@ -400,11 +401,12 @@ impl Worker {
     }
 
     async fn create(&self, job: &mut Job, timing: &Timing) {
-        let callback = match (&self.settings.callbacks, &job.callback_secret) {
-            (Some((base, _)), Some(secret)) => Some(crate::callbacks::url(base, job.id, secret)),
-            _ => None,
-        };
-        let outcome = self.provider.create(&job.args, callback.as_deref()).await;
+        let callback = self
+            .settings
+            .callbacks
+            .as_ref()
+            .map(|c| crate::callbacks::url(&c.public_base_url, job.id, &c.key.secret(job.id)));
+        let outcome = self.provider.create(&job.spec, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
         self.deliverer.notices.after_create(job.guild_id, &outcome);
         match &outcome {
@@ -445,7 +447,7 @@ impl Worker {
     /// When to look at a job first after the provider accepted it.
     fn first_poll(&self, job: &Job) -> Duration {
         match &self.settings.callbacks {
-            Some((_, fallback)) => *fallback,
+            Some(callbacks) => callbacks.fallback_poll,
             None => match self.window(job) {
                 // Jobs like this one usually finish in a known window: look when it opens.
                 Some(window) => schedule::next_poll(&self.settings.poll, Some(window), Duration::ZERO),
@@ -456,7 +458,7 @@ impl Worker {
 
     /// Where jobs with this job's performance setting usually finish, once known.
     fn window(&self, job: &Job) -> Option<schedule::Window> {
-        let performance = job.args.performance.unwrap_or(Performance::Balance);
+        let performance = job.spec.performance.unwrap_or(Performance::Balance);
         self.durations.read().expect("duration model lock").window(performance.as_str())
     }
 
@@ -464,7 +466,7 @@ impl Worker {
     fn next_poll(&self, job: &Job, elapsed: Duration) -> Duration {
         match &self.settings.callbacks {
             // The callback says when the job is done; polling only covers a lost callback.
-            Some((_, fallback)) => *fallback,
+            Some(callbacks) => callbacks.fallback_poll,
             None => schedule::next_poll(&self.settings.poll, self.window(job), elapsed),
         }
     }

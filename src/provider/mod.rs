@@ -13,18 +13,21 @@ use std::time::Duration;
 use reqwest::{StatusCode, header};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 pub use download::{DownloadError, download};
 pub use status::{JobState, Phase};
 
+use crate::spec::{JobSpec, Performance};
+
 pub const MODEL: &str = "midjourney/midjourney-v7/image-to-image";
 /// The provider's "upstream unstable, try again" code.
 const CODE_UPSTREAM_UNSTABLE: i64 = 3000;
 
-/// The `args` of an image-to-image job. Optional arguments the user did not set are omitted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The `args` of an image-to-image job on the wire, made from a [`JobSpec`] when it is sent.
+/// Optional arguments the user did not set are omitted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageToImageArgs {
     pub mode: String,
     pub prompt: String,
@@ -51,45 +54,24 @@ pub struct ImageToImageArgs {
     pub omni_weight: Option<i64>,
 }
 
-impl ImageToImageArgs {
-    /// Every picture link: sources, then style references, then the omni reference.
-    pub fn picture_urls(&self) -> impl Iterator<Item = &String> {
-        self.image_urls.iter().chain(&self.style_image_urls).chain(&self.omni_image_url)
-    }
-
-    pub fn picture_urls_mut(&mut self) -> impl Iterator<Item = &mut String> {
-        self.image_urls.iter_mut().chain(&mut self.style_image_urls).chain(&mut self.omni_image_url)
-    }
-}
-
-/// The provider's `performance` argument: how long it may take over a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Performance {
-    Speed,
-    Balance,
-    Quality,
-}
-
-impl Performance {
-    pub const ALL: [Performance; 3] = [Performance::Speed, Performance::Balance, Performance::Quality];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Performance::Speed => "speed",
-            Performance::Balance => "balance",
-            Performance::Quality => "quality",
+impl From<&JobSpec> for ImageToImageArgs {
+    fn from(spec: &JobSpec) -> Self {
+        ImageToImageArgs {
+            // The only mode this bot uses: "fast" is what its prices and quotas are set for.
+            mode: "fast".into(),
+            prompt: spec.prompt.clone(),
+            negative_prompt: spec.negative_prompt.clone(),
+            aspect_ratio: spec.aspect_ratio.as_str().into(),
+            performance: spec.performance,
+            stylization: spec.stylization,
+            chaos: spec.chaos,
+            weirdness: spec.weirdness,
+            image_urls: spec.pictures.images.clone(),
+            style_image_urls: spec.pictures.style.clone(),
+            omni_image_url: spec.pictures.omni.clone(),
+            style_weight: spec.style_weight,
+            omni_weight: spec.omni_weight,
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Performance> {
-        Self::ALL.into_iter().find(|p| p.as_str() == text.trim())
-    }
-}
-
-impl std::fmt::Display for Performance {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -155,11 +137,11 @@ impl ShortApi {
     }
 
     /// `POST /api/v1/job/create`.
-    pub async fn create(&self, args: &ImageToImageArgs, callback_url: Option<&str>) -> Result<Created, ProviderError> {
+    pub async fn create(&self, spec: &JobSpec, callback_url: Option<&str>) -> Result<Created, ProviderError> {
         #[derive(Serialize)]
         struct Body<'a> {
             model: &'static str,
-            args: &'a ImageToImageArgs,
+            args: ImageToImageArgs,
             #[serde(skip_serializing_if = "Option::is_none")]
             callback_url: Option<&'a str>,
         }
@@ -167,7 +149,7 @@ impl ShortApi {
             .http
             .post(format!("{}/api/v1/job/create", self.base_url))
             .bearer_auth(self.key.expose_secret())
-            .json(&Body { model: MODEL, args, callback_url });
+            .json(&Body { model: MODEL, args: ImageToImageArgs::from(spec), callback_url });
         let data = self.call(request, true).await?;
         let job_id = match data.get("job_id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),

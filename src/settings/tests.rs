@@ -1,4 +1,5 @@
 use super::*;
+use crate::spec::AspectRatio;
 
 fn blocked(words: &[&str]) -> BlockedWords {
     BlockedWords::new(words.iter().map(|w| blocked_form(w).unwrap()).collect())

@@ -35,4 +35,5 @@ mod settings;
 mod standins;
 mod startup;
 mod store;
+mod stored_specs;
 mod variations;

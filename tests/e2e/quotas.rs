@@ -9,8 +9,8 @@ use imagine_bot::{
         jobs::NewJob,
         quotas::{self, Reservation},
     },
-    provider::ImageToImageArgs,
     quota::{LimitKind, Limits, Policy},
+    spec::{AspectRatio, JobSpec, Pictures},
 };
 use serde_json::Value;
 use sqlx::PgPool;
@@ -35,23 +35,19 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
         token_expires_at: Utc::now() + Duration::minutes(15),
         attachment_size_limit: 10 << 20,
         prompt_raw: "a cat".into(),
-        args: ImageToImageArgs {
-            mode: "fast".into(),
+        spec: JobSpec {
             prompt: "a cat".into(),
             negative_prompt: None,
-            aspect_ratio: "1:1".into(),
+            aspect_ratio: AspectRatio::SQUARE,
             performance: None,
             stylization: None,
             chaos: None,
             weirdness: None,
-            image_urls: vec!["https://cdn.example/a.png".into()],
-            style_image_urls: vec![],
-            omni_image_url: None,
             style_weight: None,
             omni_weight: None,
+            pictures: Pictures { images: vec!["https://cdn.example/a.png".into()], ..Pictures::default() },
         },
         notes: vec![],
-        callback_secret: "secret".into(),
         origin: None,
     }
 }

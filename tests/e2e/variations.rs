@@ -217,6 +217,36 @@ async fn a_press_over_quota_is_refused_privately_naming_the_limit() {
     bot.stop().await;
 }
 
+/// The count of `imagine_quota_refusals_total{limit="<limit>"}` on the bot's `/metrics` (the
+/// recorder is process-wide, so another test may add to it, never take from it).
+async fn quota_refusals(metrics_base: &str, limit: &str) -> f64 {
+    let text = reqwest::get(format!("{metrics_base}/metrics")).await.unwrap().text().await.unwrap();
+    let series = format!("imagine_quota_refusals_total{{limit=\"{limit}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(series.as_str())).map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_refused_by_a_quota_is_counted_like_a_command() {
+    let addr = crate::support::free_address();
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("HEALTH_ADDR".into(), addr.clone());
+        vars.insert("DEFAULT_PER_USER_DAILY_LIMIT".into(), "1".into());
+    })
+    .await;
+    let base = format!("http://{addr}");
+    let (_, done) = result(&bot, "a counted kite").await;
+    let before = quota_refusals(&base, "per_user_daily").await;
+    for label in ["V1", "Reroll"] {
+        let press = InteractionBuilder::button_press(&done, &custom_id(&done, label));
+        bot.send(&press).await;
+        let text = bot.callback(&press).await["data"]["content"].as_str().unwrap().to_owned();
+        assert!(text.contains("your daily quota of 1 image job"), "{label}: {text}");
+    }
+    let after = quota_refusals(&base, "per_user_daily").await;
+    assert!(after >= before + 2.0, "two refused presses counted: {before} -> {after}");
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presses_work_after_a_restart_when_every_earlier_link_has_expired() {
     let mut bot = TestBot::start().await;

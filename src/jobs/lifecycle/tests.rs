@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::*;
-use crate::provider::ImageToImageArgs;
+use crate::spec::{AspectRatio, JobSpec, Pictures};
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -37,20 +37,17 @@ fn job(status: JobStatus) -> Job {
         interaction_token: Some("token".into()),
         token_expires_at: created + chrono::Duration::minutes(15),
         attachment_size_limit: 10 << 20,
-        args: Json(ImageToImageArgs {
-            mode: "fast".into(),
+        spec: Json(JobSpec {
             prompt: "a cat".into(),
             negative_prompt: None,
-            aspect_ratio: "1:1".into(),
+            aspect_ratio: AspectRatio::SQUARE,
             performance: None,
             stylization: None,
             chaos: None,
             weirdness: None,
-            image_urls: vec!["https://cdn/a.png".into()],
-            style_image_urls: vec![],
-            omni_image_url: None,
             style_weight: None,
             omni_weight: None,
+            pictures: Pictures { images: vec!["https://cdn/a.png".into()], ..Pictures::default() },
         }),
         notes: vec![],
         status,
@@ -78,7 +75,6 @@ fn job(status: JobStatus) -> Job {
         running_at: None,
         finished_at: None,
         delivered_at: None,
-        callback_secret: None,
         lease_token: Uuid::nil(),
     }
 }
