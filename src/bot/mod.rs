@@ -35,6 +35,7 @@ mod actions;
 mod history;
 mod imagine;
 mod on_error;
+mod prefs;
 mod quota;
 mod settings;
 mod upscale;
@@ -94,7 +95,7 @@ pub use crate::error::{INTERNAL_ERROR, UNAVAILABLE};
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
-    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage(), settings::settings()]
+    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage(), settings::settings(), prefs::prefs()]
 }
 
 /// What registering the commands with Discord needs.
