@@ -41,6 +41,20 @@ fn assert_contains(text: &str, expected: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preferences_follow_the_member_into_every_server_and_are_audited() {
     let bot = TestBot::start().await;
+    let registered = bot.discord.registered_commands().unwrap();
+    let command = registered.as_array().unwrap().iter().find(|c| c["name"] == "prefs").expect("registered");
+    assert!(command["default_member_permissions"].is_null(), "every member may use it: {command:#}");
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&command["options"]), ["show", "defaults", "suffix", "option", "remix"]);
+    let sub = |name: &str| command["options"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap().clone();
+    assert_eq!(
+        names(&sub("defaults")["options"]),
+        ["aspect_ratio", "performance", "stylization", "chaos", "weirdness", "negative_prompt", "reset"]
+    );
+    assert_eq!(names(&sub("option")["options"]), ["name", "value"]);
+    assert_eq!(sub("suffix")["options"][0]["max_length"], 200);
 
     let fresh = private_answer(&bot, &prefs("show")).await;
     assert_contains(
