@@ -17,8 +17,8 @@ use crate::{
 
 /// Discord's limit on a message's content.
 const MAX_CONTENT: usize = 2000;
-/// How much of an option's value `/prefs show` lists.
-const SHOWN_VALUE_CHARS: usize = 80;
+/// How much of each value `/prefs show` lists, so that a full list of options usually fits one message.
+const SHOWN_VALUE_CHARS: usize = 60;
 
 /// Your own preferences for /imagine, the same in every server
 #[poise::command(
