@@ -18,6 +18,7 @@ pub mod listener;
 pub mod localpg;
 pub mod notices;
 pub mod pace;
+pub mod prefs;
 pub mod provider;
 pub mod quota;
 pub mod render;

@@ -37,6 +37,7 @@ mod history;
 mod imagine;
 mod interaction;
 mod on_error;
+mod prefs;
 mod press;
 mod quota;
 mod report;
@@ -95,7 +96,7 @@ pub use crate::error::{INTERNAL_ERROR, UNAVAILABLE};
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
-    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage(), settings::settings()]
+    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage(), settings::settings(), prefs::prefs()]
 }
 
 /// What registering the commands with Discord needs.

@@ -4,6 +4,7 @@
 pub mod jobs;
 pub mod log_notices;
 pub mod members;
+pub mod prefs;
 pub mod quotas;
 pub mod role_limits;
 pub mod settings;

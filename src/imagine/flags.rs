@@ -77,6 +77,14 @@ const UNSUPPORTED_WITH_VALUE: &[(&str, &str)] = &[
     ("motion", "this bot makes images, not video"),
 ];
 
+/// Whether `name` (lower case, without `--`) is a flag this parser reads, supported or not.
+pub fn is_known(name: &str) -> bool {
+    ["ar", "aspect", "no"].contains(&name)
+        || INT_FLAGS.iter().any(|f| f.aliases.contains(&name))
+        || UNSUPPORTED_SWITCHES.contains(&name)
+        || UNSUPPORTED_WITH_VALUE.iter().any(|(n, _)| *n == name)
+}
+
 /// Replaces an em or en dash that starts a flag (`—ar`, typed by an autocorrecting keyboard)
 /// with `--`.
 fn normalise_dashes(raw: &str) -> String {

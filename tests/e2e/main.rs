@@ -22,6 +22,7 @@ mod members;
 mod notify;
 mod operations;
 mod operator;
+mod prefs;
 mod press_limits;
 mod press_origin;
 mod private_pg;
