@@ -70,8 +70,9 @@ pub enum UserError {
     #[error("An admin of this server has paused your image jobs here.")]
     MemberBlocked,
     /// A prompt or negative prompt with a word the server blocked (`/settings blocked_words`).
-    #[error("Your {place} contains `{word}`, which this server does not allow. Remove it and try again.")]
-    BlockedWord { word: String, place: &'static str },
+    /// `place` names where it is: "your prompt", "your suffix", "your option `--cine`".
+    #[error("{} contains `{word}`, which this server does not allow. Remove it and try again.", capitalised(place))]
+    BlockedWord { word: String, place: String },
     #[error("You need the Manage Server permission to use this command.")]
     NotAdmin,
     #[error("Only members with the Manage Server permission can see other members' jobs.")]
@@ -131,6 +132,12 @@ fn mention_list(kind: &str, ids: &[u64]) -> String {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => mentions.concat(),
     }
+}
+
+/// `text` with its first letter in upper case, to start a sentence.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]

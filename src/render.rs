@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 
 use serenity::all::{CreateActionRow, CreateEmbed, CreateEmbedFooter};
 
-use crate::spec::{JobSpec, Performance};
+use crate::spec::{JobSpec, Performance, Source};
 
 /// Discord's limit for an embed field value.
 const FIELD_MAX: usize = 1024;
@@ -122,15 +122,27 @@ fn describe_prompt(spec: &JobSpec) -> String {
     truncate(&text, 4000)
 }
 
-/// The effective settings, defaults included, as one line.
+/// The effective settings, defaults included, as one line; a value taken from the member's own
+/// defaults says "(yours)", one from the server's "(server)".
 pub fn settings_line(spec: &JobSpec) -> String {
+    let from = |source: Source| match source {
+        Source::Yours => " (yours)",
+        Source::ServerDefault => " (server)",
+        _ => "",
+    };
+    let sources = &spec.sources;
     format!(
-        "Aspect {} · {} · stylize {} · chaos {} · weird {}",
+        "Aspect {}{} · {}{} · stylize {}{} · chaos {}{} · weird {}{}",
         spec.aspect_ratio,
+        from(sources.aspect_ratio),
         spec.performance.unwrap_or(Performance::Balance),
+        from(sources.performance),
         spec.stylization.unwrap_or(100),
+        from(sources.stylization),
         spec.chaos.unwrap_or(0),
+        from(sources.chaos),
         spec.weirdness.unwrap_or(0),
+        from(sources.weirdness),
     )
 }
 

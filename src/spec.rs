@@ -119,6 +119,10 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub omni_weight: Option<i64>,
     pub pictures: Pictures,
+    /// Which values came from the member's or the server's defaults, for the settings line; not
+    /// sent to the provider. Empty for jobs made by a press (their values are the original's).
+    #[serde(default, skip_serializing_if = "Sources::is_empty")]
+    pub sources: Sources,
 }
 
 /// A job's pictures, as links: its sources, style references and omni reference.
@@ -139,6 +143,75 @@ impl Pictures {
 
     pub fn urls_mut(&mut self) -> impl Iterator<Item = &mut String> {
         self.images.iter_mut().chain(&mut self.style).chain(&mut self.omni)
+    }
+}
+
+/// Where an effective value of a job came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// An option of the command.
+    SlashOption,
+    /// A flag typed in the prompt (`--ar 16:9`).
+    TypedFlag,
+    /// The member's own default (`/prefs defaults`), the same in every server.
+    Yours,
+    /// The server's default (`/settings defaults`).
+    ServerDefault,
+    /// Nobody chose: the provider's own default.
+    #[default]
+    BuiltIn,
+}
+
+/// Where each value with a default came from, for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Sources {
+    pub aspect_ratio: Source,
+    pub performance: Source,
+    pub stylization: Source,
+    pub chaos: Source,
+    pub weirdness: Source,
+    pub negative_prompt: Source,
+}
+
+impl Sources {
+    /// Each value `imagine::defaults::effective` took from the defaults, named by the layer it came from
+    /// (`from`, see `imagine::defaults::Layered`): the member's own default or the server's.
+    pub fn attributed(self, from: &Sources) -> Sources {
+        let pick = |source: Source, layer: Source| if source == Source::ServerDefault { layer } else { source };
+        Sources {
+            aspect_ratio: pick(self.aspect_ratio, from.aspect_ratio),
+            performance: pick(self.performance, from.performance),
+            stylization: pick(self.stylization, from.stylization),
+            chaos: pick(self.chaos, from.chaos),
+            weirdness: pick(self.weirdness, from.weirdness),
+            negative_prompt: pick(self.negative_prompt, from.negative_prompt),
+        }
+    }
+
+    /// Only what came from a default (the member's or the server's): what a settings line names.
+    pub fn defaults_only(self) -> Sources {
+        let keep = |source: Source| match source {
+            Source::Yours | Source::ServerDefault => source,
+            _ => Source::BuiltIn,
+        };
+        Sources {
+            aspect_ratio: keep(self.aspect_ratio),
+            performance: keep(self.performance),
+            stylization: keep(self.stylization),
+            chaos: keep(self.chaos),
+            weirdness: keep(self.weirdness),
+            negative_prompt: keep(self.negative_prompt),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Sources::default()
+    }
+
+    pub(crate) fn each(&self) -> [Source; 6] {
+        [self.aspect_ratio, self.performance, self.stylization, self.chaos, self.weirdness, self.negative_prompt]
     }
 }
 
@@ -172,6 +245,8 @@ struct Stored {
     style_image_urls: Vec<String>,
     #[serde(default)]
     omni_image_url: Option<String>,
+    #[serde(default)]
+    sources: Sources,
 }
 
 impl From<Stored> for JobSpec {
@@ -192,6 +267,7 @@ impl From<Stored> for JobSpec {
             style_weight: stored.style_weight,
             omni_weight: stored.omni_weight,
             pictures,
+            sources: stored.sources,
         }
     }
 }
@@ -238,6 +314,7 @@ mod tests {
                 style: vec!["https://cdn/s.png".into()],
                 omni: None,
             },
+            sources: Sources { aspect_ratio: Source::Yours, chaos: Source::ServerDefault, ..Sources::default() },
         };
         let stored = serde_json::to_value(&spec).unwrap();
         assert_eq!(stored["pictures"]["images"], json!(["https://cdn/a.png"]));

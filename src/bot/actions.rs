@@ -36,6 +36,10 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
         let variation = match button.action {
             Action::Upscale(number) => return super::upscale::press(ctx, data, press, &asked, button, number).await,
             Action::Remix => return open_remix(ctx, data, &asked, button).await,
+            // Remix mode (`/prefs remix`): the member edits the prompt before the job is made.
+            Action::Vary(_) | Action::Reroll if in_remix_mode(data, &asked).await? => {
+                return open_remix(ctx, data, &asked, button).await;
+            }
             Action::Vary(number) => Variation::Vary(number),
             Action::Reroll => Variation::Reroll,
         };
@@ -59,12 +63,14 @@ pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::M
         .unwrap_or_default();
     let outcome = async {
         let button = press::decode(&asked, &submit.data.custom_id)?;
-        // The modal is only ever opened with a Remix button's id; any other is not ours.
-        if button.action != Action::Remix {
-            return Err(UserError::UnknownButton.into());
-        }
-        create::create(ctx, data, &asked, Origin::Press { parent: button.job, action: Variation::Remix { prompt } })
-            .await
+        // The modal carries the id of the button that opened it: Remix, or V and Reroll in remix
+        // mode. A V stays a V (on its image) under the edited prompt.
+        let action = match button.action {
+            Action::Remix | Action::Reroll => Variation::Remix { prompt },
+            Action::Vary(number) => Variation::VaryRemixed { number, prompt },
+            Action::Upscale(_) => return Err(UserError::UnknownButton.into()),
+        };
+        create::create(ctx, data, &asked, Origin::Press { parent: button.job, action }).await
     };
     answered(ctx, &asked, outcome).instrument(span("remix", &submit.data.custom_id, &asked)).await
 }
@@ -94,7 +100,15 @@ async fn answered(ctx: &serenity::Context, asked: &Interaction<'_>, outcome: imp
     }
 }
 
-/// Answers a Remix press with a modal holding the prompt as it was sent, ready to edit.
+/// Whether the member pressing turned remix mode on (`/prefs remix`).
+async fn in_remix_mode(data: &Data, asked: &Interaction<'_>) -> Result<bool, Error> {
+    let prefs =
+        db::prefs::load(&data.pool, asked.user_id.get() as i64).await.context("reading the member's preferences")?;
+    Ok(prefs.remix)
+}
+
+/// Answers a Remix press (or, in remix mode, a V or Reroll press) with a modal holding the prompt
+/// as it was sent, ready to edit; the modal carries the pressed button's id.
 async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_>, button: Press) -> Result<(), Error> {
     let mut conn = data.pool.acquire().await.context("reading the pressed job")?;
     let (job, _) = press::check(&mut conn, asked, button).await?;
@@ -108,7 +122,7 @@ async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_
     }
     drop(conn);
     // Refused here rather than after the member typed a new prompt.
-    press::pictures(asked.message.ok_or(UserError::UnknownButton)?, &job, Action::Remix)?;
+    press::pictures(asked.message.ok_or(UserError::UnknownButton)?, &job, button.action)?;
     let prefill: String = job.prompt_sent.chars().take(MAX_PROMPT_CHARS).collect();
     let input = serenity::CreateInputText::new(
         serenity::InputTextStyle::Paragraph,
@@ -119,7 +133,11 @@ async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_
     .min_length(1)
     .max_length(MAX_PROMPT_CHARS as u16)
     .required(true);
-    let modal = serenity::CreateModal::new(actions::custom_id(button.job, Action::Remix), "Remix")
+    let title = match button.action {
+        Action::Vary(number) => format!("Remix · vary image {number}"),
+        _ => "Remix".to_owned(),
+    };
+    let modal = serenity::CreateModal::new(actions::custom_id(button.job, button.action), title)
         .components(vec![serenity::CreateActionRow::InputText(input)]);
     match asked.respond(ctx, serenity::CreateInteractionResponse::Modal(modal)).await {
         Ok(()) => {

@@ -20,10 +20,14 @@ use crate::{
         quotas::Reservation,
     },
     error::UserError,
-    imagine::{self, ImagineRequest, defaults::Source},
+    imagine::{
+        self, ImagineRequest,
+        defaults::{Layered, Source},
+    },
+    prefs::{self, Prefs},
     render::{self, Stage},
     settings::GuildSettings,
-    spec::JobSpec,
+    spec::{JobSpec, Sources},
 };
 
 /// Interaction tokens live 15 minutes from the interaction's creation.
@@ -46,6 +50,8 @@ pub(super) enum Variation {
     Reroll,
     /// The original sources and settings under the prompt typed into the Remix modal.
     Remix { prompt: String },
+    /// `V<n>` in remix mode: result image n under the prompt typed into the Remix modal.
+    VaryRemixed { number: u8, prompt: String },
 }
 
 impl Variation {
@@ -54,6 +60,7 @@ impl Variation {
             Variation::Vary(number) => Action::Vary(*number),
             Variation::Reroll => Action::Reroll,
             Variation::Remix { .. } => Action::Remix,
+            Variation::VaryRemixed { number, .. } => Action::Vary(*number),
         }
     }
 }
@@ -111,18 +118,22 @@ async fn from_command(
     tx: &mut sqlx::PgConnection,
     data: &Data,
     asked: &Interaction<'_>,
-    request: ImagineRequest,
+    mut request: ImagineRequest,
 ) -> Result<Draft, Error> {
     let guild_id = asked.guild_id.context("guild_only command without a guild")?;
-    let settings =
-        db::settings::load(&mut *tx, guild_id.get() as i64).await.context("reading the server's settings")?;
+    let (settings, prefs) =
+        db::settings::load_with_prefs(&mut *tx, guild_id.get() as i64, Some(asked.user_id.get() as i64))
+            .await
+            .context("reading the server's settings and the member's preferences")?;
     if !settings.allows_channel(asked.channel_id.get(), asked.thread_parent()) {
         return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
     }
     asked.check_job_roles(&settings)?;
     let (typed_prompt, typed_negative) = (Some(request.prompt.clone()), request.negative_prompt.clone());
+    request.prompt = with_preferences(&request.prompt, &prefs, &settings)?;
+    let defaults = Layered::new(&prefs.defaults, &settings.defaults);
     let prepared =
-        imagine::prepare(request, data.max_input_image_bytes, &settings.defaults).map_err(UserError::Input)?;
+        imagine::prepare_layered(request, data.max_input_image_bytes, &defaults).map_err(UserError::Input)?;
     Ok(Draft {
         settings,
         prompt_raw: prepared.prompt_raw,
@@ -133,6 +144,22 @@ async fn from_command(
         negative_from_server: prepared.sources.negative_prompt == Source::ServerDefault,
         parent: None,
     })
+}
+
+/// The prompt with the member's options expanded and suffix added (see [`prefs::expand`]), or as
+/// typed when they have neither. A word the server blocked in what the preferences added is
+/// refused naming where it came from ("your suffix"); the rest is checked with what was typed.
+fn with_preferences(typed: &str, prefs: &Prefs, settings: &GuildSettings) -> Result<String, UserError> {
+    let expanded = prefs::expand(typed, prefs);
+    if expanded.pieces.iter().all(|piece| piece.origin == prefs::Origin::Typed) {
+        return Ok(typed.to_owned());
+    }
+    if let Some((word, origin)) = expanded.blocked_word_source(&settings.blocked_words)
+        && origin != prefs::Origin::Typed
+    {
+        return Err(UserError::BlockedWord { word, place: origin.describe() });
+    }
+    Ok(expanded.text)
 }
 
 /// A press on a result: the pressed job's prompt, settings and pictures, varied as asked.
@@ -148,7 +175,7 @@ async fn from_press(
     let pictures = press::pictures(message, &job, action)?;
     let mut notes = vec![origin_note(&variation, asked, message)];
     let (prompt_raw, spec, typed_prompt) = match variation {
-        Variation::Remix { prompt } => {
+        Variation::Remix { prompt } | Variation::VaryRemixed { prompt, .. } => {
             if prompt.trim().is_empty() {
                 return Err(UserError::Input("Type a prompt for the remix; it cannot be empty.".into()).into());
             }
@@ -157,7 +184,8 @@ async fn from_press(
             (prompt.clone(), prepared.spec, Some(prompt))
         }
         Variation::Vary(_) | Variation::Reroll => {
-            let spec = JobSpec { pictures, ..job.spec.0 };
+            // The original's values, wherever they came from: no source is shown for them.
+            let spec = JobSpec { pictures, sources: Sources::default(), ..job.spec.0 };
             (job.prompt_sent, spec, None)
         }
     };
@@ -191,7 +219,7 @@ impl Draft {
         .into_iter()
         .find_map(|(place, text)| {
             let word = self.settings.blocked_words.find_in(text?)?;
-            Some(UserError::BlockedWord { word: word.to_owned(), place })
+            Some(UserError::BlockedWord { word: word.to_owned(), place: format!("your {place}") })
         })
     }
 }
@@ -222,6 +250,7 @@ fn origin_note(variation: &Variation, asked: &Interaction<'_>, message: &serenit
         Variation::Vary(n) => format!("Variation of image {n}"),
         Variation::Reroll => "Reroll".to_owned(),
         Variation::Remix { .. } => "Remix".to_owned(),
+        Variation::VaryRemixed { number, .. } => format!("Remixed variation of image {number}"),
     };
     let guild = asked.guild_id.map_or(0, |g| g.get());
     format!(

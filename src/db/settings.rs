@@ -1,9 +1,14 @@
 //! A server's settings (`guild_settings`, `guild_allowed_channels`, `guild_job_roles`,
 //! `guild_blocked_words`) and the audit of every change to them (`settings_changes`).
 
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use std::collections::BTreeMap;
+
+use sqlx::{PgConnection, PgExecutor, PgPool, types::Json};
+
+use super::prefs::PrefsColumns;
 
 use crate::{
+    prefs::Prefs,
     settings::{
         self, BlockedWords, DefaultsUpdate, GuildDefaults, GuildSettings, LogSettings, Setting, SettingChange,
         WordsEdit,
@@ -11,9 +16,19 @@ use crate::{
     spec::{AspectRatio, Performance},
 };
 
-/// Everything `/imagine` needs to know about the guild, in one statement (it runs inside the
-/// reservation's transaction, so it adds no transaction of its own).
+/// Everything `/imagine` needs to know about the guild (see [`load_with_prefs`]).
 pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSettings, sqlx::Error> {
+    Ok(load_with_prefs(db, guild_id, None).await?.0)
+}
+
+/// Everything `/imagine` needs to know about the guild and, with `user_id`, the member's own
+/// preferences, in one statement (it runs inside the reservation's transaction, so it adds no
+/// transaction of its own, and nothing is cached).
+pub async fn load_with_prefs(
+    db: impl PgExecutor<'_>,
+    guild_id: i64,
+    user_id: Option<i64>,
+) -> Result<(GuildSettings, Prefs), sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT s.aspect_ratio AS "aspect_ratio?", s.performance AS "performance?",
                   s.stylization AS "stylization?", s.chaos AS "chaos?", s.weirdness AS "weirdness?",
@@ -21,13 +36,32 @@ pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSetting
                   ARRAY(SELECT channel_id FROM guild_allowed_channels WHERE guild_id = $1 ORDER BY channel_id)
                     AS "allowed_channels!",
                   ARRAY(SELECT role_id FROM guild_job_roles WHERE guild_id = $1 ORDER BY role_id) AS "job_roles!",
-                  ARRAY(SELECT word FROM guild_blocked_words WHERE guild_id = $1 ORDER BY word) AS "blocked_words!"
-           FROM (VALUES (1)) AS one LEFT JOIN guild_settings s ON s.guild_id = $1"#,
+                  ARRAY(SELECT word FROM guild_blocked_words WHERE guild_id = $1 ORDER BY word) AS "blocked_words!",
+                  p.aspect_ratio AS "p_aspect_ratio?", p.performance AS "p_performance?",
+                  p.stylization AS "p_stylization?", p.chaos AS "p_chaos?", p.weirdness AS "p_weirdness?",
+                  p.negative_prompt AS "p_negative_prompt?", p.suffix AS "p_suffix?",
+                  p.options AS "p_options?: Json<BTreeMap<String, String>>", p.remix AS "p_remix?"
+           FROM (VALUES (1)) AS one
+             LEFT JOIN guild_settings s ON s.guild_id = $1
+             LEFT JOIN user_prefs p ON p.user_id = $2"#,
         guild_id,
+        user_id,
     )
     .fetch_one(db)
     .await?;
-    Ok(GuildSettings {
+    let prefs = PrefsColumns {
+        aspect_ratio: row.p_aspect_ratio,
+        performance: row.p_performance,
+        stylization: row.p_stylization,
+        chaos: row.p_chaos,
+        weirdness: row.p_weirdness,
+        negative_prompt: row.p_negative_prompt,
+        suffix: row.p_suffix,
+        options: row.p_options,
+        remix: row.p_remix,
+    }
+    .into_prefs();
+    let settings = GuildSettings {
         defaults: defaults_from_row(
             row.aspect_ratio,
             row.performance,
@@ -37,7 +71,8 @@ pub async fn load(db: impl PgExecutor<'_>, guild_id: i64) -> Result<GuildSetting
         allowed_channels: row.allowed_channels.into_iter().map(|c| c as u64).collect(),
         job_roles: row.job_roles.into_iter().map(|r| r as u64).collect(),
         blocked_words: BlockedWords::new(row.blocked_words),
-    })
+    };
+    Ok((settings, prefs))
 }
 
 /// The guild's log channel and whether long jobs ping their owner.

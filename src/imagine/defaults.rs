@@ -5,6 +5,7 @@
 //! because the defaults are named by it in their notes as in the audit of changes.
 
 use crate::spec::{AspectRatio, Performance};
+pub use crate::spec::{Source, Sources};
 
 /// A server's defaults for `/imagine`; `None` where its admins set none and the bot's own default
 /// applies. The negative prompt is kept as the provider will receive it (already cleaned).
@@ -83,33 +84,51 @@ impl GuildDefaults {
 // Defaults under the member's choices
 // ---------------------------------------------------------------------------------------------
 
-/// Where an effective value of a job came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Source {
-    /// An option of the command.
-    SlashOption,
-    /// A flag typed in the prompt (`--ar 16:9`).
-    TypedFlag,
-    /// The server's default (`/settings defaults`).
-    ServerDefault,
-    /// Nobody chose: the provider's own default.
-    #[default]
-    BuiltIn,
+/// The defaults a job falls back on: the member's own (`/prefs defaults`, the same in every
+/// server) over the server's (`/settings defaults`), each value with the layer it came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layered {
+    pub values: GuildDefaults,
+    /// [`Source::Yours`] or [`Source::ServerDefault`] for each value set, else [`Source::BuiltIn`].
+    pub from: Sources,
 }
 
-/// Where each value with a server default came from, for a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Sources {
-    pub aspect_ratio: Source,
-    pub performance: Source,
-    pub stylization: Source,
-    pub chaos: Source,
-    pub weirdness: Source,
-    pub negative_prompt: Source,
+impl Layered {
+    pub fn new(mine: &GuildDefaults, server: &GuildDefaults) -> Layered {
+        fn pick<T: Clone>(mine: &Option<T>, server: &Option<T>) -> (Option<T>, Source) {
+            match (mine, server) {
+                (Some(v), _) => (Some(v.clone()), Source::Yours),
+                (None, Some(v)) => (Some(v.clone()), Source::ServerDefault),
+                (None, None) => (None, Source::BuiltIn),
+            }
+        }
+        let (aspect_ratio, aspect_ratio_from) = pick(&mine.aspect_ratio, &server.aspect_ratio);
+        let (performance, performance_from) = pick(&mine.performance, &server.performance);
+        let (stylization, stylization_from) = pick(&mine.stylization, &server.stylization);
+        let (chaos, chaos_from) = pick(&mine.chaos, &server.chaos);
+        let (weirdness, weirdness_from) = pick(&mine.weirdness, &server.weirdness);
+        let (negative_prompt, negative_from) = pick(&mine.negative_prompt, &server.negative_prompt);
+        Layered {
+            values: GuildDefaults { aspect_ratio, performance, stylization, chaos, weirdness, negative_prompt },
+            from: Sources {
+                aspect_ratio: aspect_ratio_from,
+                performance: performance_from,
+                stylization: stylization_from,
+                chaos: chaos_from,
+                weirdness: weirdness_from,
+                negative_prompt: negative_from,
+            },
+        }
+    }
+
+    /// The server's defaults alone (a member without preferences).
+    pub fn server(server: &GuildDefaults) -> Layered {
+        Layered::new(&GuildDefaults::default(), server)
+    }
 }
 
-/// The member's value (the option, else the typed flag), else the server's default, and where it
-/// came from. The member always wins.
+/// The member's value (the option, else the typed flag), else the default, and where it came
+/// from. The member always wins.
 pub fn effective<T>(option: Option<T>, flag: Option<T>, server: Option<T>) -> (Option<T>, Source) {
     match (option, flag, server) {
         (Some(v), _, _) => (Some(v), Source::SlashOption),
@@ -119,30 +138,39 @@ pub fn effective<T>(option: Option<T>, flag: Option<T>, server: Option<T>) -> (O
     }
 }
 
-/// A note for the reply naming the server defaults a job uses, if any.
+/// A note for the reply naming the defaults a job uses, if any: the member's own, then the
+/// server's.
 pub fn defaults_note(defaults: &GuildDefaults, sources: &Sources) -> Option<String> {
-    let from_server = [
-        sources.aspect_ratio,
-        sources.performance,
-        sources.stylization,
-        sources.chaos,
-        sources.weirdness,
-        sources.negative_prompt,
-    ]
-    .map(|s| s == Source::ServerDefault);
-    let used: Vec<String> = defaults
-        .entries()
-        .into_iter()
-        .zip(from_server)
-        .filter_map(|((setting, value), used)| match (used, value) {
-            (true, Some(_)) if setting == Setting::NegativePrompt => Some("negative prompt (under Avoid)".to_owned()),
-            (true, Some(value)) => Some(format!("{} {value}", setting.label())),
-            _ => None,
-        })
-        .collect();
-    if used.is_empty() {
+    let named = |layer: Source| -> Vec<String> {
+        defaults
+            .entries()
+            .into_iter()
+            .zip(sources.each())
+            .filter_map(|((setting, value), from)| match (from == layer, value) {
+                (true, Some(_)) if setting == Setting::NegativePrompt => {
+                    Some("negative prompt (under Avoid)".to_owned())
+                }
+                (true, Some(value)) => Some(format!("{} {value}", setting.label())),
+                _ => None,
+            })
+            .collect()
+    };
+    let (yours, server) = (named(Source::Yours), named(Source::ServerDefault));
+    let count = yours.len() + server.len();
+    if count == 0 {
         return None;
     }
-    let (noun, these) = if used.len() == 1 { ("default", "it") } else { ("defaults", "them") };
-    Some(format!("Server {noun}: {}. Give the option or the flag to change {these}.", used.join(", ")))
+    let mut parts = Vec::new();
+    if !yours.is_empty() {
+        parts.push(format!("Your {}: {}.", if yours.len() == 1 { "default" } else { "defaults" }, yours.join(", ")));
+    }
+    if !server.is_empty() {
+        parts.push(format!(
+            "Server {}: {}.",
+            if server.len() == 1 { "default" } else { "defaults" },
+            server.join(", ")
+        ));
+    }
+    let these = if count == 1 { "it" } else { "them" };
+    Some(format!("{} Give the option or the flag to change {these}.", parts.join(" ")))
 }

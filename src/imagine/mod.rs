@@ -6,7 +6,7 @@ pub mod defaults;
 pub mod flags;
 
 use crate::spec::{AspectRatio, JobSpec, Performance, Pictures};
-use defaults::{GuildDefaults, Source};
+use defaults::{GuildDefaults, Layered, Source};
 
 /// Longest prompt accepted, in characters (also registered as the option's `max_length`).
 pub const MAX_PROMPT_CHARS: usize = 1500;
@@ -60,9 +60,17 @@ pub struct PreparedJob {
 /// flag) from the server's `defaults`. An `Err` is a sentence for the user that says what to
 /// change.
 pub fn prepare(req: ImagineRequest, max_image_bytes: u64, defaults: &GuildDefaults) -> Result<PreparedJob, String> {
+    prepare_layered(req, max_image_bytes, &Layered::server(defaults))
+}
+
+/// [`prepare`] for a member with defaults of their own: what they left out comes from their
+/// defaults, then the server's; [`PreparedJob::sources`] and the job's settings line say which.
+pub fn prepare_layered(req: ImagineRequest, max_image_bytes: u64, defaults: &Layered) -> Result<PreparedJob, String> {
     let pictures = attached_pictures(&req, max_image_bytes)?;
-    let mut prepared = translate(req, pictures, defaults)?;
-    prepared.notes.extend(defaults::defaults_note(defaults, &prepared.sources));
+    let mut prepared = translate(req, pictures, &defaults.values)?;
+    prepared.sources = prepared.sources.attributed(&defaults.from);
+    prepared.spec.sources = prepared.sources.defaults_only();
+    prepared.notes.extend(defaults::defaults_note(&defaults.values, &prepared.sources));
     Ok(prepared)
 }
 
@@ -167,6 +175,7 @@ fn translate(req: ImagineRequest, pictures: Pictures, defaults: &GuildDefaults) 
             style_weight,
             omni_weight,
             pictures,
+            sources: defaults::Sources::default(),
         },
         notes,
         sources,

@@ -23,6 +23,7 @@ mod notify;
 mod operations;
 mod operator;
 mod prefs;
+mod prefs_jobs;
 mod press_limits;
 mod press_origin;
 mod private_pg;

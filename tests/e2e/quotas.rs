@@ -46,6 +46,7 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
             style_weight: None,
             omni_weight: None,
             pictures: Pictures { images: vec!["https://cdn.example/a.png".into()], ..Pictures::default() },
+            sources: Default::default(),
         },
         notes: vec![],
         origin: None,

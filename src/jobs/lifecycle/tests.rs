@@ -48,6 +48,7 @@ fn job(status: JobStatus) -> Job {
             style_weight: None,
             omni_weight: None,
             pictures: Pictures { images: vec!["https://cdn/a.png".into()], ..Pictures::default() },
+            sources: Default::default(),
         }),
         notes: vec![],
         status,
