@@ -34,6 +34,7 @@ macro_rules! string_choice_argument {
 mod actions;
 mod history;
 mod imagine;
+mod me;
 mod on_error;
 mod quota;
 mod settings;
@@ -94,7 +95,7 @@ pub use crate::error::{INTERNAL_ERROR, UNAVAILABLE};
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
-    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage(), settings::settings()]
+    vec![imagine::imagine(), history::history(), me::me(), quota::quota(), quota::usage(), settings::settings()]
 }
 
 /// What registering the commands with Discord needs.

@@ -18,7 +18,7 @@ use crate::{
     quota::{self, LimitKind, Limits},
 };
 
-mod member;
+pub(super) mod member;
 
 use member::member;
 
@@ -59,7 +59,7 @@ pub async fn quota(_: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-fn describe(limit: Option<i32>) -> String {
+pub(super) fn describe(limit: Option<i32>) -> String {
     match limit {
         None => "unlimited".into(),
         Some(0) => "0 (no jobs allowed)".into(),
@@ -69,7 +69,7 @@ fn describe(limit: Option<i32>) -> String {
 
 /// What the spend figure is made of, when part of it is still an estimate: " (incl. $0.08
 /// expected for 2 jobs not yet priced)"; nothing when every amount was reported.
-fn spend_detail(spent: &quotas::Spend) -> String {
+pub(super) fn spend_detail(spent: &quotas::Spend) -> String {
     match spent.unpriced {
         0 => " (reported by the image service, refunded jobs included)".to_owned(),
         n => format!(

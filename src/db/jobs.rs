@@ -40,6 +40,9 @@ impl JobStatus {
     /// States in which a job is still in flight: it counts against `max_concurrent`.
     pub const IN_FLIGHT: [JobStatus; 4] =
         [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted, JobStatus::Running];
+    /// States in which a job waits its turn: not sent yet, or sent and not started. While waiting,
+    /// its reply shows its place among the guild's waiting jobs.
+    pub const WAITING: [JobStatus; 3] = [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted];
     /// States in which the provider has the job and a query says how it is doing.
     pub const AT_PROVIDER: [JobStatus; 2] = [JobStatus::Submitted, JobStatus::Running];
     /// States in which a job may cost money whose amount the provider has not reported (yet):

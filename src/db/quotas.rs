@@ -127,6 +127,11 @@ async fn lock_quota(
 #[derive(Debug, Clone, Copy)]
 pub enum SpendScope {
     Guild(i64),
+    /// One member's jobs in a guild (`/me`).
+    Member {
+        guild_id: i64,
+        user_id: i64,
+    },
     /// Every guild: the operator's daily spend limit.
     Everywhere,
 }
@@ -159,9 +164,10 @@ pub async fn spend(
     expected: Decimal,
     limit: Option<Decimal>,
 ) -> Result<Spend, sqlx::Error> {
-    let guild = match scope {
-        SpendScope::Guild(id) => Some(id),
-        SpendScope::Everywhere => None,
+    let (guild, user) = match scope {
+        SpendScope::Guild(id) => (Some(id), None),
+        SpendScope::Member { guild_id, user_id } => (Some(guild_id), Some(user_id)),
+        SpendScope::Everywhere => (None, None),
     };
     sqlx::query_as!(
         Spend,
@@ -173,7 +179,8 @@ pub async fn spend(
              SELECT COALESCE(sum(amount), 0) AS reported,
                     count(*) FILTER (WHERE amount IS NULL AND (status = ANY($5) OR provider_job_id IS NOT NULL))
                       AS unpriced
-             FROM jobs WHERE created_at >= $2 AND ($1::bigint IS NULL OR guild_id = $1))
+             FROM jobs WHERE created_at >= $2 AND ($1::bigint IS NULL OR guild_id = $1)
+               AND ($6::bigint IS NULL OR user_id = $6))
            SELECT w.reported AS "reported!", w.unpriced AS "unpriced!", e.cost AS "expected_each!",
                   w.reported + w.unpriced * e.cost AS "total!",
                   COALESCE(w.reported + (w.unpriced + 1) * e.cost > $4::numeric, false) AS "would_pass!"
@@ -183,6 +190,7 @@ pub async fn spend(
         expected,
         limit,
         &JobStatus::UNPRICED_UNLESS_REPORTED as &[JobStatus],
+        user,
     )
     .fetch_one(&mut *tx)
     .await
@@ -195,8 +203,18 @@ pub async fn month_spend(
     now: chrono::DateTime<chrono::Utc>,
     expected: Decimal,
 ) -> Result<Spend, sqlx::Error> {
+    scope_month_spend(db, SpendScope::Guild(guild_id), now, expected).await
+}
+
+/// The spend of `scope` this UTC month, counted as [`spend`] counts it.
+pub async fn scope_month_spend(
+    db: &sqlx::PgPool,
+    scope: SpendScope,
+    now: chrono::DateTime<chrono::Utc>,
+    expected: Decimal,
+) -> Result<Spend, sqlx::Error> {
     let mut conn = db.acquire().await?;
-    spend(&mut conn, SpendScope::Guild(guild_id), crate::quota::month_start(now), expected, None).await
+    spend(&mut conn, scope, crate::quota::month_start(now), expected, None).await
 }
 
 /// Counted jobs in each window, the member's daily count honouring an admin's reset of it (the

@@ -17,6 +17,7 @@ mod history;
 mod imagine;
 mod listeners;
 mod log_channel;
+mod me;
 mod members;
 mod notify;
 mod operations;
