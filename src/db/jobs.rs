@@ -152,6 +152,9 @@ pub struct Job {
     pub callback_secret: Option<String>,
     /// This claim's fencing token: saves count only while the row still carries it.
     pub lease_token: Uuid,
+    /// While the job waits ([`JobStatus::WAITING`]): its place among the guild's waiting jobs,
+    /// oldest first, as of its claim or its last [`place`] read. Not stored.
+    pub place: Option<i64>,
 }
 
 impl std::fmt::Debug for Job {
@@ -281,13 +284,35 @@ pub async fn claim_due(
              create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
              last_edit_at,
              last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret,
-             lease_token AS "lease_token!""#,
+             lease_token AS "lease_token!",
+             CASE WHEN status = ANY($5) THEN
+               (SELECT count(*) + 1 FROM jobs ahead
+                WHERE ahead.guild_id = jobs.guild_id AND ahead.counted AND ahead.delivered_at IS NULL
+                  AND ahead.status = ANY($5)
+                  AND (ahead.created_at, ahead.id) < (jobs.created_at, jobs.id))
+             END AS place"#,
         owner,
         lease.as_secs_f64(),
         limit,
         &JobStatus::FINAL as &[JobStatus],
+        &JobStatus::WAITING as &[JobStatus],
     )
     .fetch_all(db)
+    .await
+}
+
+/// A waiting job's place among its guild's waiting jobs ([`JobStatus::WAITING`]), oldest first.
+/// A waiting job is always counted: the condition lets the guild's window index answer.
+pub async fn place(db: impl PgExecutor<'_>, id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(ahead.id) + 1 AS "place!" FROM jobs job
+           LEFT JOIN jobs ahead ON ahead.guild_id = job.guild_id AND ahead.counted AND ahead.delivered_at IS NULL
+             AND ahead.status = ANY($2) AND (ahead.created_at, ahead.id) < (job.created_at, job.id)
+           WHERE job.id = $1"#,
+        id,
+        &JobStatus::WAITING as &[JobStatus],
+    )
+    .fetch_one(db)
     .await
 }
 

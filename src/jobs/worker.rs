@@ -31,8 +31,9 @@ use crate::{
 
 /// How often an idle worker looks for due jobs (it is also woken when a job is accepted).
 const TICK: Duration = Duration::from_millis(200);
-/// How often the learned finish windows are refreshed from the database.
-const DURATIONS_REFRESH: Duration = Duration::from_secs(30);
+/// How often the learned finish windows and typical durations are refreshed from the database
+/// (one statement per process, whatever the number of jobs).
+const DURATIONS_REFRESH: Duration = Duration::from_secs(10);
 /// Time given to in-flight work at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// A job due again within this long stays in memory, leased, instead of being written back.
@@ -323,6 +324,13 @@ impl Worker {
                 }
                 Action::Query => {
                     self.query(&mut job, &timing).await;
+                    if JobStatus::WAITING.contains(&job.status) && self.deliverer.progress_edit_due(&job) {
+                        // Still waiting at the provider: its place moved as jobs ahead started.
+                        match store::place(&self.pool, job.id).await {
+                            Ok(place) => job.place = Some(place),
+                            Err(e) => debug!(error = %e, "could not read the job's place; showing the last one"),
+                        }
+                    }
                     if !job.status.is_final() && !self.edit_progress(&mut job).await {
                         return None;
                     }
@@ -360,7 +368,8 @@ impl Worker {
             warn!("the job's lease could not be renewed; letting it go without touching its reply");
             return false;
         }
-        self.deliverer.edit_progress(job).await;
+        let typical = self.typical(job);
+        self.deliverer.edit_progress(job, typical).await;
         true
     }
 
@@ -458,6 +467,12 @@ impl Worker {
     fn window(&self, job: &Job) -> Option<schedule::Window> {
         let performance = job.args.performance.unwrap_or(Performance::Balance);
         self.durations.read().expect("duration model lock").window(performance.as_str())
+    }
+
+    /// How long jobs with this job's performance setting typically take, once measured.
+    fn typical(&self, job: &Job) -> Option<Duration> {
+        let performance = job.args.performance.unwrap_or(Performance::Balance);
+        self.durations.read().expect("duration model lock").typical(performance.as_str())
     }
 
     /// When to look at a job again, `elapsed` after it was submitted.

@@ -35,3 +35,4 @@ mod standins;
 mod startup;
 mod store;
 mod variations;
+mod waiting;
