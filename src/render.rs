@@ -18,6 +18,10 @@ const FAILURE: u32 = 0xED4245;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stage {
     Queued,
+    /// Accepted past the member's `max_concurrent`: it goes when one of their jobs finishes.
+    WaitingForSlot {
+        place: Option<i64>,
+    },
     Submitted {
         outlook: Outlook,
     },
@@ -151,6 +155,10 @@ pub fn single_image_line(number: u8, prompt: &str, user_id: u64) -> String {
 pub fn status_line(stage: &Stage) -> String {
     match stage {
         Stage::Queued => "⏳ **Queued** · waiting for the image service".into(),
+        Stage::WaitingForSlot { place } => format!(
+            "⏳ **Queued** · I send it when one of your jobs finishes{}",
+            place.map(|p| format!(" · {} in line in this server", ordinal(p))).unwrap_or_default()
+        ),
         Stage::Submitted { outlook } => format!("📨 **Submitted**{}", outlook.describe()),
         Stage::Generating { outlook, progress } => match progress {
             Some(p) => format!("🎨 **Generating** · {p}%{}", outlook.describe()),

@@ -152,6 +152,9 @@ pub struct Job {
     pub callback_secret: Option<String>,
     /// This claim's fencing token: saves count only while the row still carries it.
     pub lease_token: Uuid,
+    /// Set while the job, accepted past its member's `max_concurrent`, waits for a slot: that
+    /// limit. Cleared only by `quotas::admit`, under the guild's lock; never written by [`save`].
+    pub slot_limit: Option<i32>,
     /// While the job waits ([`JobStatus::WAITING`]): its place among the guild's waiting jobs,
     /// oldest first, as of its claim or its last [`place`] read. Not stored.
     pub place: Option<i64>,
@@ -284,7 +287,7 @@ pub async fn claim_due(
              create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
              last_edit_at,
              last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at, callback_secret,
-             lease_token AS "lease_token!",
+             lease_token AS "lease_token!", slot_limit,
              CASE WHEN status = ANY($5) THEN
                (SELECT count(*) + 1 FROM jobs ahead
                 WHERE ahead.guild_id = jobs.guild_id AND ahead.counted AND ahead.delivered_at IS NULL

@@ -26,6 +26,7 @@ pub fn stage(job: &Job, typical: Option<Duration>, now: DateTime<Utc>) -> Stage 
     let place = job.place.filter(|_| JobStatus::WAITING.contains(&job.status));
     let outlook = Outlook { place, sent_at, estimate };
     match job.status {
+        JobStatus::Queued if job.slot_limit.is_some() => Stage::WaitingForSlot { place },
         JobStatus::Running => Stage::Generating {
             outlook,
             progress: job.progress.map(|p| (p.clamp(0, 100) / PROGRESS_STEP * PROGRESS_STEP) as u8),

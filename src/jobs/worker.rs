@@ -322,6 +322,18 @@ impl Worker {
                         }
                     }
                 }
+                Action::Admit => match crate::db::quotas::admit(&self.pool, job.id).await {
+                    Ok(admission) => {
+                        lifecycle::on_admission(&mut job, admission, now);
+                        if job.slot_limit.is_some() && !self.edit_progress(&mut job).await {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not ask whether a waiting job may go; asking again soon");
+                        job.next_run_at = now + lifecycle::SLOT_RECHECK;
+                    }
+                },
                 Action::Query => {
                     self.query(&mut job, &timing).await;
                     if JobStatus::WAITING.contains(&job.status) && self.deliverer.progress_edit_due(&job) {

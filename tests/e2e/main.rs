@@ -26,6 +26,7 @@ mod press_limits;
 mod press_origin;
 mod private_pg;
 mod processes;
+mod queueing;
 mod quotas;
 mod remix;
 mod result_links;

@@ -80,6 +80,7 @@ fn job(status: JobStatus) -> Job {
         delivered_at: None,
         callback_secret: None,
         lease_token: Uuid::nil(),
+        slot_limit: None,
         place: None,
     }
 }
