@@ -115,6 +115,10 @@ pub async fn show(
         describe(limits.max_concurrent),
         usage.in_flight,
     );
+    let queued = quotas::max_queued(&data.pool, guild_id).await.context("loading max_queued")?;
+    if queued > 0 {
+        text.push_str(&format!("**Waiting their turn past that, per member:** up to {queued}\n"));
+    }
     let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
     if let Some(budget) = budget {
         let spent = quotas::month_spend(&data.pool, guild_id, now, data.policy.operator.expected_job_cost)

@@ -92,7 +92,7 @@ pub async fn reserve_and_insert(
 }
 
 /// How many jobs past `max_concurrent` each member may have waiting in the guild.
-async fn max_queued(db: impl PgExecutor<'_>, guild_id: i64) -> Result<i32, sqlx::Error> {
+pub async fn max_queued(db: impl PgExecutor<'_>, guild_id: i64) -> Result<i32, sqlx::Error> {
     let queued = sqlx::query_scalar!("SELECT max_queued FROM guild_quotas WHERE guild_id = $1", guild_id)
         .fetch_optional(db)
         .await?;

@@ -32,6 +32,12 @@ async fn a_job_past_max_concurrent_waits_its_turn_when_max_queued_allows() {
     let bot = TestBot::start().await;
     let answer = private_answer(&bot, &set().integer("max_concurrent", 1).integer("max_queued", 1)).await;
     assert!(answer.contains("Waiting past the in-progress limit, per member: 1"), "{answer}");
+    let shown = private_answer(
+        &bot,
+        &InteractionBuilder::command("quota").subcommand("show").member_permissions(DEFAULT_PERMISSIONS | MANAGE_GUILD),
+    )
+    .await;
+    assert!(shown.contains("**Waiting their turn past that, per member:** up to 1"), "{shown}");
     bot.shortapi.script("kite", Behaviour::SucceedAt { after: Duration::from_secs(3), images: 4, image_bytes: 2048 });
 
     let first = bot.imagine("first kite");
