@@ -57,7 +57,10 @@ pub struct Usage {
     pub day: i64,
     pub month: i64,
     pub user_day: i64,
+    /// The member's jobs in flight, not counting those waiting for a slot (`max_queued`).
     pub user_in_flight: i64,
+    /// The member's jobs accepted past `max_concurrent`, waiting for a slot.
+    pub user_waiting: i64,
 }
 
 /// One of a guild's limits; stored by name in the audit of quota changes.
@@ -237,15 +240,16 @@ mod tests {
     fn the_longest_window_is_reported_first() {
         let limits = Limits { daily: Some(5), monthly: Some(10), per_user_daily: Some(2), max_concurrent: Some(1) };
         let now = at("2026-11-25T12:00:00Z");
-        let usage = Usage { day: 5, month: 10, user_day: 2, user_in_flight: 1 };
+        let usage = Usage { day: 5, month: 10, user_day: 2, user_in_flight: 1, user_waiting: 0 };
         assert_eq!(limits.check(&usage, now).unwrap().kind, LimitKind::Monthly);
-        let usage = Usage { day: 1, month: 1, user_day: 0, user_in_flight: 1 };
+        let usage = Usage { day: 1, month: 1, user_day: 0, user_in_flight: 1, user_waiting: 0 };
         let refusal = limits.check(&usage, now).unwrap();
         assert_eq!(refusal.kind, LimitKind::MaxConcurrent);
         assert!(refusal.message().contains("in progress"));
         assert_eq!(limits.check(&Usage::default(), now), None);
         assert_eq!(
-            Limits::default().check(&Usage { day: 9999, month: 9999, user_day: 9999, user_in_flight: 9999 }, now),
+            Limits::default()
+                .check(&Usage { day: 9999, month: 9999, user_day: 9999, user_in_flight: 9999, user_waiting: 0 }, now),
             None
         );
     }

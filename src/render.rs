@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use serenity::all::{CreateActionRow, CreateEmbed, CreateEmbedFooter};
@@ -17,11 +18,15 @@ const FAILURE: u32 = 0xED4245;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stage {
     Queued,
+    /// Accepted past the member's `max_concurrent`: it goes when one of their jobs finishes.
+    WaitingForSlot {
+        place: Option<i64>,
+    },
     Submitted {
-        elapsed: Duration,
+        outlook: Outlook,
     },
     Generating {
-        elapsed: Duration,
+        outlook: Outlook,
         progress: Option<u8>,
     },
     Done {
@@ -34,6 +39,50 @@ pub enum Stage {
     Failed {
         reason: String,
     },
+}
+
+/// Where a job that is not done yet stands. Every part changes rarely, and Discord's own clock
+/// renders the times, so the reply is edited only when one of them changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outlook {
+    /// Its place among this server's waiting jobs, while it waits.
+    pub place: Option<i64>,
+    /// When it was sent to the image service.
+    pub sent_at: DateTime<Utc>,
+    pub estimate: Estimate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Estimate {
+    /// Too few jobs like it were measured yet.
+    Unknown,
+    LikelyReadyAt(DateTime<Utc>),
+    /// The likely-ready time has passed.
+    Overdue,
+}
+
+impl Outlook {
+    fn describe(&self) -> String {
+        let place = self.place.map(|p| format!(" · {} in line in this server", ordinal(p))).unwrap_or_default();
+        let estimate = match self.estimate {
+            Estimate::Unknown => String::new(),
+            Estimate::LikelyReadyAt(at) => format!(" · likely ready <t:{}:R>", at.timestamp()),
+            Estimate::Overdue => " · taking longer than I expected".to_owned(),
+        };
+        format!("{place} · sent <t:{}:R>{estimate}", self.sent_at.timestamp())
+    }
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, `11th`, `22nd`.
+fn ordinal(n: i64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// A rendered message: one line of status, the embeds that carry the details (and, once done,
@@ -100,10 +149,14 @@ pub fn single_image_line(number: u8, prompt: &str, user_id: u64) -> String {
 pub fn status_line(stage: &Stage) -> String {
     match stage {
         Stage::Queued => "⏳ **Queued** · waiting for the image service".into(),
-        Stage::Submitted { elapsed } => format!("📨 **Submitted** · {}", clock(*elapsed)),
-        Stage::Generating { elapsed, progress } => match progress {
-            Some(p) => format!("🎨 **Generating** · {p}% · {}", clock(*elapsed)),
-            None => format!("🎨 **Generating** · {}", clock(*elapsed)),
+        Stage::WaitingForSlot { place } => format!(
+            "⏳ **Queued** · I send it when one of your jobs finishes{}",
+            place.map(|p| format!(" · {} in line in this server", ordinal(p))).unwrap_or_default()
+        ),
+        Stage::Submitted { outlook } => format!("📨 **Submitted**{}", outlook.describe()),
+        Stage::Generating { outlook, progress } => match progress {
+            Some(p) => format!("🎨 **Generating** · {p}%{}", outlook.describe()),
+            None => format!("🎨 **Generating**{}", outlook.describe()),
         },
         Stage::Done { took, amount, images, .. } => {
             let cost = amount.map(|a| format!(" · cost ${a}")).unwrap_or_default();
@@ -241,6 +294,33 @@ mod tests {
         let line = single_image_line(2, "a *fox* @everyone", 42);
         assert_eq!(line, "🔍 **Image 2** of a \\*fox\\* @\u{200b}everyone · full size · for <@42>");
         assert!(single_image_line(1, &"x".repeat(5000), 42).chars().count() < 2000);
+    }
+
+    #[test]
+    fn a_waiting_job_shows_its_place_when_it_was_sent_and_when_it_is_likely_ready() {
+        let sent_at: DateTime<Utc> = "2026-12-03T10:00:00Z".parse().unwrap();
+        let ready = sent_at + chrono::Duration::seconds(42);
+        let outlook = Outlook { place: Some(2), sent_at, estimate: Estimate::LikelyReadyAt(ready) };
+        assert_eq!(
+            status_line(&Stage::Submitted { outlook: outlook.clone() }),
+            format!(
+                "📨 **Submitted** · 2nd in line in this server · sent <t:{}:R> · likely ready <t:{}:R>",
+                sent_at.timestamp(),
+                ready.timestamp()
+            )
+        );
+        let running = Outlook { place: None, estimate: Estimate::Overdue, ..outlook };
+        assert_eq!(
+            status_line(&Stage::Generating { outlook: running, progress: Some(45) }),
+            format!("🎨 **Generating** · 45% · sent <t:{}:R> · taking longer than I expected", sent_at.timestamp())
+        );
+        let unknown = Outlook { place: Some(1), sent_at, estimate: Estimate::Unknown };
+        assert!(
+            status_line(&Stage::Submitted { outlook: unknown })
+                .ends_with(&format!("1st in line in this server · sent <t:{}:R>", sent_at.timestamp()))
+        );
+        let ordinals: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 103, 111].map(ordinal).into();
+        assert_eq!(ordinals, ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd", "111th"]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod create;
 mod history;
 mod imagine;
 mod interaction;
+mod me;
 mod on_error;
 mod prefs;
 mod press;
@@ -96,7 +97,15 @@ pub use crate::error::{INTERNAL_ERROR, UNAVAILABLE};
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
-    vec![imagine::imagine(), history::history(), quota::quota(), quota::usage(), settings::settings(), prefs::prefs()]
+    vec![
+        imagine::imagine(),
+        history::history(),
+        me::me(),
+        quota::quota(),
+        quota::usage(),
+        settings::settings(),
+        prefs::prefs(),
+    ]
 }
 
 /// What registering the commands with Discord needs.

@@ -18,7 +18,7 @@ use crate::{
     quota::{self, LimitKind, Limits},
 };
 
-mod member;
+pub(super) mod member;
 
 use member::member;
 
@@ -59,7 +59,7 @@ pub async fn quota(_: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-fn describe(limit: Option<i32>) -> String {
+pub(super) fn describe(limit: Option<i32>) -> String {
     match limit {
         None => "unlimited".into(),
         Some(0) => "0 (no jobs allowed)".into(),
@@ -69,7 +69,7 @@ fn describe(limit: Option<i32>) -> String {
 
 /// What the spend figure is made of, when part of it is still an estimate: " (incl. $0.08
 /// expected for 2 jobs not yet priced)"; nothing when every amount was reported.
-fn spend_detail(spent: &quotas::Spend) -> String {
+pub(super) fn spend_detail(spent: &quotas::Spend) -> String {
     match spent.unpriced {
         0 => " (reported by the image service, refunded jobs included)".to_owned(),
         n => format!(
@@ -115,6 +115,10 @@ pub async fn show(
         describe(limits.max_concurrent),
         usage.in_flight,
     );
+    let queued = quotas::max_queued(&data.pool, guild_id).await.context("loading max_queued")?;
+    if queued > 0 {
+        text.push_str(&format!("**Waiting their turn past that, per member:** up to {queued}\n"));
+    }
     let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
     if let Some(budget) = budget {
         let spent = quotas::month_spend(&data.pool, guild_id, now, data.policy.operator.expected_job_cost)
@@ -148,6 +152,8 @@ pub async fn show(
 }
 
 /// Change this server's limits (0 allows no jobs; `unlimited` removes a limit)
+// One parameter per option, as poise declares them.
+#[allow(clippy::too_many_arguments)]
 #[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
 pub async fn set(
     ctx: Context<'_>,
@@ -172,15 +178,24 @@ pub async fn set(
     #[max = 1000000]
     monthly_budget: Option<f64>,
     #[description = "Remove this limit (or the monthly budget) altogether"] unlimited: Option<Unlimited>,
+    #[description = "Jobs per member that may wait their turn past max_concurrent (0: refuse them)"]
+    #[min = 0]
+    #[max = 1000]
+    max_queued: Option<i64>,
 ) -> Result<(), Error> {
     require_admin(ctx)?;
     let budget = budget_change(monthly_budget, unlimited == Some(Unlimited::MonthlyBudget))?;
+    let max_queued = max_queued
+        .map(|n| i32::try_from(n).ok().filter(|n| (0..=1000).contains(n)))
+        .map(|n| n.ok_or(UserError::Input("`max_queued` must be from 0 to 1000.".into())))
+        .transpose()?;
     let unlimited_limit = match unlimited {
         Some(Unlimited::Limit(kind)) => Some(kind),
         _ => None,
     };
     let counts = [daily, monthly, per_user_daily, max_concurrent];
-    let changes = if budget.is_some() && counts.iter().all(Option::is_none) && unlimited_limit.is_none() {
+    let only_others = budget.is_some() || max_queued.is_some();
+    let changes = if only_others && counts.iter().all(Option::is_none) && unlimited_limit.is_none() {
         Vec::new()
     } else {
         changes(counts, unlimited_limit).map_err(UserError::Input)?
@@ -198,13 +213,20 @@ pub async fn set(
             .await
             .context("changing the monthly budget")?;
     }
+    if let Some(max_queued) = max_queued {
+        quotas::set_max_queued(&data.pool, guild_id, &data.policy.defaults, max_queued, admin)
+            .await
+            .context("changing max_queued")?;
+    }
     let limits = quotas::set_limits(&data.pool, guild_id, &data.policy.defaults, &changes, admin)
         .await
         .context("changing limits")?;
     let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
-    info!(guild_id, admin, ?changes, ?budget, "quota changed");
+    info!(guild_id, admin, ?changes, ?budget, ?max_queued, "quota changed");
     let budget = budget.map_or("none".to_owned(), |b| format!("${b}"));
-    reply_ephemeral(ctx, format!("Limits updated.\n{} · Monthly budget: {budget}", summary(&limits))).await;
+    let queued =
+        max_queued.map(|n| format!(" · Waiting past the in-progress limit, per member: {n}")).unwrap_or_default();
+    reply_ephemeral(ctx, format!("Limits updated.\n{} · Monthly budget: {budget}{queued}", summary(&limits))).await;
     Ok(())
 }
 

@@ -40,6 +40,9 @@ impl JobStatus {
     /// States in which a job is still in flight: it counts against `max_concurrent`.
     pub const IN_FLIGHT: [JobStatus; 4] =
         [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted, JobStatus::Running];
+    /// States in which a job waits its turn: not sent yet, or sent and not started. While waiting,
+    /// its reply shows its place among the guild's waiting jobs.
+    pub const WAITING: [JobStatus; 3] = [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted];
     /// States in which the provider has the job and a query says how it is doing.
     pub const AT_PROVIDER: [JobStatus; 2] = [JobStatus::Submitted, JobStatus::Running];
     /// States in which a job may cost money whose amount the provider has not reported (yet):
@@ -188,6 +191,12 @@ pub struct Job {
     pub delivered_at: Option<DateTime<Utc>>,
     /// This claim's fencing token: saves count only while the row still carries it.
     pub lease_token: Uuid,
+    /// Set while the job, accepted past its member's `max_concurrent`, waits for a slot: that
+    /// limit. Cleared only by `quotas::admit`, under the guild's lock; never written by [`save`].
+    pub slot_limit: Option<i32>,
+    /// While the job waits ([`JobStatus::WAITING`]): its place among the guild's waiting jobs,
+    /// oldest first, as of its claim or its last [`place`] read. Not stored.
+    pub place: Option<i64>,
 }
 
 impl std::fmt::Debug for Job {
@@ -316,13 +325,35 @@ pub async fn claim_due(
              create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
              last_edit_at,
              last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at,
-             lease_token AS "lease_token!""#,
+             lease_token AS "lease_token!", slot_limit,
+             CASE WHEN status = ANY($5) THEN
+               (SELECT count(*) + 1 FROM jobs ahead
+                WHERE ahead.guild_id = jobs.guild_id AND ahead.counted AND ahead.delivered_at IS NULL
+                  AND ahead.status = ANY($5)
+                  AND (ahead.created_at, ahead.id) < (jobs.created_at, jobs.id))
+             END AS place"#,
         owner,
         lease.as_secs_f64(),
         limit,
         &JobStatus::FINAL as &[JobStatus],
+        &JobStatus::WAITING as &[JobStatus],
     )
     .fetch_all(db)
+    .await
+}
+
+/// A waiting job's place among its guild's waiting jobs ([`JobStatus::WAITING`]), oldest first.
+/// A waiting job is always counted: the condition lets the guild's window index answer.
+pub async fn place(db: impl PgExecutor<'_>, id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(ahead.id) + 1 AS "place!" FROM jobs job
+           LEFT JOIN jobs ahead ON ahead.guild_id = job.guild_id AND ahead.counted AND ahead.delivered_at IS NULL
+             AND ahead.status = ANY($2) AND (ahead.created_at, ahead.id) < (job.created_at, job.id)
+           WHERE job.id = $1"#,
+        id,
+        &JobStatus::WAITING as &[JobStatus],
+    )
+    .fetch_one(db)
     .await
 }
 

@@ -113,7 +113,7 @@ pub async fn apply(
     Ok((actions, after))
 }
 
-/// One member's counted jobs, for `/quota show member:`.
+/// One member's counted jobs, for `/quota show member:` and `/me`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemberUsage {
     /// Today's jobs that count against the member (since their reset, if it was today).
@@ -122,6 +122,8 @@ pub struct MemberUsage {
     pub day_all: i64,
     pub month: i64,
     pub in_flight: i64,
+    /// Of those in flight, the jobs still waiting their turn ([`JobStatus::WAITING`]).
+    pub waiting: i64,
 }
 
 /// The member's counted jobs: since `counts_from` (the start of their day, or their reset if
@@ -139,7 +141,8 @@ pub async fn usage(
         r#"SELECT count(*) FILTER (WHERE created_at >= $3) AS "day!",
                   count(*) FILTER (WHERE created_at >= $4) AS "day_all!",
                   count(*) FILTER (WHERE created_at >= $5) AS "month!",
-                  count(*) FILTER (WHERE status = ANY($6)) AS "in_flight!"
+                  count(*) FILTER (WHERE status = ANY($6)) AS "in_flight!",
+                  count(*) FILTER (WHERE status = ANY($7)) AS "waiting!"
            FROM jobs
            WHERE guild_id = $1 AND user_id = $2 AND counted AND (created_at >= $5 OR status = ANY($6))"#,
         guild_id,
@@ -148,6 +151,7 @@ pub async fn usage(
         day_start,
         month_start,
         &JobStatus::IN_FLIGHT as &[JobStatus],
+        &JobStatus::WAITING as &[JobStatus],
     )
     .fetch_one(db)
     .await

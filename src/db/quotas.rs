@@ -56,8 +56,16 @@ pub async fn reserve_and_insert(
     if member_blocked {
         return Ok(Reservation::MemberBlocked);
     }
+    let mut waits_for_slot = None;
     if let Some(refusal) = limits.check(&usage, now) {
-        return Ok(Reservation::Refused(refusal));
+        // Past max_concurrent, the guild may let the job wait its turn (`max_queued`).
+        let may_wait = refusal.kind == LimitKind::MaxConcurrent
+            && refusal.limit > 0
+            && usage.user_waiting < i64::from(max_queued(&mut *tx, job.guild_id).await?);
+        if !may_wait {
+            return Ok(Reservation::Refused(refusal));
+        }
+        waits_for_slot = Some(refusal.limit);
     }
     let expected = policy.operator.expected_job_cost;
     if let Some(budget) = budget
@@ -77,7 +85,96 @@ pub async fn reserve_and_insert(
         }
     }
     jobs::insert(&mut *tx, job).await?;
+    if let Some(limit) = waits_for_slot {
+        sqlx::query!("UPDATE jobs SET slot_limit = $2 WHERE id = $1", job.id, limit).execute(&mut *tx).await?;
+    }
     Ok(Reservation::Accepted)
+}
+
+/// How many jobs past `max_concurrent` each member may have waiting in the guild.
+pub async fn max_queued(db: impl PgExecutor<'_>, guild_id: i64) -> Result<i32, sqlx::Error> {
+    let queued = sqlx::query_scalar!("SELECT max_queued FROM guild_quotas WHERE guild_id = $1", guild_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(queued.unwrap_or(0))
+}
+
+/// What [`admit`] decided about a job waiting for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// It may be sent now.
+    Admitted,
+    /// It waits on; its place among the guild's waiting jobs.
+    Waiting { place: i64 },
+}
+
+/// Lets a job that waits for a slot (`slot_limit`) go when fewer than `slot_limit` of its member's
+/// jobs are sent or admitted and no older job of theirs waits. Under the guild's quota lock, like
+/// every reservation: two processes can never admit two jobs into one slot.
+pub async fn admit(db: &sqlx::PgPool, job_id: uuid::Uuid) -> Result<Admission, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let job = sqlx::query!("SELECT guild_id, user_id, created_at, slot_limit FROM jobs WHERE id = $1", job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query!("SELECT guild_id FROM guild_quotas WHERE guild_id = $1 FOR UPDATE", job.guild_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(limit) = job.slot_limit else {
+        tx.commit().await?;
+        return Ok(Admission::Admitted);
+    };
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE slot_limit IS NULL) AS "sent!",
+                  count(*) FILTER (WHERE slot_limit IS NOT NULL AND (created_at, id) < ($3, $4)) AS "older_waiting!"
+           FROM jobs WHERE guild_id = $1 AND user_id = $2 AND counted AND status = ANY($5)"#,
+        job.guild_id,
+        job.user_id,
+        job.created_at,
+        job_id,
+        &JobStatus::IN_FLIGHT as &[JobStatus],
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let admission = if row.sent < i64::from(limit) && row.older_waiting == 0 {
+        sqlx::query!("UPDATE jobs SET slot_limit = NULL WHERE id = $1", job_id).execute(&mut *tx).await?;
+        Admission::Admitted
+    } else {
+        Admission::Waiting { place: jobs::place(&mut *tx, job_id).await? }
+    };
+    tx.commit().await?;
+    Ok(admission)
+}
+
+/// Sets how many jobs past `max_concurrent` each member may have waiting, auditing the change.
+pub async fn set_max_queued(
+    db: &sqlx::PgPool,
+    guild_id: i64,
+    defaults: &Limits,
+    max_queued: i32,
+    changed_by: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    lock_limits(&mut tx, guild_id, defaults).await?;
+    let old = self::max_queued(&mut *tx, guild_id).await?;
+    sqlx::query!(
+        "INSERT INTO quota_changes (guild_id, changed_by, limit_name, old_value, new_value) \
+         VALUES ($1, $2, 'max_queued', $3, $4)",
+        guild_id,
+        changed_by,
+        old,
+        max_queued,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE guild_quotas SET max_queued = $2, updated_by = $3, updated_at = now() WHERE guild_id = $1",
+        guild_id,
+        max_queued,
+        changed_by,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// Creates the guild's row with the defaults if it is new, then locks it.
@@ -127,6 +224,11 @@ async fn lock_quota(
 #[derive(Debug, Clone, Copy)]
 pub enum SpendScope {
     Guild(i64),
+    /// One member's jobs in a guild (`/me`).
+    Member {
+        guild_id: i64,
+        user_id: i64,
+    },
     /// Every guild: the operator's daily spend limit.
     Everywhere,
 }
@@ -159,9 +261,10 @@ pub async fn spend(
     expected: Decimal,
     limit: Option<Decimal>,
 ) -> Result<Spend, sqlx::Error> {
-    let guild = match scope {
-        SpendScope::Guild(id) => Some(id),
-        SpendScope::Everywhere => None,
+    let (guild, user) = match scope {
+        SpendScope::Guild(id) => (Some(id), None),
+        SpendScope::Member { guild_id, user_id } => (Some(guild_id), Some(user_id)),
+        SpendScope::Everywhere => (None, None),
     };
     sqlx::query_as!(
         Spend,
@@ -173,7 +276,8 @@ pub async fn spend(
              SELECT COALESCE(sum(amount), 0) AS reported,
                     count(*) FILTER (WHERE amount IS NULL AND (status = ANY($5) OR provider_job_id IS NOT NULL))
                       AS unpriced
-             FROM jobs WHERE created_at >= $2 AND ($1::bigint IS NULL OR guild_id = $1))
+             FROM jobs WHERE created_at >= $2 AND ($1::bigint IS NULL OR guild_id = $1)
+               AND ($6::bigint IS NULL OR user_id = $6))
            SELECT w.reported AS "reported!", w.unpriced AS "unpriced!", e.cost AS "expected_each!",
                   w.reported + w.unpriced * e.cost AS "total!",
                   COALESCE(w.reported + (w.unpriced + 1) * e.cost > $4::numeric, false) AS "would_pass!"
@@ -183,6 +287,7 @@ pub async fn spend(
         expected,
         limit,
         &JobStatus::UNPRICED_UNLESS_REPORTED as &[JobStatus],
+        user,
     )
     .fetch_one(&mut *tx)
     .await
@@ -195,8 +300,18 @@ pub async fn month_spend(
     now: chrono::DateTime<chrono::Utc>,
     expected: Decimal,
 ) -> Result<Spend, sqlx::Error> {
+    scope_month_spend(db, SpendScope::Guild(guild_id), now, expected).await
+}
+
+/// The spend of `scope` this UTC month, counted as [`spend`] counts it.
+pub async fn scope_month_spend(
+    db: &sqlx::PgPool,
+    scope: SpendScope,
+    now: chrono::DateTime<chrono::Utc>,
+    expected: Decimal,
+) -> Result<Spend, sqlx::Error> {
     let mut conn = db.acquire().await?;
-    spend(&mut conn, SpendScope::Guild(guild_id), crate::quota::month_start(now), expected, None).await
+    spend(&mut conn, scope, crate::quota::month_start(now), expected, None).await
 }
 
 /// Counted jobs in each window, the member's daily count honouring an admin's reset of it (the
@@ -216,7 +331,8 @@ pub async fn usage(
            count(*) FILTER (WHERE created_at >= $4) AS "month!",
            count(*) FILTER (WHERE created_at >= GREATEST($3, (SELECT day_reset_at FROM member)) AND user_id = $2)
              AS "user_day!",
-           count(*) FILTER (WHERE user_id = $2 AND status = ANY($5)) AS "user_in_flight!",
+           count(*) FILTER (WHERE user_id = $2 AND status = ANY($5) AND slot_limit IS NULL) AS "user_in_flight!",
+           count(*) FILTER (WHERE user_id = $2 AND status = ANY($5) AND slot_limit IS NOT NULL) AS "user_waiting!",
            COALESCE((SELECT blocked FROM member), false) AS "member_blocked!"
          FROM jobs
          WHERE guild_id = $1 AND counted AND (created_at >= $4 OR status = ANY($5))"#,
@@ -228,7 +344,13 @@ pub async fn usage(
     )
     .fetch_one(db)
     .await?;
-    let usage = Usage { day: row.day, month: row.month, user_day: row.user_day, user_in_flight: row.user_in_flight };
+    let usage = Usage {
+        day: row.day,
+        month: row.month,
+        user_day: row.user_day,
+        user_in_flight: row.user_in_flight,
+        user_waiting: row.user_waiting,
+    };
     Ok((usage, row.member_blocked))
 }
 

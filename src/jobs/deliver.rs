@@ -42,18 +42,24 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// Updates the reply with the job's progress, no more often than the configured interval.
-    pub async fn edit_progress(&self, job: &mut Job) {
+    /// Whether a progress edit of the reply may be made now: the token lives, and the last edit
+    /// is at least the configured interval old.
+    pub fn progress_edit_due(&self, job: &Job) -> bool {
         let now = self.clock.now();
-        let Some(token) = reply_token(job, now) else { return };
-        if job.last_edit_at.is_some_and(|t| (now - t).to_std().unwrap_or_default() < self.progress_edit_interval) {
+        reply_token(job, now).is_some()
+            && job.last_edit_at.is_none_or(|t| (now - t).to_std().unwrap_or_default() >= self.progress_edit_interval)
+    }
+
+    /// Updates the reply with the job's progress, no more often than the configured interval, and
+    /// only when what it shows changed (state, place, likely-ready time, progress in steps).
+    /// `typical`: how long jobs like this one take, once measured.
+    pub async fn edit_progress(&self, job: &mut Job, typical: Option<Duration>) {
+        let now = self.clock.now();
+        if !self.progress_edit_due(job) {
             return;
         }
-        let elapsed = (now - job.submitted_at.unwrap_or(job.created_at)).to_std().unwrap_or_default();
-        let stage = match job.status {
-            JobStatus::Running => Stage::Generating { elapsed, progress: job.progress.map(|p| p as u8) },
-            _ => Stage::Submitted { elapsed },
-        };
+        let Some(token) = reply_token(job, now) else { return };
+        let stage = super::outlook::stage(job, typical, now);
         let message = render::job_message(&job.spec, &job.notes, &stage, &[], &gallery_url(job));
         if job.last_edit_text.as_deref() == Some(message.content.as_str()) {
             return;

@@ -19,7 +19,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    db::jobs::{Delivery, Job, JobStatus},
+    db::{
+        jobs::{Delivery, Job, JobStatus},
+        quotas::Admission,
+    },
     discord::SendError,
     provider::{Created, JobState, Phase, ProviderError},
     render,
@@ -61,6 +64,9 @@ pub enum Action {
     /// Send the create request. The job is now `submitting`: save it before sending, so that a
     /// crash during the request leaves a trace that makes it `uncertain`, never resent.
     Create,
+    /// Ask whether a job accepted past its member's `max_concurrent` may go now
+    /// (`db::quotas::admit`), then feed the answer to [`on_admission`].
+    Admit,
     /// Ask the provider how the job is doing.
     Query,
     /// Send the final message (results or failure).
@@ -104,6 +110,7 @@ pub fn on_due(job: &mut Job, now: DateTime<Utc>) -> Action {
             undelivered(job, now);
             Action::Wait
         }
+        JobStatus::Queued if job.slot_limit.is_some() => Action::Admit,
         JobStatus::Queued => {
             job.status = JobStatus::Submitting;
             Action::Create
@@ -322,6 +329,20 @@ pub fn on_progress_edit(job: &mut Job, outcome: Result<(u64, String), SendError>
         // Recorded in the future: no edit of this reply until Discord's wait is over.
         Err(SendError::RateLimited(wait)) => job.last_edit_at = Some(now + wait),
         Err(_) => {}
+    }
+}
+
+/// How often a job waiting for a slot asks again whether it may go.
+pub const SLOT_RECHECK: Duration = Duration::from_secs(1);
+
+/// The answer to [`Action::Admit`]: the job goes now, or waits on at `place` and asks again.
+pub fn on_admission(job: &mut Job, admission: Admission, now: DateTime<Utc>) {
+    match admission {
+        Admission::Admitted => job.slot_limit = None,
+        Admission::Waiting { place } => {
+            job.place = Some(place);
+            job.next_run_at = now + SLOT_RECHECK;
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod deliver;
 mod held;
 pub mod identity;
 pub mod lifecycle;
+mod outlook;
 pub mod schedule;
 pub mod worker;
 

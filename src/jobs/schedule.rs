@@ -22,10 +22,15 @@ pub struct Window {
     pub late: Duration,
 }
 
-/// Finish windows per performance setting, learned from recent successful jobs.
+/// Recent jobs of a performance setting needed before a likely-ready time is shown.
+const MIN_ESTIMATE_SAMPLES: usize = 5;
+
+/// Finish windows per performance setting, learned from recent successful jobs, and how long
+/// such a job typically takes (the median), for the likely-ready time a waiting reply shows.
 #[derive(Debug, Default, Clone)]
 pub struct DurationModel {
     windows: HashMap<String, Window>,
+    typical: HashMap<String, Duration>,
 }
 
 impl DurationModel {
@@ -37,11 +42,18 @@ impl DurationModel {
                 by_performance.entry(performance.as_str()).or_default().push(*seconds);
             }
         }
+        for seconds in by_performance.values_mut() {
+            seconds.sort_by(f64::total_cmp);
+        }
+        let typical = by_performance
+            .iter()
+            .filter(|(_, s)| s.len() >= MIN_ESTIMATE_SAMPLES)
+            .map(|(performance, seconds)| ((*performance).to_owned(), Duration::from_secs_f64(median(seconds))))
+            .collect();
         let windows = by_performance
             .into_iter()
             .filter(|(_, s)| s.len() >= MIN_SAMPLES)
-            .map(|(performance, mut seconds)| {
-                seconds.sort_by(f64::total_cmp);
+            .map(|(performance, seconds)| {
                 let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q).round() as usize];
                 // From the fastest percent to a quarter past the 95th percentile (or the slowest
                 // job, if sooner): a tighter window would leave the tails (a tenth of all jobs) to
@@ -54,12 +66,24 @@ impl DurationModel {
                 (performance.to_owned(), window)
             })
             .collect();
-        DurationModel { windows }
+        DurationModel { windows, typical }
     }
 
     pub fn window(&self, performance: &str) -> Option<Window> {
         self.windows.get(performance).copied()
     }
+
+    /// How long a job of this performance setting typically takes from submission to finish,
+    /// once enough were measured.
+    pub fn typical(&self, performance: &str) -> Option<Duration> {
+        self.typical.get(performance).copied()
+    }
+}
+
+/// The median of sorted, non-empty `seconds`.
+fn median(seconds: &[f64]) -> f64 {
+    let middle = seconds.len() / 2;
+    if seconds.len() % 2 == 1 { seconds[middle] } else { (seconds[middle - 1] + seconds[middle]) / 2.0 }
 }
 
 /// The delay before the next query of a job that has run for `elapsed`.
@@ -130,6 +154,19 @@ mod tests {
             queries += 1;
         }
         (queries, t.as_secs_f64() - duration)
+    }
+
+    #[test]
+    fn a_typical_duration_needs_five_jobs_and_is_their_median() {
+        let samples: Vec<(String, f64)> = [30.0, 10.0, 12.0, 11.0].iter().map(|s| ("speed".to_owned(), *s)).collect();
+        assert_eq!(DurationModel::from_samples(&samples).typical("speed"), None, "four are too few");
+        let mut samples = samples;
+        samples.push(("speed".to_owned(), 13.0));
+        samples.push(("quality".to_owned(), 90.0));
+        let model = DurationModel::from_samples(&samples);
+        assert_eq!(model.typical("speed"), Some(Duration::from_secs(12)), "the slow one does not pull it");
+        assert_eq!(model.typical("quality"), None);
+        assert_eq!(median(&[1.0, 2.0, 3.0, 4.0]), 2.5);
     }
 
     #[test]

@@ -32,8 +32,9 @@ use crate::{
 
 /// How often an idle worker looks for due jobs (it is also woken when a job is accepted).
 const TICK: Duration = Duration::from_millis(200);
-/// How often the learned finish windows are refreshed from the database.
-const DURATIONS_REFRESH: Duration = Duration::from_secs(30);
+/// How often the learned finish windows and typical durations are refreshed from the database
+/// (one statement per process, whatever the number of jobs).
+const DURATIONS_REFRESH: Duration = Duration::from_secs(10);
 /// Time given to in-flight work at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// A job due again within this long stays in memory, leased, instead of being written back.
@@ -322,8 +323,27 @@ impl Worker {
                         }
                     }
                 }
+                Action::Admit => match crate::db::quotas::admit(&self.pool, job.id).await {
+                    Ok(admission) => {
+                        lifecycle::on_admission(&mut job, admission, now);
+                        if job.slot_limit.is_some() && !self.edit_progress(&mut job).await {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not ask whether a waiting job may go; asking again soon");
+                        job.next_run_at = now + lifecycle::SLOT_RECHECK;
+                    }
+                },
                 Action::Query => {
                     self.query(&mut job, &timing).await;
+                    if JobStatus::WAITING.contains(&job.status) && self.deliverer.progress_edit_due(&job) {
+                        // Still waiting at the provider: its place moved as jobs ahead started.
+                        match store::place(&self.pool, job.id).await {
+                            Ok(place) => job.place = Some(place),
+                            Err(e) => debug!(error = %e, "could not read the job's place; showing the last one"),
+                        }
+                    }
                     if !job.status.is_final() && !self.edit_progress(&mut job).await {
                         return None;
                     }
@@ -361,7 +381,8 @@ impl Worker {
             warn!("the job's lease could not be renewed; letting it go without touching its reply");
             return false;
         }
-        self.deliverer.edit_progress(job).await;
+        let typical = self.typical(job);
+        self.deliverer.edit_progress(job, typical).await;
         true
     }
 
@@ -460,6 +481,12 @@ impl Worker {
     fn window(&self, job: &Job) -> Option<schedule::Window> {
         let performance = job.spec.performance.unwrap_or(Performance::Balance);
         self.durations.read().expect("duration model lock").window(performance.as_str())
+    }
+
+    /// How long jobs with this job's performance setting typically take, once measured.
+    fn typical(&self, job: &Job) -> Option<Duration> {
+        let performance = job.spec.performance.unwrap_or(Performance::Balance);
+        self.durations.read().expect("duration model lock").typical(performance.as_str())
     }
 
     /// When to look at a job again, `elapsed` after it was submitted.

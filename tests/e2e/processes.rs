@@ -420,7 +420,13 @@ async fn a_copy_whose_lease_cannot_be_renewed_stops_editing() {
     let w = World { discord, shortapi, pool, vars, _database: database };
     w.shortapi.script(
         "held through an outage",
-        Behaviour::SucceedAt { after: Duration::from_secs(25), images: 4, image_bytes: 2048 },
+        Behaviour::Succeed {
+            polls_before_done: 40,
+            images: 4,
+            image_bytes: 2048,
+            amount: "0.04".into(),
+            progress: true,
+        },
     );
     let mut bot = BotProcess::spawn(&w.vars, "renewals");
     assert!(w.discord.wait_ready(WAIT).await);

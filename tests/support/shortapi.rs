@@ -65,6 +65,9 @@ pub enum Behaviour {
     /// `images` images of `image_bytes` after). When the create named a `callback_url`, the
     /// stand-in POSTs the finished job there at that moment.
     SucceedAt { after: Duration, images: u32, image_bytes: usize },
+    /// job accepted; it waits in the provider's queue (status 0) until `starts` after its
+    /// creation, runs (status 1) until `finishes`, then answers status 2 with 4 images of ~2 KiB.
+    QueuedThenSucceedAt { starts: Duration, finishes: Duration },
     /// job accepted and already finished: the first query answers status 2 with exactly these
     /// image URLs.
     SucceedWithImages { urls: Vec<String> },
@@ -555,7 +558,8 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
         | Behaviour::SlowCreate { .. }
         | Behaviour::CreatedThenHttpError { .. }
         | Behaviour::QueryErrorsThenSucceed { .. }
-        | Behaviour::FinishAtThenQueryErrors { .. } => (4, 2048, "0.04".to_string()),
+        | Behaviour::FinishAtThenQueryErrors { .. }
+        | Behaviour::QueuedThenSucceedAt { .. } => (4, 2048, "0.04".to_string()),
         _ => (0, 0, "0.04".to_string()),
     };
     let mut images = Vec::new();
@@ -812,6 +816,11 @@ async fn query(
                 succeeded(&job, &job_id)
             }
         }
+        Behaviour::QueuedThenSucceedAt { starts, finishes } => match job.created.elapsed() {
+            waited if waited < *starts => json!({"code": 0, "data": {"job_id": job_id, "status": 0}}),
+            waited if waited < *finishes => json!({"code": 0, "data": {"job_id": job_id, "status": 1}}),
+            _ => succeeded(&job, &job_id),
+        },
         Behaviour::MalformedQueryThenSucceed { times } => {
             if n < *times {
                 return (

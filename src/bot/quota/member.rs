@@ -3,14 +3,14 @@
 //! reservation's own transaction (see [`crate::db::quotas::reserve_and_insert`]).
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use poise::serenity_prelude as serenity;
 use tracing::info;
 
 use super::{Context, Error, describe, reply_ephemeral, require_admin};
 use crate::{
     db::{
-        members::{self, MemberAction, MemberChange, MemberState},
+        members::{self, MemberAction, MemberChange, MemberState, MemberUsage},
         quotas,
         role_limits::{self, RoleTier},
     },
@@ -68,14 +68,25 @@ pub async fn member(
     Ok(())
 }
 
-/// `/quota show member:`: the member's usage today and this month, their jobs in progress, their
-/// tier (and the role that gives it) and whether they are blocked.
-pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<(), Error> {
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let user_id = member.id.get() as i64;
-    let data = ctx.data();
+/// What the bot knows of one member in this server: the limits that apply to them (and the
+/// roles they come from), their usage and the admins' controls. Shared by `/quota show member:`
+/// and the member's own `/me`.
+pub(in crate::bot) struct MemberFigures {
+    pub guild_limits: Limits,
+    pub limits: MemberLimits,
+    pub state: MemberState,
+    pub usage: MemberUsage,
+}
+
+/// Loads [`MemberFigures`] for `user_id` holding `roles` (as Discord sent them with the command).
+pub(in crate::bot) async fn figures(
+    data: &crate::bot::Data,
+    guild_id: i64,
+    user_id: i64,
+    roles: &[i64],
+    now: DateTime<Utc>,
+) -> Result<MemberFigures, Error> {
     let pool = &data.pool;
-    let now = Utc::now();
     let guild_limits = quotas::limits(pool, guild_id, &data.policy.defaults).await.context("loading limits")?;
     let state = members::state(pool, guild_id, user_id).await.context("loading the member")?;
     let counts_from = quota::member_day_start(now, state.day_reset_at);
@@ -83,6 +94,16 @@ pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<()
         .await
         .context("loading the member's usage")?;
     let tiers = role_limits::role_tiers(pool, guild_id).await.context("loading role tiers")?;
+    let limits = member_limits(&guild_limits, &data.policy.operator.ceilings, &tiers, roles);
+    Ok(MemberFigures { guild_limits, limits, state, usage })
+}
+
+/// `/quota show member:`: the member's usage today and this month, their jobs in progress, their
+/// tier (and the role that gives it) and whether they are blocked.
+pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<(), Error> {
+    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let user_id = member.id.get() as i64;
+    let now = Utc::now();
     // The member's roles come with the command, resolved by Discord with the chosen user.
     let roles: Vec<i64> = match ctx {
         poise::Context::Application(actx) => actx
@@ -94,7 +115,7 @@ pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<()
             .map_or_else(Vec::new, |m| m.roles.iter().map(|r| r.get() as i64).collect()),
         poise::Context::Prefix(_) => Vec::new(),
     };
-    let limits = member_limits(&guild_limits, &data.policy.operator.ceilings, &tiers, &roles);
+    let MemberFigures { limits, state, usage, .. } = figures(ctx.data(), guild_id, user_id, &roles, now).await?;
     let mut text = format!(
         "**Image jobs of <@{user_id}> in this server**\n\
          **Today:** {} used · per member per day: {}{} · resets <t:{}:R>\n",
@@ -126,11 +147,11 @@ pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<()
     Ok(())
 }
 
-fn from_role(role: Option<i64>) -> String {
+pub(in crate::bot) fn from_role(role: Option<i64>) -> String {
     role.map_or(" (the server's)".to_owned(), |r| format!(" (from <@&{r}>)"))
 }
 
-fn tier_line(limits: &MemberLimits) -> String {
+pub(in crate::bot) fn tier_line(limits: &MemberLimits) -> String {
     let mut roles: Vec<i64> = [limits.per_user_daily.1, limits.max_concurrent.1].into_iter().flatten().collect();
     roles.dedup();
     if roles.is_empty() {
@@ -151,9 +172,9 @@ fn blocked_line(state: &MemberState) -> String {
 
 /// A member's per-member limits, each with the role tier it comes from (`None`: the server's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MemberLimits {
-    per_user_daily: (Option<i32>, Option<i64>),
-    max_concurrent: (Option<i32>, Option<i64>),
+pub(in crate::bot) struct MemberLimits {
+    pub per_user_daily: (Option<i32>, Option<i64>),
+    pub max_concurrent: (Option<i32>, Option<i64>),
 }
 
 /// The per-member limits the reservation applies to a member holding `roles`: the most generous

@@ -77,6 +77,8 @@ fn job(status: JobStatus) -> Job {
         finished_at: None,
         delivered_at: None,
         lease_token: Uuid::nil(),
+        slot_limit: None,
+        place: None,
     }
 }
 
@@ -420,4 +422,26 @@ fn backoff_grows_and_is_capped() {
         let d = backoff(attempt, base, cap, jitter());
         assert!(d <= cap && d >= ideal / 2, "{attempt}: {d:?}");
     }
+}
+
+#[test]
+fn a_job_waiting_for_a_slot_asks_first_and_is_sent_only_once_admitted() {
+    let mut waiting = Job { slot_limit: Some(1), ..job(JobStatus::Queued) };
+    assert_eq!(on_due(&mut waiting, now()), Action::Admit);
+    assert_eq!(waiting.status, JobStatus::Queued, "nothing sent while it asks");
+
+    on_admission(&mut waiting, Admission::Waiting { place: 3 }, now());
+    assert_eq!((waiting.status, waiting.place, waiting.slot_limit), (JobStatus::Queued, Some(3), Some(1)));
+    assert_eq!(waiting.next_run_at, now() + SLOT_RECHECK);
+    assert!(waiting.counted, "it stays counted while it waits");
+
+    on_admission(&mut waiting, Admission::Admitted, now());
+    assert_eq!(waiting.slot_limit, None);
+    assert_eq!(on_due(&mut waiting, now()), Action::Create);
+    assert_eq!(waiting.status, JobStatus::Submitting);
+
+    // One whose reply never reached the user is dropped, waiting or not.
+    let mut unseen = Job { slot_limit: Some(1), reply_failed: true, ..job(JobStatus::Queued) };
+    assert_eq!(on_due(&mut unseen, now()), Action::Wait);
+    assert_refunded(&unseen, JobStatus::Failed, REPLY_FAILED);
 }
