@@ -16,6 +16,9 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Connects to `url` and applies the embedded migrations.
 ///
 /// Acquiring a connection gives up after two seconds so that a command can still answer within
@@ -25,6 +28,18 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(2))
+        // sqlx pings every connection it hands out by default: one more round trip before each
+        // statement. A connection in steady use is known to be alive; only one idle for a while
+        // (which a database restart may have cut) is pinged, and dropped if it does not answer.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?;
     MIGRATOR.run(&pool).await?;
