@@ -288,9 +288,12 @@ async fn reserve(
             data.notices.spend_limit_reached(job.guild_id);
             Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into())
         }
-        Reservation::Accepted => {
+        Reservation::Accepted { budgeted } => {
             tx.commit().await.context("storing the job")?;
-            data.notices.check_budget(job.guild_id, false);
+            // Only a guild with a budget has thresholds to report: no extra statement otherwise.
+            if budgeted {
+                data.notices.check_budget(job.guild_id, false);
+            }
             Ok(true)
         }
     }

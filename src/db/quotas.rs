@@ -10,7 +10,11 @@ use super::jobs::{self, JobStatus, NewJob};
 /// The outcome of trying to store a new job.
 #[derive(Debug)]
 pub enum Reservation {
-    Accepted,
+    /// Stored and counted. `budgeted`: the guild has a monthly budget, whose thresholds the new
+    /// job may have crossed.
+    Accepted {
+        budgeted: bool,
+    },
     Refused(Refusal),
     /// The guild's monthly budget (US dollars, given) would be passed.
     BudgetSpent {
@@ -88,7 +92,7 @@ pub async fn reserve_and_insert(
     if let Some(limit) = waits_for_slot {
         sqlx::query!("UPDATE jobs SET slot_limit = $2 WHERE id = $1", job.id, limit).execute(&mut *tx).await?;
     }
-    Ok(Reservation::Accepted)
+    Ok(Reservation::Accepted { budgeted: budget.is_some() })
 }
 
 /// How many jobs past `max_concurrent` each member may have waiting in the guild.

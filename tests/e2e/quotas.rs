@@ -64,7 +64,7 @@ async fn reserve(pool: &PgPool, limits: &Limits, interaction_id: i64, user_id: i
 }
 
 fn accepted(r: &Reservation) -> bool {
-    matches!(r, Reservation::Accepted)
+    matches!(r, Reservation::Accepted { .. })
 }
 
 fn refused_by(r: &Reservation) -> Option<LimitKind> {
