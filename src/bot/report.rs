@@ -53,10 +53,16 @@ fn limit_name(refusal: &UserError) -> Option<&'static str> {
     }
 }
 
-/// Whether an internal error comes from the database being out of reach.
+/// Whether an internal error comes from the database being out of reach: no connection to be
+/// had, or one that the server is closing ("terminating connection due to administrator
+/// command", SQLSTATE class 57P) or that broke (class 08). The pool checks only connections idle
+/// for a while, so a statement can be the first to meet a server that went away.
 fn database_down(error: &Error) -> bool {
-    error.chain().any(|e| {
-        e.downcast_ref::<sqlx::Error>()
-            .is_some_and(|e| matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+    error.chain().any(|e| match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+        Some(sqlx::Error::Database(db)) => {
+            db.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
+        }
+        _ => false,
     })
 }
