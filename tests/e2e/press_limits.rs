@@ -185,8 +185,9 @@ async fn u_presses_hold_no_more_images_than_the_memory_budget() {
     bot.stop().await;
 }
 
-/// An image larger than the whole memory budget is never fetched: the presser is sent, privately,
-/// to the result message itself (a link, not "above": the result may be far up the channel).
+/// An image larger than the whole memory budget is refused at once: the presser is sent,
+/// privately, to the result message itself (a link, not "above": the result may be far up the
+/// channel).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_u_press_on_an_image_too_large_to_hold_links_to_the_result() {
     const IMAGE_BYTES: usize = 1536 * 1024;
