@@ -8,6 +8,7 @@ pub mod prefs;
 pub mod quotas;
 pub mod role_limits;
 pub mod settings;
+mod types;
 
 use std::time::Duration;
 

@@ -16,8 +16,8 @@ use crate::{
 /// with the guild's settings) can build the [`Prefs`] with [`PrefsColumns::into_prefs`].
 #[derive(Debug, Default)]
 pub struct PrefsColumns {
-    pub aspect_ratio: Option<String>,
-    pub performance: Option<String>,
+    pub aspect_ratio: Option<AspectRatio>,
+    pub performance: Option<Performance>,
     pub stylization: Option<i32>,
     pub chaos: Option<i32>,
     pub weirdness: Option<i32>,
@@ -31,8 +31,8 @@ impl PrefsColumns {
     pub fn into_prefs(self) -> Prefs {
         Prefs {
             defaults: GuildDefaults {
-                aspect_ratio: self.aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
-                performance: self.performance.as_deref().and_then(Performance::parse),
+                aspect_ratio: self.aspect_ratio,
+                performance: self.performance,
                 stylization: self.stylization.map(i64::from),
                 chaos: self.chaos.map(i64::from),
                 weirdness: self.weirdness.map(i64::from),
@@ -50,7 +50,7 @@ impl PrefsColumns {
 pub async fn load(db: impl PgExecutor<'_>, user_id: i64) -> Result<Prefs, sqlx::Error> {
     sqlx::query_as!(
         PrefsColumns,
-        r#"SELECT p.aspect_ratio AS "aspect_ratio?", p.performance AS "performance?",
+        r#"SELECT p.aspect_ratio AS "aspect_ratio?: AspectRatio", p.performance AS "performance?: Performance",
                   p.stylization AS "stylization?", p.chaos AS "chaos?", p.weirdness AS "weirdness?",
                   p.negative_prompt AS "negative_prompt?", p.suffix AS "suffix?",
                   p.options AS "options?: Json<BTreeMap<String, String>>", p.remix AS "remix?"
@@ -70,7 +70,8 @@ async fn lock(tx: &mut PgConnection, user_id: i64) -> Result<Prefs, sqlx::Error>
         .await?;
     sqlx::query_as!(
         PrefsColumns,
-        r#"SELECT aspect_ratio, performance, stylization, chaos, weirdness, negative_prompt, suffix,
+        r#"SELECT aspect_ratio AS "aspect_ratio: AspectRatio", performance AS "performance: Performance",
+                  stylization, chaos, weirdness, negative_prompt, suffix,
                   options AS "options?: Json<BTreeMap<String, String>>", remix AS "remix?"
            FROM user_prefs WHERE user_id = $1 FOR UPDATE"#,
         user_id,
@@ -113,8 +114,8 @@ pub async fn set_defaults(
         "UPDATE user_prefs SET aspect_ratio = $2, performance = $3, stylization = $4, chaos = $5, weirdness = $6, \
          negative_prompt = $7 WHERE user_id = $1",
         user_id,
-        new.aspect_ratio.map(|r| r.as_str()),
-        new.performance.map(|p| p.as_str()),
+        new.aspect_ratio as Option<AspectRatio>,
+        new.performance as Option<Performance>,
         new.stylization.map(|v| v as i32),
         new.chaos.map(|v| v as i32),
         new.weirdness.map(|v| v as i32),

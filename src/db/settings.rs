@@ -30,14 +30,14 @@ pub async fn load_with_prefs(
     user_id: Option<i64>,
 ) -> Result<(GuildSettings, Prefs), sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT s.aspect_ratio AS "aspect_ratio?", s.performance AS "performance?",
+        r#"SELECT s.aspect_ratio AS "aspect_ratio?: AspectRatio", s.performance AS "performance?: Performance",
                   s.stylization AS "stylization?", s.chaos AS "chaos?", s.weirdness AS "weirdness?",
                   s.negative_prompt AS "negative_prompt?",
                   ARRAY(SELECT channel_id FROM guild_allowed_channels WHERE guild_id = $1 ORDER BY channel_id)
                     AS "allowed_channels!",
                   ARRAY(SELECT role_id FROM guild_job_roles WHERE guild_id = $1 ORDER BY role_id) AS "job_roles!",
                   ARRAY(SELECT word FROM guild_blocked_words WHERE guild_id = $1 ORDER BY word) AS "blocked_words!",
-                  p.aspect_ratio AS "p_aspect_ratio?", p.performance AS "p_performance?",
+                  p.aspect_ratio AS "p_aspect_ratio?: AspectRatio", p.performance AS "p_performance?: Performance",
                   p.stylization AS "p_stylization?", p.chaos AS "p_chaos?", p.weirdness AS "p_weirdness?",
                   p.negative_prompt AS "p_negative_prompt?", p.suffix AS "p_suffix?",
                   p.options AS "p_options?: Json<BTreeMap<String, String>>", p.remix AS "p_remix?"
@@ -140,8 +140,8 @@ async fn lock(tx: &mut PgConnection, guild_id: i64) -> Result<GuildDefaults, sql
         .execute(&mut *tx)
         .await?;
     let row = sqlx::query!(
-        "SELECT aspect_ratio, performance, stylization, chaos, weirdness, negative_prompt FROM guild_settings \
-         WHERE guild_id = $1 FOR UPDATE",
+        r#"SELECT aspect_ratio AS "aspect_ratio: AspectRatio", performance AS "performance: Performance",
+             stylization, chaos, weirdness, negative_prompt FROM guild_settings WHERE guild_id = $1 FOR UPDATE"#,
         guild_id,
     )
     .fetch_one(&mut *tx)
@@ -156,14 +156,14 @@ async fn lock(tx: &mut PgConnection, guild_id: i64) -> Result<GuildDefaults, sql
 
 /// The defaults as stored (`[stylization, chaos, weirdness]` as the columns' integers).
 fn defaults_from_row(
-    aspect_ratio: Option<String>,
-    performance: Option<String>,
+    aspect_ratio: Option<AspectRatio>,
+    performance: Option<Performance>,
     [stylization, chaos, weirdness]: [Option<i32>; 3],
     negative_prompt: Option<String>,
 ) -> GuildDefaults {
     GuildDefaults {
-        aspect_ratio: aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
-        performance: performance.as_deref().and_then(Performance::parse),
+        aspect_ratio,
+        performance,
         stylization: stylization.map(i64::from),
         chaos: chaos.map(i64::from),
         weirdness: weirdness.map(i64::from),
@@ -209,8 +209,8 @@ pub async fn set_defaults(
         "UPDATE guild_settings SET aspect_ratio = $2, performance = $3, stylization = $4, chaos = $5, weirdness = $6, \
          negative_prompt = $7 WHERE guild_id = $1",
         guild_id,
-        new.aspect_ratio.map(|r| r.as_str()),
-        new.performance.map(|p| p.as_str()),
+        new.aspect_ratio as Option<AspectRatio>,
+        new.performance as Option<Performance>,
         new.stylization.map(|v| v as i32),
         new.chaos.map(|v| v as i32),
         new.weirdness.map(|v| v as i32),
