@@ -15,7 +15,7 @@ use super::{Data, Error, interaction::Interaction, press};
 use crate::{
     actions::{Action, Press},
     db::{
-        self,
+        self, DiscordId,
         jobs::{JobOrigin, NewJob},
         quotas::Reservation,
     },
@@ -121,10 +121,9 @@ async fn from_command(
     mut request: ImagineRequest,
 ) -> Result<Draft, Error> {
     let guild_id = asked.guild_id.context("guild_only command without a guild")?;
-    let (settings, prefs) =
-        db::settings::load_with_prefs(&mut *tx, guild_id.get() as i64, Some(asked.user_id.get() as i64))
-            .await
-            .context("reading the server's settings and the member's preferences")?;
+    let (settings, prefs) = db::settings::load_with_prefs(&mut *tx, guild_id.into(), Some(asked.user_id.into()))
+        .await
+        .context("reading the server's settings and the member's preferences")?;
     if !settings.allows_channel(asked.channel_id.get(), asked.thread_parent()) {
         return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
     }
@@ -266,7 +265,7 @@ async fn reserve(
     data: &Data,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     job: &NewJob,
-    member_roles: &[i64],
+    member_roles: &[DiscordId],
     now: chrono::DateTime<Utc>,
 ) -> Result<bool, Error> {
     let reservation = db::quotas::reserve_and_insert(&mut tx, job, member_roles, &data.policy, now)
@@ -280,19 +279,19 @@ async fn reserve(
         Reservation::Refused(refusal) => Err(UserError::Limit(refusal).into()),
         Reservation::MemberBlocked => Err(UserError::MemberBlocked.into()),
         Reservation::BudgetSpent { budget } => {
-            data.notices.check_budget(job.guild_id, true);
+            data.notices.check_budget(job.guild_id as u64, true);
             Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into())
         }
         Reservation::SpendLimit { limit } => {
             warn!(%limit, "the operator's daily spend limit refused a job");
-            data.notices.spend_limit_reached(job.guild_id);
+            data.notices.spend_limit_reached(job.guild_id as u64);
             Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into())
         }
         Reservation::Accepted { budgeted } => {
             tx.commit().await.context("storing the job")?;
             // Only a guild with a budget has thresholds to report: no extra statement otherwise.
             if budgeted {
-                data.notices.check_budget(job.guild_id, false);
+                data.notices.check_budget(job.guild_id as u64, false);
             }
             Ok(true)
         }

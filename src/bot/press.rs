@@ -43,7 +43,9 @@ pub(super) async fn check(
     if job.guild_id != guild_id.get() as i64 {
         return Err(UserError::OtherServer.into());
     }
-    let settings = db::settings::load(&mut *db, job.guild_id).await.context("reading the server's settings")?;
+    let settings = db::settings::load(&mut *db, db::DiscordId::new(job.guild_id as u64))
+        .await
+        .context("reading the server's settings")?;
     if !settings.allows_channel(asked.channel_id.get(), asked.thread_parent()) {
         return Err(UserError::ButtonsNotHere { allowed: settings.allowed_channels }.into());
     }

@@ -10,6 +10,8 @@ pub mod role_limits;
 pub mod settings;
 mod types;
 
+pub use types::DiscordId;
+
 use std::time::Duration;
 
 use sqlx::{

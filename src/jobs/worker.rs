@@ -429,7 +429,7 @@ impl Worker {
             .map(|c| crate::callbacks::url(&c.public_base_url, job.id, &c.key.secret(job.id)));
         let outcome = self.provider.create(&job.spec, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
-        self.deliverer.notices.after_create(job.guild_id, &outcome);
+        self.deliverer.notices.after_create(job.guild_id as u64, &outcome);
         match &outcome {
             Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
             Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),

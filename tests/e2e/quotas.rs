@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use imagine_bot::{
     db::{
+        DiscordId,
         jobs::NewJob,
         quotas::{self, Reservation},
     },
@@ -21,14 +22,14 @@ use crate::support::{
     discord::{InteractionBuilder, MANAGE_GUILD},
 };
 
-const GUILD: i64 = 42;
+const GUILD: DiscordId = DiscordId::new(42);
 
 fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
     NewJob {
         id: uuid::Uuid::new_v4(),
         interaction_id,
         application_id: 1,
-        guild_id: GUILD,
+        guild_id: GUILD.get() as i64,
         channel_id: 2,
         user_id,
         interaction_token: format!("token-{interaction_id}"),
