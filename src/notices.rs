@@ -105,7 +105,7 @@ impl Notices {
     /// channel, and a long job's owner is pinged. Each once per job, however often this runs.
     pub fn after_delivery(&self, job: &Job) {
         if let Some(reason) = moderation_reason(job) {
-            let (guild_id, user_id, job_id) = (job.guild_id as u64, job.user_id as u64, job.id.to_string());
+            let (guild_id, user_id, job_id) = (job.guild_id.get(), job.user_id.get(), job.id.to_string());
             let notice = Notice::Moderation { user_id, prompt: job.spec.prompt.clone(), reason };
             self.spawn(guild_id, "moderation", move |inner, channel, now| async move {
                 inner.post_once(guild_id, channel, "moderation", &job_id, None, &notice, now).await
@@ -114,7 +114,7 @@ impl Notices {
         if let Some(message_id) = self.ping_due(job) {
             let inner = self.inner.clone();
             let (guild_id, channel_id, user_id, job_id) =
-                (job.guild_id as u64, job.channel_id as u64, job.user_id as u64, job.id);
+                (job.guild_id.get(), job.channel_id.get(), job.user_id.get(), job.id);
             tokio::spawn(
                 async move {
                     if let Err(e) = inner.ping(guild_id, channel_id, user_id, job_id, message_id).await {
@@ -132,7 +132,7 @@ impl Notices {
     fn ping_due(&self, job: &Job) -> Option<u64> {
         let after = self.inner.notify_after?;
         let took = (job.delivered_at? - job.created_at).to_std().unwrap_or_default();
-        (job.delivery == Some(Delivery::Edit) && took > after).then_some(job.message_id? as u64)
+        (job.delivery == Some(Delivery::Edit) && took > after).then_some(job.message_id?.get())
     }
 
     /// Runs `post` for the guild's log channel in its own task, when the guild has one.

@@ -113,7 +113,7 @@ async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_
     let (job, _) = press::check(&mut conn, asked, button).await?;
     // The submit's reservation refuses a blocked member anyway; refused here, they are not asked
     // to type a prompt first.
-    let member = db::members::state(&mut *conn, db::DiscordId::new(job.guild_id as u64), asked.user_id.into())
+    let member = db::members::state(&mut *conn, job.guild_id, asked.user_id.into())
         .await
         .context("reading the member's controls")?;
     if member.blocked.is_some() {

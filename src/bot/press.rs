@@ -9,7 +9,7 @@ use poise::serenity_prelude as serenity;
 use super::interaction::Interaction;
 use crate::{
     actions::{self, Action, BadButton, Press, SourceFile},
-    db::{self, jobs::JobStatus, jobs::PressedJob},
+    db::{self, DiscordId, jobs::JobStatus, jobs::PressedJob},
     error::UserError,
     settings::GuildSettings,
     spec::Pictures,
@@ -40,12 +40,10 @@ pub(super) async fn check(
     let guild_id = asked.guild_id.ok_or(UserError::GuildOnly)?;
     let job = db::jobs::for_press(&mut *db, button.job).await.context("reading the pressed job")?;
     let job = job.ok_or(UserError::JobGone)?;
-    if job.guild_id != guild_id.get() as i64 {
+    if job.guild_id != DiscordId::from(guild_id) {
         return Err(UserError::OtherServer.into());
     }
-    let settings = db::settings::load(&mut *db, db::DiscordId::new(job.guild_id as u64))
-        .await
-        .context("reading the server's settings")?;
+    let settings = db::settings::load(&mut *db, job.guild_id).await.context("reading the server's settings")?;
     if !settings.allows_channel(asked.channel_id.get(), asked.thread_parent()) {
         return Err(UserError::ButtonsNotHere { allowed: settings.allowed_channels }.into());
     }
@@ -58,7 +56,7 @@ pub(super) async fn check(
     }
     // Anyone can copy a `custom_id` onto another message: a press counts only on the job's own
     // result, whose pictures are the ones it acts on.
-    let carried_by = asked.message.map(|m| m.id.get() as i64);
+    let carried_by = asked.message.map(|m| DiscordId::from(m.id));
     if carried_by.is_none() || carried_by != job.message_id {
         return Err(UserError::NotItsMessage.into());
     }

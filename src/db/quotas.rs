@@ -46,11 +46,9 @@ pub async fn reserve_and_insert(
     policy: &Policy,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Reservation, sqlx::Error> {
-    // Until `NewJob` carries `DiscordId`s.
-    let (guild_id, user_id) = (DiscordId::new(job.guild_id as u64), DiscordId::new(job.user_id as u64));
-    let (mut limits, budget) = lock_quota(&mut *tx, guild_id, &policy.defaults).await?;
+    let (mut limits, budget) = lock_quota(&mut *tx, job.guild_id, &policy.defaults).await?;
     if !member_roles.is_empty() {
-        let tier = super::role_limits::for_member(&mut *tx, guild_id, member_roles).await?;
+        let tier = super::role_limits::for_member(&mut *tx, job.guild_id, member_roles).await?;
         // A role's per-member limits replace the guild's; the most generous role wins.
         limits.per_user_daily = tier.per_user_daily.or(limits.per_user_daily);
         limits.max_concurrent = tier.max_concurrent.or(limits.max_concurrent);
@@ -61,7 +59,7 @@ pub async fn reserve_and_insert(
     }
     // The member's block and reset are read in the same statement as the counts, under the
     // guild's lock that `/quota member` also takes: no change can slip between check and insert.
-    let (usage, member_blocked) = usage(&mut *tx, guild_id, user_id, now).await?;
+    let (usage, member_blocked) = usage(&mut *tx, job.guild_id, job.user_id, now).await?;
     if member_blocked {
         return Ok(Reservation::MemberBlocked);
     }
@@ -70,7 +68,7 @@ pub async fn reserve_and_insert(
         // Past max_concurrent, the guild may let the job wait its turn (`max_queued`).
         let may_wait = refusal.kind == LimitKind::MaxConcurrent
             && refusal.limit > 0
-            && usage.user_waiting < i64::from(max_queued(&mut *tx, guild_id).await?);
+            && usage.user_waiting < i64::from(max_queued(&mut *tx, job.guild_id).await?);
         if !may_wait {
             return Ok(Reservation::Refused(refusal));
         }
@@ -78,7 +76,7 @@ pub async fn reserve_and_insert(
     }
     let expected = policy.operator.expected_job_cost;
     if let Some(budget) = budget
-        && spend(&mut *tx, SpendScope::Guild(guild_id), crate::quota::month_start(now), expected, Some(budget))
+        && spend(&mut *tx, SpendScope::Guild(job.guild_id), crate::quota::month_start(now), expected, Some(budget))
             .await?
             .would_pass
     {

@@ -10,7 +10,10 @@ use tracing::{debug, error, info, warn};
 use super::lifecycle::{self, Timing};
 use crate::{
     actions::{self, SourceFile},
-    db::jobs::{self as store, Delivery, Job, JobStatus},
+    db::{
+        DiscordId,
+        jobs::{self as store, Delivery, Job, JobStatus},
+    },
     discord::{self, DiscordRest, SendError, Upload},
     image_budget::{ImageBudget, Reservation},
     provider::{self, DownloadError},
@@ -65,7 +68,7 @@ impl Deliverer {
             return;
         }
         let token = token.to_owned();
-        let outcome = self.discord.edit_reply(job.application_id as u64, &token, &message, &[]).await;
+        let outcome = self.discord.edit_reply(job.application_id.get(), &token, &message, &[]).await;
         if let Err(e) = &outcome {
             debug!(error = %e, "progress edit skipped");
         }
@@ -211,25 +214,25 @@ impl Deliverer {
         job: &Job,
         message: &render::Rendered,
         uploads: &[&Upload],
-    ) -> Result<(Delivery, i64), SendError> {
+    ) -> Result<(Delivery, u64), SendError> {
         if let Some(token) = reply_token(job, self.clock.now()) {
-            match self.discord.edit_reply(job.application_id as u64, token, message, uploads).await {
-                Ok(id) => return Ok((Delivery::Edit, id as i64)),
+            match self.discord.edit_reply(job.application_id.get(), token, message, uploads).await {
+                Ok(id) => return Ok((Delivery::Edit, id)),
                 Err(SendError::ReplyGone(why)) => info!(%why, "reply can no longer be edited; posting in the channel"),
                 Err(e) => return Err(e),
             }
         }
         self.discord
             .post_in_channel(
-                job.channel_id as u64,
-                job.user_id as u64,
-                job.message_id.map(|id| id as u64),
+                job.channel_id.get(),
+                job.user_id.get(),
+                job.message_id.map(DiscordId::get),
                 &job.id.simple().to_string()[..25],
                 message,
                 uploads,
             )
             .await
-            .map(|id| (Delivery::Channel, id as i64))
+            .map(|id| (Delivery::Channel, id))
     }
 
     /// Renews the Discord links among `pictures` that expire within [`LINK_MARGIN`], so that

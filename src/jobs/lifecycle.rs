@@ -287,11 +287,11 @@ pub fn on_download_failed(job: &mut Job, now: DateTime<Utc>, timing: &Timing) {
 }
 
 /// The outcome of sending the final message: where it went and its message id, or why not.
-pub fn on_delivery(job: &mut Job, outcome: Result<(Delivery, i64), SendError>, now: DateTime<Utc>, timing: &Timing) {
+pub fn on_delivery(job: &mut Job, outcome: Result<(Delivery, u64), SendError>, now: DateTime<Utc>, timing: &Timing) {
     match outcome {
         Ok((route, message_id)) => {
             job.delivery = Some(route);
-            job.message_id = Some(message_id);
+            job.message_id = Some(message_id.into());
             job.delivered_at = Some(now);
             job.interaction_token = None;
         }
@@ -323,7 +323,7 @@ pub fn on_progress_edit(job: &mut Job, outcome: Result<(u64, String), SendError>
     job.last_edit_at = Some(now);
     match outcome {
         Ok((message_id, text)) => {
-            job.message_id = Some(message_id as i64);
+            job.message_id = Some(message_id.into());
             job.last_edit_text = Some(text);
         }
         // Recorded in the future: no edit of this reply until Discord's wait is over.

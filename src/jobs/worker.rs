@@ -193,7 +193,7 @@ impl Worker {
         let worker = self.clone();
         let token = job.lease_token;
         running.insert(token);
-        let span = info_span!("job", job_id = %job.id, guild_id = job.guild_id);
+        let span = info_span!("job", job_id = %job.id, guild_id = job.guild_id.get());
         tasks.spawn(
             async move {
                 use futures::FutureExt as _;
@@ -429,7 +429,7 @@ impl Worker {
             .map(|c| crate::callbacks::url(&c.public_base_url, job.id, &c.key.secret(job.id)));
         let outcome = self.provider.create(&job.spec, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
-        self.deliverer.notices.after_create(job.guild_id as u64, &outcome);
+        self.deliverer.notices.after_create(job.guild_id.get(), &outcome);
         match &outcome {
             Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
             Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),
