@@ -130,7 +130,7 @@ async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_
     )
     .value(prefill)
     .min_length(1)
-    .max_length(MAX_PROMPT_CHARS as u16)
+    .max_length(u16::try_from(MAX_PROMPT_CHARS).expect("the prompt limit is below Discord's 4000"))
     .required(true);
     let title = match button.action {
         Action::Vary(number) => format!("Remix · vary image {number}"),

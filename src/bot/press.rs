@@ -80,7 +80,7 @@ pub(super) fn pictures(message: &serenity::Message, job: &PressedJob, action: Ac
         }
     };
     let numbered = |urls: &[String], kind: fn(u8) -> SourceFile| -> Result<Vec<String>, UserError> {
-        urls.iter().enumerate().map(|(i, url)| pick(kind(i as u8 + 1), url)).collect()
+        (1..).zip(urls).map(|(number, url)| pick(kind(number), url)).collect()
     };
     let style = numbered(&job.spec.pictures.style, SourceFile::Style)?;
     let omni = job.spec.pictures.omni.as_ref().map(|url| pick(SourceFile::Omni, url)).transpose()?;

@@ -393,7 +393,8 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     // The chart: drawn off the async threads (a few tens of milliseconds), sent with the summary.
     let days = quotas::daily_usage(pool, guild_id, now).await.context("loading daily usage")?;
     let title = format!("Image jobs · {}", now.format("%B %Y"));
-    let days_in_month = (quota::next_month(now) - quota::month_start(now)).num_days() as u32;
+    let days_in_month = u32::try_from((quota::next_month(now) - quota::month_start(now)).num_days())
+        .context("counting the days of the month")?;
     let today = now.day();
     let chart =
         tokio::task::spawn_blocking(move || crate::usage_chart::render(&title, &days, days_in_month, today, budget))

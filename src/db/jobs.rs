@@ -541,12 +541,12 @@ pub async fn recent_for_user(
 pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec<u8>)]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query!("UPDATE jobs SET images_kept = true WHERE id = $1", job_id).execute(&mut *tx).await?;
-    for (position, (filename, bytes)) in images.iter().enumerate() {
+    for (position, (filename, bytes)) in (0i32..).zip(images) {
         sqlx::query!(
             "INSERT INTO job_images (job_id, position, filename, bytes) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (job_id, position) DO NOTHING",
             job_id,
-            position as i32,
+            position,
             filename,
             bytes,
         )

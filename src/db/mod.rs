@@ -11,6 +11,7 @@ pub mod settings;
 mod types;
 
 pub use types::DiscordId;
+use types::{int4, out_of_range};
 
 use std::time::Duration;
 

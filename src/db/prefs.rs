@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{PgConnection, PgExecutor, PgPool, types::Json};
 
-use super::DiscordId;
+use super::{DiscordId, int4};
 
 use crate::{
     prefs::{self, OptionEdit, OptionOutcome, PrefChange, Prefs},
@@ -123,9 +123,9 @@ pub async fn set_defaults(
         user_id as DiscordId,
         new.aspect_ratio as Option<AspectRatio>,
         new.performance as Option<Performance>,
-        new.stylization.map(|v| v as i32),
-        new.chaos.map(|v| v as i32),
-        new.weirdness.map(|v| v as i32),
+        int4(new.stylization)?,
+        int4(new.chaos)?,
+        int4(new.weirdness)?,
         new.negative_prompt,
     )
     .execute(&mut *tx)

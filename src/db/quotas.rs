@@ -8,6 +8,7 @@ use crate::quota::{LimitKind, Limits, Policy, Refusal, Usage};
 use super::{
     DiscordId,
     jobs::{self, JobStatus, NewJob},
+    out_of_range,
 };
 
 /// The outcome of trying to store a new job.
@@ -575,10 +576,13 @@ pub async fn daily_usage(
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| crate::usage_chart::Day { day: r.day as u32, jobs: r.jobs as u32, spend: r.spend })
-        .collect())
+    rows.into_iter()
+        .map(|r| {
+            let (day, jobs) =
+                (u32::try_from(r.day).map_err(out_of_range)?, u32::try_from(r.jobs).map_err(out_of_range)?);
+            Ok(crate::usage_chart::Day { day, jobs, spend: r.spend })
+        })
+        .collect()
 }
 
 /// The guild's monthly budget in US dollars (`None`: none, or a guild never seen), read without

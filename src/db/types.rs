@@ -86,6 +86,17 @@ impl Decode<'_, Postgres> for DiscordId {
     }
 }
 
+/// A number for an `integer` column. The commands' bounds keep every value far inside its range;
+/// one outside fails the statement rather than being stored as another number.
+pub(super) fn int4(value: Option<i64>) -> Result<Option<i32>, sqlx::Error> {
+    value.map(i32::try_from).transpose().map_err(|e| sqlx::Error::Encode(e.into()))
+}
+
+/// A number read from the database that does not fit the bot's type: an error, never wrapped.
+pub(super) fn out_of_range(e: std::num::TryFromIntError) -> sqlx::Error {
+    sqlx::Error::Decode(e.into())
+}
+
 /// The Postgres enum `aspect_ratio`, whose labels are the ratios as written (`16:9`).
 impl sqlx::Type<Postgres> for AspectRatio {
     fn type_info() -> PgTypeInfo {
@@ -103,5 +114,17 @@ impl Decode<'_, Postgres> for AspectRatio {
     fn decode(value: PgValueRef<'_>) -> Result<Self, BoxDynError> {
         let label = <&str as Decode<'_, Postgres>>::decode(value)?;
         AspectRatio::parse_exact(label).ok_or_else(|| format!("{label:?} is not an aspect ratio the bot knows").into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_beyond_an_integer_column_is_an_error_not_another_number() {
+        assert_eq!(int4(Some(3000)).unwrap(), Some(3000));
+        assert_eq!(int4(None).unwrap(), None);
+        assert!(int4(Some(i64::from(i32::MAX) + 1)).is_err());
     }
 }

@@ -177,7 +177,7 @@ impl Deliverer {
 
     /// The most bytes one downloaded picture of this job may have.
     fn download_cap(&self, job: &Job) -> u64 {
-        self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64)
+        self.max_result_image_bytes.min(u64::try_from(job.attachment_size_limit).unwrap_or(0))
     }
 
     /// Stores the downloaded results, so that later attempts (and `/history`) need no download.
@@ -268,9 +268,9 @@ impl Deliverer {
         let named = pictures
             .images
             .iter()
-            .enumerate()
-            .map(|(i, url)| (SourceFile::Image(i as u8 + 1), url))
-            .chain(pictures.style.iter().enumerate().map(|(i, url)| (SourceFile::Style(i as u8 + 1), url)))
+            .zip(1..)
+            .map(|(url, number)| (SourceFile::Image(number), url))
+            .chain(pictures.style.iter().zip(1..).map(|(url, number)| (SourceFile::Style(number), url)))
             .chain(pictures.omni.iter().map(|url| (SourceFile::Omni, url)));
         let cap = self.download_cap(job);
         let mut uploads = Vec::new();
@@ -305,7 +305,9 @@ impl Deliverer {
         for (i, (url, result)) in job.result_urls.iter().zip(results).enumerate() {
             match result {
                 Ok((bytes, content_type)) => {
-                    if bytes.len() as i64 > job.attachment_size_limit || uploads.len() >= MAX_FILES {
+                    if i64::try_from(bytes.len()).map_or(true, |len| len > job.attachment_size_limit)
+                        || uploads.len() >= MAX_FILES
+                    {
                         linked.push(url.clone());
                     } else {
                         let filename = file_name(i, content_type.as_deref(), url);

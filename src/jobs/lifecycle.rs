@@ -387,7 +387,7 @@ fn public_words(message: &str, http_status: Option<u16>) -> Option<String> {
 
 /// Capped exponential backoff: `base * 2^(attempt-1)`, capped, scaled by `jitter` (0.5..=1.0).
 pub fn backoff(attempt: i32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32).min(cap);
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1).unsigned_abs()).min(cap);
     exp.mul_f64(jitter.clamp(0.5, 1.0))
 }
 

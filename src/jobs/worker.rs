@@ -125,7 +125,14 @@ impl Worker {
             if free > 0 && (look_now || last_claim.elapsed() >= TICK) {
                 look_now = false;
                 last_claim = std::time::Instant::now();
-                match store::claim_due(&self.pool, self.identity.owner, self.settings.lease, free as i64).await {
+                match store::claim_due(
+                    &self.pool,
+                    self.identity.owner,
+                    self.settings.lease,
+                    i64::try_from(free).unwrap_or(i64::MAX),
+                )
+                .await
+                {
                     Ok(jobs) => {
                         if db_failures > 0 {
                             info!("database reachable again; worker resumed");
@@ -150,7 +157,7 @@ impl Worker {
             }
             let mut pause = if db_failures > 0 {
                 lifecycle::backoff(
-                    db_failures as i32,
+                    i32::try_from(db_failures).unwrap_or(i32::MAX),
                     Duration::from_secs(1),
                     Duration::from_secs(30),
                     lifecycle::jitter(),
