@@ -39,6 +39,10 @@ pub enum Stage {
     Failed {
         reason: String,
     },
+    /// Stopped by member `by` before it was sent: never sent, refunded.
+    Cancelled {
+        by: u64,
+    },
 }
 
 /// Where a job that is not done yet stands. Every part changes rarely, and Discord's own clock
@@ -101,7 +105,7 @@ pub fn job_message(spec: &JobSpec, notes: &[String], stage: &Stage, files: &[Str
     let content = status_line(stage);
     let colour = match stage {
         Stage::Done { .. } => SUCCESS,
-        Stage::Failed { .. } => FAILURE,
+        Stage::Failed { .. } | Stage::Cancelled { .. } => FAILURE,
         _ => ACCENT,
     };
     let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(spec)).field(
@@ -146,6 +150,9 @@ pub fn single_image_line(number: u8, prompt: &str, user_id: u64) -> String {
     format!("🔍 **Image {number}** of {} · full size · for <@{user_id}>", truncate(&escape(prompt), 1500))
 }
 
+/// What a cancelled job's reply and `/history` say after who cancelled it.
+pub const CANCELLED: &str = "never sent, so nothing was counted.";
+
 pub fn status_line(stage: &Stage) -> String {
     match stage {
         Stage::Queued => "⏳ **Queued** · waiting for the image service".into(),
@@ -164,6 +171,7 @@ pub fn status_line(stage: &Stage) -> String {
             format!("✅ **Done** in {} · {images} {plural}{cost}", clock(*took))
         }
         Stage::Failed { reason } => format!("❌ **Failed** · {reason} This job does not count against your quota."),
+        Stage::Cancelled { by } => format!("🚫 **Cancelled** by <@{by}> · {CANCELLED}"),
     }
 }
 

@@ -299,7 +299,8 @@ async fn reserve(
     }
 }
 
-/// The public reply to a stored job (the message the worker edits), and what became of it: a job
+/// The public reply to a stored job (the message the worker edits, with `Cancel` until the job is
+/// sent), and what became of it: a job
 /// whose reply did not reach Discord is dropped (refunded) before it reaches the provider. The
 /// worker is woken either way.
 async fn answer_queued(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_>, job: &NewJob) {
@@ -307,6 +308,7 @@ async fn answer_queued(ctx: &serenity::Context, data: &Data, asked: &Interaction
     let reply = serenity::CreateInteractionResponseMessage::new()
         .content(rendered.content)
         .embeds(rendered.embeds)
+        .components(crate::actions::cancel_buttons(job.id))
         .allowed_mentions(serenity::CreateAllowedMentions::new());
     let job_id = job.id;
     match asked.respond(ctx, serenity::CreateInteractionResponse::Message(reply)).await {

@@ -130,6 +130,8 @@ pub fn on_due(job: &mut Job, now: DateTime<Utc>) -> Action {
         }
         // Past the deadline too: the job is queried once more before it is given up.
         JobStatus::Submitted | JobStatus::Running => Action::Query,
+        // Cancelled by a member (`db::jobs::cancel`, which also delivers it): final, nothing to do.
+        JobStatus::Cancelled => Action::Wait,
         JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain => {
             match job.last_edit_at.filter(|t| *t > now) {
                 // An edit of this reply was rate limited: Discord's wait applies to this one too.

@@ -326,7 +326,9 @@ impl Worker {
                 Action::Admit => match crate::db::quotas::admit(&self.pool, job.id).await {
                     Ok(admission) => {
                         lifecycle::on_admission(&mut job, admission, now);
-                        if job.slot_limit.is_some() && !self.edit_progress(&mut job).await {
+                        if job.slot_limit.is_some()
+                            && (!self.edit_progress(&mut job).await || self.cancelled_meanwhile(&job, now).await)
+                        {
                             return None;
                         }
                     }
@@ -384,6 +386,27 @@ impl Worker {
         let typical = self.typical(job);
         self.deliverer.edit_progress(job, typical).await;
         true
+    }
+
+    /// After a progress edit (at `edited_at`) of a job not sent yet: whether a member cancelled it
+    /// meanwhile. The cancel answers its press before this copy learns of it, so an edit sent
+    /// after the cancel is checked afterwards, and the cancel is shown again over it.
+    async fn cancelled_meanwhile(&self, job: &Job, edited_at: chrono::DateTime<chrono::Utc>) -> bool {
+        if job.last_edit_at.is_none_or(|at| at < edited_at) {
+            return false;
+        }
+        match store::cancelled_by(&self.pool, job.id).await {
+            Ok(Some(by)) => {
+                info!("the job was cancelled while its reply was edited; showing the cancel again");
+                self.deliverer.show_cancelled(job, by as u64).await;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                warn!(error = %e, "could not check whether the job was cancelled; it is checked at its next save");
+                false
+            }
+        }
     }
 
     /// Whether the leases of this process may lapse before the next renewal.
