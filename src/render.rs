@@ -292,6 +292,12 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_names_who_did_it_and_that_nothing_was_counted() {
+        let line = status_line(&Stage::Cancelled { by: 42 });
+        assert_eq!(line, "🚫 **Cancelled** by <@42> · never sent, so nothing was counted.");
+    }
+
+    #[test]
     fn failure_says_it_is_refunded() {
         let line = status_line(&Stage::Failed { reason: "The image service refused this job: banned word.".into() });
         assert!(line.contains("banned word") && line.contains("does not count"));

@@ -93,12 +93,12 @@ async fn a_result_has_u_buttons_and_u2_posts_image_two_alone() {
     let bot = TestBot::start().await;
     let (cmd, done) = result(&bot, "a lighthouse at dusk").await;
 
-    // Rows of U1–U4, V1–V4, then Reroll and Remix, with distinct short ids: Discord took them.
+    // Rows of U1–U4, V1–V4, then Reroll, Remix and Delete, with distinct short ids: Discord took them.
     let rows = buttons(&done);
     let labels: Vec<Vec<&str>> = rows.iter().map(|row| row.iter().map(|(l, _, _)| l.as_str()).collect()).collect();
     assert_eq!(
         labels,
-        [vec!["U1", "U2", "U3", "U4"], vec!["V1", "V2", "V3", "V4"], vec!["Reroll", "Remix"]],
+        [vec!["U1", "U2", "U3", "U4"], vec!["V1", "V2", "V3", "V4"], vec!["Reroll", "Remix", "Delete"]],
         "{:#}",
         done["components"]
     );
@@ -108,7 +108,7 @@ async fn a_result_has_u_buttons_and_u2_posts_image_two_alone() {
     assert!(rows[0].iter().all(|(_, _, style)| *style == 2));
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 10);
+    assert_eq!(ids.len(), 11);
     assert_eq!(final_edit(&bot, &cmd).status, 200);
     // Progress edits carry no buttons, and say so (an edit without `components` keeps old ones).
     let edits = bot.discord.requests_matching("PATCH", &cmd.token());
