@@ -34,14 +34,14 @@ pub(super) async fn cancel(
     button: Press,
 ) -> Result<(), Error> {
     let job = controlled(data, asked, button, "cancel").await?;
-    if let Some(message_id) = job.message_id
-        && asked.message.map(|m| m.id.get() as i64) != Some(message_id)
-    {
+    let pressed_on = asked.message.map(|m| m.id.get() as i64);
+    if job.message_id.is_some() && pressed_on != job.message_id {
         return Err(UserError::NotItsMessage.into());
     }
     let by = asked.user_id.get();
     let reason = format!("Cancelled by <@{by}>: {}", render::CANCELLED);
-    let cancelled = db::jobs::cancel(&data.pool, button.job, by as i64, &reason).await.context("cancelling the job")?;
+    let cancelled =
+        db::jobs::cancel(&data.pool, button.job, by as i64, pressed_on, &reason).await.context("cancelling the job")?;
     let Some(cancelled) = cancelled else {
         // Not queued any more: the worker sent it first, or another press cancelled it.
         let now = db::jobs::for_control(&data.pool, button.job).await.context("reading the job again")?;

@@ -532,7 +532,8 @@ pub struct Cancelled {
     pub notes: Vec<String>,
 }
 
-/// Cancels a job that was not sent yet, for member `by`: one statement that only a `queued` job
+/// Cancels a job that was not sent yet, for member `by` pressing on `message_id` (its reply, which
+/// `/history` then links to): one statement that only a `queued` job
 /// passes, racing the worker's fenced save of `submitting` (see [`save`]) on the same row, so
 /// exactly one of them wins. The job is refunded (`counted` cleared; nothing was paid, so spend is
 /// unchanged), final and delivered (its reply is the press's own answer), and its lease is taken
@@ -544,12 +545,14 @@ pub async fn cancel(
     db: impl PgExecutor<'_>,
     id: Uuid,
     by: i64,
+    message_id: Option<i64>,
     reason: &str,
 ) -> Result<Option<Cancelled>, sqlx::Error> {
     sqlx::query_as!(
         Cancelled,
         r#"UPDATE jobs SET status = $3, counted = false, cancelled_by = $2, error_text = $4, finished_at = now(),
-             delivered_at = now(), delivery = $5, interaction_token = NULL, next_run_at = now(),
+             delivered_at = now(), delivery = $5, message_id = COALESCE(message_id, $7), interaction_token = NULL,
+             next_run_at = now(),
              lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
          WHERE id = $1 AND status = $6
          RETURNING args AS "spec: Json<JobSpec>", notes"#,
@@ -559,6 +562,7 @@ pub async fn cancel(
         reason,
         Delivery::Edit as Delivery,
         JobStatus::Queued as JobStatus,
+        message_id,
     )
     .fetch_optional(db)
     .await
