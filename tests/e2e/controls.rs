@@ -67,7 +67,11 @@ async fn left_today(bot: &TestBot) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_cancels_a_waiting_job_which_is_never_sent_and_refunded() {
-    let bot = TestBot::start().await;
+    let health = crate::support::free_address();
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("HEALTH_ADDR".into(), health.clone());
+    })
+    .await;
     let (cmd, waiting) = waiting_job(&bot, "a kite to cancel").await;
     // The waiting reply keeps its one button through the worker's edits.
     assert_eq!(labels(&waiting), [["Cancel"]], "{:#}", waiting["components"]);
@@ -93,6 +97,11 @@ async fn the_owner_cancels_a_waiting_job_which_is_never_sent_and_refunded() {
     assert_eq!(creates_of(&bot, "a kite to cancel"), 0, "never sent");
     let history = private_answer(&bot, &InteractionBuilder::command("history")).await;
     assert!(history.contains("cancelled"), "{history}");
+    let metrics = reqwest::get(format!("http://{health}/metrics")).await.unwrap().text().await.unwrap();
+    for outcome in ["imagine_jobs_finished_total{status=\"cancelled\"}", "imagine_presses_total{outcome=\"cancelled\"}"]
+    {
+        assert!(metrics.contains(outcome), "{outcome} missing from:\n{metrics}");
+    }
     bot.stop().await;
 }
 
