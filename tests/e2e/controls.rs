@@ -8,7 +8,9 @@ use crate::actions::{buttons, custom_id, refusal, result};
 use crate::roles::{accepted, private_answer};
 use crate::support::{
     TestBot, WAIT,
-    discord::{DEFAULT_PERMISSIONS, DEFAULT_USER_ID, InteractionBuilder, MANAGE_GUILD, MANAGE_MESSAGES},
+    discord::{
+        DEFAULT_CHANNEL_ID, DEFAULT_PERMISSIONS, DEFAULT_USER_ID, InteractionBuilder, MANAGE_GUILD, MANAGE_MESSAGES,
+    },
     eventually,
     shortapi::Behaviour,
 };
@@ -259,5 +261,69 @@ async fn delete_is_refused_to_a_stranger_and_done_for_a_moderator() {
     assert!(answer.contains("already deleted"), "{answer}");
     let job = bot.job(&cmd).await.unwrap();
     assert_eq!((job.status.as_str(), job.counted), ("succeeded", true), "still paid for: {job:?}");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_deletes_a_result_that_was_posted_in_the_channel() {
+    let bot = TestBot::start().await;
+    bot.shortapi.script("late", Behaviour::succeed_after(8));
+    let cmd = bot.imagine("a late tram to delete");
+    bot.send(&cmd).await;
+    bot.wait_reply(&cmd, |c| c.contains("Submitted") || c.contains("Generating")).await;
+    bot.discord.expire_token(&cmd.token());
+    bot.wait_job_settled(&cmd).await;
+    let posted = || {
+        bot.discord
+            .channel_messages(DEFAULT_CHANNEL_ID)
+            .into_iter()
+            .find(|m| m["content"].as_str().unwrap_or("").contains("Done"))
+    };
+    let result = posted().expect("the result went to the channel");
+
+    let press = InteractionBuilder::button_press(&result, &custom_id(&result, "Delete"));
+    bot.send(&press).await;
+    assert_eq!(bot.callback(&press).await["type"], 6);
+    assert!(eventually(WAIT, || async { posted().is_none() }).await, "the channel message is deleted");
+    let deleted_by: Option<i64> = sqlx::query_scalar("SELECT deleted_by FROM jobs WHERE interaction_id = $1")
+        .bind(cmd.id() as i64)
+        .fetch_one(&bot.pool)
+        .await
+        .unwrap();
+    assert_eq!(deleted_by, Some(DEFAULT_USER_ID as i64));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deletes_at_once_delete_the_result_once_and_neither_sees_an_error() {
+    let bot = TestBot::start().await;
+    let (cmd, done) = result(&bot, "a lighthouse deleted twice").await;
+    let delete = custom_id(&done, "Delete");
+    let presses =
+        [moderator(InteractionBuilder::button_press(&done, &delete)), InteractionBuilder::button_press(&done, &delete)];
+    futures::future::join_all(presses.iter().map(|p| bot.send(p))).await;
+    let mut deferred = 0;
+    for press in &presses {
+        let answer = bot.callback(press).await;
+        match answer["type"].as_u64() {
+            Some(6) => deferred += 1,
+            _ => assert!(refusal(&answer).contains("already deleted"), "{answer:#}"),
+        }
+    }
+    let deleted = || async {
+        sqlx::query_scalar::<_, bool>("SELECT deleted_at IS NOT NULL FROM jobs WHERE interaction_id = $1")
+            .bind(cmd.id() as i64)
+            .fetch_one(&bot.pool)
+            .await
+            .unwrap()
+    };
+    assert!(eventually(WAIT, deleted).await, "marked deleted");
+    assert!(bot.discord.original_message(&cmd.token()).is_none(), "the message is gone");
+    // Whichever press came second found the message already gone (Discord's 10008): not an error.
+    let deletes = || bot.discord.requests_matching("DELETE", "/messages/@original");
+    assert!(eventually(WAIT, || async { deletes().len() == deferred }).await, "{:?}", deletes());
+    assert!(deletes().iter().all(|d| [204, 404].contains(&d.status)), "{:?}", deletes());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(presses.iter().all(|p| bot.discord.followups(&p.token()).is_empty()), "no one was told of a fault");
     bot.stop().await;
 }

@@ -214,9 +214,11 @@ pub(super) fn webhook(
                 return Reply::err(404, 10015, "Unknown Webhook");
             }
             // After a deferred response the first followup edits the "thinking..." message
-            // (and its ephemeral state cannot change).
+            // (and its ephemeral state cannot change); once the original is deleted, a followup is
+            // a message of its own.
             if let Some(mid) = original {
-                let loading = inner.messages[&mid]["flags"].as_u64().is_some_and(|f| f & FLAG_LOADING != 0);
+                let loading =
+                    inner.messages.get(&mid).and_then(|m| m["flags"].as_u64()).is_some_and(|f| f & FLAG_LOADING != 0);
                 if loading {
                     return edit_stored(shared, inner, mid, body, files, size_limit);
                 }
