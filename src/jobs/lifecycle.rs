@@ -1,8 +1,10 @@
 //! The job lifecycle: every change of a job's state, as pure functions of the job, what happened
 //! and the time. This is the only place where `status`, `counted` (the quota refund),
 //! `error_text`, the lifecycle timestamps, the retry counters and `delivery` change; the worker
-//! performs the I/O these functions ask for and feeds the outcomes back. The states and
-//! transitions are drawn in `docs/ARCHITECTURE.md`.
+//! performs the I/O these functions ask for and feeds the outcomes back. The one exception is a
+//! member's `Cancel` of a job not sent yet, which the database decides against the worker's claim
+//! (`db::jobs::cancel`); a cancelled job is final and delivered, so nothing here acts on it. The
+//! states and transitions are drawn in `docs/ARCHITECTURE.md`.
 //!
 //! ```text
 //! queued ──on_due──▶ submitting ──on_create──▶ submitted ──on_query──▶ running ──on_query──▶ succeeded
