@@ -129,7 +129,7 @@ async fn from_command(
         return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
     }
     asked.check_job_roles(&settings)?;
-    let (typed_prompt, typed_negative) = (Some(request.prompt.clone()), request.negative_prompt.clone());
+    let (typed_prompt, typed_negative) = (Some(request.prompt.clone()), request.chosen.negative_prompt.clone());
     request.prompt = with_preferences(&request.prompt, &prefs, &settings)?;
     let defaults = Layered::new(&prefs.defaults, &settings.defaults);
     let prepared =
