@@ -77,6 +77,7 @@ impl Deliverer {
     /// database, and every later attempt (in any process) uploads the kept bytes, so a Discord
     /// outage that outlives the provider's short-lived links loses nothing.
     pub async fn deliver(&self, job: &mut Job, pool: &sqlx::PgPool, timing: &Timing) {
+        let declined = job.status.declined_by_moderation(job.error_text.as_deref());
         let mut uploads = Vec::new();
         let mut linked = Vec::new();
         let mut sources = Vec::new();
@@ -107,9 +108,10 @@ impl Deliverer {
                     return;
                 }
             }
-        } else if job.status.retryable() {
+        } else if job.status.retryable() && (!declined || reply_token(job, self.clock.now()).is_some()) {
             // Kept with the failure as with a result: Retry (or, privately, the owner's Remix
-            // of a declined job) brings them back with freshly signed links.
+            // of a declined job, while its token lives) brings them back with freshly signed
+            // links.
             reservation = Some(self.reserve_images(job).await);
         }
         if reservation.is_some() {
@@ -126,7 +128,6 @@ impl Deliverer {
             sources.truncate(MAX_FILES.saturating_sub(uploads.len()));
         }
         // Moderation may have declined the pictures themselves: they go to the owner only.
-        let declined = job.status.declined_by_moderation(job.error_text.as_deref());
         let private_sources = if declined { std::mem::take(&mut sources) } else { Vec::new() };
         // The token is spent once the job is delivered; the owner's private message needs it.
         let token = job.interaction_token.clone();
@@ -189,8 +190,15 @@ impl Deliverer {
             embeds: Vec::new(),
             components: actions::declined_buttons(job.id),
         };
-        let files: Vec<&Upload> = sources.iter().collect();
-        match self.discord.private_followup(job.application_id as u64, token, &message, &files).await {
+        let mut files: Vec<&Upload> = sources.iter().collect();
+        let sent = loop {
+            match self.discord.private_followup(job.application_id as u64, token, &message, &files).await {
+                // Without the pictures, the Remix uses the job's own links while they live.
+                Err(SendError::TooLarge) if !files.is_empty() => files.clear(),
+                sent => break sent,
+            }
+        };
+        match sent {
             Ok(_) => info!("told the owner privately why the job was declined"),
             Err(e) => warn!(error = %e, "could not tell the owner why the job was declined; /history has it"),
         }
@@ -391,8 +399,9 @@ fn extension<'a>(content_type: Option<&str>, url: &'a str) -> &'a str {
 }
 
 /// The final message of a job: its results with their buttons, or why it failed with Retry (a
-/// moderation refusal: only that it was declined, no button; its owner is told why privately). `sources` are the job's own pictures uploaded again; the first shows as the
-/// gallery's thumbnail.
+/// moderation refusal: only that it was declined, no button; its owner is told why privately).
+/// `sources` are the job's own pictures uploaded again; the first shows as the gallery's
+/// thumbnail.
 fn final_message(job: &Job, uploads: &[Upload], sources: &[Upload], linked: &[String]) -> render::Rendered {
     let declined = job.status.declined_by_moderation(job.error_text.as_deref());
     let stage = if job.status == JobStatus::Succeeded {
