@@ -142,6 +142,23 @@ async fn a_retry_of_an_uncertain_job_after_its_links_expired_sends_only_fresh_li
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_job_keeps_its_source_and_offers_retry() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("JOB_DEADLINE".into(), "2s".into());
+    })
+    .await;
+    let (cmd, timed_out) = unfinished(&bot, "an endless tide", Behaviour::NeverFinish, "did not finish").await;
+    assert_eq!(bot.job(&cmd).await.unwrap().status, "timed_out");
+    assert_eq!(filenames(&timed_out), ["source-1.png"]);
+    assert_eq!(buttons(&timed_out).concat().into_iter().map(|(l, _, _)| l).collect::<Vec<_>>(), ["Retry"]);
+    let press = InteractionBuilder::button_press(&timed_out, &custom_id(&timed_out, "Retry"));
+    accepted(&bot, &press).await;
+    let JobRow { origin, user_id, counted, .. } = bot.job(&press).await.unwrap();
+    assert_eq!((origin.as_deref(), user_id, counted), (Some("Retry"), DEFAULT_USER_ID as i64, true));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_retry_in_a_role_gated_server_is_refused() {
     let bot = TestBot::start().await;
     let timing_out =
