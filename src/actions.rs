@@ -5,13 +5,14 @@
 //! and everything else is looked up in the database when it is pressed. The format is
 //! `imagine:<version>:<action>:<job id, 32 hex digits>` (at most 100 characters, unique within a
 //! message because the action differs); the version comes first so that a later format can be
-//! told apart from this one. The actions are `U1`–`U4`, `V1`–`V4`, `Reroll` and `Remix`; the Remix
-//! modal carries the Remix button's id.
+//! told apart from this one. The actions are `U1`–`U4`, `V1`–`V4`, `Reroll`, `Remix` and `Retry`;
+//! the Remix modal carries the Remix button's id.
 //!
 //! A result message also carries the job's own sources, uploaded again beside the results
 //! (`source-1.png`, `style-1.png`, `omni-1.png`): a press brings the message with every URL freshly
 //! signed, so V, Reroll and Remix can hand the provider live links days later, while the files a
-//! member attached to `/imagine` (which belong to no message) have long expired.
+//! member attached to `/imagine` (which belong to no message) have long expired. A failed,
+//! timed-out or unconfirmed job's final message keeps its sources the same way, for `Retry`.
 
 use serenity::all::{ButtonStyle, CreateActionRow, CreateButton};
 use uuid::Uuid;
@@ -34,6 +35,8 @@ pub enum Action {
     Reroll,
     /// A modal to edit the prompt, then a new job on the original sources and settings.
     Remix,
+    /// On a job that did not deliver images: a new job with exactly its arguments.
+    Retry,
 }
 
 impl Action {
@@ -44,6 +47,7 @@ impl Action {
             Action::Vary(n) => format!("V{n}"),
             Action::Reroll => "Reroll".into(),
             Action::Remix => "Remix".into(),
+            Action::Retry => "Retry".into(),
         }
     }
 
@@ -56,6 +60,7 @@ impl Action {
         match text {
             "Reroll" => return Some(Action::Reroll),
             "Remix" => return Some(Action::Remix),
+            "Retry" => return Some(Action::Retry),
             _ => {}
         }
         let (kind, digit) = text.split_at_checked(1)?;
@@ -136,6 +141,21 @@ pub fn result_buttons(job: Uuid, images: &[u8]) -> Vec<CreateActionRow> {
     rows
 }
 
+/// The button under the final message of a job that failed, timed out or was left unconfirmed.
+pub fn retry_buttons(job: Uuid) -> Vec<CreateActionRow> {
+    only(job, Action::Retry)
+}
+
+/// The button under the private message that tells a job's owner why moderation declined it.
+pub fn declined_buttons(job: Uuid) -> Vec<CreateActionRow> {
+    only(job, Action::Remix)
+}
+
+fn only(job: Uuid, action: Action) -> Vec<CreateActionRow> {
+    let button = CreateButton::new(custom_id(job, action)).label(action.label()).style(ButtonStyle::Primary);
+    vec![CreateActionRow::Buttons(vec![button])]
+}
+
 /// A job's own source picture, uploaded again with its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFile {
@@ -198,7 +218,11 @@ mod tests {
 
     #[test]
     fn an_id_reads_back_as_written() {
-        let every = (1..=4).flat_map(|n| [Action::Upscale(n), Action::Vary(n)]).chain([Action::Reroll, Action::Remix]);
+        let every = (1..=4).flat_map(|n| [Action::Upscale(n), Action::Vary(n)]).chain([
+            Action::Reroll,
+            Action::Remix,
+            Action::Retry,
+        ]);
         for action in every {
             let id = custom_id(JOB, action);
             assert_eq!(id, format!("imagine:1:{}:0123456789abcdef0123456789abcdef", action.label()));
@@ -224,6 +248,7 @@ mod tests {
             format!("imagine:1:v2:{job}"),
             format!("imagine:1:reroll:{job}"),
             format!("imagine:1:Remix1:{job}"),
+            format!("imagine:1:retry:{job}"),
             format!("imagine:1:X2:{job}"),
             format!("imagine:1:U٢:{job}"),
             format!("other:1:U2:{job}"),
@@ -274,6 +299,8 @@ mod tests {
         );
         assert_eq!(labels(&result_buttons(JOB, &[2])), [vec!["U2"], vec!["V2"], vec!["Reroll", "Remix"]]);
         assert_eq!(labels(&result_buttons(JOB, &[])), [["Reroll", "Remix"]], "every image linked: still these");
+        assert_eq!(labels(&retry_buttons(JOB)), [["Retry"]]);
+        assert_eq!(labels(&declined_buttons(JOB)), [["Remix"]]);
         let full = result_buttons(JOB, &[1, 2, 3, 4]);
         let ids: std::collections::HashSet<String> =
             labels(&full).concat().into_iter().map(|l| custom_id(JOB, Action::parse(&l).unwrap())).collect();

@@ -1,9 +1,9 @@
-//! Presses on the buttons under a delivered result (`U1`–`U4`, `V1`–`V4`, Reroll, Remix) and the
-//! submit of the Remix modal: each is decoded once (see [`super::press`]) and routed once.
+//! Presses on the buttons under a delivered result (`U1`–`U4`, `V1`–`V4`, Reroll, Remix), under a
+//! failed one (Retry), and the submit of the Remix modal: each is decoded once (see [`super::press`]) and routed once.
 //!
 //! Nothing a press needs lives in memory, so buttons work after restarts and days later. A bad
 //! press is answered privately and creates nothing (see [`super::report`]). `U<n>` posts an image
-//! (see [`super::upscale`]); V, Reroll and a Remix submit take the one road to a job (see
+//! (see [`super::upscale`]); V, Reroll, Retry and a Remix submit take the one road to a job (see
 //! [`super::create`]); Remix first opens a modal.
 
 use anyhow::Context as _;
@@ -42,6 +42,7 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
             }
             Action::Vary(number) => Variation::Vary(number),
             Action::Reroll => Variation::Reroll,
+            Action::Retry => Variation::Retry,
         };
         create::create(ctx, data, &asked, Origin::Press { parent: button.job, action: variation }).await
     };
@@ -68,7 +69,7 @@ pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::M
         let action = match button.action {
             Action::Remix | Action::Reroll => Variation::Remix { prompt },
             Action::Vary(number) => Variation::VaryRemixed { number, prompt },
-            Action::Upscale(_) => return Err(UserError::UnknownButton.into()),
+            Action::Upscale(_) | Action::Retry => return Err(UserError::UnknownButton.into()),
         };
         create::create(ctx, data, &asked, Origin::Press { parent: button.job, action }).await
     };

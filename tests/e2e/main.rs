@@ -34,6 +34,7 @@ mod quotas;
 mod readme_path;
 mod remix;
 mod result_links;
+mod retry;
 mod roles;
 mod settings;
 mod standins;
