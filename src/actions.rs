@@ -7,13 +7,14 @@
 //! `imagine:<version>:<action>:<job id, 32 hex digits>` (at most 100 characters, unique within a
 //! message because the action differs); the version comes first so that a later format can be
 //! told apart from this one. The actions are `U1`–`U4`, `V1`–`V4`, `Reroll`, `Remix` and `Delete`
-//! under a result, and `Cancel` under the reply of a job not sent yet; the Remix modal carries the
-//! Remix button's id.
+//! under a result, `Retry` under a failed job and `Cancel` under the reply of a job not sent yet;
+//! the Remix modal carries the Remix button's id.
 //!
 //! A result message also carries the job's own sources, uploaded again beside the results
 //! (`source-1.png`, `style-1.png`, `omni-1.png`): a press brings the message with every URL freshly
 //! signed, so V, Reroll and Remix can hand the provider live links days later, while the files a
-//! member attached to `/imagine` (which belong to no message) have long expired.
+//! member attached to `/imagine` (which belong to no message) have long expired. A failed,
+//! timed-out or unconfirmed job's final message keeps its sources the same way, for `Retry`.
 
 use serenity::all::{ButtonStyle, CreateActionRow, CreateButton};
 use uuid::Uuid;
@@ -36,6 +37,8 @@ pub enum Action {
     Reroll,
     /// A modal to edit the prompt, then a new job on the original sources and settings.
     Remix,
+    /// On a job that did not deliver images: a new job with exactly its arguments.
+    Retry,
     /// Stops a job not sent yet (owner or Manage Messages): never sent, refunded.
     Cancel,
     /// Deletes a delivered result's message (owner or Manage Messages).
@@ -50,6 +53,7 @@ impl Action {
             Action::Vary(n) => format!("V{n}"),
             Action::Reroll => "Reroll".into(),
             Action::Remix => "Remix".into(),
+            Action::Retry => "Retry".into(),
             Action::Cancel => "Cancel".into(),
             Action::Delete => "Delete".into(),
         }
@@ -57,13 +61,14 @@ impl Action {
 
     /// Whether pressing it starts a new (paid) job.
     pub fn makes_job(self) -> bool {
-        matches!(self, Action::Vary(_) | Action::Reroll | Action::Remix)
+        matches!(self, Action::Vary(_) | Action::Reroll | Action::Remix | Action::Retry)
     }
 
     fn parse(text: &str) -> Option<Action> {
         match text {
             "Reroll" => return Some(Action::Reroll),
             "Remix" => return Some(Action::Remix),
+            "Retry" => return Some(Action::Retry),
             "Cancel" => return Some(Action::Cancel),
             "Delete" => return Some(Action::Delete),
             _ => {}
@@ -148,10 +153,24 @@ pub fn result_buttons(job: Uuid, images: &[u8]) -> Vec<CreateActionRow> {
     rows
 }
 
+/// The button under the final message of a job that failed, timed out or was left unconfirmed.
+pub fn retry_buttons(job: Uuid) -> Vec<CreateActionRow> {
+    only(job, Action::Retry, ButtonStyle::Primary)
+}
+
+/// The button under the private message that tells a job's owner why moderation declined it.
+pub fn declined_buttons(job: Uuid) -> Vec<CreateActionRow> {
+    only(job, Action::Remix, ButtonStyle::Primary)
+}
+
 /// The one button under the reply of a job not sent to the provider yet.
 pub fn cancel_buttons(job: Uuid) -> Vec<CreateActionRow> {
-    let cancel = CreateButton::new(custom_id(job, Action::Cancel)).label(Action::Cancel.label());
-    vec![CreateActionRow::Buttons(vec![cancel.style(ButtonStyle::Danger)])]
+    only(job, Action::Cancel, ButtonStyle::Danger)
+}
+
+fn only(job: Uuid, action: Action, style: ButtonStyle) -> Vec<CreateActionRow> {
+    let button = CreateButton::new(custom_id(job, action)).label(action.label()).style(style);
+    vec![CreateActionRow::Buttons(vec![button])]
 }
 
 /// A job's own source picture, uploaded again with its result.
@@ -219,6 +238,7 @@ mod tests {
         let every = (1..=4).flat_map(|n| [Action::Upscale(n), Action::Vary(n)]).chain([
             Action::Reroll,
             Action::Remix,
+            Action::Retry,
             Action::Cancel,
             Action::Delete,
         ]);
@@ -247,6 +267,7 @@ mod tests {
             format!("imagine:1:v2:{job}"),
             format!("imagine:1:reroll:{job}"),
             format!("imagine:1:Remix1:{job}"),
+            format!("imagine:1:retry:{job}"),
             format!("imagine:1:cancel:{job}"),
             format!("imagine:1:Delete1:{job}"),
             format!("imagine:1:X2:{job}"),
@@ -303,6 +324,8 @@ mod tests {
             [["Reroll", "Remix", "Delete"]],
             "every image linked: still these"
         );
+        assert_eq!(labels(&retry_buttons(JOB)), [["Retry"]]);
+        assert_eq!(labels(&declined_buttons(JOB)), [["Remix"]]);
         let full = result_buttons(JOB, &[1, 2, 3, 4]);
         let ids: std::collections::HashSet<String> =
             labels(&full).concat().into_iter().map(|l| custom_id(JOB, Action::parse(&l).unwrap())).collect();
@@ -314,7 +337,7 @@ mod tests {
     fn a_job_not_sent_yet_has_one_cancel_button() {
         assert_eq!(labels(&cancel_buttons(JOB)), [["Cancel"]]);
         assert!(!Action::Cancel.makes_job() && !Action::Delete.makes_job() && !Action::Upscale(1).makes_job());
-        assert!(Action::Reroll.makes_job() && Action::Vary(2).makes_job() && Action::Remix.makes_job());
+        assert!([Action::Reroll, Action::Vary(2), Action::Remix, Action::Retry].iter().all(|a| a.makes_job()));
     }
 
     #[test]

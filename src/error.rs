@@ -100,6 +100,15 @@ pub enum UserError {
     /// A result button of a job that produced no images.
     #[error("This job did not produce any images, so its buttons have nothing to work on.")]
     NoImages,
+    /// Retry on a job that did not fail (a copied button, or a crafted press).
+    #[error("Only a job that failed, timed out or could not be confirmed can be retried. Use Reroll for new images.")]
+    NothingToRetry,
+    /// Retry on a job the image service's moderation declined: it would be declined again.
+    #[error(
+        "The image service declined this prompt, so I would not try it again unchanged. Change it with Remix, or \
+         start again with `/imagine`."
+    )]
+    DeclinedNoRetry,
     /// V, Reroll or Remix on a result whose original pictures are no longer reachable: they could
     /// not be kept with the result, and the job's own links have expired.
     #[error(

@@ -39,6 +39,9 @@ pub enum Stage {
     Failed {
         reason: String,
     },
+    /// The image service's moderation declined the job, refunded. Its reason goes to the owner
+    /// only ([`declined_privately`]): the public reply does not repeat it.
+    Declined,
     /// Stopped by member `by` before it was sent: never sent, refunded.
     Cancelled {
         by: u64,
@@ -105,7 +108,7 @@ pub fn job_message(spec: &JobSpec, notes: &[String], stage: &Stage, files: &[Str
     let content = status_line(stage);
     let colour = match stage {
         Stage::Done { .. } => SUCCESS,
-        Stage::Failed { .. } | Stage::Cancelled { .. } => FAILURE,
+        Stage::Failed { .. } | Stage::Declined | Stage::Cancelled { .. } => FAILURE,
         _ => ACCENT,
     };
     let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(spec)).field(
@@ -171,8 +174,18 @@ pub fn status_line(stage: &Stage) -> String {
             format!("✅ **Done** in {} · {images} {plural}{cost}", clock(*took))
         }
         Stage::Failed { reason } => format!("❌ **Failed** · {reason} This job does not count against your quota."),
+        Stage::Declined => "❌ **Not generated** · the prompt was declined, nothing was counted.".into(),
         Stage::Cancelled { by } => format!("🚫 **Cancelled** by <@{by}> · {CANCELLED}"),
     }
+}
+
+/// What the owner of a job the image service's moderation declined is told privately: its
+/// reason, and the Remix button beside it.
+pub fn declined_privately(reason: &str) -> String {
+    format!(
+        "Only you can see this. {} Press **Remix** to change your prompt and try again; nothing was counted.",
+        truncate(reason, 1500)
+    )
 }
 
 fn describe_prompt(spec: &JobSpec) -> String {
@@ -301,6 +314,14 @@ mod tests {
     fn failure_says_it_is_refunded() {
         let line = status_line(&Stage::Failed { reason: "The image service refused this job: banned word.".into() });
         assert!(line.contains("banned word") && line.contains("does not count"));
+    }
+
+    #[test]
+    fn a_declined_job_keeps_its_reason_out_of_the_public_reply() {
+        let public = status_line(&Stage::Declined);
+        assert_eq!(public, "❌ **Not generated** · the prompt was declined, nothing was counted.");
+        let private = declined_privately("The image service could not make this image: nsfw.");
+        assert!(private.contains("could not make this image: nsfw.") && private.contains("Remix"), "{private}");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Presses on the buttons under a delivered result (`U1`–`U4`, `V1`–`V4`, Reroll, Remix, Delete),
-//! on `Cancel` under a job not sent yet, and the submit of the Remix modal: each is decoded once
-//! (see [`super::press`]) and routed once.
+//! under a failed one (Retry), on `Cancel` under a job not sent yet, and the submit of the Remix
+//! modal: each is decoded once (see [`super::press`]) and routed once.
 //!
 //! Nothing a press needs lives in memory, so buttons work after restarts and days later. A bad
 //! press is answered privately and creates nothing (see [`super::report`]). `U<n>` posts an image
-//! (see [`super::upscale`]); V, Reroll and a Remix submit take the one road to a job (see
+//! (see [`super::upscale`]); V, Reroll, Retry and a Remix submit take the one road to a job (see
 //! [`super::create`]); Remix first opens a modal; Cancel and Delete are the member's controls (see
 //! [`super::controls`]).
 
@@ -46,6 +46,7 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
             }
             Action::Vary(number) => Variation::Vary(number),
             Action::Reroll => Variation::Reroll,
+            Action::Retry => Variation::Retry,
         };
         create::create(ctx, data, &asked, Origin::Press { parent: button.job, action: variation }).await
     };
@@ -72,7 +73,9 @@ pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::M
         let action = match button.action {
             Action::Remix | Action::Reroll => Variation::Remix { prompt },
             Action::Vary(number) => Variation::VaryRemixed { number, prompt },
-            Action::Upscale(_) | Action::Cancel | Action::Delete => return Err(UserError::UnknownButton.into()),
+            Action::Upscale(_) | Action::Retry | Action::Cancel | Action::Delete => {
+                return Err(UserError::UnknownButton.into());
+            }
         };
         create::create(ctx, data, &asked, Origin::Press { parent: button.job, action }).await
     };

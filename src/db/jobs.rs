@@ -72,6 +72,17 @@ impl JobStatus {
         }
     }
 
+    /// Whether a job in this state, failed for `error_text`, was declined by the image service's
+    /// moderation: its reason is for its owner only, and `Retry` would be declined again.
+    pub fn declined_by_moderation(self, error_text: Option<&str>) -> bool {
+        self == JobStatus::Failed && error_text.is_some_and(crate::provider::declined_by_moderation)
+    }
+
+    /// Whether a job in this state delivered no images and may be made again as it was (`Retry`).
+    pub fn retryable(self) -> bool {
+        matches!(self, JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain)
+    }
+
     /// The job will not change at the provider any more.
     pub fn is_final(self) -> bool {
         Self::FINAL.contains(&self)
@@ -123,11 +134,19 @@ pub enum JobOrigin {
     V4,
     Reroll,
     Remix,
+    Retry,
 }
 
 impl JobOrigin {
-    const ALL: [JobOrigin; 6] =
-        [JobOrigin::V1, JobOrigin::V2, JobOrigin::V3, JobOrigin::V4, JobOrigin::Reroll, JobOrigin::Remix];
+    const ALL: [JobOrigin; 7] = [
+        JobOrigin::V1,
+        JobOrigin::V2,
+        JobOrigin::V3,
+        JobOrigin::V4,
+        JobOrigin::Reroll,
+        JobOrigin::Remix,
+        JobOrigin::Retry,
+    ];
 
     /// The button's label, as on the button and in its `custom_id`.
     pub fn label(self) -> &'static str {
@@ -138,6 +157,7 @@ impl JobOrigin {
             JobOrigin::V4 => "V4",
             JobOrigin::Reroll => "Reroll",
             JobOrigin::Remix => "Remix",
+            JobOrigin::Retry => "Retry",
         }
     }
 
@@ -475,7 +495,11 @@ pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sq
 #[derive(Debug, Clone)]
 pub struct PressedJob {
     pub guild_id: i64,
+    /// The job's owner.
+    pub user_id: i64,
     pub status: JobStatus,
+    /// Why it failed, if it did (for its owner: a moderation refusal's reason is private).
+    pub error_text: Option<String>,
     /// How many images the job produced.
     pub images: i32,
     pub prompt_sent: String,
@@ -490,8 +514,8 @@ pub struct PressedJob {
 pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<PressedJob>, sqlx::Error> {
     sqlx::query_as!(
         PressedJob,
-        r#"SELECT guild_id, status AS "status: JobStatus", cardinality(result_urls) AS "images!", prompt_sent,
-             args AS "spec: Json<JobSpec>", message_id
+        r#"SELECT guild_id, user_id, status AS "status: JobStatus", error_text,
+             cardinality(result_urls) AS "images!", prompt_sent, args AS "spec: Json<JobSpec>", message_id
          FROM jobs WHERE id = $1"#,
         id,
     )

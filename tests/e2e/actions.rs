@@ -184,9 +184,9 @@ async fn bad_presses_are_answered_privately_and_create_nothing() {
     let (_, two) = result(&bot, "two images of a harbour").await;
     let failed_cmd = bot.imagine("refused harbour");
     bot.send(&failed_cmd).await;
-    let failed = bot.wait_reply(&failed_cmd, |c| c.contains("Failed")).await;
+    let failed = bot.wait_reply(&failed_cmd, |c| c.contains("Not generated")).await;
     bot.wait_job_settled(&failed_cmd).await;
-    assert_eq!(buttons(&failed), Vec::<Vec<_>>::new(), "a failure has no buttons");
+    assert_eq!(buttons(&failed), Vec::<Vec<_>>::new(), "a declined job has no buttons");
     let two_labels: Vec<String> = buttons(&two).concat().into_iter().map(|(l, _, _)| l).collect();
     assert_eq!(
         two_labels,

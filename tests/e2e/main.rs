@@ -35,6 +35,7 @@ mod quotas;
 mod readme_path;
 mod remix;
 mod result_links;
+mod retry;
 mod roles;
 mod settings;
 mod standins;

@@ -295,7 +295,7 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
     let (_, two) = result(&bot, "two images of a ship").await;
     let failed = bot.imagine("a refused ship");
     bot.send(&failed).await;
-    bot.wait_reply(&failed, |c| c.contains("Failed")).await;
+    bot.wait_reply(&failed, |c| c.contains("Not generated")).await;
     bot.wait_job_settled(&failed).await;
     let failed_job = bot.job(&failed).await.unwrap().id;
     let before = (bot.job_count().await, bot.shortapi.creates().len());
