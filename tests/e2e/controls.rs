@@ -2,6 +2,8 @@
 //! yet (by the owner or a member with Manage Messages; never sent, refunded, racing the worker's
 //! claim without both winning) and `Delete` on a delivered result.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::actions::{buttons, custom_id, refusal, result};
@@ -35,7 +37,7 @@ fn creates_of(bot: &TestBot, prompt: &str) -> usize {
 /// the server lets one more wait (`max_concurrent` 1, `max_queued` 1). Returns its command and
 /// the reply as it stands once the worker showed it waiting.
 async fn waiting_job(bot: &TestBot, prompt: &str) -> (InteractionBuilder, Value) {
-    one_slot_taken(bot).await;
+    one_slot_taken(bot, Behaviour::NeverFinish).await;
     let cmd = bot.imagine(prompt);
     accepted(bot, &cmd).await;
     let reply = bot.wait_reply(&cmd, |c| c.contains("I send it when one of your jobs finishes")).await;
@@ -43,8 +45,8 @@ async fn waiting_job(bot: &TestBot, prompt: &str) -> (InteractionBuilder, Value)
 }
 
 /// Lets the member run one job at once and have one more wait, and takes that one slot with a
-/// job that never finishes.
-async fn one_slot_taken(bot: &TestBot) {
+/// job that behaves as `blocker` at the provider. Returns the blocker's command.
+async fn one_slot_taken(bot: &TestBot, blocker: Behaviour) -> InteractionBuilder {
     let set = InteractionBuilder::command("quota")
         .subcommand("set")
         .member_permissions(DEFAULT_PERMISSIONS | MANAGE_GUILD)
@@ -52,9 +54,11 @@ async fn one_slot_taken(bot: &TestBot) {
         .integer("max_queued", 1)
         .integer("per_user_daily", 5);
     private_answer(bot, &set).await;
-    bot.shortapi.script("blocker", Behaviour::NeverFinish);
-    accepted(bot, &bot.imagine("a blocker that never ends")).await;
+    bot.shortapi.script("blocker", blocker);
+    let cmd = bot.imagine("a blocker");
+    accepted(bot, &cmd).await;
     bot.shortapi.wait_creates(1, WAIT).await;
+    cmd
 }
 
 /// The labels of a message's buttons, row by row.
@@ -74,7 +78,13 @@ async fn the_owner_cancels_a_waiting_job_which_is_never_sent_and_refunded() {
         vars.insert("HEALTH_ADDR".into(), health.clone());
     })
     .await;
-    let (cmd, waiting) = waiting_job(&bot, "a kite to cancel").await;
+    // The first job finishes a few seconds in, which would let the waiting one go.
+    let blocker =
+        one_slot_taken(&bot, Behaviour::SucceedAt { after: Duration::from_secs(4), images: 1, image_bytes: 2048 })
+            .await;
+    let cmd = bot.imagine("a kite to cancel");
+    accepted(&bot, &cmd).await;
+    let waiting = bot.wait_reply(&cmd, |c| c.contains("I send it when one of your jobs finishes")).await;
     // The waiting reply keeps its one button through the worker's edits.
     assert_eq!(labels(&waiting), [["Cancel"]], "{:#}", waiting["components"]);
     let cancel = custom_id(&waiting, "Cancel");
@@ -94,8 +104,11 @@ async fn the_owner_cancels_a_waiting_job_which_is_never_sent_and_refunded() {
     let job = bot.job(&cmd).await.unwrap();
     assert_eq!((job.status.as_str(), job.counted, job.settled), ("cancelled", false, true), "{job:?}");
     assert_eq!(left_today(&bot).await, "**You can start:** 4 more today", "refunded");
-    // The blocker finishing would have let it go: it never does, and the worker never sends it.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Once the first job is done, its slot goes to the next job; the cancelled one, which would
+    // have had it, is never sent.
+    bot.wait_job_settled(&blocker).await;
+    accepted(&bot, &bot.imagine("a kite after the cancel")).await;
+    assert!(eventually(WAIT, || async { creates_of(&bot, "a kite after the cancel") == 1 }).await);
     assert_eq!(creates_of(&bot, "a kite to cancel"), 0, "never sent");
     let history = private_answer(&bot, &InteractionBuilder::command("history")).await;
     assert!(history.contains("cancelled"), "{history}");
@@ -110,10 +123,10 @@ async fn the_owner_cancels_a_waiting_job_which_is_never_sent_and_refunded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_progress_edit_that_lands_after_the_cancel_does_not_stay_over_it() {
     let bot = TestBot::start().await;
-    one_slot_taken(&bot).await;
+    one_slot_taken(&bot, Behaviour::NeverFinish).await;
     let cmd = bot.imagine("a kite cancelled mid-edit");
     // The worker's first edit of the waiting reply is held on its way to Discord.
-    bot.discord.hang_next("PATCH", &cmd.token(), std::time::Duration::from_secs(2));
+    bot.discord.hang_next("PATCH", &cmd.token(), Duration::from_secs(2));
     accepted(&bot, &cmd).await;
     assert!(eventually(WAIT, || async { bot.discord.hanging_requests() == 1 }).await, "the worker edits the reply");
     let queued = bot.discord.original_message(&cmd.token()).unwrap();
@@ -323,7 +336,7 @@ async fn two_deletes_at_once_delete_the_result_once_and_neither_sees_an_error() 
     let deletes = || bot.discord.requests_matching("DELETE", "/messages/@original");
     assert!(eventually(WAIT, || async { deletes().len() == deferred }).await, "{:?}", deletes());
     assert!(deletes().iter().all(|d| [204, 404].contains(&d.status)), "{:?}", deletes());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(presses.iter().all(|p| bot.discord.followups(&p.token()).is_empty()), "no one was told of a fault");
     bot.stop().await;
 }
