@@ -241,7 +241,7 @@ impl Worker {
                 held.jobs.retain(|id, job| {
                     let ours = kept.contains(&job.lease_token);
                     if !ours {
-                        warn!(job_id = %id, "lost the lease on a held job; another claim has it");
+                        warn!(job_id = %id, "lost the lease on a held job; another claim has it, or a member cancelled it");
                     }
                     ours
                 });
@@ -425,7 +425,7 @@ impl Worker {
                 true
             }
             Ok(false) => {
-                warn!(doing, "lost the lease on a job; another claim has it");
+                warn!(doing, "lost the lease on a job; another claim has it, or a member cancelled it");
                 false
             }
             Err(e) => {
