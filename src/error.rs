@@ -131,6 +131,21 @@ pub enum UserError {
     /// `U<n>` or `V<n>` where the result carries no image n.
     #[error("This result has no image {0}. Use the buttons of an image it shows.")]
     NoSuchImage(u8),
+    /// `Cancel` or `Delete` pressed by someone who neither started the job nor has Manage Messages.
+    #[error("Only the member who started this job, or a member with Manage Messages, can {0} it.")]
+    NotYourJob(&'static str),
+    /// `Cancel` on a job already sent to the image service.
+    #[error("This job was already sent to the image service: it is already paid for and will be delivered here.")]
+    AlreadySent,
+    /// `Cancel` on a job already cancelled.
+    #[error("This job was already cancelled; nothing was counted.")]
+    AlreadyCancelled,
+    /// `Cancel` on a job that has finished.
+    #[error("This job has already finished, so there is nothing to cancel.")]
+    AlreadyFinished,
+    /// `Delete` on a result already deleted.
+    #[error("This result was already deleted.")]
+    AlreadyDeleted,
 }
 
 /// `<#1>, <#2> or <#3>` (with `kind` `#`; `@&` for roles): Discord shows each as a link to the

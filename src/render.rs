@@ -42,6 +42,10 @@ pub enum Stage {
     /// The image service's moderation declined the job, refunded. Its reason goes to the owner
     /// only ([`declined_privately`]): the public reply does not repeat it.
     Declined,
+    /// Stopped by member `by` before it was sent: never sent, refunded.
+    Cancelled {
+        by: u64,
+    },
 }
 
 /// Where a job that is not done yet stands. Every part changes rarely, and Discord's own clock
@@ -104,7 +108,7 @@ pub fn job_message(spec: &JobSpec, notes: &[String], stage: &Stage, files: &[Str
     let content = status_line(stage);
     let colour = match stage {
         Stage::Done { .. } => SUCCESS,
-        Stage::Failed { .. } | Stage::Declined => FAILURE,
+        Stage::Failed { .. } | Stage::Declined | Stage::Cancelled { .. } => FAILURE,
         _ => ACCENT,
     };
     let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(spec)).field(
@@ -149,6 +153,9 @@ pub fn single_image_line(number: u8, prompt: &str, user_id: u64) -> String {
     format!("🔍 **Image {number}** of {} · full size · for <@{user_id}>", truncate(&escape(prompt), 1500))
 }
 
+/// What a cancelled job's reply and `/history` say after who cancelled it.
+pub const CANCELLED: &str = "never sent, so nothing was counted.";
+
 pub fn status_line(stage: &Stage) -> String {
     match stage {
         Stage::Queued => "⏳ **Queued** · waiting for the image service".into(),
@@ -168,6 +175,7 @@ pub fn status_line(stage: &Stage) -> String {
         }
         Stage::Failed { reason } => format!("❌ **Failed** · {reason} This job does not count against your quota."),
         Stage::Declined => "❌ **Not generated** · the prompt was declined, nothing was counted.".into(),
+        Stage::Cancelled { by } => format!("🚫 **Cancelled** by <@{by}> · {CANCELLED}"),
     }
 }
 
@@ -294,6 +302,12 @@ mod tests {
             assert_eq!(embed["url"], "https://gallery");
             assert_eq!(embed["image"]["url"], format!("attachment://imagine-{}.png", i + 1));
         }
+    }
+
+    #[test]
+    fn a_cancel_names_who_did_it_and_that_nothing_was_counted() {
+        let line = status_line(&Stage::Cancelled { by: 42 });
+        assert_eq!(line, "🚫 **Cancelled** by <@42> · never sent, so nothing was counted.");
     }
 
     #[test]

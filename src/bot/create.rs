@@ -304,7 +304,8 @@ async fn reserve(
     }
 }
 
-/// The public reply to a stored job (the message the worker edits), and what became of it: a job
+/// The public reply to a stored job (the message the worker edits, with `Cancel` until the job is
+/// sent), and what became of it: a job
 /// whose reply did not reach Discord is dropped (refunded) before it reaches the provider. The
 /// worker is woken either way.
 async fn answer_queued(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_>, job: &NewJob) {
@@ -312,6 +313,7 @@ async fn answer_queued(ctx: &serenity::Context, data: &Data, asked: &Interaction
     let reply = serenity::CreateInteractionResponseMessage::new()
         .content(rendered.content)
         .embeds(rendered.embeds)
+        .components(crate::actions::cancel_buttons(job.id))
         .allowed_mentions(serenity::CreateAllowedMentions::new());
     let job_id = job.id;
     match asked.respond(ctx, serenity::CreateInteractionResponse::Message(reply)).await {

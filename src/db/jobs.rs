@@ -24,10 +24,12 @@ pub enum JobStatus {
     Failed,
     TimedOut,
     Uncertain,
+    /// Stopped by its owner or a moderator before it was sent: never sent, refunded, final.
+    Cancelled,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 8] = [
+    pub const ALL: [JobStatus; 9] = [
         JobStatus::Queued,
         JobStatus::Submitting,
         JobStatus::Submitted,
@@ -36,6 +38,7 @@ impl JobStatus {
         JobStatus::Failed,
         JobStatus::TimedOut,
         JobStatus::Uncertain,
+        JobStatus::Cancelled,
     ];
     /// States in which a job is still in flight: it counts against `max_concurrent`.
     pub const IN_FLIGHT: [JobStatus; 4] =
@@ -51,8 +54,8 @@ impl JobStatus {
     pub const UNPRICED_UNLESS_REPORTED: [JobStatus; 5] =
         [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted, JobStatus::Running, JobStatus::Uncertain];
     /// States that will not change at the provider any more.
-    pub const FINAL: [JobStatus; 4] =
-        [JobStatus::Succeeded, JobStatus::Failed, JobStatus::TimedOut, JobStatus::Uncertain];
+    pub const FINAL: [JobStatus; 5] =
+        [JobStatus::Succeeded, JobStatus::Failed, JobStatus::TimedOut, JobStatus::Uncertain, JobStatus::Cancelled];
 
     /// The name of the state in the database.
     pub fn as_sql(self) -> &'static str {
@@ -65,6 +68,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::TimedOut => "timed_out",
             JobStatus::Uncertain => "uncertain",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 
@@ -93,6 +97,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::TimedOut => "timed out",
             JobStatus::Uncertain => "uncertain",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -415,7 +420,9 @@ pub async fn record_created(
 }
 
 /// Writes the worker's changes back. `release` gives the lease up. Returns false when the lease
-/// was lost to another process, in which case nothing was written.
+/// was lost to another process, or the job was cancelled meanwhile (see [`cancel`]), in which case
+/// nothing was written: the worker drops its copy, so a cancel and the save of `submitting` before
+/// the create never both win.
 pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool) -> Result<bool, sqlx::Error> {
     let result = sqlx::query!(
         "UPDATE jobs SET status = $3, counted = $4, provider_job_id = $5, provider_status = $6, progress = $7, \
@@ -426,7 +433,7 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
          lease_owner = CASE WHEN $25 THEN NULL ELSE lease_owner END, \
          lease_expires_at = CASE WHEN $25 THEN NULL ELSE lease_expires_at END, \
          lease_token = CASE WHEN $25 THEN NULL ELSE lease_token END \
-         WHERE id = $1 AND lease_owner = $2 AND lease_token = $26",
+         WHERE id = $1 AND lease_owner = $2 AND lease_token = $26 AND status <> $27",
         job.id,
         owner,
         job.status as JobStatus,
@@ -453,6 +460,7 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
         job.interaction_token,
         release,
         job.lease_token,
+        JobStatus::Cancelled as JobStatus,
     )
     .execute(db)
     .await?;
@@ -515,6 +523,100 @@ pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Press
     .await
 }
 
+/// What a press on `Cancel` or `Delete` needs to know about the job.
+#[derive(Debug, Clone)]
+pub struct ControlledJob {
+    pub guild_id: i64,
+    pub channel_id: i64,
+    /// The member who started it (and may cancel or delete it).
+    pub user_id: i64,
+    pub status: JobStatus,
+    /// The message that shows the job, once the worker edited or posted it.
+    pub message_id: Option<i64>,
+    pub delivered: bool,
+    pub deleted: bool,
+}
+
+/// The job a `Cancel` or `Delete` button belongs to, if it still exists.
+pub async fn for_control(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ControlledJob>, sqlx::Error> {
+    sqlx::query_as!(
+        ControlledJob,
+        r#"SELECT guild_id, channel_id, user_id, status AS "status: JobStatus", message_id,
+             delivered_at IS NOT NULL AS "delivered!", deleted_at IS NOT NULL AS "deleted!"
+         FROM jobs WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A job cancelled by [`cancel`]: what its reply shows.
+pub struct Cancelled {
+    pub spec: Json<JobSpec>,
+    pub notes: Vec<String>,
+}
+
+/// Cancels a job that was not sent yet, for member `by` pressing on `message_id` (its reply, which
+/// `/history` then links to): one statement that only a `queued` job
+/// passes, racing the worker's fenced save of `submitting` (see [`save`]) on the same row, so
+/// exactly one of them wins. The job is refunded (`counted` cleared; nothing was paid, so spend is
+/// unchanged), final and delivered (its reply is the press's own answer), and its lease is taken
+/// away, so a worker holding it in memory lets it go. `None`: the job is no longer queued.
+///
+/// The one change of state made outside `jobs::lifecycle`: it must be decided by the database
+/// against the worker's claim, not by a copy of the job in memory.
+pub async fn cancel(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    by: i64,
+    message_id: Option<i64>,
+    reason: &str,
+) -> Result<Option<Cancelled>, sqlx::Error> {
+    sqlx::query_as!(
+        Cancelled,
+        r#"UPDATE jobs SET status = $3, counted = false, cancelled_by = $2, error_text = $4, finished_at = now(),
+             delivered_at = now(), delivery = $5, message_id = COALESCE(message_id, $7), interaction_token = NULL,
+             next_run_at = now(),
+             lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+         WHERE id = $1 AND status = $6
+         RETURNING args AS "spec: Json<JobSpec>", notes"#,
+        id,
+        by,
+        JobStatus::Cancelled as JobStatus,
+        reason,
+        Delivery::Edit as Delivery,
+        JobStatus::Queued as JobStatus,
+        message_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Who cancelled the job, if it was cancelled: a worker that edited a waiting job's reply checks
+/// it afterwards, so its edit never stays over the cancel's.
+pub async fn cancelled_by(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    let by = sqlx::query_scalar!(
+        "SELECT cancelled_by FROM jobs WHERE id = $1 AND status = $2",
+        id,
+        JobStatus::Cancelled as JobStatus,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(by.flatten())
+}
+
+/// Records that a job's result message was deleted by member `by`. False when it already was.
+pub async fn mark_deleted(db: impl PgExecutor<'_>, id: Uuid, by: i64) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query!(
+        "UPDATE jobs SET deleted_at = now(), deleted_by = $2 WHERE id = $1 AND deleted_at IS NULL",
+        id,
+        by
+    )
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// One line of `/history`.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {
@@ -526,6 +628,8 @@ pub struct HistoryEntry {
     pub message_id: Option<i64>,
     pub delivery: Option<Delivery>,
     pub error_text: Option<String>,
+    /// Its result message was deleted (`Delete`): the line stays, without a link.
+    pub deleted: bool,
     /// The button that started this job (`V2`, `Reroll`, `Remix`), if one did.
     pub origin: Option<JobOrigin>,
     /// The message of the result whose button started it, if that result was delivered.
@@ -543,8 +647,9 @@ pub async fn recent_for_user(
     sqlx::query_as!(
         HistoryEntry,
         r#"SELECT j.guild_id, j.channel_id, j.status AS "status: JobStatus", j.created_at, j.prompt_sent,
-             j.message_id, j.delivery AS "delivery: Delivery", j.error_text, j.origin AS "origin: JobOrigin",
-             p.channel_id AS "parent_channel_id?", p.message_id AS "parent_message_id?"
+             j.message_id, j.delivery AS "delivery: Delivery", j.error_text, j.deleted_at IS NOT NULL AS "deleted!",
+             j.origin AS "origin: JobOrigin", p.channel_id AS "parent_channel_id?",
+             CASE WHEN p.deleted_at IS NULL THEN p.message_id END AS "parent_message_id?"
          FROM jobs j LEFT JOIN jobs p ON p.id = j.parent_job_id
          WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC LIMIT $3"#,
         guild_id,

@@ -60,7 +60,11 @@ impl Deliverer {
         }
         let Some(token) = reply_token(job, now) else { return };
         let stage = super::outlook::stage(job, typical, now);
-        let message = render::job_message(&job.spec, &job.notes, &stage, &[], &gallery_url(job));
+        let mut message = render::job_message(&job.spec, &job.notes, &stage, &[], &gallery_url(job));
+        // Not sent yet: it can still be cancelled. Any later edit drops the button.
+        if job.status == JobStatus::Queued {
+            message.components = actions::cancel_buttons(job.id);
+        }
         if job.last_edit_text.as_deref() == Some(message.content.as_str()) {
             return;
         }
@@ -70,6 +74,16 @@ impl Deliverer {
             debug!(error = %e, "progress edit skipped");
         }
         lifecycle::on_progress_edit(job, outcome.map(|id| (id, message.content)), now);
+    }
+
+    /// Shows in the reply that member `by` cancelled the job: a progress edit of this copy may have
+    /// landed after the cancel's own answer, and must not stay over it.
+    pub async fn show_cancelled(&self, job: &Job, by: u64) {
+        let Some(token) = reply_token(job, self.clock.now()) else { return };
+        let message = render::job_message(&job.spec, &job.notes, &Stage::Cancelled { by }, &[], &gallery_url(job));
+        if let Err(e) = self.discord.edit_reply(job.application_id as u64, token, &message, &[]).await {
+            warn!(error = %e, "could not show the cancel again after a progress edit");
+        }
     }
 
     /// Sends the final message (results or failure), or reports why it could not be sent. The

@@ -9,6 +9,7 @@ mod support;
 mod actions;
 mod breaker;
 mod callbacks;
+mod controls;
 mod deploy;
 mod dockerfile;
 mod doctor;

@@ -106,7 +106,7 @@ fn assert_refunded(job: &Job, status: JobStatus, reason_contains: &str) {
 
 #[test]
 fn on_due_decides_for_every_state() {
-    let cases: [(JobStatus, Action, JobStatus); 8] = [
+    let cases: [(JobStatus, Action, JobStatus); 9] = [
         (JobStatus::Queued, Action::Create, JobStatus::Submitting),
         (JobStatus::Submitting, Action::Deliver, JobStatus::Uncertain),
         (JobStatus::Submitted, Action::Query, JobStatus::Submitted),
@@ -115,7 +115,9 @@ fn on_due_decides_for_every_state() {
         (JobStatus::Failed, Action::Deliver, JobStatus::Failed),
         (JobStatus::TimedOut, Action::Deliver, JobStatus::TimedOut),
         (JobStatus::Uncertain, Action::Deliver, JobStatus::Uncertain),
+        (JobStatus::Cancelled, Action::Wait, JobStatus::Cancelled),
     ];
+    assert_eq!(cases.map(|(from, _, _)| from), JobStatus::ALL, "every state");
     for (from, action, to) in cases {
         let mut j = job(from);
         assert_eq!(on_due(&mut j, now()), action, "{from:?}");
