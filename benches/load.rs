@@ -3,8 +3,9 @@
 //! in the same run. Run with `cargo bench --bench load` (see `--help`); it writes BENCHMARKS.md.
 //!
 //! The mix: about a third of all jobs come from V and Reroll presses on delivered results, the
-//! rest from `/imagine`; a U press is made on every third result. After the figures, a fresh bot
-//! process shows what one U press costs in memory on large images.
+//! rest from `/imagine`; a U press is made on every third result; every tenth `/imagine` is
+//! cancelled by its member once answered, and every tenth member asks `/me`. After the figures, a
+//! fresh bot process shows what one U press costs in memory on large images.
 //!
 //! Longer than 400 lines on purpose: one scenario read top to bottom (start everything, seed, send,
 //! press, wait, measure each floor in the same run, write the table), which splitting would scatter.
@@ -121,6 +122,11 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
 fn p50_95_99(values: &mut [f64]) -> String {
     let (p50, p95, p99) = (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99));
     format!("{p50:.1} / {p95:.1} / {p99:.1} ms")
+}
+
+/// The member who runs the benchmark's `/imagine` number `i`.
+fn member(i: usize) -> u64 {
+    1_180_000_000_000_100_000 + i as u64
 }
 
 /// A press the benchmark made on a delivered result.
@@ -450,7 +456,9 @@ async fn main() {
     // order they are delivered (at most one a result); every third result also gets a U press.
     let press_jobs = if o.presses { o.jobs / 3 } else { 0 };
     let imagines = o.jobs - press_jobs;
-    let upscales = if o.presses { imagines.div_ceil(3) } else { 0 };
+    // The results that can be pressed: every /imagine but the tenth that are cancelled (below).
+    let pressable = if o.presses { imagines - (imagines + 4) / 10 } else { imagines };
+    let upscales = if o.presses { pressable.div_ceil(3) } else { 0 };
     // With presses, a third of the /imagine commands wait for the first results and are then sent
     // interleaved with the presses: their acks are measured under the same load as the presses'.
     let early = if o.presses { imagines - imagines / 3 } else { imagines };
@@ -462,6 +470,11 @@ async fn main() {
     let mut commands: Vec<InteractionBuilder> = Vec::with_capacity(imagines);
     let mut presses: Vec<Press> = Vec::new();
     let mut planned: VecDeque<Press> = VecDeque::new();
+    // With presses, every tenth /imagine is cancelled by its member as soon as its reply is answered
+    // (before or after the worker sent it), and every tenth member also asks /me.
+    let mut to_cancel: Vec<usize> = Vec::new();
+    let mut cancels: Vec<InteractionBuilder> = Vec::new();
+    let mut mes: Vec<InteractionBuilder> = Vec::new();
     // The /imagine commands whose result has not been seen yet, and how many results were seen.
     let mut awaiting: Vec<usize> = Vec::new();
     let mut results = 0usize;
@@ -494,7 +507,7 @@ async fn main() {
                 let k = results;
                 results += 1;
                 let presser = 1_180_000_000_000_200_000 + k as u64;
-                if (k + 1) * press_jobs / imagines > k * press_jobs / imagines {
+                if (k + 1) * press_jobs / pressable > k * press_jobs / pressable {
                     let label = ["V1", "V2", "V3", "V4", "Reroll"][planned_jobs % 5];
                     planned_jobs += 1;
                     if let Some(id) = button(&result, label) {
@@ -512,6 +525,18 @@ async fn main() {
                 }
             }
         }
+        for i in std::mem::take(&mut to_cancel) {
+            let answered = discord.requests_matching("POST", &format!("/interactions/{}/", commands[i].id()));
+            let cancel = answered.first().and_then(|r| button(&r.json.as_ref()?["data"], "Cancel"));
+            match (cancel, discord.original_message(&commands[i].token())) {
+                (Some(id), Some(reply)) => {
+                    let press = InteractionBuilder::button_press(&reply, &id).user(member(i), "member");
+                    discord.dispatch_interaction(press.build()).await;
+                    cancels.push(press);
+                }
+                _ => to_cancel.push(i),
+            }
+        }
         let press_now = !planned.is_empty() && (commands.len() == imagines || press_turn);
         press_turn = !press_turn;
         if press_now {
@@ -525,12 +550,22 @@ async fn main() {
             let cmd = InteractionBuilder::command("imagine")
                 .guild(guild)
                 .channel(guild + 1)
-                .user(1_180_000_000_000_100_000 + i as u64, "member")
+                .user(member(i), "member")
                 .string("prompt", &format!("bench picture {i} takes {} and {} tenths", tenths / 10, tenths % 10))
                 .attachment("image", "source.png", Some("image/png"), 64 * 1024, &source);
             discord.dispatch_interaction(cmd.build()).await;
             if o.presses {
-                awaiting.push(i);
+                match i % 10 {
+                    5 => to_cancel.push(i),
+                    0 => {
+                        let me =
+                            InteractionBuilder::command("me").guild(guild).channel(guild + 1).user(member(i), "member");
+                        discord.dispatch_interaction(me.build()).await;
+                        mes.push(me);
+                        awaiting.push(i);
+                    }
+                    _ => awaiting.push(i),
+                }
             }
             commands.push(cmd);
         }
@@ -595,6 +630,14 @@ async fn main() {
     // /imagine acks of the commands sent interleaved with the presses.
     let mut late_acks = Vec::new();
     let mut upscale_acks = Vec::new();
+    let acks_of = |interactions: &[InteractionBuilder]| -> Vec<f64> {
+        interactions.iter().filter_map(|i| callback_of(i).map(|ack| since_dispatch(i, ack.at))).collect()
+    };
+    let (mut cancel_acks, mut me_acks) = (acks_of(&cancels), acks_of(&mes));
+    let cancelled = cancels
+        .iter()
+        .filter(|c| callback_of(c).and_then(|ack| ack.json.as_ref()).is_some_and(|j| j["type"] == 7))
+        .count();
     let mut upscale_posted = Vec::new();
     // Presses refused, failed or not answered: each should be a public message (V, Reroll) or a
     // deferred answer (U).
@@ -794,6 +837,22 @@ async fn main() {
             (
                 "U press ack p50 / p95 / p99",
                 format!("{} ({upscale_count} presses)", p50_95_99(&mut upscale_acks)),
+                press_floor_text.clone(),
+                press_target.clone(),
+            ),
+            (
+                "Cancel press ack p50 / p95 / p99",
+                format!(
+                    "{} ({} presses; {cancelled} cancelled before sending, the rest told it was sent)",
+                    p50_95_99(&mut cancel_acks),
+                    cancels.len()
+                ),
+                press_floor_text.clone(),
+                press_target.clone(),
+            ),
+            (
+                "/me ack p50 / p95 / p99",
+                format!("{} ({} commands)", p50_95_99(&mut me_acks), mes.len()),
                 press_floor_text,
                 press_target,
             ),

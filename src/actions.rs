@@ -1,17 +1,20 @@
-//! Result actions: the buttons under a delivered result, and what a button's `custom_id` says.
+//! Result actions: the buttons under a delivered result (and `Cancel` under a job not sent yet),
+//! and what a button's `custom_id` says.
 //! Pure: builds and reads `custom_id`s, sends nothing.
 //!
 //! Discord keeps nothing for a button but its `custom_id`, so the id names the action and the job
 //! and everything else is looked up in the database when it is pressed. The format is
 //! `imagine:<version>:<action>:<job id, 32 hex digits>` (at most 100 characters, unique within a
 //! message because the action differs); the version comes first so that a later format can be
-//! told apart from this one. The actions are `U1`–`U4`, `V1`–`V4`, `Reroll` and `Remix`; the Remix
-//! modal carries the Remix button's id.
+//! told apart from this one. The actions are `U1`–`U4`, `V1`–`V4`, `Reroll`, `Remix` and `Delete`
+//! under a result, `Retry` under a failed job and `Cancel` under the reply of a job not sent yet;
+//! the Remix modal carries the Remix button's id.
 //!
 //! A result message also carries the job's own sources, uploaded again beside the results
 //! (`source-1.png`, `style-1.png`, `omni-1.png`): a press brings the message with every URL freshly
 //! signed, so V, Reroll and Remix can hand the provider live links days later, while the files a
-//! member attached to `/imagine` (which belong to no message) have long expired.
+//! member attached to `/imagine` (which belong to no message) have long expired. A failed,
+//! timed-out or unconfirmed job's final message keeps its sources the same way, for `Retry`.
 
 use serenity::all::{ButtonStyle, CreateActionRow, CreateButton};
 use uuid::Uuid;
@@ -34,6 +37,12 @@ pub enum Action {
     Reroll,
     /// A modal to edit the prompt, then a new job on the original sources and settings.
     Remix,
+    /// On a job that did not deliver images: a new job with exactly its arguments.
+    Retry,
+    /// Stops a job not sent yet (owner or Manage Messages): never sent, refunded.
+    Cancel,
+    /// Deletes a delivered result's message (owner or Manage Messages).
+    Delete,
 }
 
 impl Action {
@@ -44,18 +53,24 @@ impl Action {
             Action::Vary(n) => format!("V{n}"),
             Action::Reroll => "Reroll".into(),
             Action::Remix => "Remix".into(),
+            Action::Retry => "Retry".into(),
+            Action::Cancel => "Cancel".into(),
+            Action::Delete => "Delete".into(),
         }
     }
 
     /// Whether pressing it starts a new (paid) job.
     pub fn makes_job(self) -> bool {
-        !matches!(self, Action::Upscale(_))
+        matches!(self, Action::Vary(_) | Action::Reroll | Action::Remix | Action::Retry)
     }
 
     fn parse(text: &str) -> Option<Action> {
         match text {
             "Reroll" => return Some(Action::Reroll),
             "Remix" => return Some(Action::Remix),
+            "Retry" => return Some(Action::Retry),
+            "Cancel" => return Some(Action::Cancel),
+            "Delete" => return Some(Action::Delete),
             _ => {}
         }
         let (kind, digit) = text.split_at_checked(1)?;
@@ -117,9 +132,9 @@ pub fn decode(custom_id: &str) -> Result<Press, BadButton> {
 }
 
 /// The buttons under a delivered result: a row of `U<n>` for each uploaded image number (1–4), a
-/// row of `V<n>` for the same numbers, and a row with Reroll and Remix: at most 3 rows of at most
-/// 4 buttons, each `custom_id` unique because its action is. A result whose images were all too
-/// large to upload still offers Reroll and Remix.
+/// row of `V<n>` for the same numbers, and a row with Reroll, Remix and Delete: at most 3 rows of
+/// at most 4 buttons, each `custom_id` unique because its action is. A result whose images were
+/// all too large to upload still offers Reroll, Remix and Delete.
 pub fn result_buttons(job: Uuid, images: &[u8]) -> Vec<CreateActionRow> {
     let mut numbers: Vec<u8> = images.iter().copied().filter(|n| (1..=MAX_IMAGES).contains(n)).collect();
     numbers.sort_unstable();
@@ -132,8 +147,30 @@ pub fn result_buttons(job: Uuid, images: &[u8]) -> Vec<CreateActionRow> {
         rows.push(row(numbers.iter().map(|&n| Action::Upscale(n)).collect(), ButtonStyle::Secondary));
         rows.push(row(numbers.iter().map(|&n| Action::Vary(n)).collect(), ButtonStyle::Secondary));
     }
-    rows.push(row(vec![Action::Reroll, Action::Remix], ButtonStyle::Primary));
+    let mut last = vec![button(Action::Reroll, ButtonStyle::Primary), button(Action::Remix, ButtonStyle::Primary)];
+    last.push(button(Action::Delete, ButtonStyle::Danger));
+    rows.push(CreateActionRow::Buttons(last));
     rows
+}
+
+/// The button under the final message of a job that failed, timed out or was left unconfirmed.
+pub fn retry_buttons(job: Uuid) -> Vec<CreateActionRow> {
+    only(job, Action::Retry, ButtonStyle::Primary)
+}
+
+/// The button under the private message that tells a job's owner why moderation declined it.
+pub fn declined_buttons(job: Uuid) -> Vec<CreateActionRow> {
+    only(job, Action::Remix, ButtonStyle::Primary)
+}
+
+/// The one button under the reply of a job not sent to the provider yet.
+pub fn cancel_buttons(job: Uuid) -> Vec<CreateActionRow> {
+    only(job, Action::Cancel, ButtonStyle::Danger)
+}
+
+fn only(job: Uuid, action: Action, style: ButtonStyle) -> Vec<CreateActionRow> {
+    let button = CreateButton::new(custom_id(job, action)).label(action.label()).style(style);
+    vec![CreateActionRow::Buttons(vec![button])]
 }
 
 /// A job's own source picture, uploaded again with its result.
@@ -198,7 +235,13 @@ mod tests {
 
     #[test]
     fn an_id_reads_back_as_written() {
-        let every = (1..=4).flat_map(|n| [Action::Upscale(n), Action::Vary(n)]).chain([Action::Reroll, Action::Remix]);
+        let every = (1..=4).flat_map(|n| [Action::Upscale(n), Action::Vary(n)]).chain([
+            Action::Reroll,
+            Action::Remix,
+            Action::Retry,
+            Action::Cancel,
+            Action::Delete,
+        ]);
         for action in every {
             let id = custom_id(JOB, action);
             assert_eq!(id, format!("imagine:1:{}:0123456789abcdef0123456789abcdef", action.label()));
@@ -224,6 +267,9 @@ mod tests {
             format!("imagine:1:v2:{job}"),
             format!("imagine:1:reroll:{job}"),
             format!("imagine:1:Remix1:{job}"),
+            format!("imagine:1:retry:{job}"),
+            format!("imagine:1:cancel:{job}"),
+            format!("imagine:1:Delete1:{job}"),
             format!("imagine:1:X2:{job}"),
             format!("imagine:1:U٢:{job}"),
             format!("other:1:U2:{job}"),
@@ -267,17 +313,31 @@ mod tests {
     }
 
     #[test]
-    fn buttons_are_rows_of_the_uploaded_numbers_then_reroll_and_remix() {
+    fn buttons_are_rows_of_the_uploaded_numbers_then_reroll_remix_and_delete() {
         assert_eq!(
             labels(&result_buttons(JOB, &[1, 3, 4, 3, 7, 0])),
-            [vec!["U1", "U3", "U4"], vec!["V1", "V3", "V4"], vec!["Reroll", "Remix"]]
+            [vec!["U1", "U3", "U4"], vec!["V1", "V3", "V4"], vec!["Reroll", "Remix", "Delete"]]
         );
-        assert_eq!(labels(&result_buttons(JOB, &[2])), [vec!["U2"], vec!["V2"], vec!["Reroll", "Remix"]]);
-        assert_eq!(labels(&result_buttons(JOB, &[])), [["Reroll", "Remix"]], "every image linked: still these");
+        assert_eq!(labels(&result_buttons(JOB, &[2])), [vec!["U2"], vec!["V2"], vec!["Reroll", "Remix", "Delete"]]);
+        assert_eq!(
+            labels(&result_buttons(JOB, &[])),
+            [["Reroll", "Remix", "Delete"]],
+            "every image linked: still these"
+        );
+        assert_eq!(labels(&retry_buttons(JOB)), [["Retry"]]);
+        assert_eq!(labels(&declined_buttons(JOB)), [["Remix"]]);
         let full = result_buttons(JOB, &[1, 2, 3, 4]);
         let ids: std::collections::HashSet<String> =
             labels(&full).concat().into_iter().map(|l| custom_id(JOB, Action::parse(&l).unwrap())).collect();
-        assert_eq!(ids.len(), 10, "every custom_id in the message is unique");
+        assert_eq!(ids.len(), 11, "every custom_id in the message is unique");
+        assert!(full.len() <= 5, "at most five rows");
+    }
+
+    #[test]
+    fn a_job_not_sent_yet_has_one_cancel_button() {
+        assert_eq!(labels(&cancel_buttons(JOB)), [["Cancel"]]);
+        assert!(!Action::Cancel.makes_job() && !Action::Delete.makes_job() && !Action::Upscale(1).makes_job());
+        assert!([Action::Reroll, Action::Vary(2), Action::Remix, Action::Retry].iter().all(|a| a.makes_job()));
     }
 
     #[test]

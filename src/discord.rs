@@ -26,6 +26,8 @@ const DISCORD: &str = "https://discord.com";
 const REQUESTS_PER_SECOND: f64 = 40.0;
 /// URLs `POST /attachments/refresh-urls` takes at once.
 const REFRESH_AT_MOST: usize = 50;
+/// The message flag that shows a message only to the member of its interaction.
+const EPHEMERAL: u64 = 1 << 6;
 
 /// Why a send failed, sorted by what to do next.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +147,21 @@ impl DiscordRest {
         let payload = payload(message, uploads, json!({"parse": []}), None);
         let url = format!("{}/api/v10/webhooks/{application_id}/{token}/messages/@original", self.base);
         self.send("edit", Method::PATCH, url, false, payload, uploads).await
+    }
+
+    /// Sends a message that only the interaction's member sees (an ephemeral follow-up), while
+    /// the interaction's token lives.
+    pub async fn private_followup(
+        &self,
+        application_id: u64,
+        token: &str,
+        message: &Rendered,
+        uploads: &[&Upload],
+    ) -> Result<u64, SendError> {
+        let mut payload = payload(message, uploads, json!({"parse": []}), None);
+        payload["flags"] = json!(EPHEMERAL);
+        let url = format!("{}/api/v10/webhooks/{application_id}/{token}", self.base);
+        self.send("followup", Method::POST, url, false, payload, uploads).await
     }
 
     /// Posts the job's message in its channel, mentioning (and pinging) the user, as a reply to

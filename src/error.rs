@@ -100,6 +100,15 @@ pub enum UserError {
     /// A result button of a job that produced no images.
     #[error("This job did not produce any images, so its buttons have nothing to work on.")]
     NoImages,
+    /// Retry on a job that did not fail (a copied button, or a crafted press).
+    #[error("Only a job that failed, timed out or could not be confirmed can be retried. Use Reroll for new images.")]
+    NothingToRetry,
+    /// Retry on a job the image service's moderation declined: it would be declined again.
+    #[error(
+        "The image service declined this prompt, so I would not try it again unchanged. Change it with Remix, or \
+         start again with `/imagine`."
+    )]
+    DeclinedNoRetry,
     /// V, Reroll or Remix on a result whose original pictures are no longer reachable: they could
     /// not be kept with the result, and the job's own links have expired.
     #[error(
@@ -122,6 +131,21 @@ pub enum UserError {
     /// `U<n>` or `V<n>` where the result carries no image n.
     #[error("This result has no image {0}. Use the buttons of an image it shows.")]
     NoSuchImage(u8),
+    /// `Cancel` or `Delete` pressed by someone who neither started the job nor has Manage Messages.
+    #[error("Only the member who started this job, or a member with Manage Messages, can {0} it.")]
+    NotYourJob(&'static str),
+    /// `Cancel` on a job already sent to the image service.
+    #[error("This job was already sent to the image service: it is already paid for and will be delivered here.")]
+    AlreadySent,
+    /// `Cancel` on a job already cancelled.
+    #[error("This job was already cancelled; nothing was counted.")]
+    AlreadyCancelled,
+    /// `Cancel` on a job that has finished.
+    #[error("This job has already finished, so there is nothing to cancel.")]
+    AlreadyFinished,
+    /// `Delete` on a result already deleted.
+    #[error("This result was already deleted.")]
+    AlreadyDeleted,
 }
 
 /// `<#1>, <#2> or <#3>` (with `kind` `#`; `@&` for roles): Discord shows each as a link to the

@@ -21,7 +21,7 @@ pub use words::{Notice, cannot_post, confirmation};
 use crate::{
     db::{
         self,
-        jobs::{Delivery, Job, JobStatus},
+        jobs::{Delivery, Job},
         members::MemberAction,
         quotas::SpendScope,
     },
@@ -31,10 +31,6 @@ use crate::{
 
 /// How often, at most, a guild hears that the image service refuses the bot.
 const SERVICE_REFUSED_EVERY: Duration = Duration::from_secs(60 * 60);
-
-/// Words of a failed job's reason that mean the image service's moderation declined it.
-const MODERATION_WORDS: [&str; 10] =
-    ["moderat", "nsfw", "banned", "prohibited", "inappropriate", "policy", "violat", "unsafe", "sensitive", "flagged"];
 
 /// Posts notices; cheap to clone, shared by the commands and the worker.
 #[derive(Clone)]
@@ -236,7 +232,5 @@ fn refused(e: crate::discord::SendError) -> anyhow::Error {
 
 /// The reason a failed job gives, when it is the image service's moderation declining it.
 fn moderation_reason(job: &Job) -> Option<String> {
-    let reason = job.error_text.as_deref().filter(|_| job.status == JobStatus::Failed)?;
-    let lower = reason.to_lowercase();
-    MODERATION_WORDS.iter().any(|w| lower.contains(w)).then(|| reason.to_owned())
+    job.error_text.clone().filter(|_| job.status.declined_by_moderation(job.error_text.as_deref()))
 }

@@ -39,6 +39,13 @@ pub enum Stage {
     Failed {
         reason: String,
     },
+    /// The image service's moderation declined the job, refunded. Its reason goes to the owner
+    /// only ([`declined_privately`]): the public reply does not repeat it.
+    Declined,
+    /// Stopped by member `by` before it was sent: never sent, refunded.
+    Cancelled {
+        by: u64,
+    },
 }
 
 /// Where a job that is not done yet stands. Every part changes rarely, and Discord's own clock
@@ -101,7 +108,7 @@ pub fn job_message(spec: &JobSpec, notes: &[String], stage: &Stage, files: &[Str
     let content = status_line(stage);
     let colour = match stage {
         Stage::Done { .. } => SUCCESS,
-        Stage::Failed { .. } => FAILURE,
+        Stage::Failed { .. } | Stage::Declined | Stage::Cancelled { .. } => FAILURE,
         _ => ACCENT,
     };
     let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(spec)).field(
@@ -146,6 +153,9 @@ pub fn single_image_line(number: u8, prompt: &str, user_id: u64) -> String {
     format!("🔍 **Image {number}** of {} · full size · for <@{user_id}>", truncate(&escape(prompt), 1500))
 }
 
+/// What a cancelled job's reply and `/history` say after who cancelled it.
+pub const CANCELLED: &str = "never sent, so nothing was counted.";
+
 pub fn status_line(stage: &Stage) -> String {
     match stage {
         Stage::Queued => "⏳ **Queued** · waiting for the image service".into(),
@@ -164,7 +174,18 @@ pub fn status_line(stage: &Stage) -> String {
             format!("✅ **Done** in {} · {images} {plural}{cost}", clock(*took))
         }
         Stage::Failed { reason } => format!("❌ **Failed** · {reason} This job does not count against your quota."),
+        Stage::Declined => "❌ **Not generated** · the prompt was declined, nothing was counted.".into(),
+        Stage::Cancelled { by } => format!("🚫 **Cancelled** by <@{by}> · {CANCELLED}"),
     }
+}
+
+/// What the owner of a job the image service's moderation declined is told privately: its
+/// reason, and the Remix button beside it.
+pub fn declined_privately(reason: &str) -> String {
+    format!(
+        "Only you can see this. {} Press **Remix** to change your prompt and try again; nothing was counted.",
+        truncate(reason, 1500)
+    )
 }
 
 fn describe_prompt(spec: &JobSpec) -> String {
@@ -284,9 +305,23 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_names_who_did_it_and_that_nothing_was_counted() {
+        let line = status_line(&Stage::Cancelled { by: 42 });
+        assert_eq!(line, "🚫 **Cancelled** by <@42> · never sent, so nothing was counted.");
+    }
+
+    #[test]
     fn failure_says_it_is_refunded() {
         let line = status_line(&Stage::Failed { reason: "The image service refused this job: banned word.".into() });
         assert!(line.contains("banned word") && line.contains("does not count"));
+    }
+
+    #[test]
+    fn a_declined_job_keeps_its_reason_out_of_the_public_reply() {
+        let public = status_line(&Stage::Declined);
+        assert_eq!(public, "❌ **Not generated** · the prompt was declined, nothing was counted.");
+        let private = declined_privately("The image service could not make this image: nsfw.");
+        assert!(private.contains("could not make this image: nsfw.") && private.contains("Remix"), "{private}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Presses on the buttons under a delivered result (`U1`–`U4`, `V1`–`V4`, Reroll, Remix) and the
-//! submit of the Remix modal: each is decoded once (see [`super::press`]) and routed once.
+//! Presses on the buttons under a delivered result (`U1`–`U4`, `V1`–`V4`, Reroll, Remix, Delete),
+//! under a failed one (Retry), on `Cancel` under a job not sent yet, and the submit of the Remix
+//! modal: each is decoded once (see [`super::press`]) and routed once.
 //!
 //! Nothing a press needs lives in memory, so buttons work after restarts and days later. A bad
 //! press is answered privately and creates nothing (see [`super::report`]). `U<n>` posts an image
-//! (see [`super::upscale`]); V, Reroll and a Remix submit take the one road to a job (see
-//! [`super::create`]); Remix first opens a modal.
+//! (see [`super::upscale`]); V, Reroll, Retry and a Remix submit take the one road to a job (see
+//! [`super::create`]); Remix first opens a modal; Cancel and Delete are the member's controls (see
+//! [`super::controls`]).
 
 use anyhow::Context as _;
 use poise::serenity_prelude as serenity;
@@ -36,12 +38,15 @@ pub async fn on_press(ctx: &serenity::Context, data: &Data, press: &serenity::Co
         let variation = match button.action {
             Action::Upscale(number) => return super::upscale::press(ctx, data, press, &asked, button, number).await,
             Action::Remix => return open_remix(ctx, data, &asked, button).await,
+            Action::Cancel => return super::controls::cancel(ctx, data, &asked, button).await,
+            Action::Delete => return super::controls::delete(ctx, data, press, &asked, button).await,
             // Remix mode (`/prefs remix`): the member edits the prompt before the job is made.
             Action::Vary(_) | Action::Reroll if in_remix_mode(data, &asked).await? => {
                 return open_remix(ctx, data, &asked, button).await;
             }
             Action::Vary(number) => Variation::Vary(number),
             Action::Reroll => Variation::Reroll,
+            Action::Retry => Variation::Retry,
         };
         create::create(ctx, data, &asked, Origin::Press { parent: button.job, action: variation }).await
     };
@@ -68,7 +73,9 @@ pub async fn on_remix(ctx: &serenity::Context, data: &Data, submit: &serenity::M
         let action = match button.action {
             Action::Remix | Action::Reroll => Variation::Remix { prompt },
             Action::Vary(number) => Variation::VaryRemixed { number, prompt },
-            Action::Upscale(_) => return Err(UserError::UnknownButton.into()),
+            Action::Upscale(_) | Action::Retry | Action::Cancel | Action::Delete => {
+                return Err(UserError::UnknownButton.into());
+            }
         };
         create::create(ctx, data, &asked, Origin::Press { parent: button.job, action }).await
     };

@@ -1,4 +1,4 @@
-//! The one road to a job. `/imagine`, V, Reroll and the Remix submit come here with their
+//! The one road to a job. `/imagine`, V, Reroll, Retry and the Remix submit come here with their
 //! [`Origin`] and the member's [`Interaction`], and every job takes the same steps: the provider
 //! breaker, the server's settings and checks (channel, roles, blocked words), the reservation and
 //! the insert in one transaction keyed by the interaction's id (an interaction dispatched twice
@@ -52,6 +52,8 @@ pub(super) enum Variation {
     Remix { prompt: String },
     /// `V<n>` in remix mode: result image n under the prompt typed into the Remix modal.
     VaryRemixed { number: u8, prompt: String },
+    /// A job that failed, timed out or was left unconfirmed, made again exactly as it was.
+    Retry,
 }
 
 impl Variation {
@@ -61,6 +63,7 @@ impl Variation {
             Variation::Reroll => Action::Reroll,
             Variation::Remix { .. } => Action::Remix,
             Variation::VaryRemixed { number, .. } => Action::Vary(*number),
+            Variation::Retry => Action::Retry,
         }
     }
 }
@@ -128,7 +131,7 @@ async fn from_command(
         return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
     }
     asked.check_job_roles(&settings)?;
-    let (typed_prompt, typed_negative) = (Some(request.prompt.clone()), request.negative_prompt.clone());
+    let (typed_prompt, typed_negative) = (Some(request.prompt.clone()), request.chosen.negative_prompt.clone());
     request.prompt = with_preferences(&request.prompt, &prefs, &settings)?;
     let defaults = Layered::new(&prefs.defaults, &settings.defaults);
     let prepared =
@@ -182,7 +185,7 @@ async fn from_press(
             notes.extend(prepared.notes);
             (prompt.clone(), prepared.spec, Some(prompt))
         }
-        Variation::Vary(_) | Variation::Reroll => {
+        Variation::Vary(_) | Variation::Reroll | Variation::Retry => {
             // The original's values, wherever they came from: no source is shown for them.
             let spec = JobSpec { pictures, sources: Sources::default(), ..job.spec.0 };
             (job.prompt_sent, spec, None)
@@ -250,10 +253,12 @@ fn origin_note(variation: &Variation, asked: &Interaction<'_>, message: &serenit
         Variation::Reroll => "Reroll".to_owned(),
         Variation::Remix { .. } => "Remix".to_owned(),
         Variation::VaryRemixed { number, .. } => format!("Remixed variation of image {number}"),
+        Variation::Retry => "Retry".to_owned(),
     };
     let guild = asked.guild_id.map_or(0, |g| g.get());
+    let of = if matches!(variation, Variation::Retry) { "this job" } else { "this result" };
     format!(
-        "{what} of [this result](https://discord.com/channels/{guild}/{}/{}), for <@{}>.",
+        "{what} of [{of}](https://discord.com/channels/{guild}/{}/{}), for <@{}>.",
         message.channel_id, message.id, asked.user_id
     )
 }
@@ -298,7 +303,8 @@ async fn reserve(
     }
 }
 
-/// The public reply to a stored job (the message the worker edits), and what became of it: a job
+/// The public reply to a stored job (the message the worker edits, with `Cancel` until the job is
+/// sent), and what became of it: a job
 /// whose reply did not reach Discord is dropped (refunded) before it reaches the provider. The
 /// worker is woken either way.
 async fn answer_queued(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_>, job: &NewJob) {
@@ -306,6 +312,7 @@ async fn answer_queued(ctx: &serenity::Context, data: &Data, asked: &Interaction
     let reply = serenity::CreateInteractionResponseMessage::new()
         .content(rendered.content)
         .embeds(rendered.embeds)
+        .components(crate::actions::cancel_buttons(job.id))
         .allowed_mentions(serenity::CreateAllowedMentions::new());
     let job_id = job.id;
     match asked.respond(ctx, serenity::CreateInteractionResponse::Message(reply)).await {

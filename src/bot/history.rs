@@ -50,6 +50,7 @@ pub async fn history(
         let icon = match job.status {
             JobStatus::Succeeded => "✅",
             JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain => "❌",
+            JobStatus::Cancelled => "🚫",
             _ => "⏳",
         };
         let mut line = format!(
@@ -58,7 +59,9 @@ pub async fn history(
             job.created_at.timestamp(),
             render::truncate(&job.prompt_sent, 60).replace(['*', '_', '`', '~', '|', '@'], " ")
         );
-        if let Some(message_id) = job.message_id {
+        if job.deleted {
+            line.push_str(" · result deleted");
+        } else if let Some(message_id) = job.message_id {
             line.push_str(&format!(
                 " · [open](https://discord.com/channels/{}/{}/{message_id})",
                 job.guild_id, job.channel_id

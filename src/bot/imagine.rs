@@ -12,7 +12,7 @@ use super::{
     interaction::Interaction,
 };
 use crate::{
-    imagine::{ImagineRequest, InputImage},
+    imagine::{ImagineRequest, InputImage, defaults::Choices},
     spec::{AspectRatio, Performance},
 };
 
@@ -70,12 +70,7 @@ pub async fn imagine(
         prompt,
         image: input(Some(image)),
         image2: input(image2),
-        aspect_ratio,
-        performance,
-        stylization,
-        chaos,
-        weirdness,
-        negative_prompt,
+        chosen: Choices { aspect_ratio, performance, stylization, chaos, weirdness, negative_prompt },
         style_image: input(style_image),
         style_weight,
         omni_image: input(omni_image),

@@ -32,6 +32,7 @@ macro_rules! string_choice_argument {
 }
 
 mod actions;
+mod controls;
 mod create;
 mod history;
 mod imagine;

@@ -29,9 +29,11 @@ pub(super) fn decode(asked: &Interaction<'_>, custom_id: &str) -> Result<Press, 
 }
 
 /// Everything a decoded press must pass before anything is shown or started: a job of this
-/// server that produced images, pressed on that job's result message, where the server allows the
-/// bot, by a member the server lets start jobs (for V, Reroll and Remix). A refusal is a
-/// [`UserError`].
+/// server, pressed on that job's result message, where the server allows the bot, by a member the
+/// server lets start jobs (for every button but U). U, V, Reroll and Remix need a job that produced
+/// images; Retry one that failed, timed out or was left unconfirmed, unless moderation declined
+/// it. One press counts on another message: Remix on the private message that tells the owner
+/// why moderation declined their job. A refusal is a [`UserError`].
 pub(super) async fn check(
     db: &mut sqlx::PgConnection,
     asked: &Interaction<'_>,
@@ -51,8 +53,14 @@ pub(super) async fn check(
     if button.action.makes_job() {
         asked.check_job_roles(&settings)?;
     }
-    if job.status != JobStatus::Succeeded || job.images == 0 {
-        return Err(UserError::NoImages.into());
+    let declined = job.status.declined_by_moderation(job.error_text.as_deref());
+    match button.action {
+        Action::Retry if declined => return Err(UserError::DeclinedNoRetry.into()),
+        Action::Retry if !job.status.retryable() => return Err(UserError::NothingToRetry.into()),
+        Action::Retry => {}
+        Action::Remix if declined && on_owners_private_message(asked, &job) => return Ok((job, settings)),
+        _ if job.status != JobStatus::Succeeded || job.images == 0 => return Err(UserError::NoImages.into()),
+        _ => {}
     }
     // Anyone can copy a `custom_id` onto another message: a press counts only on the job's own
     // result, whose pictures are the ones it acts on.
@@ -61,6 +69,14 @@ pub(super) async fn check(
         return Err(UserError::NotItsMessage.into());
     }
     Ok((job, settings))
+}
+
+/// Whether the press comes from the job's owner on a private message (which only they can see,
+/// and only the bot can send): the one that tells them why moderation declined the job, carrying
+/// its sources.
+fn on_owners_private_message(asked: &Interaction<'_>, job: &PressedJob) -> bool {
+    let private = asked.message.and_then(|m| m.flags).is_some_and(|f| f.contains(serenity::MessageFlags::EPHEMERAL));
+    private && job.user_id == DiscordId::from(asked.user_id)
 }
 
 /// The pictures of a new job made by `action` on a result, as links that work now: result image n

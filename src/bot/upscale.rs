@@ -190,7 +190,8 @@ fn single_image(
 }
 
 /// Acknowledges the press publicly, then fills the reply with the image alone. `place` and
-/// `reservation` (the image's bytes) are held until the upload is done.
+/// `reservation` (the image's bytes) are held until the upload is done. A failure after the
+/// public acknowledgement is told to the presser privately (see [`tell_privately`]).
 async fn post(
     ctx: &serenity::Context,
     data: &Data,
@@ -206,34 +207,54 @@ async fn post(
         info!(error = %crate::discord::classify_serenity(e), "the press was answered elsewhere");
         return;
     }
-    let edit = match provider::download(&data.downloads, &image.url, image.expected_bytes).await {
+    let n = image.number;
+    match provider::download(&data.downloads, &image.url, image.expected_bytes).await {
         Ok((bytes, _content_type)) => {
             reservation.shrink_to(bytes.len() as u64);
-            metrics::counter!("imagine_presses_total", "outcome" => "upscale").increment(1);
-            serenity::EditInteractionResponse::new()
-                .content(render::single_image_line(image.number, &image.prompt, press.user.id.get()))
+            let edit = serenity::EditInteractionResponse::new()
+                .content(render::single_image_line(n, &image.prompt, press.user.id.get()))
                 .new_attachment(serenity::CreateAttachment::bytes(bytes, image.filename))
+                .allowed_mentions(serenity::CreateAllowedMentions::new());
+            match press.edit_response(&ctx.http, edit).await {
+                Ok(_) => metrics::counter!("imagine_presses_total", "outcome" => "upscale").increment(1),
+                Err(e) => {
+                    warn!(error = %crate::discord::classify_serenity(e), "could not post the pressed image");
+                    let text = format!("I could not post image {n} just now. Please press U{n} again in a minute.");
+                    tell_privately(ctx, press, text).await;
+                }
+            }
         }
         Err(e) => {
-            warn!(error = %e, number = image.number, "could not fetch the pressed image");
+            warn!(error = %e, number = n, "could not fetch the pressed image");
             metrics::counter!("imagine_presses_total", "outcome" => "download_failed").increment(1);
-            let n = image.number;
-            serenity::EditInteractionResponse::new().content(match e {
-                DownloadError::TooLarge { .. } => {
-                    format!(
-                        "Image {n} is larger than this server's upload limit; open it in the result: {}",
-                        image.result_link
-                    )
-                }
+            let text = match e {
+                DownloadError::TooLarge { .. } => format!(
+                    "Image {n} is larger than this server's upload limit; open it in the result: {}",
+                    image.result_link
+                ),
                 _ => format!("I could not fetch image {n} from Discord just now. Please press U{n} again in a minute."),
-            })
+            };
+            tell_privately(ctx, press, text).await;
         }
-    };
-    let edit = edit.allowed_mentions(serenity::CreateAllowedMentions::new());
-    if let Err(e) = press.edit_response(&ctx.http, edit).await {
-        warn!(error = %crate::discord::classify_serenity(e), "could not post the pressed image");
     }
     drop((place, reservation));
+}
+
+/// Tells the presser why their publicly acknowledged press has no image, privately: the public
+/// "thinking…" reply is deleted first, because the first follow-up after a public defer would
+/// edit it (and stay public) instead of being a message of its own.
+async fn tell_privately(ctx: &serenity::Context, press: &serenity::ComponentInteraction, text: String) {
+    if let Err(e) = press.delete_response(&ctx.http).await {
+        warn!(error = %crate::discord::classify_serenity(e), "could not remove the public answer to a press");
+        return;
+    }
+    let followup = serenity::CreateInteractionResponseFollowup::new()
+        .content(text)
+        .ephemeral(true)
+        .allowed_mentions(serenity::CreateAllowedMentions::new());
+    if let Err(e) = press.create_followup(&ctx.http, followup).await {
+        warn!(error = %crate::discord::classify_serenity(e), "could not tell the presser what went wrong");
+    }
 }
 
 #[cfg(test)]

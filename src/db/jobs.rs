@@ -25,10 +25,12 @@ pub enum JobStatus {
     Failed,
     TimedOut,
     Uncertain,
+    /// Stopped by its owner or a moderator before it was sent: never sent, refunded, final.
+    Cancelled,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 8] = [
+    pub const ALL: [JobStatus; 9] = [
         JobStatus::Queued,
         JobStatus::Submitting,
         JobStatus::Submitted,
@@ -37,6 +39,7 @@ impl JobStatus {
         JobStatus::Failed,
         JobStatus::TimedOut,
         JobStatus::Uncertain,
+        JobStatus::Cancelled,
     ];
     /// States in which a job is still in flight: it counts against `max_concurrent`.
     pub const IN_FLIGHT: [JobStatus; 4] =
@@ -52,8 +55,8 @@ impl JobStatus {
     pub const UNPRICED_UNLESS_REPORTED: [JobStatus; 5] =
         [JobStatus::Queued, JobStatus::Submitting, JobStatus::Submitted, JobStatus::Running, JobStatus::Uncertain];
     /// States that will not change at the provider any more.
-    pub const FINAL: [JobStatus; 4] =
-        [JobStatus::Succeeded, JobStatus::Failed, JobStatus::TimedOut, JobStatus::Uncertain];
+    pub const FINAL: [JobStatus; 5] =
+        [JobStatus::Succeeded, JobStatus::Failed, JobStatus::TimedOut, JobStatus::Uncertain, JobStatus::Cancelled];
 
     /// The name of the state in the database.
     pub fn as_sql(self) -> &'static str {
@@ -66,7 +69,19 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::TimedOut => "timed_out",
             JobStatus::Uncertain => "uncertain",
+            JobStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether a job in this state, failed for `error_text`, was declined by the image service's
+    /// moderation: its reason is for its owner only, and `Retry` would be declined again.
+    pub fn declined_by_moderation(self, error_text: Option<&str>) -> bool {
+        self == JobStatus::Failed && error_text.is_some_and(crate::provider::declined_by_moderation)
+    }
+
+    /// Whether a job in this state delivered no images and may be made again as it was (`Retry`).
+    pub fn retryable(self) -> bool {
+        matches!(self, JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain)
     }
 
     /// The job will not change at the provider any more.
@@ -83,6 +98,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::TimedOut => "timed out",
             JobStatus::Uncertain => "uncertain",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -119,11 +135,19 @@ pub enum JobOrigin {
     V4,
     Reroll,
     Remix,
+    Retry,
 }
 
 impl JobOrigin {
-    const ALL: [JobOrigin; 6] =
-        [JobOrigin::V1, JobOrigin::V2, JobOrigin::V3, JobOrigin::V4, JobOrigin::Reroll, JobOrigin::Remix];
+    const ALL: [JobOrigin; 7] = [
+        JobOrigin::V1,
+        JobOrigin::V2,
+        JobOrigin::V3,
+        JobOrigin::V4,
+        JobOrigin::Reroll,
+        JobOrigin::Remix,
+        JobOrigin::Retry,
+    ];
 
     /// The button's label, as on the button and in its `custom_id`.
     pub fn label(self) -> &'static str {
@@ -134,6 +158,7 @@ impl JobOrigin {
             JobOrigin::V4 => "V4",
             JobOrigin::Reroll => "Reroll",
             JobOrigin::Remix => "Remix",
+            JobOrigin::Retry => "Retry",
         }
     }
 
@@ -398,7 +423,9 @@ pub async fn record_created(
 }
 
 /// Writes the worker's changes back. `release` gives the lease up. Returns false when the lease
-/// was lost to another process, in which case nothing was written.
+/// was lost to another process, or the job was cancelled meanwhile (see [`cancel`]), in which case
+/// nothing was written: the worker drops its copy, so a cancel and the save of `submitting` before
+/// the create never both win.
 pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool) -> Result<bool, sqlx::Error> {
     let result = sqlx::query!(
         "UPDATE jobs SET status = $3, counted = $4, provider_job_id = $5, provider_status = $6, progress = $7, \
@@ -409,7 +436,7 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
          lease_owner = CASE WHEN $25 THEN NULL ELSE lease_owner END, \
          lease_expires_at = CASE WHEN $25 THEN NULL ELSE lease_expires_at END, \
          lease_token = CASE WHEN $25 THEN NULL ELSE lease_token END \
-         WHERE id = $1 AND lease_owner = $2 AND lease_token = $26",
+         WHERE id = $1 AND lease_owner = $2 AND lease_token = $26 AND status <> $27",
         job.id,
         owner,
         job.status as JobStatus,
@@ -436,6 +463,7 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
         job.interaction_token,
         release,
         job.lease_token,
+        JobStatus::Cancelled as JobStatus,
     )
     .execute(db)
     .await?;
@@ -470,7 +498,11 @@ pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sq
 #[derive(Debug, Clone)]
 pub struct PressedJob {
     pub guild_id: DiscordId,
+    /// The job's owner.
+    pub user_id: DiscordId,
     pub status: JobStatus,
+    /// Why it failed, if it did (for its owner: a moderation refusal's reason is private).
+    pub error_text: Option<String>,
     /// How many images the job produced.
     pub images: i32,
     pub prompt_sent: String,
@@ -485,14 +517,109 @@ pub struct PressedJob {
 pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<PressedJob>, sqlx::Error> {
     sqlx::query_as!(
         PressedJob,
-        r#"SELECT guild_id AS "guild_id: DiscordId", status AS "status: JobStatus",
-             cardinality(result_urls) AS "images!", prompt_sent, args AS "spec: Json<JobSpec>",
+        r#"SELECT guild_id AS "guild_id: DiscordId", user_id AS "user_id: DiscordId", status AS "status: JobStatus",
+             error_text, cardinality(result_urls) AS "images!", prompt_sent, args AS "spec: Json<JobSpec>",
              message_id AS "message_id: DiscordId"
          FROM jobs WHERE id = $1"#,
         id,
     )
     .fetch_optional(db)
     .await
+}
+
+/// What a press on `Cancel` or `Delete` needs to know about the job.
+#[derive(Debug, Clone)]
+pub struct ControlledJob {
+    pub guild_id: DiscordId,
+    pub channel_id: DiscordId,
+    /// The member who started it (and may cancel or delete it).
+    pub user_id: DiscordId,
+    pub status: JobStatus,
+    /// The message that shows the job, once the worker edited or posted it.
+    pub message_id: Option<DiscordId>,
+    pub delivered: bool,
+    pub deleted: bool,
+}
+
+/// The job a `Cancel` or `Delete` button belongs to, if it still exists.
+pub async fn for_control(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ControlledJob>, sqlx::Error> {
+    sqlx::query_as!(
+        ControlledJob,
+        r#"SELECT guild_id AS "guild_id: DiscordId", channel_id AS "channel_id: DiscordId",
+             user_id AS "user_id: DiscordId", status AS "status: JobStatus", message_id AS "message_id: DiscordId",
+             delivered_at IS NOT NULL AS "delivered!", deleted_at IS NOT NULL AS "deleted!"
+         FROM jobs WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A job cancelled by [`cancel`]: what its reply shows.
+pub struct Cancelled {
+    pub spec: Json<JobSpec>,
+    pub notes: Vec<String>,
+}
+
+/// Cancels a job that was not sent yet, for member `by` pressing on `message_id` (its reply, which
+/// `/history` then links to): one statement that only a `queued` job
+/// passes, racing the worker's fenced save of `submitting` (see [`save`]) on the same row, so
+/// exactly one of them wins. The job is refunded (`counted` cleared; nothing was paid, so spend is
+/// unchanged), final and delivered (its reply is the press's own answer), and its lease is taken
+/// away, so a worker holding it in memory lets it go. `None`: the job is no longer queued.
+///
+/// The one change of state made outside `jobs::lifecycle`: it must be decided by the database
+/// against the worker's claim, not by a copy of the job in memory.
+pub async fn cancel(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    by: DiscordId,
+    message_id: Option<DiscordId>,
+    reason: &str,
+) -> Result<Option<Cancelled>, sqlx::Error> {
+    sqlx::query_as!(
+        Cancelled,
+        r#"UPDATE jobs SET status = $3, counted = false, cancelled_by = $2, error_text = $4, finished_at = now(),
+             delivered_at = now(), delivery = $5, message_id = COALESCE(message_id, $7), interaction_token = NULL,
+             next_run_at = now(),
+             lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+         WHERE id = $1 AND status = $6
+         RETURNING args AS "spec: Json<JobSpec>", notes"#,
+        id,
+        by as DiscordId,
+        JobStatus::Cancelled as JobStatus,
+        reason,
+        Delivery::Edit as Delivery,
+        JobStatus::Queued as JobStatus,
+        message_id as Option<DiscordId>,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Who cancelled the job, if it was cancelled: a worker that edited a waiting job's reply checks
+/// it afterwards, so its edit never stays over the cancel's.
+pub async fn cancelled_by(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<DiscordId>, sqlx::Error> {
+    let by = sqlx::query_scalar!(
+        r#"SELECT cancelled_by AS "cancelled_by: DiscordId" FROM jobs WHERE id = $1 AND status = $2"#,
+        id,
+        JobStatus::Cancelled as JobStatus,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(by.flatten())
+}
+
+/// Records that a job's result message was deleted by member `by`. False when it already was.
+pub async fn mark_deleted(db: impl PgExecutor<'_>, id: Uuid, by: DiscordId) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query!(
+        "UPDATE jobs SET deleted_at = now(), deleted_by = $2 WHERE id = $1 AND deleted_at IS NULL",
+        id,
+        by as DiscordId
+    )
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// One line of `/history`.
@@ -506,6 +633,8 @@ pub struct HistoryEntry {
     pub message_id: Option<DiscordId>,
     pub delivery: Option<Delivery>,
     pub error_text: Option<String>,
+    /// Its result message was deleted (`Delete`): the line stays, without a link.
+    pub deleted: bool,
     /// The button that started this job (`V2`, `Reroll`, `Remix`), if one did.
     pub origin: Option<JobOrigin>,
     /// The message of the result whose button started it, if that result was delivered.
@@ -524,8 +653,9 @@ pub async fn recent_for_user(
         HistoryEntry,
         r#"SELECT j.guild_id AS "guild_id: DiscordId", j.channel_id AS "channel_id: DiscordId",
              j.status AS "status: JobStatus", j.created_at, j.prompt_sent, j.message_id AS "message_id: DiscordId",
-             j.delivery AS "delivery: Delivery", j.error_text, j.origin AS "origin: JobOrigin",
-             p.channel_id AS "parent_channel_id?: DiscordId", p.message_id AS "parent_message_id?: DiscordId"
+             j.delivery AS "delivery: Delivery", j.error_text, j.deleted_at IS NOT NULL AS "deleted!",
+             j.origin AS "origin: JobOrigin", p.channel_id AS "parent_channel_id?: DiscordId",
+             CASE WHEN p.deleted_at IS NULL THEN p.message_id END AS "parent_message_id?: DiscordId"
          FROM jobs j LEFT JOIN jobs p ON p.id = j.parent_job_id
          WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC LIMIT $3"#,
         guild_id as DiscordId,

@@ -9,8 +9,12 @@ pub use crate::spec::{Source, Sources};
 
 /// A server's defaults for `/imagine`; `None` where its admins set none and the bot's own default
 /// applies. The negative prompt is kept as the provider will receive it (already cleaned).
+pub type GuildDefaults = Choices;
+
+/// The six choices of `/imagine` that a default can also make: what a member chose for one job
+/// (the negative prompt as typed), or a set of defaults. `None`: not chosen there.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GuildDefaults {
+pub struct Choices {
     pub aspect_ratio: Option<AspectRatio>,
     pub performance: Option<Performance>,
     pub stylization: Option<i64>,
@@ -55,7 +59,7 @@ impl Setting {
     }
 }
 
-impl GuildDefaults {
+impl Choices {
     /// Each default with its value as text (`None`: not set), in the order of the command.
     pub fn entries(&self) -> [(Setting, Option<String>); 6] {
         [

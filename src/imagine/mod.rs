@@ -5,8 +5,8 @@ pub mod clean;
 pub mod defaults;
 pub mod flags;
 
-use crate::spec::{AspectRatio, JobSpec, Performance, Pictures};
-use defaults::{GuildDefaults, Layered, Source};
+use crate::spec::{AspectRatio, JobSpec, Pictures};
+use defaults::{Choices, GuildDefaults, Layered, Source};
 
 /// Longest prompt accepted, in characters (also registered as the option's `max_length`).
 pub const MAX_PROMPT_CHARS: usize = 1500;
@@ -32,12 +32,8 @@ pub struct ImagineRequest {
     pub prompt: String,
     pub image: Option<InputImage>,
     pub image2: Option<InputImage>,
-    pub aspect_ratio: Option<AspectRatio>,
-    pub performance: Option<Performance>,
-    pub stylization: Option<i64>,
-    pub chaos: Option<i64>,
-    pub weirdness: Option<i64>,
-    pub negative_prompt: Option<String>,
+    /// The options a default could also have given.
+    pub chosen: Choices,
     pub style_image: Option<InputImage>,
     pub style_weight: Option<i64>,
     pub omni_image: Option<InputImage>,
@@ -80,7 +76,7 @@ pub fn prepare_layered(req: ImagineRequest, max_image_bytes: u64, defaults: &Lay
 /// was made). A typed flag changes its setting (`--no` the negative prompt); everything else stays
 /// as the original had it.
 pub fn remix(text: &str, original: &JobSpec, pictures: Pictures) -> Result<PreparedJob, String> {
-    let kept = GuildDefaults {
+    let kept = Choices {
         aspect_ratio: Some(original.aspect_ratio),
         performance: original.performance,
         stylization: original.stylization,
@@ -140,10 +136,10 @@ fn translate(req: ImagineRequest, pictures: Pictures, defaults: &GuildDefaults) 
     let typed = parsed.flags;
     let numbers = merge_numbers(&req, &typed, defaults, &mut notes)?;
 
-    note_override("aspect_ratio", "--ar", req.aspect_ratio, typed.aspect_ratio, &mut notes);
+    note_override("aspect_ratio", "--ar", req.chosen.aspect_ratio, typed.aspect_ratio, &mut notes);
     let (aspect_ratio, aspect_ratio_from) =
-        defaults::effective(req.aspect_ratio, typed.aspect_ratio, defaults.aspect_ratio);
-    let (performance, performance_from) = defaults::effective(req.performance, None, defaults.performance);
+        defaults::effective(req.chosen.aspect_ratio, typed.aspect_ratio, defaults.aspect_ratio);
+    let (performance, performance_from) = defaults::effective(req.chosen.performance, None, defaults.performance);
 
     let cleaned = clean::clean(&parsed.text, "prompt");
     notes.extend(cleaned.change);
@@ -151,7 +147,7 @@ fn translate(req: ImagineRequest, pictures: Pictures, defaults: &GuildDefaults) 
         return Err("Your prompt is empty once flags and unsupported characters are removed. Describe the picture you want, then add flags at the end.".into());
     }
     let (negative_prompt, negative_from) =
-        negative_prompt(req.negative_prompt.as_deref(), typed.negative, defaults, &mut notes)?;
+        negative_prompt(req.chosen.negative_prompt.as_deref(), typed.negative, defaults, &mut notes)?;
     let (style_weight, omni_weight) = weights_with_references(&numbers, &pictures, &mut notes);
 
     let sources = defaults::Sources {
@@ -201,9 +197,9 @@ fn merge_numbers(
     notes: &mut Vec<String>,
 ) -> Result<Numbers, String> {
     let ints = [
-        ("stylization", "--stylize", req.stylization, typed.stylization, defaults.stylization, flags::STYLIZE),
-        ("chaos", "--chaos", req.chaos, typed.chaos, defaults.chaos, flags::CHAOS),
-        ("weirdness", "--weird", req.weirdness, typed.weirdness, defaults.weirdness, flags::WEIRD),
+        ("stylization", "--stylize", req.chosen.stylization, typed.stylization, defaults.stylization, flags::STYLIZE),
+        ("chaos", "--chaos", req.chosen.chaos, typed.chaos, defaults.chaos, flags::CHAOS),
+        ("weirdness", "--weird", req.chosen.weirdness, typed.weirdness, defaults.weirdness, flags::WEIRD),
         ("style_weight", "--sw", req.style_weight, typed.style_weight, None, flags::STYLE_WEIGHT),
         ("omni_weight", "--ow", req.omni_weight, typed.omni_weight, None, flags::OMNI_WEIGHT),
     ];

@@ -1,5 +1,8 @@
 use super::defaults::Sources;
-use crate::{provider::ImageToImageArgs, spec::JobSpec};
+use crate::{
+    provider::ImageToImageArgs,
+    spec::{JobSpec, Performance},
+};
 
 /// What the provider is sent for `job`.
 fn wire(job: &PreparedJob) -> serde_json::Value {
@@ -36,12 +39,12 @@ fn minimal_request_sends_only_required_args() {
 fn every_option_maps_to_its_argument() {
     let mut req = request("castle");
     req.image2 = Some(png("b.png", "https://cdn/b.png"));
-    req.aspect_ratio = AspectRatio::parse_exact("4:5");
-    req.performance = Some(Performance::Quality);
-    req.stylization = Some(250);
-    req.chaos = Some(30);
-    req.weirdness = Some(1000);
-    req.negative_prompt = Some("fog".into());
+    req.chosen.aspect_ratio = AspectRatio::parse_exact("4:5");
+    req.chosen.performance = Some(Performance::Quality);
+    req.chosen.stylization = Some(250);
+    req.chosen.chaos = Some(30);
+    req.chosen.weirdness = Some(1000);
+    req.chosen.negative_prompt = Some("fog".into());
     req.style_image = Some(png("s.png", "https://cdn/s.png"));
     req.style_weight = Some(300);
     req.omni_image = Some(png("o.png", "https://cdn/o.png"));
@@ -62,8 +65,8 @@ fn every_option_maps_to_its_argument() {
 #[test]
 fn options_override_typed_flags_with_a_note() {
     let mut req = request("x --chaos 20 --ar 16:9 --no cars");
-    req.chaos = Some(40);
-    req.negative_prompt = Some("boats".into());
+    req.chosen.chaos = Some(40);
+    req.chosen.negative_prompt = Some("boats".into());
     let job = prepare(req, CAP, &GuildDefaults::default()).unwrap();
     assert_eq!(job.spec.chaos, Some(40));
     assert_eq!(job.spec.aspect_ratio.as_str(), "16:9");
@@ -101,8 +104,8 @@ fn server_defaults_fill_what_the_user_left_out() {
 #[test]
 fn the_user_wins_over_server_defaults() {
     let mut req = request("a fox --ar 2:3 --c 5 --no fog");
-    req.stylization = Some(0);
-    req.performance = Some(Performance::Speed);
+    req.chosen.stylization = Some(0);
+    req.chosen.performance = Some(Performance::Speed);
     let job = prepare(req, CAP, &server_defaults()).unwrap();
     let a = &job.spec;
     assert_eq!(
@@ -165,7 +168,7 @@ fn refusals_say_what_to_change() {
     assert!(err.contains("0 to 100"), "{err}");
 
     let mut req = request("x");
-    req.stylization = Some(1001);
+    req.chosen.stylization = Some(1001);
     assert!(prepare(req, CAP, &GuildDefaults::default()).unwrap_err().contains("stylization"));
 
     let err = prepare(request(&"a".repeat(MAX_PROMPT_CHARS + 1)), CAP, &GuildDefaults::default()).unwrap_err();
@@ -200,11 +203,11 @@ fn sizes_read_like_discord() {
 
 fn original() -> JobSpec {
     let mut req = request("a castle on a hill");
-    req.aspect_ratio = AspectRatio::parse_exact("16:9");
-    req.performance = Some(Performance::Quality);
-    req.stylization = Some(250);
-    req.chaos = Some(30);
-    req.negative_prompt = Some("fog".into());
+    req.chosen.aspect_ratio = AspectRatio::parse_exact("16:9");
+    req.chosen.performance = Some(Performance::Quality);
+    req.chosen.stylization = Some(250);
+    req.chosen.chaos = Some(30);
+    req.chosen.negative_prompt = Some("fog".into());
     req.style_image = Some(png("s.png", "https://cdn/s.png"));
     req.style_weight = Some(300);
     prepare(req, CAP, &GuildDefaults::default()).unwrap().spec

@@ -63,7 +63,11 @@ impl Deliverer {
         }
         let Some(token) = reply_token(job, now) else { return };
         let stage = super::outlook::stage(job, typical, now);
-        let message = render::job_message(&job.spec, &job.notes, &stage, &[], &gallery_url(job));
+        let mut message = render::job_message(&job.spec, &job.notes, &stage, &[], &gallery_url(job));
+        // Not sent yet: it can still be cancelled. Any later edit drops the button.
+        if job.status == JobStatus::Queued {
+            message.components = actions::cancel_buttons(job.id);
+        }
         if job.last_edit_text.as_deref() == Some(message.content.as_str()) {
             return;
         }
@@ -75,11 +79,22 @@ impl Deliverer {
         lifecycle::on_progress_edit(job, outcome.map(|id| (id, message.content)), now);
     }
 
+    /// Shows in the reply that member `by` cancelled the job: a progress edit of this copy may have
+    /// landed after the cancel's own answer, and must not stay over it.
+    pub async fn show_cancelled(&self, job: &Job, by: u64) {
+        let Some(token) = reply_token(job, self.clock.now()) else { return };
+        let message = render::job_message(&job.spec, &job.notes, &Stage::Cancelled { by }, &[], &gallery_url(job));
+        if let Err(e) = self.discord.edit_reply(job.application_id.get(), token, &message, &[]).await {
+            warn!(error = %e, "could not show the cancel again after a progress edit");
+        }
+    }
+
     /// Sends the final message (results or failure), or reports why it could not be sent. The
     /// results are downloaded once: when Discord does not take them, they are kept in the
     /// database, and every later attempt (in any process) uploads the kept bytes, so a Discord
     /// outage that outlives the provider's short-lived links loses nothing.
     pub async fn deliver(&self, job: &mut Job, pool: &sqlx::PgPool, timing: &Timing) {
+        let declined = job.status.declined_by_moderation(job.error_text.as_deref());
         let mut uploads = Vec::new();
         let mut linked = Vec::new();
         let mut sources = Vec::new();
@@ -110,6 +125,13 @@ impl Deliverer {
                     return;
                 }
             }
+        } else if job.status.retryable() && (!declined || reply_token(job, self.clock.now()).is_some()) {
+            // Kept with the failure as with a result: Retry (or, privately, the owner's Remix
+            // of a declined job, while its token lives) brings them back with freshly signed
+            // links.
+            reservation = Some(self.reserve_images(job).await);
+        }
+        if reservation.is_some() {
             sources = self.fetch_sources(job).await;
             if let Some(reservation) = &mut reservation {
                 // What was reserved for the worst case, and not needed, goes back at once.
@@ -122,6 +144,10 @@ impl Deliverer {
             }
             sources.truncate(MAX_FILES.saturating_sub(uploads.len()));
         }
+        // Moderation may have declined the pictures themselves: they go to the owner only.
+        let private_sources = if declined { std::mem::take(&mut sources) } else { Vec::new() };
+        // The token is spent once the job is delivered; the owner's private message needs it.
+        let token = job.interaction_token.clone();
 
         let sent = loop {
             let message = final_message(job, &uploads, &sources, &linked);
@@ -148,6 +174,9 @@ impl Deliverer {
             Err(SendError::RateLimited(wait)) => info!(?wait, "delivery rate limited; waiting as Discord asked"),
             Err(e) => warn!(error = %e, attempts = job.delivery_attempts + 1, "delivery failed"),
         }
+        if let (true, Ok((Delivery::Edit, _)), Some(token)) = (declined, &sent, &token) {
+            self.tell_owner_why_declined(job, token, &private_sources).await;
+        }
         drop(reservation);
         lifecycle::on_delivery(job, sent, self.clock.now(), timing);
         if let Some(route) = job.delivery {
@@ -164,6 +193,31 @@ impl Deliverer {
             // Not taken yet, or never: keep the images, for the next attempt or for /history.
             _ if !job.images_kept && !uploads.is_empty() => self.keep_images(job, pool, uploads).await,
             _ => {}
+        }
+    }
+
+    /// Tells the owner of a job moderation declined why, privately through the job's interaction
+    /// token, with a Remix button and the job's sources (the Remix works on those). Best effort:
+    /// when the token has expired (the job was posted in the channel) or Discord refuses, the
+    /// reason stays in the owner's `/history`.
+    async fn tell_owner_why_declined(&self, job: &Job, token: &str, sources: &[Upload]) {
+        let reason = job.error_text.as_deref().unwrap_or_default();
+        let message = render::Rendered {
+            content: render::declined_privately(reason),
+            embeds: Vec::new(),
+            components: actions::declined_buttons(job.id),
+        };
+        let mut files: Vec<&Upload> = sources.iter().collect();
+        let sent = loop {
+            match self.discord.private_followup(job.application_id.get(), token, &message, &files).await {
+                // Without the pictures, the Remix uses the job's own links while they live.
+                Err(SendError::TooLarge) if !files.is_empty() => files.clear(),
+                sent => break sent,
+            }
+        };
+        match sent {
+            Ok(_) => info!("told the owner privately why the job was declined"),
+            Err(e) => warn!(error = %e, "could not tell the owner why the job was declined; /history has it"),
         }
     }
 
@@ -363,13 +417,17 @@ fn extension<'a>(content_type: Option<&str>, url: &'a str) -> &'a str {
     }
 }
 
-/// The final message of a job: its results with their buttons, or why it failed (without
-/// buttons). `sources` are the job's own pictures uploaded again; the first shows as the
-/// gallery's thumbnail.
+/// The final message of a job: its results with their buttons, or why it failed with Retry (a
+/// moderation refusal: only that it was declined, no button; its owner is told why privately).
+/// `sources` are the job's own pictures uploaded again; the first shows as the gallery's
+/// thumbnail.
 fn final_message(job: &Job, uploads: &[Upload], sources: &[Upload], linked: &[String]) -> render::Rendered {
+    let declined = job.status.declined_by_moderation(job.error_text.as_deref());
     let stage = if job.status == JobStatus::Succeeded {
         let took = (job.finished_at.unwrap_or_else(Utc::now) - job.created_at).to_std().unwrap_or_default();
         Stage::Done { took, amount: job.amount, images: job.result_urls.len(), linked: linked.to_vec() }
+    } else if declined {
+        Stage::Declined
     } else {
         Stage::Failed { reason: job.error_text.clone().unwrap_or_else(|| "Something went wrong.".into()) }
     };
@@ -378,6 +436,8 @@ fn final_message(job: &Job, uploads: &[Upload], sources: &[Upload], linked: &[St
     let numbers: Vec<u8> = files.iter().filter_map(|f| actions::image_number(f)).collect();
     if job.status == JobStatus::Succeeded {
         message.components = actions::result_buttons(job.id, &numbers);
+    } else if job.status.retryable() && !declined {
+        message.components = actions::retry_buttons(job.id);
     }
     if let (Some(first), Some(embed)) = (sources.first(), message.embeds.first_mut()) {
         *embed = embed.clone().thumbnail(format!("attachment://{}", first.filename));

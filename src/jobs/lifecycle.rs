@@ -1,8 +1,10 @@
 //! The job lifecycle: every change of a job's state, as pure functions of the job, what happened
 //! and the time. This is the only place where `status`, `counted` (the quota refund),
 //! `error_text`, the lifecycle timestamps, the retry counters and `delivery` change; the worker
-//! performs the I/O these functions ask for and feeds the outcomes back. The states and
-//! transitions are drawn in `docs/ARCHITECTURE.md`.
+//! performs the I/O these functions ask for and feeds the outcomes back. The one exception is a
+//! member's `Cancel` of a job not sent yet, which the database decides against the worker's claim
+//! (`db::jobs::cancel`); a cancelled job is final and delivered, so nothing here acts on it. The
+//! states and transitions are drawn in `docs/ARCHITECTURE.md`.
 //!
 //! ```text
 //! queued ──on_due──▶ submitting ──on_create──▶ submitted ──on_query──▶ running ──on_query──▶ succeeded
@@ -130,6 +132,8 @@ pub fn on_due(job: &mut Job, now: DateTime<Utc>) -> Action {
         }
         // Past the deadline too: the job is queried once more before it is given up.
         JobStatus::Submitted | JobStatus::Running => Action::Query,
+        // Cancelled by a member (`db::jobs::cancel`, which also delivers it): final, nothing to do.
+        JobStatus::Cancelled => Action::Wait,
         JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut | JobStatus::Uncertain => {
             match job.last_edit_at.filter(|t| *t > now) {
                 // An edit of this reply was rate limited: Discord's wait applies to this one too.

@@ -248,7 +248,7 @@ impl Worker {
                 held.jobs.retain(|id, job| {
                     let ours = kept.contains(&job.lease_token);
                     if !ours {
-                        warn!(job_id = %id, "lost the lease on a held job; another claim has it");
+                        warn!(job_id = %id, "lost the lease on a held job; another claim has it, or a member cancelled it");
                     }
                     ours
                 });
@@ -333,7 +333,9 @@ impl Worker {
                 Action::Admit => match crate::db::quotas::admit(&self.pool, job.id).await {
                     Ok(admission) => {
                         lifecycle::on_admission(&mut job, admission, now);
-                        if job.slot_limit.is_some() && !self.edit_progress(&mut job).await {
+                        if job.slot_limit.is_some()
+                            && (!self.edit_progress(&mut job).await || self.cancelled_meanwhile(&job, now).await)
+                        {
                             return None;
                         }
                     }
@@ -393,6 +395,27 @@ impl Worker {
         true
     }
 
+    /// After a progress edit (at `edited_at`) of a job not sent yet: whether a member cancelled it
+    /// meanwhile. The cancel answers its press before this copy learns of it, so an edit sent
+    /// after the cancel is checked afterwards, and the cancel is shown again over it.
+    async fn cancelled_meanwhile(&self, job: &Job, edited_at: chrono::DateTime<chrono::Utc>) -> bool {
+        if job.last_edit_at.is_none_or(|at| at < edited_at) {
+            return false;
+        }
+        match store::cancelled_by(&self.pool, job.id).await {
+            Ok(Some(by)) => {
+                info!("the job was cancelled while its reply was edited; showing the cancel again");
+                self.deliverer.show_cancelled(job, by.get()).await;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                warn!(error = %e, "could not check whether the job was cancelled; it is checked at its next save");
+                false
+            }
+        }
+    }
+
     /// Whether the leases of this process may lapse before the next renewal.
     fn leases_in_doubt(&self) -> bool {
         let valid_until = *self.leases_valid_until.lock().expect("lease validity lock");
@@ -409,7 +432,7 @@ impl Worker {
                 true
             }
             Ok(false) => {
-                warn!(doing, "lost the lease on a job; another claim has it");
+                warn!(doing, "lost the lease on a job; another claim has it, or a member cancelled it");
                 false
             }
             Err(e) => {

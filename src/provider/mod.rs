@@ -297,33 +297,25 @@ pub fn concerns_the_account(message: &str, http_status: Option<u16>) -> bool {
 /// moderation, an invalid image or prompt — and so fit for a public reply. Account, balance, key
 /// and any other problems of the bot's operator are not: they stay in the logs.
 pub fn concerns_the_request(message: &str, http_status: Option<u16>) -> bool {
-    const REQUEST: [&str; 20] = [
-        "moderat",
-        "nsfw",
-        "banned",
-        "prohibited",
-        "inappropriate",
-        "policy",
-        "violat",
-        "unsafe",
-        "sensitive",
-        "flagged",
-        "prompt",
-        "image",
-        "picture",
-        "photo",
-        "aspect",
-        "invalid",
-        "parameter",
-        "argument",
-        "format",
-        "resolution",
-    ];
+    const REQUEST: [&str; 10] =
+        ["prompt", "image", "picture", "photo", "aspect", "invalid", "parameter", "argument", "format", "resolution"];
     if http_status == Some(429) || concerns_the_account(message, http_status) {
         return false;
     }
     let words = message.to_lowercase();
-    REQUEST.iter().any(|w| words.contains(w))
+    MODERATION.iter().chain(&REQUEST).any(|w| words.contains(w))
+}
+
+/// Words of a refusal or a failure that mean the image service's moderation declined the request.
+const MODERATION: [&str; 10] =
+    ["moderat", "nsfw", "banned", "prohibited", "inappropriate", "policy", "violat", "unsafe", "sensitive", "flagged"];
+
+/// Whether a failed job's reason (`jobs.error_text`) says the image service's moderation declined
+/// it. The reason holds the provider's words only when they concern the request, so a refusal of
+/// the bot's account never reads as moderation.
+pub fn declined_by_moderation(reason: &str) -> bool {
+    let words = reason.to_lowercase();
+    MODERATION.iter().any(|w| words.contains(w))
 }
 
 /// The price of a job in US dollars, exactly, from whatever form the provider used: a number, or

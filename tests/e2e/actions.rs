@@ -94,12 +94,12 @@ async fn a_result_has_u_buttons_and_u2_posts_image_two_alone() {
     let bot = TestBot::start().await;
     let (cmd, done) = result(&bot, "a lighthouse at dusk").await;
 
-    // Rows of U1–U4, V1–V4, then Reroll and Remix, with distinct short ids: Discord took them.
+    // Rows of U1–U4, V1–V4, then Reroll, Remix and Delete, with distinct short ids: Discord took them.
     let rows = buttons(&done);
     let labels: Vec<Vec<&str>> = rows.iter().map(|row| row.iter().map(|(l, _, _)| l.as_str()).collect()).collect();
     assert_eq!(
         labels,
-        [vec!["U1", "U2", "U3", "U4"], vec!["V1", "V2", "V3", "V4"], vec!["Reroll", "Remix"]],
+        [vec!["U1", "U2", "U3", "U4"], vec!["V1", "V2", "V3", "V4"], vec!["Reroll", "Remix", "Delete"]],
         "{:#}",
         done["components"]
     );
@@ -109,7 +109,7 @@ async fn a_result_has_u_buttons_and_u2_posts_image_two_alone() {
     assert!(rows[0].iter().all(|(_, _, style)| *style == 2));
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 10);
+    assert_eq!(ids.len(), 11);
     assert_eq!(final_edit(&bot, &cmd).status, 200);
     // Progress edits carry no buttons, and say so (an edit without `components` keeps old ones).
     let edits = bot.discord.requests_matching("PATCH", &cmd.token());
@@ -185,11 +185,15 @@ async fn bad_presses_are_answered_privately_and_create_nothing() {
     let (_, two) = result(&bot, "two images of a harbour").await;
     let failed_cmd = bot.imagine("refused harbour");
     bot.send(&failed_cmd).await;
-    let failed = bot.wait_reply(&failed_cmd, |c| c.contains("Failed")).await;
+    let failed = bot.wait_reply(&failed_cmd, |c| c.contains("Not generated")).await;
     bot.wait_job_settled(&failed_cmd).await;
-    assert_eq!(buttons(&failed), Vec::<Vec<_>>::new(), "a failure has no buttons");
+    assert_eq!(buttons(&failed), Vec::<Vec<_>>::new(), "a declined job has no buttons");
     let two_labels: Vec<String> = buttons(&two).concat().into_iter().map(|(l, _, _)| l).collect();
-    assert_eq!(two_labels, ["U1", "U2", "V1", "V2", "Reroll", "Remix"], "only the numbers that have an image");
+    assert_eq!(
+        two_labels,
+        ["U1", "U2", "V1", "V2", "Reroll", "Remix", "Delete"],
+        "only the numbers that have an image"
+    );
     let failed_job: uuid::Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE interaction_id = $1")
         .bind(failed_cmd.id() as i64)
         .fetch_one(&bot.pool)
@@ -266,7 +270,7 @@ async fn a_result_posted_in_the_channel_has_buttons_that_work() {
         .find(|m| m["content"].as_str().unwrap_or("").contains("Done"))
         .expect("the result went to the channel");
     let labels: Vec<String> = buttons(&posted).concat().into_iter().map(|(l, _, _)| l).collect();
-    assert_eq!(labels, ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "Reroll", "Remix"]);
+    assert_eq!(labels, ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "Reroll", "Remix", "Delete"]);
 
     let press = InteractionBuilder::button_press(&posted, &custom_id(&posted, "U4"));
     bot.send(&press).await;

@@ -63,7 +63,7 @@ async fn every_metric_the_alerts_and_the_dashboard_name_is_exported() {
     // A success and a failure, so the counters of outcomes, refunds, spend and deliveries exist.
     bot.shortapi
         .script("refused", Behaviour::CreateError { code: 400, message: "prompt contains banned words".into() });
-    for (prompt, outcome) in [("a paid success", "Done"), ("a refused prompt", "Failed")] {
+    for (prompt, outcome) in [("a paid success", "Done"), ("a refused prompt", "Not generated")] {
         let cmd = bot.imagine(prompt);
         bot.send(&cmd).await;
         bot.wait_reply(&cmd, |c| c.contains(outcome)).await;

@@ -468,7 +468,7 @@ async fn oversized_results_are_linked_instead_of_uploaded() {
             .flat_map(|row| row["components"].as_array().unwrap())
             .map(|b| b["label"].as_str().unwrap())
             .collect();
-        assert_eq!(labels, ["Reroll", "Remix"]);
+        assert_eq!(labels, ["Reroll", "Remix", "Delete"]);
     }
     bot.stop().await;
 }

@@ -179,13 +179,12 @@ async fn bad_input_is_refused_privately_and_nothing_is_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_refusal_is_shown_and_refunded() {
     let bot = TestBot::start().await;
-    bot.shortapi
-        .script("forbidden", Behaviour::CreateError { code: 400, message: "prompt contains banned words".into() });
+    bot.shortapi.script("forbidden", Behaviour::CreateError { code: 400, message: "prompt is too long".into() });
     let cmd = bot.imagine("forbidden topic");
     bot.send(&cmd).await;
     let reply = bot.wait_reply(&cmd, |c| c.contains("Failed")).await;
     let content = reply["content"].as_str().unwrap();
-    assert!(content.contains("refused") && content.contains("prompt contains banned words"), "{content}");
+    assert!(content.contains("refused") && content.contains("prompt is too long"), "{content}");
     assert!(content.contains("does not count against your quota"), "{content}");
     bot.wait_job_settled(&cmd).await;
     let JobRow { status, counted, delivery, .. } = bot.job(&cmd).await.unwrap();
@@ -221,7 +220,7 @@ async fn job_that_fails_at_the_provider_is_reported_with_its_reason() {
         Behaviour::FailAtProvider {
             polls_before_fail: 2,
             status: json!(3),
-            message: "image flagged by moderation".into(),
+            message: "image could not be decoded".into(),
         },
     );
     let cmd = bot.imagine("moderate me please");
@@ -229,7 +228,7 @@ async fn job_that_fails_at_the_provider_is_reported_with_its_reason() {
     let reply = bot.wait_reply(&cmd, |c| c.contains("Failed")).await;
     let content = reply["content"].as_str().unwrap();
     assert!(
-        content.contains("could not make this image") && content.contains("image flagged by moderation"),
+        content.contains("could not make this image") && content.contains("image could not be decoded"),
         "{content}"
     );
     bot.wait_job_settled(&cmd).await;

@@ -135,25 +135,25 @@ async fn a_member_who_pressed_too_fast_can_press_again_once_the_window_passed() 
     bot.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn u_presses_hold_no_more_images_than_the_memory_budget() {
-    // Room for one of these images at a time, not two.
-    const IMAGE_BYTES: usize = 600 * 1024;
+/// A bot with room for 1 MiB of images at a time, and the result message of a job whose four
+/// images are `image_bytes` each (its prompt: "four `word` dunes").
+async fn result_of_four_images_on_a_one_mib_budget(word: &str, image_bytes: usize) -> (TestBot, Value) {
     let bot = TestBot::start_with(|vars| {
         vars.insert("IMAGE_MEMORY_BUDGET".into(), (1024 * 1024).to_string());
     })
     .await;
-    bot.shortapi.script(
-        "large",
-        Behaviour::Succeed {
-            polls_before_done: 1,
-            images: 4,
-            image_bytes: IMAGE_BYTES,
-            amount: "0.04".into(),
-            progress: false,
-        },
-    );
-    let (_, done) = result(&bot, "four large dunes").await;
+    let behaviour =
+        Behaviour::Succeed { polls_before_done: 1, images: 4, image_bytes, amount: "0.04".into(), progress: false };
+    bot.shortapi.script(word, behaviour);
+    let (_, done) = result(&bot, &format!("four {word} dunes")).await;
+    (bot, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u_presses_hold_no_more_images_than_the_memory_budget() {
+    // Room for one of these images at a time, not two.
+    const IMAGE_BYTES: usize = 600 * 1024;
+    let (bot, done) = result_of_four_images_on_a_one_mib_budget("large", IMAGE_BYTES).await;
     bot.discord.set_cdn_delay(Duration::from_millis(500));
     let presses: Vec<InteractionBuilder> = (1..=4u64).map(|n| u_press(&done, &format!("U{n}"), 9000 + n)).collect();
     for press in &presses {
@@ -204,22 +204,7 @@ async fn u_presses_hold_no_more_images_than_the_memory_budget() {
 /// channel).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_u_press_on_an_image_too_large_to_hold_links_to_the_result() {
-    const IMAGE_BYTES: usize = 1536 * 1024;
-    let bot = TestBot::start_with(|vars| {
-        vars.insert("IMAGE_MEMORY_BUDGET".into(), (1024 * 1024).to_string());
-    })
-    .await;
-    bot.shortapi.script(
-        "huge",
-        Behaviour::Succeed {
-            polls_before_done: 1,
-            images: 4,
-            image_bytes: IMAGE_BYTES,
-            amount: "0.04".into(),
-            progress: false,
-        },
-    );
-    let (_, done) = result(&bot, "four huge dunes").await;
+    let (bot, done) = result_of_four_images_on_a_one_mib_budget("huge", 1536 * 1024).await;
     let press = u_press(&done, "U3", 9200);
     bot.send(&press).await;
     let answer = only_answer(&bot, &press).await;

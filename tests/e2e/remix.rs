@@ -23,7 +23,7 @@ fn prefilled(modal: &Value) -> &str {
 }
 
 /// Opens the Remix modal on `message` and submits `text` in it as `user`; returns the submit.
-async fn remix(discord: &DiscordStandIn, message: &Value, text: &str, user: u64) -> InteractionBuilder {
+pub(crate) async fn remix(discord: &DiscordStandIn, message: &Value, text: &str, user: u64) -> InteractionBuilder {
     let id = custom_id(message, "Remix");
     let press = InteractionBuilder::button_press(message, &id).user(user, "remixer");
     discord.dispatch_interaction(press.build()).await;

@@ -73,7 +73,7 @@ async fn v2_starts_a_job_on_image_two_owned_and_paid_by_the_presser() {
         (PRESSER as i64, Some(parent), Some("V2"), "succeeded", true)
     );
     let ids: Vec<String> = buttons(&child_done).concat().into_iter().map(|(_, id, _)| id).collect();
-    assert_eq!(ids.len(), 10, "{:#}", child_done["components"]);
+    assert_eq!(ids.len(), 11, "{:#}", child_done["components"]);
     assert!(ids.iter().all(|id| id.ends_with(&child.simple().to_string())), "the new result's buttons are its own");
     assert_ne!(done["id"], child_done["id"], "never an edit of the pressed result");
 
@@ -295,7 +295,7 @@ async fn bad_presses_on_v_and_reroll_are_answered_privately_and_create_nothing()
     let (_, two) = result(&bot, "two images of a ship").await;
     let failed = bot.imagine("a refused ship");
     bot.send(&failed).await;
-    bot.wait_reply(&failed, |c| c.contains("Failed")).await;
+    bot.wait_reply(&failed, |c| c.contains("Not generated")).await;
     bot.wait_job_settled(&failed).await;
     let failed_job = bot.job(&failed).await.unwrap().id;
     let before = (bot.job_count().await, bot.shortapi.creates().len());

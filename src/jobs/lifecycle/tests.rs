@@ -109,7 +109,7 @@ fn assert_refunded(job: &Job, status: JobStatus, reason_contains: &str) {
 
 #[test]
 fn on_due_decides_for_every_state() {
-    let cases: [(JobStatus, Action, JobStatus); 8] = [
+    let cases: [(JobStatus, Action, JobStatus); 9] = [
         (JobStatus::Queued, Action::Create, JobStatus::Submitting),
         (JobStatus::Submitting, Action::Deliver, JobStatus::Uncertain),
         (JobStatus::Submitted, Action::Query, JobStatus::Submitted),
@@ -118,7 +118,9 @@ fn on_due_decides_for_every_state() {
         (JobStatus::Failed, Action::Deliver, JobStatus::Failed),
         (JobStatus::TimedOut, Action::Deliver, JobStatus::TimedOut),
         (JobStatus::Uncertain, Action::Deliver, JobStatus::Uncertain),
+        (JobStatus::Cancelled, Action::Wait, JobStatus::Cancelled),
     ];
+    assert_eq!(cases.map(|(from, _, _)| from), JobStatus::ALL, "every state");
     for (from, action, to) in cases {
         let mut j = job(from);
         assert_eq!(on_due(&mut j, now()), action, "{from:?}");
@@ -447,4 +449,31 @@ fn a_job_waiting_for_a_slot_asks_first_and_is_sent_only_once_admitted() {
     let mut unseen = Job { slot_limit: Some(1), reply_failed: true, ..job(JobStatus::Queued) };
     assert_eq!(on_due(&mut unseen, now()), Action::Wait);
     assert_refunded(&unseen, JobStatus::Failed, REPLY_FAILED);
+}
+
+#[test]
+fn only_moderation_reads_as_declined_and_every_other_failure_may_be_retried() {
+    let declined_by = |outcome: Result<JobState, ProviderError>| {
+        let mut j = job(JobStatus::Running);
+        on_query(&mut j, outcome, now(), Duration::from_secs(5), &TIMING);
+        j.status.declined_by_moderation(j.error_text.as_deref())
+    };
+    for words in ["moderated", "Image flagged by moderation", "NSFW content", "prompt contains banned words"] {
+        assert!(declined_by(Ok(state(Phase::Failed(Some(words.into()))))), "{words}");
+        let mut j = job(JobStatus::Submitting);
+        on_create(&mut j, Err(rejected(words)), now(), Duration::from_secs(5), &TIMING);
+        assert!(j.status.declined_by_moderation(j.error_text.as_deref()), "refused at create: {words}");
+    }
+    for words in ["account suspended", "invalid image url", "internal error"] {
+        assert!(!declined_by(Ok(state(Phase::Failed(Some(words.into()))))), "{words}");
+    }
+    assert!(!declined_by(Ok(state(Phase::Failed(None)))));
+    // The bot's own sentences for failures are never taken for moderation: those jobs offer Retry.
+    let fixed = [UNCERTAIN, OPERATOR_REFUSAL, HELD_BY_BREAKER, SERVICE_DOWN, UNKNOWN_STATE, IMAGES_UNREACHABLE];
+    for sentence in fixed.into_iter().chain([DETAILS_IN_LOGS, REPLY_FAILED, NEVER_ACKNOWLEDGED]) {
+        assert!(!JobStatus::Failed.declined_by_moderation(Some(sentence)), "{sentence}");
+    }
+    assert!(!JobStatus::Succeeded.declined_by_moderation(Some("flagged")), "only a failure is declined");
+    let retryable: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|s| s.retryable()).collect();
+    assert_eq!(retryable, [JobStatus::Failed, JobStatus::TimedOut, JobStatus::Uncertain]);
 }

@@ -55,6 +55,7 @@ pub const BOT_NAME: &str = "imagine-bot";
 /// ADMINISTRATOR (8) nor MANAGE_GUILD (32).
 pub const DEFAULT_PERMISSIONS: u64 = 2248473465835073;
 pub const MANAGE_GUILD: u64 = 1 << 5;
+pub const MANAGE_MESSAGES: u64 = 1 << 13;
 pub const DEFAULT_ATTACHMENT_SIZE_LIMIT: u64 = 10 * 1024 * 1024;
 pub const HEARTBEAT_INTERVAL_MS: u64 = 41250;
 /// Limits Discord enforces on message payloads (checked by the stand-in).

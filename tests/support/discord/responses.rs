@@ -215,7 +215,8 @@ pub(super) fn webhook(
             }
             // After a deferred response the first followup edits the "thinking..." message
             // (and its ephemeral state cannot change).
-            if let Some(mid) = original {
+            // Once it was deleted, a followup is a message of its own, with its own flags.
+            if let Some(mid) = original.filter(|mid| inner.messages.contains_key(mid)) {
                 let loading = inner.messages[&mid]["flags"].as_u64().is_some_and(|f| f & FLAG_LOADING != 0);
                 if loading {
                     return edit_stored(shared, inner, mid, body, files, size_limit);
