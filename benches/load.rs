@@ -10,6 +10,15 @@
 //! Longer than 400 lines on purpose: one scenario read top to bottom (start everything, seed, send,
 //! press, wait, measure each floor in the same run, write the table), which splitting would scatter.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless,
+    clippy::cast_precision_loss,
+    reason = "the bench turns counts and durations into figures; the cast lints are for the bot (src/)"
+)]
+
 // The test support, shared with the tests (`tests/e2e/main.rs`); the bench uses a small part.
 #[allow(dead_code, reason = "the bench uses a small part of the test support")]
 #[path = "../tests/support/harness.rs"]

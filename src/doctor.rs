@@ -179,7 +179,7 @@ async fn check_database(url: &str) -> Check {
     // A database the bot never started on has no migrations table yet: none applied.
     let applied = crate::db::applied_migrations(&mut conn).await.unwrap_or(0);
     let _ = conn.close().await;
-    let known = crate::db::MIGRATOR.migrations.len() as i64;
+    let known = i64::try_from(crate::db::MIGRATOR.migrations.len()).unwrap_or(i64::MAX);
     let migrations = if applied >= known {
         "migrations up to date".to_owned()
     } else {

@@ -228,12 +228,16 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         Ok(states) => {
             for status in crate::db::jobs::JobStatus::ALL {
                 let count = states.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
-                metrics::gauge!("imagine_jobs", "state" => status.as_sql()).set(count as f64);
+                // Gauges are f64: a count of jobs stays far below 2^52, exact.
+                #[allow(clippy::cast_precision_loss)]
+                let count = count as f64;
+                metrics::gauge!("imagine_jobs", "state" => status.as_sql()).set(count);
             }
         }
         Err(e) => warn!(error = %e, "could not count jobs for /metrics"),
     }
-    metrics::gauge!("imagine_gateway_shards_connected").set(ops.status.gateway.connected() as f64);
+    let connected = u32::try_from(ops.status.gateway.connected()).unwrap_or(u32::MAX);
+    metrics::gauge!("imagine_gateway_shards_connected").set(f64::from(connected));
     // `/readyz` as a gauge, for alerts that cannot probe the endpoint itself.
     let ready = readiness(&ops).await.0;
     metrics::gauge!("imagine_ready").set(if ready { 1.0 } else { 0.0 });

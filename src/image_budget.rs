@@ -37,7 +37,9 @@ pub enum OverBudget {
 impl ImageBudget {
     /// A budget of `bytes` (whole KiB; at most 4 TiB).
     pub fn new(bytes: u64) -> Self {
-        let total_kib = u32::try_from(bytes / KIB).unwrap_or(u32::MAX).min(Semaphore::MAX_PERMITS as u32);
+        let total_kib = u32::try_from(bytes / KIB)
+            .unwrap_or(u32::MAX)
+            .min(u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
         ImageBudget { permits: Arc::new(Semaphore::new(total_kib as usize)), total_kib }
     }
 

@@ -54,14 +54,14 @@ impl Notices {
 
     /// After a job was reserved (`refused`: the budget refused one): posts the budget threshold
     /// the guild's spend has newly reached, if any. A refusal means 100 %, whatever the figure.
-    pub fn check_budget(&self, guild_id: i64, refused: bool) {
+    pub fn check_budget(&self, guild_id: u64, refused: bool) {
         self.spawn(guild_id, "budget", move |inner, channel, now| async move {
             inner.budget(guild_id, channel, refused, now).await
         });
     }
 
     /// The operator's `DAILY_SPEND_LIMIT` refused a job in this guild: once a UTC day.
-    pub fn spend_limit_reached(&self, guild_id: i64) {
+    pub fn spend_limit_reached(&self, guild_id: u64) {
         self.spawn(guild_id, "spend limit", move |inner, channel, now| async move {
             let day = now.format("%Y-%m-%d").to_string();
             inner.post_once(guild_id, channel, "spend_limit", &day, None, &Notice::SpendLimit, now).await
@@ -69,7 +69,7 @@ impl Notices {
     }
 
     /// An admin changed a member with `/quota member`: a block or an unblock is posted.
-    pub fn member_changed(&self, guild_id: i64, user_id: i64, admin: i64, actions: &[MemberAction]) {
+    pub fn member_changed(&self, guild_id: u64, user_id: u64, admin: u64, actions: &[MemberAction]) {
         let blocked = match actions {
             a if a.contains(&MemberAction::Block) => true,
             a if a.contains(&MemberAction::Unblock) => false,
@@ -82,7 +82,7 @@ impl Notices {
 
     /// A create was answered: a refusal of the bot's account is posted, at most once an hour; an
     /// accepted create records the job's amount, which may move the budget past a threshold.
-    pub fn after_create(&self, guild_id: i64, outcome: &Result<Created, ProviderError>) {
+    pub fn after_create(&self, guild_id: u64, outcome: &Result<Created, ProviderError>) {
         match outcome {
             Err(ProviderError::Rejected { message, http_status, .. })
                 if crate::provider::concerns_the_account(message, *http_status) =>
@@ -101,7 +101,7 @@ impl Notices {
     /// channel, and a long job's owner is pinged. Each once per job, however often this runs.
     pub fn after_delivery(&self, job: &Job) {
         if let Some(reason) = moderation_reason(job) {
-            let (guild_id, user_id, job_id) = (job.guild_id, job.user_id, job.id.to_string());
+            let (guild_id, user_id, job_id) = (job.guild_id.get(), job.user_id.get(), job.id.to_string());
             let notice = Notice::Moderation { user_id, prompt: job.spec.prompt.clone(), reason };
             self.spawn(guild_id, "moderation", move |inner, channel, now| async move {
                 inner.post_once(guild_id, channel, "moderation", &job_id, None, &notice, now).await
@@ -109,7 +109,8 @@ impl Notices {
         }
         if let Some(message_id) = self.ping_due(job) {
             let inner = self.inner.clone();
-            let (guild_id, channel_id, user_id, job_id) = (job.guild_id, job.channel_id, job.user_id, job.id);
+            let (guild_id, channel_id, user_id, job_id) =
+                (job.guild_id.get(), job.channel_id.get(), job.user_id.get(), job.id);
             tokio::spawn(
                 async move {
                     if let Err(e) = inner.ping(guild_id, channel_id, user_id, job_id, message_id).await {
@@ -124,14 +125,14 @@ impl Notices {
     /// The result message to link, when the job's owner is to be pinged: it was delivered by
     /// editing the reply (a message posted in the channel already mentions them) longer than
     /// `NOTIFY_AFTER` after it was accepted.
-    fn ping_due(&self, job: &Job) -> Option<i64> {
+    fn ping_due(&self, job: &Job) -> Option<u64> {
         let after = self.inner.notify_after?;
         let took = (job.delivered_at? - job.created_at).to_std().unwrap_or_default();
-        (job.delivery == Some(Delivery::Edit) && took > after).then_some(job.message_id?)
+        (job.delivery == Some(Delivery::Edit) && took > after).then_some(job.message_id?.get())
     }
 
     /// Runs `post` for the guild's log channel in its own task, when the guild has one.
-    fn spawn<F, Fut>(&self, guild_id: i64, what: &'static str, post: F)
+    fn spawn<F, Fut>(&self, guild_id: u64, what: &'static str, post: F)
     where
         F: FnOnce(Arc<Inner>, u64, DateTime<Utc>) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -139,7 +140,7 @@ impl Notices {
         let inner = self.inner.clone();
         tokio::spawn(
             async move {
-                let settings = match db::settings::log_settings(&inner.pool, guild_id).await {
+                let settings = match db::settings::log_settings(&inner.pool, guild_id.into()).await {
                     Ok(settings) => settings,
                     Err(e) => return warn!(error = %e, "could not read the log channel"),
                 };
@@ -154,12 +155,14 @@ impl Notices {
 }
 
 impl Inner {
-    async fn budget(&self, guild_id: i64, channel: u64, refused: bool, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let Some(budget) = db::quotas::budget_unlocked(&self.pool, guild_id).await? else { return Ok(()) };
+    async fn budget(&self, guild_id: u64, channel: u64, refused: bool, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let Some(budget) = db::quotas::budget_unlocked(&self.pool, guild_id.into()).await? else { return Ok(()) };
         let mut conn = self.pool.acquire().await?;
         let since = crate::quota::month_start(now);
         let spent =
-            db::quotas::spend(&mut conn, SpendScope::Guild(guild_id), since, self.expected_job_cost, None).await?.total;
+            db::quotas::spend(&mut conn, SpendScope::Guild(guild_id.into()), since, self.expected_job_cost, None)
+                .await?
+                .total;
         drop(conn);
         let mut reached = words::thresholds_reached(spent, budget);
         if refused && !reached.contains(&100) {
@@ -170,7 +173,7 @@ impl Inner {
         // 85 % says 80 %, and never 50 % afterwards.
         let mut newest = None;
         for percent in reached {
-            if db::log_notices::claim(&self.pool, guild_id, &format!("budget_{percent}"), &month, None).await? {
+            if db::log_notices::claim(&self.pool, guild_id.into(), &format!("budget_{percent}"), &month, None).await? {
                 newest = Some(percent);
             }
         }
@@ -183,7 +186,7 @@ impl Inner {
     #[allow(clippy::too_many_arguments)]
     async fn post_once(
         &self,
-        guild_id: i64,
+        guild_id: u64,
         channel: u64,
         notice_name: &str,
         period: &str,
@@ -191,7 +194,7 @@ impl Inner {
         notice: &Notice,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        if db::log_notices::claim(&self.pool, guild_id, notice_name, period, repeat_after).await? {
+        if db::log_notices::claim(&self.pool, guild_id.into(), notice_name, period, repeat_after).await? {
             self.post(channel, notice, now).await?;
         } else {
             debug!(notice_name, "already posted");
@@ -206,18 +209,18 @@ impl Inner {
 
     async fn ping(
         &self,
-        guild_id: i64,
-        channel_id: i64,
-        user_id: i64,
+        guild_id: u64,
+        channel_id: u64,
+        user_id: u64,
         job_id: uuid::Uuid,
-        message_id: i64,
+        message_id: u64,
     ) -> anyhow::Result<()> {
-        if !db::settings::log_settings(&self.pool, guild_id).await?.notify {
+        if !db::settings::log_settings(&self.pool, guild_id.into()).await?.notify {
             return Ok(());
         }
-        if db::log_notices::claim(&self.pool, guild_id, "ping", &job_id.to_string(), None).await? {
+        if db::log_notices::claim(&self.pool, guild_id.into(), "ping", &job_id.to_string(), None).await? {
             let message = words::ping(user_id, guild_id, channel_id, message_id);
-            self.discord.post_message(channel_id as u64, &message, Some(user_id as u64)).await.map_err(refused)?;
+            self.discord.post_message(channel_id, &message, Some(user_id)).await.map_err(refused)?;
         }
         Ok(())
     }

@@ -65,9 +65,11 @@ impl<'de> Deserialize<'de> for AspectRatio {
     }
 }
 
-/// How long the provider may take over a job: faster, or better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How long the provider may take over a job: faster, or better (also the Postgres enum
+/// `performance` of the stored defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "performance", rename_all = "lowercase")]
 pub enum Performance {
     Speed,
     Balance,

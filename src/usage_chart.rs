@@ -75,22 +75,25 @@ pub fn render(
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(failed)?;
+        // The x axis's labels are days of the month, whole numbers within 1..=31: exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let day_label = |x: &f64| format!("{}", x.round() as i64);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 24))
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(56)
             .right_y_label_area_size(64)
-            .build_cartesian_2d(0.5f64..(days_in_month as f64 + 0.5), 0u32..(max_jobs + max_jobs / 5 + 1))
+            .build_cartesian_2d(0.5f64..(f64::from(days_in_month) + 0.5), 0u32..(max_jobs + max_jobs / 5 + 1))
             .map_err(failed)?
-            .set_secondary_coord(0.5f64..(days_in_month as f64 + 0.5), 0f64..max_spend);
+            .set_secondary_coord(0.5f64..(f64::from(days_in_month) + 0.5), 0f64..max_spend);
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_desc("day of the month (UTC)")
             .y_desc("jobs")
             .x_labels(days_in_month.min(16) as usize)
-            .x_label_formatter(&|x| format!("{}", x.round() as i64))
+            .x_label_formatter(&day_label)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
             .draw()
@@ -106,8 +109,8 @@ pub fn render(
 
         let bar = RGBColor(90, 90, 90).filled();
         chart
-            .draw_series(jobs.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| {
-                let x = i as f64 + 1.0;
+            .draw_series((1u32..).zip(&jobs).filter(|(_, n)| **n > 0).map(|(day, n)| {
+                let x = f64::from(day);
                 Rectangle::new([(x - 0.35, 0), (x + 0.35, *n)], bar)
             }))
             .map_err(failed)?
@@ -115,7 +118,7 @@ pub fn render(
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], bar));
 
         let line = BLACK.stroke_width(2);
-        let points: Vec<(f64, f64)> = cumulative.iter().enumerate().map(|(i, s)| (i as f64 + 1.0, *s)).collect();
+        let points: Vec<(f64, f64)> = (1u32..).zip(&cumulative).map(|(day, s)| (f64::from(day), *s)).collect();
         chart
             .draw_secondary_series(LineSeries::new(points.clone(), line))
             .map_err(failed)?
@@ -124,8 +127,10 @@ pub fn render(
         chart.draw_secondary_series(points.iter().map(|p| Circle::new(*p, 4, BLACK.filled()))).map_err(failed)?;
 
         if let Some(budget) = budget {
-            let dashes: Vec<(f64, f64)> =
-                (0..days_in_month * 2).step_by(2).map(|i| (0.5 + i as f64 / 2.0, 0.5 + (i + 1) as f64 / 2.0)).collect();
+            let dashes: Vec<(f64, f64)> = (0..days_in_month * 2)
+                .step_by(2)
+                .map(|i| (0.5 + f64::from(i) / 2.0, 0.5 + f64::from(i + 1) / 2.0))
+                .collect();
             let style = RGBColor(60, 60, 60).stroke_width(2);
             for (from, to) in dashes {
                 chart

@@ -109,8 +109,7 @@ async fn answered(ctx: &serenity::Context, asked: &Interaction<'_>, outcome: imp
 
 /// Whether the member pressing turned remix mode on (`/prefs remix`).
 async fn in_remix_mode(data: &Data, asked: &Interaction<'_>) -> Result<bool, Error> {
-    let prefs =
-        db::prefs::load(&data.pool, asked.user_id.get() as i64).await.context("reading the member's preferences")?;
+    let prefs = db::prefs::load(&data.pool, asked.user_id.into()).await.context("reading the member's preferences")?;
     Ok(prefs.remix)
 }
 
@@ -121,7 +120,7 @@ async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_
     let (job, _) = press::check(&mut conn, asked, button).await?;
     // The submit's reservation refuses a blocked member anyway; refused here, they are not asked
     // to type a prompt first.
-    let member = db::members::state(&mut *conn, job.guild_id, asked.user_id.get() as i64)
+    let member = db::members::state(&mut *conn, job.guild_id, asked.user_id.into())
         .await
         .context("reading the member's controls")?;
     if member.blocked.is_some() {
@@ -138,7 +137,7 @@ async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_
     )
     .value(prefill)
     .min_length(1)
-    .max_length(MAX_PROMPT_CHARS as u16)
+    .max_length(u16::try_from(MAX_PROMPT_CHARS).expect("the prompt limit is below Discord's 4000"))
     .required(true);
     let title = match button.action {
         Action::Vary(number) => format!("Remix · vary image {number}"),

@@ -16,7 +16,7 @@ use super::{Data, Error, interaction::Interaction};
 use crate::{
     actions::Press,
     db::{
-        self,
+        self, DiscordId,
         jobs::{ControlledJob, JobStatus},
     },
     error::{INTERNAL_ERROR, UserError},
@@ -34,14 +34,14 @@ pub(super) async fn cancel(
     button: Press,
 ) -> Result<(), Error> {
     let job = controlled(data, asked, button, "cancel").await?;
-    let pressed_on = asked.message.map(|m| m.id.get() as i64);
+    let pressed_on = asked.message.map(|m| DiscordId::from(m.id));
     if job.message_id.is_some() && pressed_on != job.message_id {
         return Err(UserError::NotItsMessage.into());
     }
     let by = asked.user_id.get();
     let reason = format!("Cancelled by <@{by}>: {}", render::CANCELLED);
     let cancelled =
-        db::jobs::cancel(&data.pool, button.job, by as i64, pressed_on, &reason).await.context("cancelling the job")?;
+        db::jobs::cancel(&data.pool, button.job, by.into(), pressed_on, &reason).await.context("cancelling the job")?;
     let Some(cancelled) = cancelled else {
         // Not queued any more: the worker sent it first, or another press cancelled it.
         let now = db::jobs::for_control(&data.pool, button.job).await.context("reading the job again")?;
@@ -91,7 +91,7 @@ pub(super) async fn delete(
     if job.status != JobStatus::Succeeded || !job.delivered {
         return Err(UserError::NoImages.into());
     }
-    if job.message_id.is_none() || asked.message.map(|m| m.id.get() as i64) != job.message_id {
+    if job.message_id.is_none() || asked.message.map(|m| DiscordId::from(m.id)) != job.message_id {
         return Err(UserError::NotItsMessage.into());
     }
     if let Err(e) = asked.respond(ctx, serenity::CreateInteractionResponse::Acknowledge).await {
@@ -116,7 +116,7 @@ pub(super) async fn delete(
         }
     }
     metrics::counter!("imagine_presses_total", "outcome" => "deleted").increment(1);
-    match db::jobs::mark_deleted(&data.pool, button.job, asked.user_id.get() as i64).await {
+    match db::jobs::mark_deleted(&data.pool, button.job, asked.user_id.into()).await {
         Ok(_) => info!(job_id = %button.job, "result deleted"),
         // The message is gone; only `/history` still links to it.
         Err(e) => error!(job_id = %button.job, error = %e, "could not mark a deleted result"),
@@ -135,14 +135,14 @@ async fn controlled(
     let guild_id = asked.guild_id.ok_or(UserError::GuildOnly)?;
     let job = db::jobs::for_control(&data.pool, button.job).await.context("reading the pressed job")?;
     let job = job.ok_or(UserError::JobGone)?;
-    if job.guild_id != guild_id.get() as i64 {
+    if job.guild_id != DiscordId::from(guild_id) {
         return Err(UserError::OtherServer.into());
     }
-    if job.channel_id != asked.channel_id.get() as i64 {
+    if job.channel_id != DiscordId::from(asked.channel_id) {
         return Err(UserError::NotItsMessage.into());
     }
     let moderator = asked.member.and_then(|m| m.permissions).is_some_and(|p| p.manage_messages());
-    if job.user_id != asked.user_id.get() as i64 && !moderator {
+    if job.user_id != DiscordId::from(asked.user_id) && !moderator {
         return Err(UserError::NotYourJob(verb).into());
     }
     Ok(job)

@@ -15,7 +15,7 @@ use super::{Data, Error, interaction::Interaction, press};
 use crate::{
     actions::{Action, Press},
     db::{
-        self,
+        self, DiscordId,
         jobs::{JobOrigin, NewJob},
         quotas::Reservation,
     },
@@ -124,10 +124,9 @@ async fn from_command(
     mut request: ImagineRequest,
 ) -> Result<Draft, Error> {
     let guild_id = asked.guild_id.context("guild_only command without a guild")?;
-    let (settings, prefs) =
-        db::settings::load_with_prefs(&mut *tx, guild_id.get() as i64, Some(asked.user_id.get() as i64))
-            .await
-            .context("reading the server's settings and the member's preferences")?;
+    let (settings, prefs) = db::settings::load_with_prefs(&mut *tx, guild_id.into(), Some(asked.user_id.into()))
+        .await
+        .context("reading the server's settings and the member's preferences")?;
     if !settings.allows_channel(asked.channel_id.get(), asked.thread_parent()) {
         return Err(UserError::ChannelNotAllowed { allowed: settings.allowed_channels }.into());
     }
@@ -232,11 +231,11 @@ fn new_job(asked: &Interaction<'_>, draft: Draft, now: chrono::DateTime<Utc>) ->
     let guild_id = asked.guild_id.context("a job without a guild")?;
     Ok(NewJob {
         id: Uuid::new_v4(),
-        interaction_id: asked.id.get() as i64,
-        application_id: asked.application_id.get() as i64,
-        guild_id: guild_id.get() as i64,
-        channel_id: asked.channel_id.get() as i64,
-        user_id: asked.user_id.get() as i64,
+        interaction_id: asked.id.into(),
+        application_id: asked.application_id.into(),
+        guild_id: guild_id.into(),
+        channel_id: asked.channel_id.into(),
+        user_id: asked.user_id.into(),
         interaction_token: asked.token.to_owned(),
         token_expires_at: now + TOKEN_LIFETIME,
         attachment_size_limit: i64::from(asked.attachment_size_limit),
@@ -271,7 +270,7 @@ async fn reserve(
     data: &Data,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     job: &NewJob,
-    member_roles: &[i64],
+    member_roles: &[DiscordId],
     now: chrono::DateTime<Utc>,
 ) -> Result<bool, Error> {
     let reservation = db::quotas::reserve_and_insert(&mut tx, job, member_roles, &data.policy, now)
@@ -279,25 +278,25 @@ async fn reserve(
         .context("reserving quota for a job")?;
     match reservation {
         Reservation::Duplicate => {
-            info!(interaction_id = job.interaction_id, "interaction already taken by another process");
+            info!(interaction_id = job.interaction_id.get(), "interaction already taken by another process");
             Ok(false)
         }
         Reservation::Refused(refusal) => Err(UserError::Limit(refusal).into()),
         Reservation::MemberBlocked => Err(UserError::MemberBlocked.into()),
         Reservation::BudgetSpent { budget } => {
-            data.notices.check_budget(job.guild_id, true);
+            data.notices.check_budget(job.guild_id.get(), true);
             Err(UserError::BudgetSpent { budget, resets_at: crate::quota::next_month(now) }.into())
         }
         Reservation::SpendLimit { limit } => {
             warn!(%limit, "the operator's daily spend limit refused a job");
-            data.notices.spend_limit_reached(job.guild_id);
+            data.notices.spend_limit_reached(job.guild_id.get());
             Err(UserError::SpendLimit { resets_at: crate::quota::next_day(now) }.into())
         }
         Reservation::Accepted { budgeted } => {
             tx.commit().await.context("storing the job")?;
             // Only a guild with a budget has thresholds to report: no extra statement otherwise.
             if budgeted {
-                data.notices.check_budget(job.guild_id, false);
+                data.notices.check_budget(job.guild_id.get(), false);
             }
             Ok(true)
         }

@@ -7,7 +7,10 @@ use poise::serenity_prelude as serenity;
 use super::{Context, Error, can_manage_guild, reply_ephemeral};
 use crate::{
     db,
-    db::jobs::{Delivery, JobStatus},
+    db::{
+        DiscordId,
+        jobs::{Delivery, JobStatus},
+    },
     error::UserError,
     render,
 };
@@ -24,12 +27,12 @@ pub async fn history(
         return Ok(());
     };
     let upload_limit = u64::from(actx.interaction.attachment_size_limit);
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
     let own = member.as_ref().is_none_or(|m| m.id == ctx.author().id);
     if !own && !can_manage_guild(ctx) {
         return Err(UserError::OthersHistory.into());
     }
-    let user_id = member.map_or(ctx.author().id, |m| m.id).get() as i64;
+    let user_id = DiscordId::from(member.map_or(ctx.author().id, |m| m.id));
     let jobs =
         db::jobs::recent_for_user(&ctx.data().pool, guild_id, user_id, SHOWN).await.context("loading job history")?;
     if jobs.is_empty() {

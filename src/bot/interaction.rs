@@ -4,7 +4,7 @@
 
 use poise::serenity_prelude as serenity;
 
-use crate::{error::UserError, settings::GuildSettings};
+use crate::{db::DiscordId, error::UserError, settings::GuildSettings};
 
 /// What every road into a job (and every press) needs from the interaction.
 pub(super) struct Interaction<'a> {
@@ -88,8 +88,8 @@ impl<'a> Interaction<'a> {
     }
 
     /// The member's role ids, from the interaction itself: role tiers need no Discord call.
-    pub fn member_roles(&self) -> Vec<i64> {
-        self.member.map(|m| m.roles.iter().map(|r| r.get() as i64).collect()).unwrap_or_default()
+    pub fn member_roles(&self) -> Vec<DiscordId> {
+        self.member.map(|m| m.roles.iter().map(|r| DiscordId::from(*r)).collect()).unwrap_or_default()
     }
 
     /// The channel a thread belongs to, when the interaction came from a thread (the server's

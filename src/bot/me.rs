@@ -16,21 +16,24 @@ use super::{
     reply_ephemeral,
 };
 use crate::{
-    db::quotas::{self, GuildUsage, Spend, SpendScope},
+    db::{
+        DiscordId,
+        quotas::{self, GuildUsage, Spend, SpendScope},
+    },
     quota,
 };
 
 /// What you have left here today and this month, your tier, your jobs in progress, your spend
 #[poise::command(slash_command, guild_only, install_context = "Guild")]
 pub async fn me(ctx: Context<'_>) -> Result<(), Error> {
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let user_id = ctx.author().id.get() as i64;
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
+    let user_id = DiscordId::from(ctx.author().id);
     let roles = match ctx {
         poise::Context::Application(actx) => actx
             .interaction
             .member
             .as_deref()
-            .map(|m| m.roles.iter().map(|r| r.get() as i64).collect())
+            .map(|m| m.roles.iter().map(|r| DiscordId::from(*r)).collect())
             .unwrap_or_default(),
         poise::Context::Prefix(_) => Vec::new(),
     };
@@ -122,7 +125,7 @@ mod tests {
         quota::Limits,
     };
 
-    fn figures(per_user_daily: (Option<i32>, Option<i64>), day: i64) -> MemberFigures {
+    fn figures(per_user_daily: (Option<i32>, Option<DiscordId>), day: i64) -> MemberFigures {
         MemberFigures {
             guild_limits: Limits { daily: Some(10), monthly: Some(100), per_user_daily: Some(2), max_concurrent: None },
             limits: MemberLimits { per_user_daily, max_concurrent: (Some(2), None) },
@@ -144,9 +147,17 @@ mod tests {
     #[test]
     fn the_tightest_limit_says_how_many_more_today() {
         let server = GuildUsage { day: 9, month: 20, in_flight: 0, busiest_member_day: 3 };
-        assert_eq!(can_start(&figures((Some(5), Some(7)), 3), &server), Some(1), "the server's day is nearly used");
+        assert_eq!(
+            can_start(&figures((Some(5), Some(DiscordId::new(7))), 3), &server),
+            Some(1),
+            "the server's day is nearly used"
+        );
         let quiet = GuildUsage { day: 3, month: 3, ..server };
-        assert_eq!(can_start(&figures((Some(5), Some(7)), 3), &quiet), Some(2), "the member's own tier");
+        assert_eq!(
+            can_start(&figures((Some(5), Some(DiscordId::new(7))), 3), &quiet),
+            Some(2),
+            "the member's own tier"
+        );
         assert_eq!(can_start(&figures((Some(2), None), 3), &quiet), Some(0), "never below zero");
         let mut open = figures((None, None), 3);
         open.guild_limits = Limits::default();
@@ -157,7 +168,7 @@ mod tests {
     fn the_report_names_both_limits_the_tier_the_resets_and_the_spend() {
         let now: DateTime<Utc> = "2026-12-03T10:00:00Z".parse().unwrap();
         let server = GuildUsage { day: 4, month: 20, in_flight: 2, busiest_member_day: 3 };
-        let text = report(&figures((Some(5), Some(7)), 3), &server, &spend(8, 1), now);
+        let text = report(&figures((Some(5), Some(DiscordId::new(7))), 3), &server, &spend(8, 1), now);
         for expected in [
             "**You can start:** 2 more today",
             "**Today:** 3 used · yours: 2 of 5 left (from <@&7>) · the server's: 6 of 10 left · resets <t:1796342400:R>",

@@ -307,7 +307,10 @@ pub fn command_definitions(commands: &[poise::Command<Data, Error>]) -> Result<s
                 if option["type"] == 4 {
                     for key in ["min_value", "max_value"] {
                         if let Some(n) = option.get(key).and_then(serde_json::Value::as_f64) {
-                            option[key] = serde_json::Value::from(n as i64);
+                            // Whole numbers poise wrote from the options' integer bounds: exact.
+                            #[allow(clippy::cast_possible_truncation)]
+                            let whole = n as i64;
+                            option[key] = serde_json::Value::from(whole);
                         }
                     }
                 }

@@ -33,9 +33,9 @@ pub async fn prefs(_: Context<'_>) -> Result<(), Error> {
 }
 
 /// Who is changing what, and where (the guild is recorded with each change).
-fn member_and_guild(ctx: Context<'_>) -> Result<(i64, i64), Error> {
+fn member_and_guild(ctx: Context<'_>) -> Result<(u64, u64), Error> {
     let guild = ctx.guild_id().context("guild_only command without a guild")?;
-    Ok((ctx.author().id.get() as i64, guild.get() as i64))
+    Ok((ctx.author().id.get(), guild.get()))
 }
 
 /// Your preferences, and what /imagine would use in this server
@@ -43,8 +43,8 @@ fn member_and_guild(ctx: Context<'_>) -> Result<(i64, i64), Error> {
 pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
     let (user_id, guild_id) = member_and_guild(ctx)?;
     let pool = &ctx.data().pool;
-    let mine = db::prefs::load(pool, user_id).await.context("loading preferences")?;
-    let server = db::settings::load(pool, guild_id).await.context("loading settings")?;
+    let mine = db::prefs::load(pool, user_id.into()).await.context("loading preferences")?;
+    let server = db::settings::load(pool, guild_id.into()).await.context("loading settings")?;
     reply_ephemeral(ctx, truncate(&overview(&mine, &server.defaults), MAX_CONTENT)).await;
     Ok(())
 }
@@ -79,8 +79,9 @@ pub async fn defaults(
     };
     let update = prefs::defaults_update(input).map_err(UserError::Input)?;
     let (user_id, guild_id) = member_and_guild(ctx)?;
-    let (_, changes) =
-        db::prefs::set_defaults(&ctx.data().pool, user_id, guild_id, &update).await.context("changing defaults")?;
+    let (_, changes) = db::prefs::set_defaults(&ctx.data().pool, user_id.into(), guild_id.into(), &update)
+        .await
+        .context("changing defaults")?;
     info!(user_id, guild_id, ?changes, "personal defaults changed");
     let mut text = match (&update, changes.is_empty()) {
         (DefaultsUpdate::Reset, true) => "You had no personal defaults to clear.".to_owned(),
@@ -111,7 +112,9 @@ pub async fn suffix(
     let update = prefs::suffix_update(text.as_deref()).map_err(UserError::Input)?;
     let (user_id, guild_id) = member_and_guild(ctx)?;
     let new = update.as_ref().map(|(text, _)| text.as_str());
-    let old = db::prefs::set_suffix(&ctx.data().pool, user_id, guild_id, new).await.context("changing the suffix")?;
+    let old = db::prefs::set_suffix(&ctx.data().pool, user_id.into(), guild_id.into(), new)
+        .await
+        .context("changing the suffix")?;
     info!(user_id, guild_id, changed = old.as_deref() != new, "suffix changed");
     let mut answer = match (new, old.as_deref() == new) {
         (None, true) => "You have no suffix.".to_owned(),
@@ -139,8 +142,9 @@ pub async fn option(
 ) -> Result<(), Error> {
     let edit = prefs::option_edit(&name, value.as_deref()).map_err(UserError::Input)?;
     let (user_id, guild_id) = member_and_guild(ctx)?;
-    let outcome =
-        db::prefs::edit_option(&ctx.data().pool, user_id, guild_id, &edit).await.context("changing an option")?;
+    let outcome = db::prefs::edit_option(&ctx.data().pool, user_id.into(), guild_id.into(), &edit)
+        .await
+        .context("changing an option")?;
     info!(user_id, guild_id, option = %edit.name, ?outcome, "personal option edited");
     let name = &edit.name;
     let mut answer = match outcome {
@@ -176,8 +180,9 @@ pub async fn remix(
     #[description = "True: V and Reroll open the Remix form first"] enabled: bool,
 ) -> Result<(), Error> {
     let (user_id, guild_id) = member_and_guild(ctx)?;
-    let changed =
-        db::prefs::set_remix(&ctx.data().pool, user_id, guild_id, enabled).await.context("changing remix mode")?;
+    let changed = db::prefs::set_remix(&ctx.data().pool, user_id.into(), guild_id.into(), enabled)
+        .await
+        .context("changing remix mode")?;
     info!(user_id, guild_id, enabled, changed, "remix mode set");
     let state = if enabled {
         "on: V and Reroll open the Remix form first, so you can edit the prompt"

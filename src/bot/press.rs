@@ -9,7 +9,7 @@ use poise::serenity_prelude as serenity;
 use super::interaction::Interaction;
 use crate::{
     actions::{self, Action, BadButton, Press, SourceFile},
-    db::{self, jobs::JobStatus, jobs::PressedJob},
+    db::{self, DiscordId, jobs::JobStatus, jobs::PressedJob},
     error::UserError,
     settings::GuildSettings,
     spec::Pictures,
@@ -42,7 +42,7 @@ pub(super) async fn check(
     let guild_id = asked.guild_id.ok_or(UserError::GuildOnly)?;
     let job = db::jobs::for_press(&mut *db, button.job).await.context("reading the pressed job")?;
     let job = job.ok_or(UserError::JobGone)?;
-    if job.guild_id != guild_id.get() as i64 {
+    if job.guild_id != DiscordId::from(guild_id) {
         return Err(UserError::OtherServer.into());
     }
     let settings = db::settings::load(&mut *db, job.guild_id).await.context("reading the server's settings")?;
@@ -64,7 +64,7 @@ pub(super) async fn check(
     }
     // Anyone can copy a `custom_id` onto another message: a press counts only on the job's own
     // result, whose pictures are the ones it acts on.
-    let carried_by = asked.message.map(|m| m.id.get() as i64);
+    let carried_by = asked.message.map(|m| DiscordId::from(m.id));
     if carried_by.is_none() || carried_by != job.message_id {
         return Err(UserError::NotItsMessage.into());
     }
@@ -76,7 +76,7 @@ pub(super) async fn check(
 /// its sources.
 fn on_owners_private_message(asked: &Interaction<'_>, job: &PressedJob) -> bool {
     let private = asked.message.and_then(|m| m.flags).is_some_and(|f| f.contains(serenity::MessageFlags::EPHEMERAL));
-    private && job.user_id == asked.user_id.get() as i64
+    private && job.user_id == DiscordId::from(asked.user_id)
 }
 
 /// The pictures of a new job made by `action` on a result, as links that work now: result image n
@@ -96,7 +96,7 @@ pub(super) fn pictures(message: &serenity::Message, job: &PressedJob, action: Ac
         }
     };
     let numbered = |urls: &[String], kind: fn(u8) -> SourceFile| -> Result<Vec<String>, UserError> {
-        urls.iter().enumerate().map(|(i, url)| pick(kind(i as u8 + 1), url)).collect()
+        (1..).zip(urls).map(|(number, url)| pick(kind(number), url)).collect()
     };
     let style = numbered(&job.spec.pictures.style, SourceFile::Style)?;
     let omni = job.spec.pictures.omni.as_ref().map(|url| pick(SourceFile::Omni, url)).transpose()?;

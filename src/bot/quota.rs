@@ -11,6 +11,7 @@ use tracing::info;
 use super::{Context, Error, reply_ephemeral, require_admin};
 use crate::{
     db::{
+        DiscordId,
         quotas::{self, Change},
         role_limits,
     },
@@ -90,7 +91,7 @@ pub async fn show(
     if let Some(member) = &member {
         return member::show(ctx, member).await;
     }
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
     let data = ctx.data();
     let now = Utc::now();
     let limits = quotas::limits(&data.pool, guild_id, &data.policy.defaults).await.context("loading limits")?;
@@ -206,8 +207,8 @@ pub async fn set(
             return Err(UserError::AboveCeiling { kind: change.kind, ceiling, setting }.into());
         }
     }
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let admin = ctx.author().id.get() as i64;
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
+    let admin = DiscordId::from(ctx.author().id);
     if let Some(budget) = budget {
         quotas::set_budget(&data.pool, guild_id, &data.policy.defaults, budget, admin)
             .await
@@ -222,7 +223,7 @@ pub async fn set(
         .await
         .context("changing limits")?;
     let budget = quotas::budget(&data.pool, guild_id, &data.policy.defaults).await.context("loading the budget")?;
-    info!(guild_id, admin, ?changes, ?budget, ?max_queued, "quota changed");
+    info!(guild_id = guild_id.get(), admin = admin.get(), ?changes, ?budget, ?max_queued, "quota changed");
     let budget = budget.map_or("none".to_owned(), |b| format!("${b}"));
     let queued =
         max_queued.map(|n| format!(" · Waiting past the in-progress limit, per member: {n}")).unwrap_or_default();
@@ -296,11 +297,19 @@ pub async fn role(
             return Err(UserError::AboveCeiling { kind, ceiling, setting }.into());
         }
     }
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let admin = ctx.author().id.get() as i64;
-    let tier = role_limits::RoleTier { role_id: role.get() as i64, per_user_daily, max_concurrent };
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
+    let admin = DiscordId::from(ctx.author().id);
+    let tier = role_limits::RoleTier { role_id: role.into(), per_user_daily, max_concurrent };
     role_limits::set_role_tier(&data.pool, guild_id, tier, clear, admin).await.context("changing a role tier")?;
-    info!(guild_id, admin, role = role.get(), clear, ?per_user_daily, ?max_concurrent, "role tier changed");
+    info!(
+        guild_id = guild_id.get(),
+        admin = admin.get(),
+        role = role.get(),
+        clear,
+        ?per_user_daily,
+        ?max_concurrent,
+        "role tier changed"
+    );
     let text = if clear {
         format!("Members with <@&{role}> now have the server's per-member limits.")
     } else {
@@ -353,7 +362,7 @@ fn summary(limits: &Limits) -> String {
 #[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
 pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     require_admin(ctx)?;
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
     let data = ctx.data();
     let pool = &data.pool;
     let now = Utc::now();
@@ -384,7 +393,8 @@ pub async fn usage(ctx: Context<'_>) -> Result<(), Error> {
     // The chart: drawn off the async threads (a few tens of milliseconds), sent with the summary.
     let days = quotas::daily_usage(pool, guild_id, now).await.context("loading daily usage")?;
     let title = format!("Image jobs · {}", now.format("%B %Y"));
-    let days_in_month = (quota::next_month(now) - quota::month_start(now)).num_days() as u32;
+    let days_in_month = u32::try_from((quota::next_month(now) - quota::month_start(now)).num_days())
+        .context("counting the days of the month")?;
     let today = now.day();
     let chart =
         tokio::task::spawn_blocking(move || crate::usage_chart::render(&title, &days, days_in_month, today, budget))

@@ -61,11 +61,12 @@ fn guild_id(ctx: Context<'_>) -> Result<serenity::GuildId, Error> {
 #[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
 pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
     require_admin(ctx)?;
-    let guild_id = guild_id(ctx)?.get() as i64;
+    let guild_id = guild_id(ctx)?.get();
     let pool = &ctx.data().pool;
-    let settings = db::settings::load(pool, guild_id).await.context("loading settings")?;
-    let log = db::settings::log_settings(pool, guild_id).await.context("loading the log channel")?;
-    let changes = db::settings::recent_changes(pool, guild_id, SHOWN_CHANGES).await.context("loading changes")?;
+    let settings = db::settings::load(pool, guild_id.into()).await.context("loading settings")?;
+    let log = db::settings::log_settings(pool, guild_id.into()).await.context("loading the log channel")?;
+    let changes =
+        db::settings::recent_changes(pool, guild_id.into(), SHOWN_CHANGES).await.context("loading changes")?;
     reply_ephemeral(ctx, overview(&settings, log, &changes)).await;
     Ok(())
 }
@@ -100,9 +101,9 @@ pub async fn defaults(
         reset: reset.unwrap_or(false),
     };
     let update = settings::defaults_update(input).map_err(UserError::Input)?;
-    let guild_id = guild_id(ctx)?.get() as i64;
-    let admin = ctx.author().id.get() as i64;
-    let (defaults, changes) = db::settings::set_defaults(&ctx.data().pool, guild_id, &update, admin)
+    let guild_id = guild_id(ctx)?.get();
+    let admin = ctx.author().id.get();
+    let (defaults, changes) = db::settings::set_defaults(&ctx.data().pool, guild_id.into(), &update, admin.into())
         .await
         .context("changing the defaults")?;
     info!(guild_id, admin, ?changes, "settings defaults changed");
@@ -140,10 +141,11 @@ pub async fn channels(
     if allowed {
         check_channel_is_here(ctx, &channel, guild).await?;
     }
-    let (guild_id, admin) = (guild.get() as i64, ctx.author().id.get() as i64);
-    let (edit, list) = db::settings::set_channel(&ctx.data().pool, guild_id, channel.id.get() as i64, allowed, admin)
-        .await
-        .context("changing the allowed channels")?;
+    let (guild_id, admin) = (guild.get(), ctx.author().id.get());
+    let (edit, list) =
+        db::settings::set_channel(&ctx.data().pool, guild_id.into(), channel.id.into(), allowed, admin.into())
+            .await
+            .context("changing the allowed channels")?;
     info!(guild_id, admin, channel = channel.id.get(), allowed, ?edit, "settings channels changed");
     let mention = format!("<#{}>", channel.id);
     let text = match (edit, allowed) {
@@ -186,11 +188,17 @@ pub async fn roles(
         )
         .into());
     }
-    let (guild_id, admin) = (guild.get() as i64, ctx.author().id.get() as i64);
-    let (edit, list) =
-        db::settings::set_listed(&ctx.data().pool, guild_id, IdList::JobRoles, role.get() as i64, allowed, admin)
-            .await
-            .context("changing the roles that may start jobs")?;
+    let (guild_id, admin) = (guild.get(), ctx.author().id.get());
+    let (edit, list) = db::settings::set_listed(
+        &ctx.data().pool,
+        guild_id.into(),
+        IdList::JobRoles,
+        role.into(),
+        allowed,
+        admin.into(),
+    )
+    .await
+    .context("changing the roles that may start jobs")?;
     info!(guild_id, admin, role = role.get(), allowed, ?edit, "settings roles changed");
     let mention = format!("<@&{role}>");
     let text = match (edit, allowed) {
@@ -268,9 +276,9 @@ pub async fn blocked_words(
 ) -> Result<(), Error> {
     require_admin(ctx)?;
     let edit = settings::words_edit(add.as_deref(), remove.as_deref()).map_err(UserError::Input)?;
-    let guild_id = guild_id(ctx)?.get() as i64;
-    let admin = ctx.author().id.get() as i64;
-    let outcome = db::settings::edit_blocked_words(&ctx.data().pool, guild_id, &edit, admin)
+    let guild_id = guild_id(ctx)?.get();
+    let admin = ctx.author().id.get();
+    let outcome = db::settings::edit_blocked_words(&ctx.data().pool, guild_id.into(), &edit, admin.into())
         .await
         .context("changing the blocked words")?;
     if outcome.full {

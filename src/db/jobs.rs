@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
+use super::DiscordId;
 use crate::spec::JobSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
@@ -178,11 +179,11 @@ impl std::fmt::Display for JobOrigin {
 #[derive(Clone)]
 pub struct Job {
     pub id: Uuid,
-    pub interaction_id: i64,
-    pub application_id: i64,
-    pub guild_id: i64,
-    pub channel_id: i64,
-    pub user_id: i64,
+    pub interaction_id: DiscordId,
+    pub application_id: DiscordId,
+    pub guild_id: DiscordId,
+    pub channel_id: DiscordId,
+    pub user_id: DiscordId,
     pub interaction_token: Option<String>,
     pub token_expires_at: DateTime<Utc>,
     pub attachment_size_limit: i64,
@@ -197,7 +198,7 @@ pub struct Job {
     pub amount: Option<Decimal>,
     pub result_urls: Vec<String>,
     pub error_text: Option<String>,
-    pub message_id: Option<i64>,
+    pub message_id: Option<DiscordId>,
     pub delivery: Option<Delivery>,
     pub create_attempts: i32,
     pub poll_failures: i32,
@@ -240,11 +241,11 @@ impl std::fmt::Debug for Job {
 #[derive(Clone)]
 pub struct NewJob {
     pub id: Uuid,
-    pub interaction_id: i64,
-    pub application_id: i64,
-    pub guild_id: i64,
-    pub channel_id: i64,
-    pub user_id: i64,
+    pub interaction_id: DiscordId,
+    pub application_id: DiscordId,
+    pub guild_id: DiscordId,
+    pub channel_id: DiscordId,
+    pub user_id: DiscordId,
     pub interaction_token: String,
     pub token_expires_at: DateTime<Utc>,
     pub attachment_size_limit: i64,
@@ -279,11 +280,11 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
          parent_job_id, origin) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         job.id,
-        job.interaction_id,
-        job.application_id,
-        job.guild_id,
-        job.channel_id,
-        job.user_id,
+        job.interaction_id as DiscordId,
+        job.application_id as DiscordId,
+        job.guild_id as DiscordId,
+        job.channel_id as DiscordId,
+        job.user_id as DiscordId,
         job.interaction_token,
         job.token_expires_at,
         job.attachment_size_limit,
@@ -301,10 +302,10 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
     Ok(())
 }
 
-pub async fn exists_for_interaction(db: impl PgExecutor<'_>, interaction_id: i64) -> Result<bool, sqlx::Error> {
+pub async fn exists_for_interaction(db: impl PgExecutor<'_>, interaction_id: DiscordId) -> Result<bool, sqlx::Error> {
     let exists = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM jobs WHERE interaction_id = $1) AS "exists!""#,
-        interaction_id
+        interaction_id as DiscordId
     )
     .fetch_one(db)
     .await?;
@@ -343,10 +344,12 @@ pub async fn claim_due(
                AND (lease_expires_at IS NULL OR lease_expires_at < now())
              ORDER BY (status = ANY($4)) DESC, next_run_at
              LIMIT $3 FOR UPDATE SKIP LOCKED)
-         RETURNING id, interaction_id, application_id, guild_id, channel_id, user_id, interaction_token,
+         RETURNING id, interaction_id AS "interaction_id: DiscordId", application_id AS "application_id: DiscordId",
+             guild_id AS "guild_id: DiscordId", channel_id AS "channel_id: DiscordId", user_id AS "user_id: DiscordId",
+             interaction_token,
              token_expires_at, attachment_size_limit, args AS "spec: Json<JobSpec>", notes,
              status AS "status: JobStatus", counted, provider_job_id, provider_status, progress, unknown_polls,
-             amount, result_urls, error_text, message_id, delivery AS "delivery: Delivery",
+             amount, result_urls, error_text, message_id AS "message_id: DiscordId", delivery AS "delivery: Delivery",
              create_attempts, poll_failures, delivery_attempts, images_kept, reply_failed, next_run_at, acked_at,
              last_edit_at,
              last_edit_text, created_at, submitted_at, running_at, finished_at, delivered_at,
@@ -445,7 +448,7 @@ pub async fn save(db: impl PgExecutor<'_>, job: &Job, owner: Uuid, release: bool
         job.amount,
         &job.result_urls,
         job.error_text,
-        job.message_id,
+        job.message_id as Option<DiscordId>,
         job.delivery as Option<Delivery>,
         job.create_attempts,
         job.poll_failures,
@@ -494,9 +497,9 @@ pub async fn release_all(db: impl PgExecutor<'_>, owner: Uuid) -> Result<u64, sq
 /// What a press on a job's result buttons needs to know about the job.
 #[derive(Debug, Clone)]
 pub struct PressedJob {
-    pub guild_id: i64,
+    pub guild_id: DiscordId,
     /// The job's owner.
-    pub user_id: i64,
+    pub user_id: DiscordId,
     pub status: JobStatus,
     /// Why it failed, if it did (for its owner: a moderation refusal's reason is private).
     pub error_text: Option<String>,
@@ -507,15 +510,16 @@ pub struct PressedJob {
     pub spec: Json<JobSpec>,
     /// The message that carries the job's result (the edited reply, or the message posted in the
     /// channel once the token had expired): the only message whose buttons act on the job.
-    pub message_id: Option<i64>,
+    pub message_id: Option<DiscordId>,
 }
 
 /// The job a result button belongs to, if it still exists.
 pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<PressedJob>, sqlx::Error> {
     sqlx::query_as!(
         PressedJob,
-        r#"SELECT guild_id, user_id, status AS "status: JobStatus", error_text,
-             cardinality(result_urls) AS "images!", prompt_sent, args AS "spec: Json<JobSpec>", message_id
+        r#"SELECT guild_id AS "guild_id: DiscordId", user_id AS "user_id: DiscordId", status AS "status: JobStatus",
+             error_text, cardinality(result_urls) AS "images!", prompt_sent, args AS "spec: Json<JobSpec>",
+             message_id AS "message_id: DiscordId"
          FROM jobs WHERE id = $1"#,
         id,
     )
@@ -526,13 +530,13 @@ pub async fn for_press(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Press
 /// What a press on `Cancel` or `Delete` needs to know about the job.
 #[derive(Debug, Clone)]
 pub struct ControlledJob {
-    pub guild_id: i64,
-    pub channel_id: i64,
+    pub guild_id: DiscordId,
+    pub channel_id: DiscordId,
     /// The member who started it (and may cancel or delete it).
-    pub user_id: i64,
+    pub user_id: DiscordId,
     pub status: JobStatus,
     /// The message that shows the job, once the worker edited or posted it.
-    pub message_id: Option<i64>,
+    pub message_id: Option<DiscordId>,
     pub delivered: bool,
     pub deleted: bool,
 }
@@ -541,7 +545,8 @@ pub struct ControlledJob {
 pub async fn for_control(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ControlledJob>, sqlx::Error> {
     sqlx::query_as!(
         ControlledJob,
-        r#"SELECT guild_id, channel_id, user_id, status AS "status: JobStatus", message_id,
+        r#"SELECT guild_id AS "guild_id: DiscordId", channel_id AS "channel_id: DiscordId",
+             user_id AS "user_id: DiscordId", status AS "status: JobStatus", message_id AS "message_id: DiscordId",
              delivered_at IS NOT NULL AS "delivered!", deleted_at IS NOT NULL AS "deleted!"
          FROM jobs WHERE id = $1"#,
         id,
@@ -568,8 +573,8 @@ pub struct Cancelled {
 pub async fn cancel(
     db: impl PgExecutor<'_>,
     id: Uuid,
-    by: i64,
-    message_id: Option<i64>,
+    by: DiscordId,
+    message_id: Option<DiscordId>,
     reason: &str,
 ) -> Result<Option<Cancelled>, sqlx::Error> {
     sqlx::query_as!(
@@ -581,12 +586,12 @@ pub async fn cancel(
          WHERE id = $1 AND status = $6
          RETURNING args AS "spec: Json<JobSpec>", notes"#,
         id,
-        by,
+        by as DiscordId,
         JobStatus::Cancelled as JobStatus,
         reason,
         Delivery::Edit as Delivery,
         JobStatus::Queued as JobStatus,
-        message_id,
+        message_id as Option<DiscordId>,
     )
     .fetch_optional(db)
     .await
@@ -594,9 +599,9 @@ pub async fn cancel(
 
 /// Who cancelled the job, if it was cancelled: a worker that edited a waiting job's reply checks
 /// it afterwards, so its edit never stays over the cancel's.
-pub async fn cancelled_by(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+pub async fn cancelled_by(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<DiscordId>, sqlx::Error> {
     let by = sqlx::query_scalar!(
-        "SELECT cancelled_by FROM jobs WHERE id = $1 AND status = $2",
+        r#"SELECT cancelled_by AS "cancelled_by: DiscordId" FROM jobs WHERE id = $1 AND status = $2"#,
         id,
         JobStatus::Cancelled as JobStatus,
     )
@@ -606,11 +611,11 @@ pub async fn cancelled_by(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<i6
 }
 
 /// Records that a job's result message was deleted by member `by`. False when it already was.
-pub async fn mark_deleted(db: impl PgExecutor<'_>, id: Uuid, by: i64) -> Result<bool, sqlx::Error> {
+pub async fn mark_deleted(db: impl PgExecutor<'_>, id: Uuid, by: DiscordId) -> Result<bool, sqlx::Error> {
     let result = sqlx::query!(
         "UPDATE jobs SET deleted_at = now(), deleted_by = $2 WHERE id = $1 AND deleted_at IS NULL",
         id,
-        by
+        by as DiscordId
     )
     .execute(db)
     .await?;
@@ -620,12 +625,12 @@ pub async fn mark_deleted(db: impl PgExecutor<'_>, id: Uuid, by: i64) -> Result<
 /// One line of `/history`.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {
-    pub guild_id: i64,
-    pub channel_id: i64,
+    pub guild_id: DiscordId,
+    pub channel_id: DiscordId,
     pub status: JobStatus,
     pub created_at: DateTime<Utc>,
     pub prompt_sent: String,
-    pub message_id: Option<i64>,
+    pub message_id: Option<DiscordId>,
     pub delivery: Option<Delivery>,
     pub error_text: Option<String>,
     /// Its result message was deleted (`Delete`): the line stays, without a link.
@@ -633,27 +638,28 @@ pub struct HistoryEntry {
     /// The button that started this job (`V2`, `Reroll`, `Remix`), if one did.
     pub origin: Option<JobOrigin>,
     /// The message of the result whose button started it, if that result was delivered.
-    pub parent_channel_id: Option<i64>,
-    pub parent_message_id: Option<i64>,
+    pub parent_channel_id: Option<DiscordId>,
+    pub parent_message_id: Option<DiscordId>,
 }
 
 /// A user's most recent jobs in a guild, newest first.
 pub async fn recent_for_user(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
-    user_id: i64,
+    guild_id: DiscordId,
+    user_id: DiscordId,
     limit: i64,
 ) -> Result<Vec<HistoryEntry>, sqlx::Error> {
     sqlx::query_as!(
         HistoryEntry,
-        r#"SELECT j.guild_id, j.channel_id, j.status AS "status: JobStatus", j.created_at, j.prompt_sent,
-             j.message_id, j.delivery AS "delivery: Delivery", j.error_text, j.deleted_at IS NOT NULL AS "deleted!",
-             j.origin AS "origin: JobOrigin", p.channel_id AS "parent_channel_id?",
-             CASE WHEN p.deleted_at IS NULL THEN p.message_id END AS "parent_message_id?"
+        r#"SELECT j.guild_id AS "guild_id: DiscordId", j.channel_id AS "channel_id: DiscordId",
+             j.status AS "status: JobStatus", j.created_at, j.prompt_sent, j.message_id AS "message_id: DiscordId",
+             j.delivery AS "delivery: Delivery", j.error_text, j.deleted_at IS NOT NULL AS "deleted!",
+             j.origin AS "origin: JobOrigin", p.channel_id AS "parent_channel_id?: DiscordId",
+             CASE WHEN p.deleted_at IS NULL THEN p.message_id END AS "parent_message_id?: DiscordId"
          FROM jobs j LEFT JOIN jobs p ON p.id = j.parent_job_id
          WHERE j.guild_id = $1 AND j.user_id = $2 ORDER BY j.created_at DESC LIMIT $3"#,
-        guild_id,
-        user_id,
+        guild_id as DiscordId,
+        user_id as DiscordId,
         limit,
     )
     .fetch_all(db)
@@ -665,12 +671,12 @@ pub async fn recent_for_user(
 pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec<u8>)]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query!("UPDATE jobs SET images_kept = true WHERE id = $1", job_id).execute(&mut *tx).await?;
-    for (position, (filename, bytes)) in images.iter().enumerate() {
+    for (position, (filename, bytes)) in (0i32..).zip(images) {
         sqlx::query!(
             "INSERT INTO job_images (job_id, position, filename, bytes) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (job_id, position) DO NOTHING",
             job_id,
-            position as i32,
+            position,
             filename,
             bytes,
         )
@@ -697,16 +703,16 @@ pub async fn forget_images(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<(), 
 /// Kept images of a user's undelivered jobs in a guild, newest job first, at most `limit`.
 pub async fn undelivered_images(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
-    user_id: i64,
+    guild_id: DiscordId,
+    user_id: DiscordId,
     limit: i64,
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let rows = sqlx::query!(
         "SELECT i.filename, i.bytes FROM job_images i JOIN jobs j ON j.id = i.job_id \
          WHERE j.guild_id = $1 AND j.user_id = $2 AND j.delivery = 'undelivered' \
          ORDER BY j.created_at DESC, i.position LIMIT $3",
-        guild_id,
-        user_id,
+        guild_id as DiscordId,
+        user_id as DiscordId,
         limit,
     )
     .fetch_all(db)
@@ -773,11 +779,11 @@ mod tests {
     fn a_new_job_never_prints_its_credentials() {
         let job = NewJob {
             id: Uuid::nil(),
-            interaction_id: 1,
-            application_id: 2,
-            guild_id: 3,
-            channel_id: 4,
-            user_id: 5,
+            interaction_id: DiscordId::new(1),
+            application_id: DiscordId::new(2),
+            guild_id: DiscordId::new(3),
+            channel_id: DiscordId::new(4),
+            user_id: DiscordId::new(5),
             interaction_token: "aW50ZXJhY3Rpb24tdG9rZW4".into(),
             token_expires_at: Utc::now(),
             attachment_size_limit: 10 << 20,

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use sqlx::PgExecutor;
 
+use super::DiscordId;
+
 /// Claims `notice` of `period` for the guild: true when the caller is the one to post it. With
 /// `repeat_after`, a notice claimed longer ago than that may be claimed (and posted) again.
 pub async fn claim(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
+    guild_id: DiscordId,
     notice: &str,
     period: &str,
     repeat_after: Option<Duration>,
@@ -19,7 +21,7 @@ pub async fn claim(
            ON CONFLICT (guild_id, notice, period) DO UPDATE SET sent_at = now()
              WHERE $4::float8 IS NOT NULL AND log_notices.sent_at <= now() - make_interval(secs => $4::float8)
            RETURNING true AS "claimed!""#,
-        guild_id,
+        guild_id as DiscordId,
         notice,
         period,
         repeat_after.map(|d| d.as_secs_f64()),

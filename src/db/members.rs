@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
-use super::jobs::JobStatus;
+use super::{DiscordId, jobs::JobStatus};
 use crate::quota::Limits;
 
 /// What an admin did to a member; stored by name in the audit.
@@ -21,16 +21,21 @@ pub enum MemberAction {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemberState {
     /// Who blocked them, and when; `None`: not blocked.
-    pub blocked: Option<(i64, DateTime<Utc>)>,
+    pub blocked: Option<(DiscordId, DateTime<Utc>)>,
     /// When an admin last reset their daily count.
     pub day_reset_at: Option<DateTime<Utc>>,
 }
 
-pub async fn state(db: impl PgExecutor<'_>, guild_id: i64, user_id: i64) -> Result<MemberState, sqlx::Error> {
+pub async fn state(
+    db: impl PgExecutor<'_>,
+    guild_id: DiscordId,
+    user_id: DiscordId,
+) -> Result<MemberState, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT blocked_by, blocked_at, day_reset_at FROM guild_members WHERE guild_id = $1 AND user_id = $2",
-        guild_id,
-        user_id,
+        r#"SELECT blocked_by AS "blocked_by: DiscordId", blocked_at, day_reset_at FROM guild_members
+           WHERE guild_id = $1 AND user_id = $2"#,
+        guild_id as DiscordId,
+        user_id as DiscordId,
     )
     .fetch_optional(db)
     .await?;
@@ -43,7 +48,7 @@ pub async fn state(db: impl PgExecutor<'_>, guild_id: i64, user_id: i64) -> Resu
 /// What `/quota member` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberChange {
-    pub user_id: i64,
+    pub user_id: DiscordId,
     /// `Some(true)`: block; `Some(false)`: unblock.
     pub block: Option<bool>,
     pub reset: bool,
@@ -55,10 +60,10 @@ pub struct MemberChange {
 /// member's state afterwards.
 pub async fn apply(
     db: &PgPool,
-    guild_id: i64,
+    guild_id: DiscordId,
     defaults: &Limits,
     change: MemberChange,
-    changed_by: i64,
+    changed_by: DiscordId,
 ) -> Result<(Vec<MemberAction>, MemberState), sqlx::Error> {
     let mut tx = db.begin().await?;
     super::quotas::lock_limits(&mut tx, guild_id, defaults).await?;
@@ -80,29 +85,29 @@ pub async fn apply(
             MemberAction::Block => sqlx::query!(
                 "INSERT INTO guild_members (guild_id, user_id, blocked_by, blocked_at) VALUES ($1, $2, $3, now()) \
                  ON CONFLICT (guild_id, user_id) DO UPDATE SET blocked_by = $3, blocked_at = now()",
-                guild_id,
-                user_id,
-                changed_by,
+                guild_id as DiscordId,
+                user_id as DiscordId,
+                changed_by as DiscordId,
             ),
             MemberAction::Unblock => sqlx::query!(
                 "UPDATE guild_members SET blocked_by = NULL, blocked_at = NULL WHERE guild_id = $1 AND user_id = $2",
-                guild_id,
-                user_id,
+                guild_id as DiscordId,
+                user_id as DiscordId,
             ),
             MemberAction::Reset => sqlx::query!(
                 "INSERT INTO guild_members (guild_id, user_id, day_reset_at) VALUES ($1, $2, clock_timestamp()) \
                  ON CONFLICT (guild_id, user_id) DO UPDATE SET day_reset_at = clock_timestamp()",
-                guild_id,
-                user_id,
+                guild_id as DiscordId,
+                user_id as DiscordId,
             ),
         }
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
             "INSERT INTO member_changes (guild_id, user_id, changed_by, action) VALUES ($1, $2, $3, $4)",
-            guild_id,
-            user_id,
-            changed_by,
+            guild_id as DiscordId,
+            user_id as DiscordId,
+            changed_by as DiscordId,
             *action as MemberAction,
         )
         .execute(&mut *tx)
@@ -130,8 +135,8 @@ pub struct MemberUsage {
 /// later), since `day_start`, since `month_start`, and those in flight.
 pub async fn usage(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
-    user_id: i64,
+    guild_id: DiscordId,
+    user_id: DiscordId,
     counts_from: DateTime<Utc>,
     day_start: DateTime<Utc>,
     month_start: DateTime<Utc>,
@@ -145,8 +150,8 @@ pub async fn usage(
                   count(*) FILTER (WHERE status = ANY($7)) AS "waiting!"
            FROM jobs
            WHERE guild_id = $1 AND user_id = $2 AND counted AND (created_at >= $5 OR status = ANY($6))"#,
-        guild_id,
-        user_id,
+        guild_id as DiscordId,
+        user_id as DiscordId,
         counts_from,
         day_start,
         month_start,

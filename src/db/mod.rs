@@ -8,6 +8,10 @@ pub mod prefs;
 pub mod quotas;
 pub mod role_limits;
 pub mod settings;
+mod types;
+
+pub use types::DiscordId;
+use types::{int4, out_of_range};
 
 use std::time::Duration;
 

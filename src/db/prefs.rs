@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use sqlx::{PgConnection, PgExecutor, PgPool, types::Json};
 
+use super::{DiscordId, int4};
+
 use crate::{
     prefs::{self, OptionEdit, OptionOutcome, PrefChange, Prefs},
     settings::{DefaultsUpdate, GuildDefaults},
@@ -16,8 +18,8 @@ use crate::{
 /// with the guild's settings) can build the [`Prefs`] with [`PrefsColumns::into_prefs`].
 #[derive(Debug, Default)]
 pub struct PrefsColumns {
-    pub aspect_ratio: Option<String>,
-    pub performance: Option<String>,
+    pub aspect_ratio: Option<AspectRatio>,
+    pub performance: Option<Performance>,
     pub stylization: Option<i32>,
     pub chaos: Option<i32>,
     pub weirdness: Option<i32>,
@@ -31,8 +33,8 @@ impl PrefsColumns {
     pub fn into_prefs(self) -> Prefs {
         Prefs {
             defaults: GuildDefaults {
-                aspect_ratio: self.aspect_ratio.as_deref().and_then(AspectRatio::parse_exact),
-                performance: self.performance.as_deref().and_then(Performance::parse),
+                aspect_ratio: self.aspect_ratio,
+                performance: self.performance,
                 stylization: self.stylization.map(i64::from),
                 chaos: self.chaos.map(i64::from),
                 weirdness: self.weirdness.map(i64::from),
@@ -47,15 +49,15 @@ impl PrefsColumns {
 
 /// One member's preferences, in one statement (the defaults when they have none). Takes any
 /// executor, so it can run inside a caller's transaction (`&mut *tx`).
-pub async fn load(db: impl PgExecutor<'_>, user_id: i64) -> Result<Prefs, sqlx::Error> {
+pub async fn load(db: impl PgExecutor<'_>, user_id: DiscordId) -> Result<Prefs, sqlx::Error> {
     sqlx::query_as!(
         PrefsColumns,
-        r#"SELECT p.aspect_ratio AS "aspect_ratio?", p.performance AS "performance?",
+        r#"SELECT p.aspect_ratio AS "aspect_ratio?: AspectRatio", p.performance AS "performance?: Performance",
                   p.stylization AS "stylization?", p.chaos AS "chaos?", p.weirdness AS "weirdness?",
                   p.negative_prompt AS "negative_prompt?", p.suffix AS "suffix?",
                   p.options AS "options?: Json<BTreeMap<String, String>>", p.remix AS "remix?"
            FROM (VALUES (1)) AS one LEFT JOIN user_prefs p ON p.user_id = $1"#,
-        user_id,
+        user_id as DiscordId,
     )
     .fetch_one(db)
     .await
@@ -64,27 +66,33 @@ pub async fn load(db: impl PgExecutor<'_>, user_id: i64) -> Result<Prefs, sqlx::
 
 /// Creates the member's row if they have none and locks it for the rest of the transaction, so
 /// that one member's changes happen one after another. Returns their preferences.
-async fn lock(tx: &mut PgConnection, user_id: i64) -> Result<Prefs, sqlx::Error> {
-    sqlx::query!("INSERT INTO user_prefs (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING", user_id)
+async fn lock(tx: &mut PgConnection, user_id: DiscordId) -> Result<Prefs, sqlx::Error> {
+    sqlx::query!("INSERT INTO user_prefs (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING", user_id as DiscordId)
         .execute(&mut *tx)
         .await?;
     sqlx::query_as!(
         PrefsColumns,
-        r#"SELECT aspect_ratio, performance, stylization, chaos, weirdness, negative_prompt, suffix,
+        r#"SELECT aspect_ratio AS "aspect_ratio: AspectRatio", performance AS "performance: Performance",
+                  stylization, chaos, weirdness, negative_prompt, suffix,
                   options AS "options?: Json<BTreeMap<String, String>>", remix AS "remix?"
            FROM user_prefs WHERE user_id = $1 FOR UPDATE"#,
-        user_id,
+        user_id as DiscordId,
     )
     .fetch_one(&mut *tx)
     .await
     .map(PrefsColumns::into_prefs)
 }
 
-async fn record(tx: &mut PgConnection, user_id: i64, guild_id: i64, change: &PrefChange) -> Result<(), sqlx::Error> {
+async fn record(
+    tx: &mut PgConnection,
+    user_id: DiscordId,
+    guild_id: DiscordId,
+    change: &PrefChange,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO user_prefs_changes (user_id, guild_id, what, old_value, new_value) VALUES ($1, $2, $3, $4, $5)",
-        user_id,
-        guild_id,
+        user_id as DiscordId,
+        guild_id as DiscordId,
         change.what,
         change.old,
         change.new,
@@ -98,8 +106,8 @@ async fn record(tx: &mut PgConnection, user_id: i64, guild_id: i64, change: &Pre
 /// the member's defaults after the change and what changed.
 pub async fn set_defaults(
     db: &PgPool,
-    user_id: i64,
-    guild_id: i64,
+    user_id: DiscordId,
+    guild_id: DiscordId,
     update: &DefaultsUpdate,
 ) -> Result<(GuildDefaults, Vec<PrefChange>), sqlx::Error> {
     let mut tx = db.begin().await?;
@@ -112,12 +120,12 @@ pub async fn set_defaults(
     sqlx::query!(
         "UPDATE user_prefs SET aspect_ratio = $2, performance = $3, stylization = $4, chaos = $5, weirdness = $6, \
          negative_prompt = $7 WHERE user_id = $1",
-        user_id,
-        new.aspect_ratio.map(|r| r.as_str()),
-        new.performance.map(|p| p.as_str()),
-        new.stylization.map(|v| v as i32),
-        new.chaos.map(|v| v as i32),
-        new.weirdness.map(|v| v as i32),
+        user_id as DiscordId,
+        new.aspect_ratio as Option<AspectRatio>,
+        new.performance as Option<Performance>,
+        int4(new.stylization)?,
+        int4(new.chaos)?,
+        int4(new.weirdness)?,
         new.negative_prompt,
     )
     .execute(&mut *tx)
@@ -130,14 +138,16 @@ pub async fn set_defaults(
 /// had before.
 pub async fn set_suffix(
     db: &PgPool,
-    user_id: i64,
-    guild_id: i64,
+    user_id: DiscordId,
+    guild_id: DiscordId,
     suffix: Option<&str>,
 ) -> Result<Option<String>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let old = lock(&mut tx, user_id).await?.suffix;
     if old.as_deref() != suffix {
-        sqlx::query!("UPDATE user_prefs SET suffix = $2 WHERE user_id = $1", user_id, suffix).execute(&mut *tx).await?;
+        sqlx::query!("UPDATE user_prefs SET suffix = $2 WHERE user_id = $1", user_id as DiscordId, suffix)
+            .execute(&mut *tx)
+            .await?;
         let change = PrefChange { what: "suffix".into(), old: old.clone(), new: suffix.map(str::to_owned) };
         record(&mut tx, user_id, guild_id, &change).await?;
     }
@@ -148,8 +158,8 @@ pub async fn set_suffix(
 /// Applies `/prefs option` within the limit, recording the change.
 pub async fn edit_option(
     db: &PgPool,
-    user_id: i64,
-    guild_id: i64,
+    user_id: DiscordId,
+    guild_id: DiscordId,
     edit: &OptionEdit,
 ) -> Result<OptionOutcome, sqlx::Error> {
     let mut tx = db.begin().await?;
@@ -160,7 +170,7 @@ pub async fn edit_option(
         OptionOutcome::Deleted { old } => Some(old.clone()),
         OptionOutcome::Unchanged | OptionOutcome::Full | OptionOutcome::NotFound => return Ok(outcome),
     };
-    sqlx::query!("UPDATE user_prefs SET options = $2 WHERE user_id = $1", user_id, Json(&options) as _)
+    sqlx::query!("UPDATE user_prefs SET options = $2 WHERE user_id = $1", user_id as DiscordId, Json(&options) as _)
         .execute(&mut *tx)
         .await?;
     let change = PrefChange { what: format!("option --{}", edit.name), old, new: edit.value.clone() };
@@ -170,12 +180,19 @@ pub async fn edit_option(
 }
 
 /// Turns remix mode on or off, recording the change. False when it already was so.
-pub async fn set_remix(db: &PgPool, user_id: i64, guild_id: i64, enabled: bool) -> Result<bool, sqlx::Error> {
+pub async fn set_remix(
+    db: &PgPool,
+    user_id: DiscordId,
+    guild_id: DiscordId,
+    enabled: bool,
+) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let old = lock(&mut tx, user_id).await?.remix;
     let changed = old != enabled;
     if changed {
-        sqlx::query!("UPDATE user_prefs SET remix = $2 WHERE user_id = $1", user_id, enabled).execute(&mut *tx).await?;
+        sqlx::query!("UPDATE user_prefs SET remix = $2 WHERE user_id = $1", user_id as DiscordId, enabled)
+            .execute(&mut *tx)
+            .await?;
         let text = |on: bool| Some(if on { "on" } else { "off" }.to_owned());
         record(&mut tx, user_id, guild_id, &PrefChange { what: "remix".into(), old: text(old), new: text(enabled) })
             .await?;

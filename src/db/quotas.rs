@@ -5,7 +5,11 @@ use sqlx::{PgConnection, PgExecutor};
 
 use crate::quota::{LimitKind, Limits, Policy, Refusal, Usage};
 
-use super::jobs::{self, JobStatus, NewJob};
+use super::{
+    DiscordId,
+    jobs::{self, JobStatus, NewJob},
+    out_of_range,
+};
 
 /// The outcome of trying to store a new job.
 #[derive(Debug)]
@@ -39,7 +43,7 @@ pub enum Reservation {
 pub async fn reserve_and_insert(
     tx: &mut PgConnection,
     job: &NewJob,
-    member_roles: &[i64],
+    member_roles: &[DiscordId],
     policy: &Policy,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Reservation, sqlx::Error> {
@@ -96,8 +100,8 @@ pub async fn reserve_and_insert(
 }
 
 /// How many jobs past `max_concurrent` each member may have waiting in the guild.
-pub async fn max_queued(db: impl PgExecutor<'_>, guild_id: i64) -> Result<i32, sqlx::Error> {
-    let queued = sqlx::query_scalar!("SELECT max_queued FROM guild_quotas WHERE guild_id = $1", guild_id)
+pub async fn max_queued(db: impl PgExecutor<'_>, guild_id: DiscordId) -> Result<i32, sqlx::Error> {
+    let queued = sqlx::query_scalar!("SELECT max_queued FROM guild_quotas WHERE guild_id = $1", guild_id as DiscordId)
         .fetch_optional(db)
         .await?;
     Ok(queued.unwrap_or(0))
@@ -152,10 +156,10 @@ pub async fn admit(db: &sqlx::PgPool, job_id: uuid::Uuid) -> Result<Admission, s
 /// Sets how many jobs past `max_concurrent` each member may have waiting, auditing the change.
 pub async fn set_max_queued(
     db: &sqlx::PgPool,
-    guild_id: i64,
+    guild_id: DiscordId,
     defaults: &Limits,
     max_queued: i32,
-    changed_by: i64,
+    changed_by: DiscordId,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     lock_limits(&mut tx, guild_id, defaults).await?;
@@ -163,8 +167,8 @@ pub async fn set_max_queued(
     sqlx::query!(
         "INSERT INTO quota_changes (guild_id, changed_by, limit_name, old_value, new_value) \
          VALUES ($1, $2, 'max_queued', $3, $4)",
-        guild_id,
-        changed_by,
+        guild_id as DiscordId,
+        changed_by as DiscordId,
         old,
         max_queued,
     )
@@ -172,9 +176,9 @@ pub async fn set_max_queued(
     .await?;
     sqlx::query!(
         "UPDATE guild_quotas SET max_queued = $2, updated_by = $3, updated_at = now() WHERE guild_id = $1",
-        guild_id,
+        guild_id as DiscordId,
         max_queued,
-        changed_by,
+        changed_by as DiscordId,
     )
     .execute(&mut *tx)
     .await?;
@@ -184,7 +188,7 @@ pub async fn set_max_queued(
 /// Creates the guild's row with the defaults if it is new, then locks it.
 pub(super) async fn lock_limits(
     tx: &mut PgConnection,
-    guild_id: i64,
+    guild_id: DiscordId,
     defaults: &Limits,
 ) -> Result<Limits, sqlx::Error> {
     Ok(lock_quota(tx, guild_id, defaults).await?.0)
@@ -194,13 +198,13 @@ pub(super) async fn lock_limits(
 /// its monthly budget (US dollars, `None`: no budget).
 async fn lock_quota(
     tx: &mut PgConnection,
-    guild_id: i64,
+    guild_id: DiscordId,
     defaults: &Limits,
 ) -> Result<(Limits, Option<Decimal>), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO guild_quotas (guild_id, daily_limit, monthly_limit, per_user_daily_limit, max_concurrent) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO NOTHING",
-        guild_id,
+        guild_id as DiscordId,
         defaults.daily,
         defaults.monthly,
         defaults.per_user_daily,
@@ -211,7 +215,7 @@ async fn lock_quota(
     let row = sqlx::query!(
         "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent, monthly_budget AS budget \
          FROM guild_quotas WHERE guild_id = $1 FOR UPDATE",
-        guild_id,
+        guild_id as DiscordId,
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -227,11 +231,11 @@ async fn lock_quota(
 /// Whose spend is added up.
 #[derive(Debug, Clone, Copy)]
 pub enum SpendScope {
-    Guild(i64),
+    Guild(DiscordId),
     /// One member's jobs in a guild (`/me`).
     Member {
-        guild_id: i64,
-        user_id: i64,
+        guild_id: DiscordId,
+        user_id: DiscordId,
     },
     /// Every guild: the operator's daily spend limit.
     Everywhere,
@@ -286,12 +290,12 @@ pub async fn spend(
                   w.reported + w.unpriced * e.cost AS "total!",
                   COALESCE(w.reported + (w.unpriced + 1) * e.cost > $4::numeric, false) AS "would_pass!"
            FROM window_jobs w, expected e"#,
-        guild,
+        guild as Option<DiscordId>,
         since,
         expected,
         limit,
         &JobStatus::UNPRICED_UNLESS_REPORTED as &[JobStatus],
-        user,
+        user as Option<DiscordId>,
     )
     .fetch_one(&mut *tx)
     .await
@@ -300,7 +304,7 @@ pub async fn spend(
 /// The guild's spend this UTC month, as [`spend`] counts it for `monthly_budget`.
 pub async fn month_spend(
     db: &sqlx::PgPool,
-    guild_id: i64,
+    guild_id: DiscordId,
     now: chrono::DateTime<chrono::Utc>,
     expected: Decimal,
 ) -> Result<Spend, sqlx::Error> {
@@ -322,8 +326,8 @@ pub async fn scope_month_spend(
 /// same rule as [`crate::quota::member_day_start`]); and whether an admin blocked the member.
 pub async fn usage(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
-    user_id: i64,
+    guild_id: DiscordId,
+    user_id: DiscordId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Usage, bool), sqlx::Error> {
     let row = sqlx::query!(
@@ -340,8 +344,8 @@ pub async fn usage(
            COALESCE((SELECT blocked FROM member), false) AS "member_blocked!"
          FROM jobs
          WHERE guild_id = $1 AND counted AND (created_at >= $4 OR status = ANY($5))"#,
-        guild_id,
-        user_id,
+        guild_id as DiscordId,
+        user_id as DiscordId,
         crate::quota::day_start(now),
         crate::quota::month_start(now),
         &JobStatus::IN_FLIGHT as &[JobStatus],
@@ -359,7 +363,7 @@ pub async fn usage(
 }
 
 /// The guild's limits, creating its row with the defaults if it is new.
-pub async fn limits(db: &sqlx::PgPool, guild_id: i64, defaults: &Limits) -> Result<Limits, sqlx::Error> {
+pub async fn limits(db: &sqlx::PgPool, guild_id: DiscordId, defaults: &Limits) -> Result<Limits, sqlx::Error> {
     let mut tx = db.begin().await?;
     let limits = lock_limits(&mut tx, guild_id, defaults).await?;
     tx.commit().await?;
@@ -378,10 +382,10 @@ pub struct Change {
 /// Returns the limits after the change.
 pub async fn set_limits(
     db: &sqlx::PgPool,
-    guild_id: i64,
+    guild_id: DiscordId,
     defaults: &Limits,
     changes: &[Change],
-    changed_by: i64,
+    changed_by: DiscordId,
 ) -> Result<Limits, sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut limits = lock_limits(&mut tx, guild_id, defaults).await?;
@@ -389,8 +393,8 @@ pub async fn set_limits(
         let old = std::mem::replace(limits.slot(change.kind), change.value);
         sqlx::query!(
             "INSERT INTO quota_changes (guild_id, changed_by, limit_name, old_value, new_value) VALUES ($1, $2, $3, $4, $5)",
-            guild_id,
-            changed_by,
+            guild_id as DiscordId,
+            changed_by as DiscordId,
             change.kind as LimitKind,
             old,
             change.value,
@@ -401,12 +405,12 @@ pub async fn set_limits(
     sqlx::query!(
         "UPDATE guild_quotas SET daily_limit = $2, monthly_limit = $3, per_user_daily_limit = $4, max_concurrent = $5, \
          updated_by = $6, updated_at = now() WHERE guild_id = $1",
-        guild_id,
+        guild_id as DiscordId,
         limits.daily,
         limits.monthly,
         limits.per_user_daily,
         limits.max_concurrent,
-        changed_by,
+        changed_by as DiscordId,
     )
     .execute(&mut *tx)
     .await?;
@@ -415,7 +419,7 @@ pub async fn set_limits(
 }
 
 /// The guild's monthly budget in US dollars (`None`: no budget).
-pub async fn budget(db: &sqlx::PgPool, guild_id: i64, defaults: &Limits) -> Result<Option<Decimal>, sqlx::Error> {
+pub async fn budget(db: &sqlx::PgPool, guild_id: DiscordId, defaults: &Limits) -> Result<Option<Decimal>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let (_, budget) = lock_quota(&mut tx, guild_id, defaults).await?;
     tx.commit().await?;
@@ -425,18 +429,18 @@ pub async fn budget(db: &sqlx::PgPool, guild_id: i64, defaults: &Limits) -> Resu
 /// Sets (or with `None`, removes) the guild's monthly budget, auditing the change.
 pub async fn set_budget(
     db: &sqlx::PgPool,
-    guild_id: i64,
+    guild_id: DiscordId,
     defaults: &Limits,
     budget: Option<Decimal>,
-    changed_by: i64,
+    changed_by: DiscordId,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let (_, old) = lock_quota(&mut tx, guild_id, defaults).await?;
     sqlx::query!(
         "INSERT INTO budget_changes (guild_id, changed_by, old_budget, new_budget) \
          VALUES ($1, $2, $3, $4)",
-        guild_id,
-        changed_by,
+        guild_id as DiscordId,
+        changed_by as DiscordId,
         old,
         budget,
     )
@@ -445,9 +449,9 @@ pub async fn set_budget(
     sqlx::query!(
         "UPDATE guild_quotas SET monthly_budget = $2, updated_by = $3, updated_at = now() \
          WHERE guild_id = $1",
-        guild_id,
+        guild_id as DiscordId,
         budget,
-        changed_by,
+        changed_by as DiscordId,
     )
     .execute(&mut *tx)
     .await?;
@@ -457,11 +461,14 @@ pub async fn set_budget(
 /// Who last changed the guild's limits, and when.
 pub async fn last_change(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
-) -> Result<Option<(i64, chrono::DateTime<chrono::Utc>)>, sqlx::Error> {
-    let row = sqlx::query!("SELECT updated_by, updated_at FROM guild_quotas WHERE guild_id = $1", guild_id)
-        .fetch_optional(db)
-        .await?;
+    guild_id: DiscordId,
+) -> Result<Option<(DiscordId, chrono::DateTime<chrono::Utc>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT updated_by AS "updated_by: DiscordId", updated_at FROM guild_quotas WHERE guild_id = $1"#,
+        guild_id as DiscordId
+    )
+    .fetch_optional(db)
+    .await?;
     Ok(row.and_then(|r| Some((r.updated_by?, r.updated_at?))))
 }
 
@@ -477,7 +484,7 @@ pub struct GuildUsage {
 
 pub async fn guild_usage(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
+    guild_id: DiscordId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<GuildUsage, sqlx::Error> {
     sqlx::query_as!(
@@ -491,7 +498,7 @@ pub async fn guild_usage(
            (SELECT count(*) FROM counted WHERE status = ANY($4)) AS "in_flight!",
            COALESCE((SELECT count(*) FROM counted WHERE created_at >= $2 GROUP BY user_id ORDER BY 1 DESC LIMIT 1), 0)
              AS "busiest_member_day!""#,
-        guild_id,
+        guild_id as DiscordId,
         crate::quota::day_start(now),
         crate::quota::month_start(now),
         &JobStatus::IN_FLIGHT as &[JobStatus],
@@ -511,14 +518,14 @@ pub struct MonthReport {
 
 #[derive(Debug, Clone)]
 pub struct MemberUsage {
-    pub user_id: i64,
+    pub user_id: DiscordId,
     pub jobs: i64,
     pub spend: Decimal,
 }
 
 pub async fn month_report(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
+    guild_id: DiscordId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<MonthReport, sqlx::Error> {
     sqlx::query_as!(
@@ -526,7 +533,7 @@ pub async fn month_report(
         r#"SELECT count(*) FILTER (WHERE counted) AS "counted!",
                 count(*) FILTER (WHERE NOT counted) AS "refunded!"
          FROM jobs WHERE guild_id = $1 AND created_at >= $2"#,
-        guild_id,
+        guild_id as DiscordId,
         crate::quota::month_start(now),
     )
     .fetch_one(db)
@@ -535,16 +542,16 @@ pub async fn month_report(
 
 pub async fn top_members(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
+    guild_id: DiscordId,
     now: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> Result<Vec<MemberUsage>, sqlx::Error> {
     sqlx::query_as!(
         MemberUsage,
-        r#"SELECT user_id, count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0) AS "spend!"
+        r#"SELECT user_id AS "user_id: DiscordId", count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0) AS "spend!"
          FROM jobs WHERE guild_id = $1 AND created_at >= $2
          GROUP BY user_id ORDER BY 2 DESC, sum(amount) DESC NULLS LAST, user_id LIMIT $3"#,
-        guild_id,
+        guild_id as DiscordId,
         crate::quota::month_start(now),
         limit,
     )
@@ -556,7 +563,7 @@ pub async fn top_members(
 /// the `/usage` chart.
 pub async fn daily_usage(
     db: impl PgExecutor<'_>,
-    guild_id: i64,
+    guild_id: DiscordId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<crate::usage_chart::Day>, sqlx::Error> {
     let rows = sqlx::query!(
@@ -564,22 +571,26 @@ pub async fn daily_usage(
                 count(*) FILTER (WHERE counted) AS "jobs!", COALESCE(sum(amount), 0) AS "spend!"
          FROM jobs WHERE guild_id = $1 AND created_at >= $2
          GROUP BY 1 ORDER BY 1"#,
-        guild_id,
+        guild_id as DiscordId,
         crate::quota::month_start(now),
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| crate::usage_chart::Day { day: r.day as u32, jobs: r.jobs as u32, spend: r.spend })
-        .collect())
+    rows.into_iter()
+        .map(|r| {
+            let (day, jobs) =
+                (u32::try_from(r.day).map_err(out_of_range)?, u32::try_from(r.jobs).map_err(out_of_range)?);
+            Ok(crate::usage_chart::Day { day, jobs, spend: r.spend })
+        })
+        .collect()
 }
 
 /// The guild's monthly budget in US dollars (`None`: none, or a guild never seen), read without
 /// the lock [`budget`] takes: for the log channel's threshold notices, which change nothing.
-pub async fn budget_unlocked(db: impl PgExecutor<'_>, guild_id: i64) -> Result<Option<Decimal>, sqlx::Error> {
-    let budget = sqlx::query_scalar!("SELECT monthly_budget FROM guild_quotas WHERE guild_id = $1", guild_id)
-        .fetch_optional(db)
-        .await?;
+pub async fn budget_unlocked(db: impl PgExecutor<'_>, guild_id: DiscordId) -> Result<Option<Decimal>, sqlx::Error> {
+    let budget =
+        sqlx::query_scalar!("SELECT monthly_budget FROM guild_quotas WHERE guild_id = $1", guild_id as DiscordId)
+            .fetch_optional(db)
+            .await?;
     Ok(budget.flatten())
 }

@@ -2,6 +2,7 @@
 
 use sqlx::PgExecutor;
 
+use super::DiscordId;
 use crate::quota::LimitKind;
 
 /// The most generous per-member limits among `roles` in the guild (`None`: no role sets it).
@@ -10,13 +11,17 @@ pub struct MemberTier {
     pub max_concurrent: Option<i32>,
 }
 
-pub async fn for_member(db: impl PgExecutor<'_>, guild_id: i64, roles: &[i64]) -> Result<MemberTier, sqlx::Error> {
+pub async fn for_member(
+    db: impl PgExecutor<'_>,
+    guild_id: DiscordId,
+    roles: &[DiscordId],
+) -> Result<MemberTier, sqlx::Error> {
     sqlx::query_as!(
         MemberTier,
         r#"SELECT max(per_user_daily_limit) AS per_user_daily, max(max_concurrent) AS max_concurrent
          FROM guild_role_limits WHERE guild_id = $1 AND role_id = ANY($2)"#,
-        guild_id,
-        roles,
+        guild_id as DiscordId,
+        roles as &[DiscordId],
     )
     .fetch_one(db)
     .await
@@ -25,7 +30,7 @@ pub async fn for_member(db: impl PgExecutor<'_>, guild_id: i64, roles: &[i64]) -
 /// The per-member limits a role gives (`None`: the role does not set that limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleTier {
-    pub role_id: i64,
+    pub role_id: DiscordId,
     pub per_user_daily: Option<i32>,
     pub max_concurrent: Option<i32>,
 }
@@ -33,17 +38,17 @@ pub struct RoleTier {
 /// Sets (or with `clear`, removes) a role's per-member limits, auditing each change.
 pub async fn set_role_tier(
     db: &sqlx::PgPool,
-    guild_id: i64,
+    guild_id: DiscordId,
     tier: RoleTier,
     clear: bool,
-    changed_by: i64,
+    changed_by: DiscordId,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let old = sqlx::query!(
         "SELECT per_user_daily_limit, max_concurrent FROM guild_role_limits WHERE guild_id = $1 AND role_id = $2 \
          FOR UPDATE",
-        guild_id,
-        tier.role_id,
+        guild_id as DiscordId,
+        tier.role_id as DiscordId,
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -57,31 +62,35 @@ pub async fn set_role_tier(
             sqlx::query!(
                 "INSERT INTO quota_changes (guild_id, changed_by, limit_name, old_value, new_value, role_id) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
-                guild_id,
-                changed_by,
+                guild_id as DiscordId,
+                changed_by as DiscordId,
                 kind as LimitKind,
                 old,
                 new,
-                tier.role_id,
+                tier.role_id as DiscordId,
             )
             .execute(&mut *tx)
             .await?;
         }
     }
     if new_daily.is_none() && new_concurrent.is_none() {
-        sqlx::query!("DELETE FROM guild_role_limits WHERE guild_id = $1 AND role_id = $2", guild_id, tier.role_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM guild_role_limits WHERE guild_id = $1 AND role_id = $2",
+            guild_id as DiscordId,
+            tier.role_id as DiscordId
+        )
+        .execute(&mut *tx)
+        .await?;
     } else {
         sqlx::query!(
             "INSERT INTO guild_role_limits (guild_id, role_id, per_user_daily_limit, max_concurrent, updated_by) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id, role_id) DO UPDATE SET \
              per_user_daily_limit = $3, max_concurrent = $4, updated_by = $5, updated_at = now()",
-            guild_id,
-            tier.role_id,
+            guild_id as DiscordId,
+            tier.role_id as DiscordId,
             new_daily,
             new_concurrent,
-            changed_by,
+            changed_by as DiscordId,
         )
         .execute(&mut *tx)
         .await?;
@@ -90,12 +99,12 @@ pub async fn set_role_tier(
 }
 
 /// The guild's role tiers, most generous first.
-pub async fn role_tiers(db: impl PgExecutor<'_>, guild_id: i64) -> Result<Vec<RoleTier>, sqlx::Error> {
+pub async fn role_tiers(db: impl PgExecutor<'_>, guild_id: DiscordId) -> Result<Vec<RoleTier>, sqlx::Error> {
     sqlx::query_as!(
         RoleTier,
-        "SELECT role_id, per_user_daily_limit AS per_user_daily, max_concurrent FROM guild_role_limits \
-         WHERE guild_id = $1 ORDER BY per_user_daily_limit DESC NULLS LAST, role_id",
-        guild_id,
+        r#"SELECT role_id AS "role_id: DiscordId", per_user_daily_limit AS per_user_daily, max_concurrent
+         FROM guild_role_limits WHERE guild_id = $1 ORDER BY per_user_daily_limit DESC NULLS LAST, role_id"#,
+        guild_id as DiscordId,
     )
     .fetch_all(db)
     .await

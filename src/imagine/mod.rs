@@ -305,6 +305,8 @@ fn check_image(option: &str, image: &InputImage, max_bytes: u64) -> Result<(), S
 }
 
 /// `12.3 MB`-style sizes for messages (1 MB = 1024 × 1024 bytes, as Discord counts).
+// One decimal of a size is shown: f64's 52-bit mantissa is more than exact enough.
+#[allow(clippy::cast_precision_loss)]
 pub fn human_bytes(bytes: u64) -> String {
     const MB: f64 = 1024.0 * 1024.0;
     if bytes as f64 >= MB { format!("{:.1} MB", bytes as f64 / MB) } else { format!("{} KB", bytes.div_ceil(1024)) }

@@ -10,7 +10,10 @@ use tracing::{debug, error, info, warn};
 use super::lifecycle::{self, Timing};
 use crate::{
     actions::{self, SourceFile},
-    db::jobs::{self as store, Delivery, Job, JobStatus},
+    db::{
+        DiscordId,
+        jobs::{self as store, Delivery, Job, JobStatus},
+    },
     discord::{self, DiscordRest, SendError, Upload},
     image_budget::{ImageBudget, Reservation},
     provider::{self, DownloadError},
@@ -69,7 +72,7 @@ impl Deliverer {
             return;
         }
         let token = token.to_owned();
-        let outcome = self.discord.edit_reply(job.application_id as u64, &token, &message, &[]).await;
+        let outcome = self.discord.edit_reply(job.application_id.get(), &token, &message, &[]).await;
         if let Err(e) = &outcome {
             debug!(error = %e, "progress edit skipped");
         }
@@ -81,7 +84,7 @@ impl Deliverer {
     pub async fn show_cancelled(&self, job: &Job, by: u64) {
         let Some(token) = reply_token(job, self.clock.now()) else { return };
         let message = render::job_message(&job.spec, &job.notes, &Stage::Cancelled { by }, &[], &gallery_url(job));
-        if let Err(e) = self.discord.edit_reply(job.application_id as u64, token, &message, &[]).await {
+        if let Err(e) = self.discord.edit_reply(job.application_id.get(), token, &message, &[]).await {
             warn!(error = %e, "could not show the cancel again after a progress edit");
         }
     }
@@ -206,7 +209,7 @@ impl Deliverer {
         };
         let mut files: Vec<&Upload> = sources.iter().collect();
         let sent = loop {
-            match self.discord.private_followup(job.application_id as u64, token, &message, &files).await {
+            match self.discord.private_followup(job.application_id.get(), token, &message, &files).await {
                 // Without the pictures, the Remix uses the job's own links while they live.
                 Err(SendError::TooLarge) if !files.is_empty() => files.clear(),
                 sent => break sent,
@@ -228,7 +231,7 @@ impl Deliverer {
 
     /// The most bytes one downloaded picture of this job may have.
     fn download_cap(&self, job: &Job) -> u64 {
-        self.max_result_image_bytes.min(job.attachment_size_limit.max(0) as u64)
+        self.max_result_image_bytes.min(u64::try_from(job.attachment_size_limit).unwrap_or(0))
     }
 
     /// Stores the downloaded results, so that later attempts (and `/history`) need no download.
@@ -265,25 +268,25 @@ impl Deliverer {
         job: &Job,
         message: &render::Rendered,
         uploads: &[&Upload],
-    ) -> Result<(Delivery, i64), SendError> {
+    ) -> Result<(Delivery, u64), SendError> {
         if let Some(token) = reply_token(job, self.clock.now()) {
-            match self.discord.edit_reply(job.application_id as u64, token, message, uploads).await {
-                Ok(id) => return Ok((Delivery::Edit, id as i64)),
+            match self.discord.edit_reply(job.application_id.get(), token, message, uploads).await {
+                Ok(id) => return Ok((Delivery::Edit, id)),
                 Err(SendError::ReplyGone(why)) => info!(%why, "reply can no longer be edited; posting in the channel"),
                 Err(e) => return Err(e),
             }
         }
         self.discord
             .post_in_channel(
-                job.channel_id as u64,
-                job.user_id as u64,
-                job.message_id.map(|id| id as u64),
+                job.channel_id.get(),
+                job.user_id.get(),
+                job.message_id.map(DiscordId::get),
                 &job.id.simple().to_string()[..25],
                 message,
                 uploads,
             )
             .await
-            .map(|id| (Delivery::Channel, id as i64))
+            .map(|id| (Delivery::Channel, id))
     }
 
     /// Renews the Discord links among `pictures` that expire within [`LINK_MARGIN`], so that
@@ -319,9 +322,9 @@ impl Deliverer {
         let named = pictures
             .images
             .iter()
-            .enumerate()
-            .map(|(i, url)| (SourceFile::Image(i as u8 + 1), url))
-            .chain(pictures.style.iter().enumerate().map(|(i, url)| (SourceFile::Style(i as u8 + 1), url)))
+            .zip(1..)
+            .map(|(url, number)| (SourceFile::Image(number), url))
+            .chain(pictures.style.iter().zip(1..).map(|(url, number)| (SourceFile::Style(number), url)))
             .chain(pictures.omni.iter().map(|url| (SourceFile::Omni, url)));
         let cap = self.download_cap(job);
         let mut uploads = Vec::new();
@@ -356,7 +359,9 @@ impl Deliverer {
         for (i, (url, result)) in job.result_urls.iter().zip(results).enumerate() {
             match result {
                 Ok((bytes, content_type)) => {
-                    if bytes.len() as i64 > job.attachment_size_limit || uploads.len() >= MAX_FILES {
+                    if i64::try_from(bytes.len()).map_or(true, |len| len > job.attachment_size_limit)
+                        || uploads.len() >= MAX_FILES
+                    {
                         linked.push(url.clone());
                     } else {
                         let filename = file_name(i, content_type.as_deref(), url);

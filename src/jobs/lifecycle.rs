@@ -291,11 +291,11 @@ pub fn on_download_failed(job: &mut Job, now: DateTime<Utc>, timing: &Timing) {
 }
 
 /// The outcome of sending the final message: where it went and its message id, or why not.
-pub fn on_delivery(job: &mut Job, outcome: Result<(Delivery, i64), SendError>, now: DateTime<Utc>, timing: &Timing) {
+pub fn on_delivery(job: &mut Job, outcome: Result<(Delivery, u64), SendError>, now: DateTime<Utc>, timing: &Timing) {
     match outcome {
         Ok((route, message_id)) => {
             job.delivery = Some(route);
-            job.message_id = Some(message_id);
+            job.message_id = Some(message_id.into());
             job.delivered_at = Some(now);
             job.interaction_token = None;
         }
@@ -327,7 +327,7 @@ pub fn on_progress_edit(job: &mut Job, outcome: Result<(u64, String), SendError>
     job.last_edit_at = Some(now);
     match outcome {
         Ok((message_id, text)) => {
-            job.message_id = Some(message_id as i64);
+            job.message_id = Some(message_id.into());
             job.last_edit_text = Some(text);
         }
         // Recorded in the future: no edit of this reply until Discord's wait is over.
@@ -391,7 +391,7 @@ fn public_words(message: &str, http_status: Option<u16>) -> Option<String> {
 
 /// Capped exponential backoff: `base * 2^(attempt-1)`, capped, scaled by `jitter` (0.5..=1.0).
 pub fn backoff(attempt: i32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32).min(cap);
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1).unsigned_abs()).min(cap);
     exp.mul_f64(jitter.clamp(0.5, 1.0))
 }
 

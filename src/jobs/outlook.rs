@@ -29,7 +29,7 @@ pub fn stage(job: &Job, typical: Option<Duration>, now: DateTime<Utc>) -> Stage 
         JobStatus::Queued if job.slot_limit.is_some() => Stage::WaitingForSlot { place },
         JobStatus::Running => Stage::Generating {
             outlook,
-            progress: job.progress.map(|p| (p.clamp(0, 100) / PROGRESS_STEP * PROGRESS_STEP) as u8),
+            progress: job.progress.and_then(|p| u8::try_from(p.clamp(0, 100) / PROGRESS_STEP * PROGRESS_STEP).ok()),
         },
         _ => Stage::Submitted { outlook },
     }

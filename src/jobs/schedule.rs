@@ -54,6 +54,8 @@ impl DurationModel {
             .into_iter()
             .filter(|(_, s)| s.len() >= MIN_SAMPLES)
             .map(|(performance, seconds)| {
+                // The index of quantile `q` (0..=1) of a few hundred samples at most: exact, in range.
+                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q).round() as usize];
                 // From the fastest percent to a quarter past the 95th percentile (or the slowest
                 // job, if sooner): a tighter window would leave the tails (a tenth of all jobs) to
@@ -132,7 +134,7 @@ mod tests {
 
     #[test]
     fn learned_schedule_is_quiet_then_dense_then_slow() {
-        let samples: Vec<(String, f64)> = (0..20).map(|i| ("quality".to_owned(), 40.0 + i as f64)).collect();
+        let samples: Vec<(String, f64)> = (0..20).map(|i| ("quality".to_owned(), 40.0 + f64::from(i))).collect();
         let model = DurationModel::from_samples(&samples);
         assert_eq!(model.window("balance"), None, "too few samples for balance");
         let window = model.window("quality").unwrap();
@@ -200,7 +202,7 @@ mod tests {
     #[test]
     fn queries_stay_within_budget_for_a_wide_spread() {
         // Jobs spread evenly over 20-90 s: the worst case for learning.
-        let samples: Vec<(String, f64)> = (0..=70).map(|i| ("balance".to_owned(), 20.0 + i as f64)).collect();
+        let samples: Vec<(String, f64)> = (0..=70).map(|i| ("balance".to_owned(), 20.0 + f64::from(i))).collect();
         let window = DurationModel::from_samples(&samples).window("balance");
         let p = poll();
         for duration in [20.0, 35.0, 55.0, 90.0] {

@@ -125,7 +125,14 @@ impl Worker {
             if free > 0 && (look_now || last_claim.elapsed() >= TICK) {
                 look_now = false;
                 last_claim = std::time::Instant::now();
-                match store::claim_due(&self.pool, self.identity.owner, self.settings.lease, free as i64).await {
+                match store::claim_due(
+                    &self.pool,
+                    self.identity.owner,
+                    self.settings.lease,
+                    i64::try_from(free).unwrap_or(i64::MAX),
+                )
+                .await
+                {
                     Ok(jobs) => {
                         if db_failures > 0 {
                             info!("database reachable again; worker resumed");
@@ -150,7 +157,7 @@ impl Worker {
             }
             let mut pause = if db_failures > 0 {
                 lifecycle::backoff(
-                    db_failures as i32,
+                    i32::try_from(db_failures).unwrap_or(i32::MAX),
                     Duration::from_secs(1),
                     Duration::from_secs(30),
                     lifecycle::jitter(),
@@ -193,7 +200,7 @@ impl Worker {
         let worker = self.clone();
         let token = job.lease_token;
         running.insert(token);
-        let span = info_span!("job", job_id = %job.id, guild_id = job.guild_id);
+        let span = info_span!("job", job_id = %job.id, guild_id = job.guild_id.get());
         tasks.spawn(
             async move {
                 use futures::FutureExt as _;
@@ -398,7 +405,7 @@ impl Worker {
         match store::cancelled_by(&self.pool, job.id).await {
             Ok(Some(by)) => {
                 info!("the job was cancelled while its reply was edited; showing the cancel again");
-                self.deliverer.show_cancelled(job, by as u64).await;
+                self.deliverer.show_cancelled(job, by.get()).await;
                 true
             }
             Ok(None) => false,
@@ -452,7 +459,7 @@ impl Worker {
             .map(|c| crate::callbacks::url(&c.public_base_url, job.id, &c.key.secret(job.id)));
         let outcome = self.provider.create(&job.spec, callback.as_deref()).await;
         self.breaker.after_create(&outcome, std::time::Instant::now());
-        self.deliverer.notices.after_create(job.guild_id, &outcome);
+        self.deliverer.notices.after_create(job.guild_id.get(), &outcome);
         match &outcome {
             Ok(created) => info!(provider_job_id = %created.job_id, amount = ?created.amount, "job submitted"),
             Err(e) => warn!(error = %e, attempts = job.create_attempts + 1, "create failed"),

@@ -20,9 +20,9 @@ pub enum Notice {
     /// `percent` of the monthly budget is spent (US dollars, as the budget counts them).
     Budget { percent: u32, spent: Decimal, budget: Decimal },
     /// The image service's moderation declined a member's job.
-    Moderation { user_id: i64, prompt: String, reason: String },
+    Moderation { user_id: u64, prompt: String, reason: String },
     /// An admin blocked (`blocked`) or unblocked a member.
-    Member { user_id: i64, admin: i64, blocked: bool },
+    Member { user_id: u64, admin: u64, blocked: bool },
     /// The operator's `DAILY_SPEND_LIMIT` refused a job.
     SpendLimit,
     /// The image service refused the bot's account (balance, key, plan).
@@ -97,7 +97,7 @@ impl Notice {
 }
 
 /// The follow-up that pings a job's owner: a reply's edit does not notify anyone.
-pub fn ping(user_id: i64, guild_id: i64, channel_id: i64, message_id: i64) -> Rendered {
+pub fn ping(user_id: u64, guild_id: u64, channel_id: u64, message_id: u64) -> Rendered {
     Rendered {
         content: format!(
             "<@{user_id}> your image job is done: https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"

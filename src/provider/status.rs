@@ -116,6 +116,8 @@ pub(super) fn message_text(value: &Value) -> Option<String> {
     }
 }
 
+// The number is checked to lie within 0..=100 before it is rounded to a `u8`: the cast is exact.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn progress(data: &Value) -> Option<u8> {
     let value = data.get("progress")?;
     let number = match value {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use imagine_bot::db::DiscordId;
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -229,9 +230,15 @@ async fn bad_presses_are_answered_privately_and_create_nothing() {
         let text = callback["data"]["content"].as_str().unwrap();
         assert!(text.contains(expected), "{expected}: {text}");
     }
-    imagine_bot::db::settings::set_channel(&bot.pool, DEFAULT_GUILD_ID as i64, SECOND_CHANNEL_ID as i64, true, 1)
-        .await
-        .unwrap();
+    imagine_bot::db::settings::set_channel(
+        &bot.pool,
+        DEFAULT_GUILD_ID.into(),
+        SECOND_CHANNEL_ID.into(),
+        true,
+        DiscordId::new(1),
+    )
+    .await
+    .unwrap();
     bot.send(&elsewhere).await;
     let callback = bot.callback(&elsewhere).await;
     assert_eq!((callback["type"].as_u64(), callback["data"]["flags"].as_u64()), (Some(4), Some(EPHEMERAL)));

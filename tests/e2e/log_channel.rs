@@ -194,26 +194,26 @@ async fn the_operators_daily_limit_is_posted_once_a_day() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_many_processes_racing_for_a_notice_one_posts_it() {
-    use imagine_bot::db::log_notices::claim;
+    use imagine_bot::db::{DiscordId, log_notices::claim};
     let (_database, pool) = crate::support::fresh_pool().await;
     // Ten callers at once, as ten processes noticing the same threshold: one wins.
     let racers = (0..10).map(|_| {
         let pool = pool.clone();
-        tokio::spawn(async move { claim(&pool, 1, "budget_50", "2026-12", None).await.unwrap() })
+        tokio::spawn(async move { claim(&pool, DiscordId::new(1), "budget_50", "2026-12", None).await.unwrap() })
     });
     let won: Vec<bool> = futures::future::join_all(racers).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
     // The same notice of another month, or of another guild, is another notice.
-    assert!(claim(&pool, 1, "budget_50", "2027-01", None).await.unwrap());
-    assert!(claim(&pool, 2, "budget_50", "2026-12", None).await.unwrap());
+    assert!(claim(&pool, DiscordId::new(1), "budget_50", "2027-01", None).await.unwrap());
+    assert!(claim(&pool, DiscordId::new(2), "budget_50", "2026-12", None).await.unwrap());
     // A repeating notice comes back only once its interval has passed.
     let hourly = Some(Duration::from_secs(3600));
-    assert!(claim(&pool, 1, "service_refused", "", hourly).await.unwrap());
-    assert!(!claim(&pool, 1, "service_refused", "", hourly).await.unwrap());
+    assert!(claim(&pool, DiscordId::new(1), "service_refused", "", hourly).await.unwrap());
+    assert!(!claim(&pool, DiscordId::new(1), "service_refused", "", hourly).await.unwrap());
     sqlx::query("UPDATE log_notices SET sent_at = now() - interval '61 minutes' WHERE notice = 'service_refused'")
         .execute(&pool)
         .await
         .unwrap();
-    assert!(claim(&pool, 1, "service_refused", "", hourly).await.unwrap());
-    assert!(!claim(&pool, 1, "service_refused", "", hourly).await.unwrap());
+    assert!(claim(&pool, DiscordId::new(1), "service_refused", "", hourly).await.unwrap());
+    assert!(!claim(&pool, DiscordId::new(1), "service_refused", "", hourly).await.unwrap());
 }

@@ -2,6 +2,15 @@
 //! and ShortAPI stand-ins (`support`), plus checks of the stand-ins themselves and of the
 //! container files. One binary links once, and code of `support` no test uses is reported as dead.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless,
+    clippy::cast_precision_loss,
+    reason = "tests cast known small numbers and Discord ids into SQL binds and figures; the cast lints are for the bot (src/)"
+)]
+
 // Shared with `benches/load.rs`, which compiles it with dead code allowed.
 #[path = "../support/harness.rs"]
 mod support;
@@ -10,6 +19,7 @@ mod actions;
 mod breaker;
 mod callbacks;
 mod controls;
+mod db_types;
 mod deploy;
 mod dockerfile;
 mod doctor;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use imagine_bot::{
     db::{
+        DiscordId,
         jobs::NewJob,
         quotas::{self, Reservation},
     },
@@ -21,16 +22,16 @@ use crate::support::{
     discord::{InteractionBuilder, MANAGE_GUILD},
 };
 
-const GUILD: i64 = 42;
+const GUILD: DiscordId = DiscordId::new(42);
 
-fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
+fn new_job(interaction_id: u64, user_id: u64) -> NewJob {
     NewJob {
         id: uuid::Uuid::new_v4(),
-        interaction_id,
-        application_id: 1,
+        interaction_id: interaction_id.into(),
+        application_id: DiscordId::new(1),
         guild_id: GUILD,
-        channel_id: 2,
-        user_id,
+        channel_id: DiscordId::new(2),
+        user_id: user_id.into(),
         interaction_token: format!("token-{interaction_id}"),
         token_expires_at: Utc::now() + Duration::minutes(15),
         attachment_size_limit: 10 << 20,
@@ -53,7 +54,7 @@ fn new_job(interaction_id: i64, user_id: i64) -> NewJob {
     }
 }
 
-async fn reserve(pool: &PgPool, limits: &Limits, interaction_id: i64, user_id: i64) -> Reservation {
+async fn reserve(pool: &PgPool, limits: &Limits, interaction_id: u64, user_id: u64) -> Reservation {
     let mut tx = pool.begin().await.unwrap();
     let outcome =
         quotas::reserve_and_insert(&mut tx, &new_job(interaction_id, user_id), &[], &Policy::from(*limits), Utc::now())
@@ -90,7 +91,7 @@ async fn fifty_simultaneous_reservations_accept_exactly_the_limit() {
 
     let barrier = Arc::new(Barrier::new(50));
     let mut tasks = Vec::new();
-    for i in 0..50i64 {
+    for i in 0..50u64 {
         let pool = if i % 2 == 0 { pool_a.clone() } else { pool_b.clone() };
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {

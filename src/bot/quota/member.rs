@@ -10,6 +10,7 @@ use tracing::info;
 use super::{Context, Error, describe, reply_ephemeral, require_admin};
 use crate::{
     db::{
+        DiscordId,
         members::{self, MemberAction, MemberChange, MemberState, MemberUsage},
         quotas,
         role_limits::{self, RoleTier},
@@ -36,15 +37,21 @@ pub async fn member(
         ))
         .into());
     }
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let admin = ctx.author().id.get() as i64;
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
+    let admin = DiscordId::from(ctx.author().id);
     let data = ctx.data();
-    let change = MemberChange { user_id: member.id.get() as i64, block, reset };
+    let change = MemberChange { user_id: member.id.into(), block, reset };
     let (actions, state) = members::apply(&data.pool, guild_id, &data.policy.defaults, change, admin)
         .await
         .context("changing a member's controls")?;
-    info!(guild_id, admin, member = member.id.get(), ?actions, "member controls changed");
-    data.notices.member_changed(guild_id, member.id.get() as i64, admin, &actions);
+    info!(
+        guild_id = guild_id.get(),
+        admin = admin.get(),
+        member = member.id.get(),
+        ?actions,
+        "member controls changed"
+    );
+    data.notices.member_changed(guild_id.get(), member.id.get(), admin.get(), &actions);
     let mut lines = Vec::new();
     match (block, state.blocked) {
         (Some(true), Some((by, at))) if !actions.contains(&MemberAction::Block) => {
@@ -81,9 +88,9 @@ pub(in crate::bot) struct MemberFigures {
 /// Loads [`MemberFigures`] for `user_id` holding `roles` (as Discord sent them with the command).
 pub(in crate::bot) async fn figures(
     data: &crate::bot::Data,
-    guild_id: i64,
-    user_id: i64,
-    roles: &[i64],
+    guild_id: DiscordId,
+    user_id: DiscordId,
+    roles: &[DiscordId],
     now: DateTime<Utc>,
 ) -> Result<MemberFigures, Error> {
     let pool = &data.pool;
@@ -101,18 +108,18 @@ pub(in crate::bot) async fn figures(
 /// `/quota show member:`: the member's usage today and this month, their jobs in progress, their
 /// tier (and the role that gives it) and whether they are blocked.
 pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<(), Error> {
-    let guild_id = ctx.guild_id().context("guild_only command without a guild")?.get() as i64;
-    let user_id = member.id.get() as i64;
+    let guild_id = DiscordId::from(ctx.guild_id().context("guild_only command without a guild")?);
+    let user_id = DiscordId::from(member.id);
     let now = Utc::now();
     // The member's roles come with the command, resolved by Discord with the chosen user.
-    let roles: Vec<i64> = match ctx {
+    let roles: Vec<DiscordId> = match ctx {
         poise::Context::Application(actx) => actx
             .interaction
             .data
             .resolved
             .members
             .get(&member.id)
-            .map_or_else(Vec::new, |m| m.roles.iter().map(|r| r.get() as i64).collect()),
+            .map_or_else(Vec::new, |m| m.roles.iter().map(|r| DiscordId::from(*r)).collect()),
         poise::Context::Prefix(_) => Vec::new(),
     };
     let MemberFigures { limits, state, usage, .. } = figures(ctx.data(), guild_id, user_id, &roles, now).await?;
@@ -147,12 +154,12 @@ pub(super) async fn show(ctx: Context<'_>, member: &serenity::User) -> Result<()
     Ok(())
 }
 
-pub(in crate::bot) fn from_role(role: Option<i64>) -> String {
+pub(in crate::bot) fn from_role(role: Option<DiscordId>) -> String {
     role.map_or(" (the server's)".to_owned(), |r| format!(" (from <@&{r}>)"))
 }
 
 pub(in crate::bot) fn tier_line(limits: &MemberLimits) -> String {
-    let mut roles: Vec<i64> = [limits.per_user_daily.1, limits.max_concurrent.1].into_iter().flatten().collect();
+    let mut roles: Vec<DiscordId> = [limits.per_user_daily.1, limits.max_concurrent.1].into_iter().flatten().collect();
     roles.dedup();
     if roles.is_empty() {
         return "none: the server's per-member limits".to_owned();
@@ -173,13 +180,13 @@ fn blocked_line(state: &MemberState) -> String {
 /// A member's per-member limits, each with the role tier it comes from (`None`: the server's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::bot) struct MemberLimits {
-    pub per_user_daily: (Option<i32>, Option<i64>),
-    pub max_concurrent: (Option<i32>, Option<i64>),
+    pub per_user_daily: (Option<i32>, Option<DiscordId>),
+    pub max_concurrent: (Option<i32>, Option<DiscordId>),
 }
 
 /// The per-member limits the reservation applies to a member holding `roles`: the most generous
 /// of their role tiers replaces the server's, and the operator's ceilings cap the result.
-fn member_limits(guild: &Limits, ceilings: &Limits, tiers: &[RoleTier], roles: &[i64]) -> MemberLimits {
+fn member_limits(guild: &Limits, ceilings: &Limits, tiers: &[RoleTier], roles: &[DiscordId]) -> MemberLimits {
     let held: Vec<&RoleTier> = tiers.iter().filter(|t| roles.contains(&t.role_id)).collect();
     let best = |limit: fn(&RoleTier) -> Option<i32>| {
         held.iter().filter_map(|t| limit(t).map(|v| (v, t.role_id))).max_by_key(|(v, _)| *v)
@@ -205,9 +212,9 @@ mod tests {
     fn the_most_generous_held_tier_gives_each_limit_within_the_ceilings() {
         let guild = Limits { per_user_daily: Some(2), max_concurrent: Some(1), ..Default::default() };
         let tiers = [
-            RoleTier { role_id: 10, per_user_daily: Some(5), max_concurrent: None },
-            RoleTier { role_id: 11, per_user_daily: Some(8), max_concurrent: Some(3) },
-            RoleTier { role_id: 12, per_user_daily: Some(50), max_concurrent: Some(9) },
+            RoleTier { role_id: DiscordId::new(10), per_user_daily: Some(5), max_concurrent: None },
+            RoleTier { role_id: DiscordId::new(11), per_user_daily: Some(8), max_concurrent: Some(3) },
+            RoleTier { role_id: DiscordId::new(12), per_user_daily: Some(50), max_concurrent: Some(9) },
         ];
         let none = Limits::default();
         assert_eq!(
@@ -215,16 +222,22 @@ mod tests {
             MemberLimits { per_user_daily: (Some(2), None), max_concurrent: (Some(1), None) }
         );
         assert_eq!(
-            member_limits(&guild, &none, &tiers, &[10]),
-            MemberLimits { per_user_daily: (Some(5), Some(10)), max_concurrent: (Some(1), None) }
+            member_limits(&guild, &none, &tiers, &[DiscordId::new(10)]),
+            MemberLimits { per_user_daily: (Some(5), Some(DiscordId::new(10))), max_concurrent: (Some(1), None) }
         );
         assert_eq!(
-            member_limits(&guild, &none, &tiers, &[10, 11]),
-            MemberLimits { per_user_daily: (Some(8), Some(11)), max_concurrent: (Some(3), Some(11)) }
+            member_limits(&guild, &none, &tiers, &[DiscordId::new(10), DiscordId::new(11)]),
+            MemberLimits {
+                per_user_daily: (Some(8), Some(DiscordId::new(11))),
+                max_concurrent: (Some(3), Some(DiscordId::new(11)))
+            }
         );
         let ceilings = Limits { per_user_daily: Some(20), ..Default::default() };
-        assert_eq!(member_limits(&guild, &ceilings, &tiers, &[12]).per_user_daily, (Some(20), Some(12)));
-        let shown = member_limits(&guild, &none, &tiers, &[10, 11]);
+        assert_eq!(
+            member_limits(&guild, &ceilings, &tiers, &[DiscordId::new(12)]).per_user_daily,
+            (Some(20), Some(DiscordId::new(12)))
+        );
+        let shown = member_limits(&guild, &none, &tiers, &[DiscordId::new(10), DiscordId::new(11)]);
         assert_eq!(tier_line(&shown), "<@&11>");
         assert_eq!(tier_line(&member_limits(&guild, &none, &tiers, &[])), "none: the server's per-member limits");
     }

@@ -6,7 +6,11 @@ use poise::serenity_prelude as serenity;
 use tracing::{info, warn};
 
 use super::{Context, Error, guild_id, reply_ephemeral, require_admin};
-use crate::{db, error::UserError, notices};
+use crate::{
+    db::{self, DiscordId},
+    error::UserError,
+    notices,
+};
 
 /// Where the bot reports budget thresholds, moderation refusals, blocked members and outages
 #[poise::command(slash_command, guild_only, install_context = "Guild", default_member_permissions = "MANAGE_GUILD")]
@@ -35,9 +39,9 @@ pub async fn log_channel(
         super::check_channel_is_here(ctx, channel, guild).await?;
         post_confirmation(ctx, channel.id).await?;
     }
-    let (guild_id, admin) = (guild.get() as i64, ctx.author().id.get() as i64);
-    let new = chosen.as_ref().map(|c| c.id.get() as i64);
-    let old = db::settings::set_log_channel(&ctx.data().pool, guild_id, new, admin)
+    let (guild_id, admin) = (guild.get(), ctx.author().id.get());
+    let new = chosen.as_ref().map(|c| DiscordId::from(c.id));
+    let old = db::settings::set_log_channel(&ctx.data().pool, guild_id.into(), new, admin.into())
         .await
         .context("changing the log channel")?;
     info!(guild_id, admin, ?old, ?new, "settings log channel changed");
@@ -76,8 +80,8 @@ pub async fn notify(
     #[description = "True: a job that took long pings its owner when it is done; False: no ping"] enabled: bool,
 ) -> Result<(), Error> {
     require_admin(ctx)?;
-    let (guild_id, admin) = (guild_id(ctx)?.get() as i64, ctx.author().id.get() as i64);
-    let changed = db::settings::set_notify(&ctx.data().pool, guild_id, enabled, admin)
+    let (guild_id, admin) = (guild_id(ctx)?.get(), ctx.author().id.get());
+    let changed = db::settings::set_notify(&ctx.data().pool, guild_id.into(), enabled, admin.into())
         .await
         .context("changing the follow-up ping")?;
     info!(guild_id, admin, enabled, changed, "settings notify changed");

@@ -1,7 +1,10 @@
 use chrono::Utc;
 
 use super::*;
-use crate::settings::{BlockedWords, blocked_form};
+use crate::{
+    db::DiscordId,
+    settings::{BlockedWords, blocked_form},
+};
 
 #[test]
 fn the_overview_always_fits_in_one_message() {
@@ -18,7 +21,7 @@ fn the_overview_always_fits_in_one_message() {
         blocked_words: BlockedWords::new(words),
     };
     let change = RecordedChange {
-        changed_by: 1180000000000000300,
+        changed_by: DiscordId::new(1180000000000000300),
         changed_at: Utc::now(),
         setting: Setting::NegativePrompt,
         old_value: Some("o".repeat(500)),
@@ -44,7 +47,7 @@ fn changes_read_as_sentences() {
     let at = Utc::now();
     let recorded = |setting, old: Option<&str>, new: Option<&str>| {
         describe_recorded(&RecordedChange {
-            changed_by: 7,
+            changed_by: DiscordId::new(7),
             changed_at: at,
             setting,
             old_value: old.map(str::to_owned),

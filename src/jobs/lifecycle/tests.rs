@@ -7,7 +7,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::*;
-use crate::spec::{AspectRatio, JobSpec, Pictures};
+use crate::{
+    db::DiscordId,
+    spec::{AspectRatio, JobSpec, Pictures},
+};
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -29,11 +32,11 @@ fn job(status: JobStatus) -> Job {
     let at_provider = !matches!(status, JobStatus::Queued | JobStatus::Submitting);
     Job {
         id: Uuid::nil(),
-        interaction_id: 1,
-        application_id: 2,
-        guild_id: 3,
-        channel_id: 4,
-        user_id: 5,
+        interaction_id: DiscordId::new(1),
+        application_id: DiscordId::new(2),
+        guild_id: DiscordId::new(3),
+        channel_id: DiscordId::new(4),
+        user_id: DiscordId::new(5),
         interaction_token: Some("token".into()),
         token_expires_at: created + chrono::Duration::minutes(15),
         attachment_size_limit: 10 << 20,
@@ -356,7 +359,7 @@ fn delivery_outcomes() {
     for route in [Delivery::Edit, Delivery::Channel] {
         let mut j = job(JobStatus::Succeeded);
         on_delivery(&mut j, Ok((route, 77)), now(), &TIMING);
-        assert_eq!((j.delivery, j.message_id, j.delivered_at), (Some(route), Some(77), Some(now())));
+        assert_eq!((j.delivery, j.message_id, j.delivered_at), (Some(route), Some(DiscordId::new(77)), Some(now())));
         assert_eq!(j.interaction_token, None, "the token is erased once delivered");
         assert_eq!(j.status, JobStatus::Succeeded);
     }
@@ -406,7 +409,7 @@ fn progress_edits_are_recorded() {
     on_progress_edit(&mut j, Ok((88, "generating".into())), now());
     assert_eq!(
         (j.message_id, j.last_edit_text.as_deref(), j.last_edit_at),
-        (Some(88), Some("generating"), Some(now()))
+        (Some(DiscordId::new(88)), Some("generating"), Some(now()))
     );
     on_progress_edit(&mut j, Err(SendError::RateLimited(Duration::from_secs(5))), now());
     assert_eq!(j.last_edit_at, Some(now() + chrono::Duration::seconds(5)));
