@@ -9,7 +9,6 @@ pub mod config;
 pub mod db;
 pub mod discord;
 pub mod doctor;
-pub mod error;
 pub mod health;
 pub mod image_budget;
 pub mod imagine;
@@ -25,6 +24,7 @@ pub mod render;
 pub mod settings;
 pub mod spec;
 pub mod usage_chart;
+pub mod words;
 
 use std::sync::Arc;
 

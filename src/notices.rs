@@ -7,7 +7,7 @@
 //! spend limit a day, a job's moderation refusal or ping, the image service's refusal an hour)
 //! is claimed in `log_notices` first, so of several processes exactly one posts it.
 
-mod words;
+use crate::words::log_channel as words;
 
 use std::{sync::Arc, time::Duration};
 

@@ -7,7 +7,10 @@ use rust_decimal::Decimal;
 
 use serenity::all::{CreateActionRow, CreateEmbed, CreateEmbedFooter};
 
-use crate::spec::{JobSpec, Performance, Source};
+use crate::{
+    spec::{JobSpec, Performance, Source},
+    words,
+};
 
 /// Discord's limit for an embed field value.
 const FIELD_MAX: usize = 1024;
@@ -70,13 +73,13 @@ pub enum Estimate {
 
 impl Outlook {
     fn describe(&self) -> String {
-        let place = self.place.map(|p| format!(" · {} in line in this server", ordinal(p))).unwrap_or_default();
+        let place = place_in_line(self.place);
         let estimate = match self.estimate {
             Estimate::Unknown => String::new(),
-            Estimate::LikelyReadyAt(at) => format!(" · likely ready <t:{}:R>", at.timestamp()),
-            Estimate::Overdue => " · taking longer than I expected".to_owned(),
+            Estimate::LikelyReadyAt(at) => words::likely_ready(at.timestamp()),
+            Estimate::Overdue => words::TAKING_LONGER.to_owned(),
         };
-        format!("{place} · sent <t:{}:R>{estimate}", self.sent_at.timestamp())
+        format!("{place}{}{estimate}", words::sent_at(self.sent_at.timestamp()))
     }
 }
 
@@ -112,22 +115,21 @@ pub fn job_message(spec: &JobSpec, notes: &[String], stage: &Stage, files: &[Str
         _ => ACCENT,
     };
     let mut details = CreateEmbed::new().colour(colour).description(describe_prompt(spec)).field(
-        "Settings",
+        words::SETTINGS,
         settings_line(spec),
         false,
     );
-    details = details.field("References", references_line(spec), false);
+    details = details.field(words::REFERENCES, references_line(spec), false);
     if !notes.is_empty() {
-        details = details.field("Notes", truncate(&notes.join("\n"), FIELD_MAX), false);
+        details = details.field(words::NOTES, truncate(&notes.join("\n"), FIELD_MAX), false);
     }
     if let Stage::Done { linked, .. } = stage
         && !linked.is_empty()
     {
-        let links =
-            linked.iter().enumerate().map(|(i, u)| format!("[image {}]({u})", i + 1)).collect::<Vec<_>>().join(" · ");
-        details = details.field("Too large to upload (links expire soon)", truncate(&links, FIELD_MAX), false);
+        let links = linked.iter().zip(1..).map(|(u, n)| words::image_link(n, u)).collect::<Vec<_>>().join(" · ");
+        details = details.field(words::TOO_LARGE_TO_UPLOAD, truncate(&links, FIELD_MAX), false);
     }
-    details = details.footer(CreateEmbedFooter::new("Midjourney v7 · image to image"));
+    details = details.footer(CreateEmbedFooter::new(words::FOOTER));
 
     let mut embeds = Vec::new();
     if files.is_empty() {
@@ -150,48 +152,36 @@ pub fn job_message(spec: &JobSpec, notes: &[String], stage: &Stage, files: &[Str
 /// The line above a result image posted alone (the answer to a `U<n>` press): the image exactly
 /// as generated, at full size, for the member who pressed.
 pub fn single_image_line(number: u8, prompt: &str, user_id: u64) -> String {
-    format!("🔍 **Image {number}** of {} · full size · for <@{user_id}>", truncate(&escape(prompt), 1500))
+    words::single_image(number, &truncate(&escape(prompt), 1500), user_id)
 }
 
-/// What a cancelled job's reply and `/history` say after who cancelled it.
-pub const CANCELLED: &str = "never sent, so nothing was counted.";
+fn place_in_line(place: Option<i64>) -> String {
+    place.map(|p| words::in_line(&ordinal(p))).unwrap_or_default()
+}
 
 pub fn status_line(stage: &Stage) -> String {
     match stage {
-        Stage::Queued => "⏳ **Queued** · waiting for the image service".into(),
-        Stage::WaitingForSlot { place } => format!(
-            "⏳ **Queued** · I send it when one of your jobs finishes{}",
-            place.map(|p| format!(" · {} in line in this server", ordinal(p))).unwrap_or_default()
-        ),
-        Stage::Submitted { outlook } => format!("📨 **Submitted**{}", outlook.describe()),
-        Stage::Generating { outlook, progress } => match progress {
-            Some(p) => format!("🎨 **Generating** · {p}%{}", outlook.describe()),
-            None => format!("🎨 **Generating**{}", outlook.describe()),
-        },
-        Stage::Done { took, amount, images, .. } => {
-            let cost = amount.map(|a| format!(" · cost ${a}")).unwrap_or_default();
-            let plural = if *images == 1 { "image" } else { "images" };
-            format!("✅ **Done** in {} · {images} {plural}{cost}", clock(*took))
-        }
-        Stage::Failed { reason } => format!("❌ **Failed** · {reason} This job does not count against your quota."),
-        Stage::Declined => "❌ **Not generated** · the prompt was declined, nothing was counted.".into(),
-        Stage::Cancelled { by } => format!("🚫 **Cancelled** by <@{by}> · {CANCELLED}"),
+        Stage::Queued => words::QUEUED.into(),
+        Stage::WaitingForSlot { place } => words::waiting_for_slot(&place_in_line(*place)),
+        Stage::Submitted { outlook } => words::submitted(&outlook.describe()),
+        Stage::Generating { outlook, progress } => words::generating(*progress, &outlook.describe()),
+        Stage::Done { took, amount, images, .. } => words::done(&clock(*took), *images, *amount),
+        Stage::Failed { reason } => words::failed(reason),
+        Stage::Declined => words::DECLINED.into(),
+        Stage::Cancelled { by } => words::cancelled(*by),
     }
 }
 
 /// What the owner of a job the image service's moderation declined is told privately: its
 /// reason, and the Remix button beside it.
 pub fn declined_privately(reason: &str) -> String {
-    format!(
-        "Only you can see this. {} Press **Remix** to change your prompt and try again; nothing was counted.",
-        truncate(reason, 1500)
-    )
+    words::declined_privately(&truncate(reason, 1500))
 }
 
 fn describe_prompt(spec: &JobSpec) -> String {
-    let mut text = format!("**Prompt:** {}", escape(&spec.prompt));
+    let mut text = words::prompt_line(&escape(&spec.prompt));
     if let Some(negative) = &spec.negative_prompt {
-        text.push_str(&format!("\n**Avoid:** {}", escape(negative)));
+        text.push_str(&words::avoid_line(&escape(negative)));
     }
     truncate(&text, 4000)
 }
@@ -200,44 +190,34 @@ fn describe_prompt(spec: &JobSpec) -> String {
 /// defaults says "(yours)", one from the server's "(server)".
 pub fn settings_line(spec: &JobSpec) -> String {
     let from = |source: Source| match source {
-        Source::Yours => " (yours)",
-        Source::ServerDefault => " (server)",
+        Source::Yours => words::FROM_YOURS,
+        Source::ServerDefault => words::FROM_SERVER,
         _ => "",
     };
     let sources = &spec.sources;
-    format!(
-        "Aspect {}{} · {}{} · stylize {}{} · chaos {}{} · weird {}{}",
-        spec.aspect_ratio,
-        from(sources.aspect_ratio),
-        spec.performance.unwrap_or(Performance::Balance),
-        from(sources.performance),
-        spec.stylization.unwrap_or(100),
-        from(sources.stylization),
-        spec.chaos.unwrap_or(0),
-        from(sources.chaos),
-        spec.weirdness.unwrap_or(0),
-        from(sources.weirdness),
+    words::settings_values(
+        &format!("{}{}", spec.aspect_ratio, from(sources.aspect_ratio)),
+        &format!("{}{}", spec.performance.unwrap_or(Performance::Balance), from(sources.performance)),
+        &format!("{}{}", spec.stylization.unwrap_or(100), from(sources.stylization)),
+        &format!("{}{}", spec.chaos.unwrap_or(0), from(sources.chaos)),
+        &format!("{}{}", spec.weirdness.unwrap_or(0), from(sources.weirdness)),
     )
 }
 
 fn references_line(spec: &JobSpec) -> String {
-    let mut parts = vec![match spec.pictures.images.len() {
-        1 => "1 source image".to_owned(),
-        n => format!("{n} source images"),
-    }];
+    let mut parts = vec![words::source_images(spec.pictures.images.len())];
     if !spec.pictures.style.is_empty() {
-        parts.push(format!("style reference (weight {})", spec.style_weight.unwrap_or(100)));
+        parts.push(words::style_reference(spec.style_weight.unwrap_or(100)));
     }
     if spec.pictures.omni.is_some() {
-        parts.push(format!("omni reference (weight {})", spec.omni_weight.unwrap_or(100)));
+        parts.push(words::omni_reference(spec.omni_weight.unwrap_or(100)));
     }
     parts.join(" · ")
 }
 
 /// `41 s`, `2 min 05 s`.
 pub fn clock(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 60 { format!("{secs} s") } else { format!("{} min {:02} s", secs / 60, secs % 60) }
+    words::duration(d.as_secs())
 }
 
 /// Keeps user text from turning into markdown or mentions.

@@ -22,9 +22,9 @@ use super::{
 use crate::{
     actions::{self, Action, Press},
     db,
-    error::UserError,
     imagine::MAX_PROMPT_CHARS,
     render,
+    words::{self, UserError},
 };
 
 /// The text input of the Remix modal.
@@ -130,18 +130,15 @@ async fn open_remix(ctx: &serenity::Context, data: &Data, asked: &Interaction<'_
     // Refused here rather than after the member typed a new prompt.
     press::pictures(asked.message.ok_or(UserError::UnknownButton)?, &job, button.action)?;
     let prefill: String = job.prompt_sent.chars().take(MAX_PROMPT_CHARS).collect();
-    let input = serenity::CreateInputText::new(
-        serenity::InputTextStyle::Paragraph,
-        "Prompt (flags like --ar 16:9 may follow)",
-        REMIX_INPUT,
-    )
-    .value(prefill)
-    .min_length(1)
-    .max_length(u16::try_from(MAX_PROMPT_CHARS).expect("the prompt limit is below Discord's 4000"))
-    .required(true);
+    let input =
+        serenity::CreateInputText::new(serenity::InputTextStyle::Paragraph, words::REMIX_PROMPT_LABEL, REMIX_INPUT)
+            .value(prefill)
+            .min_length(1)
+            .max_length(u16::try_from(MAX_PROMPT_CHARS).expect("the prompt limit is below Discord's 4000"))
+            .required(true);
     let title = match button.action {
-        Action::Vary(number) => format!("Remix · vary image {number}"),
-        _ => "Remix".to_owned(),
+        Action::Vary(number) => words::remix_vary(number),
+        _ => Action::Remix.label(),
     };
     let modal = serenity::CreateModal::new(actions::custom_id(button.job, button.action), title)
         .components(vec![serenity::CreateActionRow::InputText(input)]);

@@ -19,8 +19,8 @@ use crate::{
         self, DiscordId,
         jobs::{ControlledJob, JobStatus},
     },
-    error::{INTERNAL_ERROR, UserError},
     render::{self, Stage},
+    words::{self, INTERNAL_ERROR, UserError},
 };
 
 /// Discord's "Unknown Message": the message is already gone.
@@ -39,7 +39,7 @@ pub(super) async fn cancel(
         return Err(UserError::NotItsMessage.into());
     }
     let by = asked.user_id.get();
-    let reason = format!("Cancelled by <@{by}>: {}", render::CANCELLED);
+    let reason = words::cancelled_reason(by);
     let cancelled =
         db::jobs::cancel(&data.pool, button.job, by.into(), pressed_on, &reason).await.context("cancelling the job")?;
     let Some(cancelled) = cancelled else {

@@ -19,7 +19,6 @@ use crate::{
         jobs::{JobOrigin, NewJob},
         quotas::Reservation,
     },
-    error::UserError,
     imagine::{
         self, ImagineRequest,
         defaults::{Layered, Source},
@@ -28,6 +27,7 @@ use crate::{
     render::{self, Stage},
     settings::GuildSettings,
     spec::{JobSpec, Sources},
+    words::{self, UserError},
 };
 
 /// Interaction tokens live 15 minutes from the interaction's creation.
@@ -249,18 +249,13 @@ fn new_job(asked: &Interaction<'_>, draft: Draft, now: chrono::DateTime<Utc>) ->
 /// The first note of a job made from a button: what it is, where it came from, who asked.
 fn origin_note(variation: &Variation, asked: &Interaction<'_>, message: &serenity::Message) -> String {
     let what = match variation {
-        Variation::Vary(n) => format!("Variation of image {n}"),
-        Variation::Reroll => "Reroll".to_owned(),
-        Variation::Remix { .. } => "Remix".to_owned(),
-        Variation::VaryRemixed { number, .. } => format!("Remixed variation of image {number}"),
-        Variation::Retry => "Retry".to_owned(),
+        Variation::Vary(n) => words::variation_of(*n),
+        Variation::VaryRemixed { number, .. } => words::remixed_variation_of(*number),
+        Variation::Reroll | Variation::Remix { .. } | Variation::Retry => variation.action().label(),
     };
     let guild = asked.guild_id.map_or(0, |g| g.get());
-    let of = if matches!(variation, Variation::Retry) { "this job" } else { "this result" };
-    format!(
-        "{what} of [{of}](https://discord.com/channels/{guild}/{}/{}), for <@{}>.",
-        message.channel_id, message.id, asked.user_id
-    )
+    let link = format!("https://discord.com/channels/{guild}/{}/{}", message.channel_id, message.id);
+    words::made_from(&what, &link, !matches!(variation, Variation::Retry), asked.user_id.get())
 }
 
 /// Reserves quota for `job` and stores it, all in `tx` with the guild's lock, then commits. False

@@ -11,8 +11,8 @@ use crate::{
         DiscordId,
         jobs::{Delivery, JobStatus},
     },
-    error::UserError,
     render,
+    words::UserError,
 };
 
 const SHOWN: i64 = 10;

@@ -4,7 +4,7 @@
 
 use poise::serenity_prelude as serenity;
 
-use crate::{db::DiscordId, error::UserError, settings::GuildSettings};
+use crate::{db::DiscordId, settings::GuildSettings, words::UserError};
 
 /// What every road into a job (and every press) needs from the interaction.
 pub(super) struct Interaction<'a> {

@@ -56,10 +56,10 @@ use tracing::{error, info, warn};
 
 use crate::{
     discord::{DiscordRest, SendError},
-    error::UserError,
     health::{CommandsStatus, GatewayStatus},
     quota::Policy,
     spec::{ASPECT_RATIOS, AspectRatio, Performance},
+    words::UserError,
 };
 
 // The choices of `/imagine` and `/settings defaults`.
@@ -94,7 +94,7 @@ pub use upscale::Upscales;
 pub type Error = anyhow::Error;
 pub type Context<'a> = poise::Context<'a, Data, Error>;
 
-pub use crate::error::{INTERNAL_ERROR, UNAVAILABLE};
+pub use crate::words::{INTERNAL_ERROR, UNAVAILABLE};
 
 /// Every command the bot registers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {

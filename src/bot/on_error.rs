@@ -7,7 +7,7 @@ use super::{
     Data, Error, INTERNAL_ERROR, reply_ephemeral,
     report::{self, Asked},
 };
-use crate::error::UserError;
+use crate::words::UserError;
 
 pub(super) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     use poise::FrameworkError as E;

@@ -8,11 +8,11 @@ use tracing::info;
 use super::{Context, Error, reply_ephemeral};
 use crate::{
     db,
-    error::UserError,
     prefs::{self, MAX_OPTIONS, OptionOutcome, PrefChange, Prefs},
     render::truncate,
     settings::{DefaultsInput, DefaultsUpdate, GuildDefaults},
     spec::{AspectRatio, Performance},
+    words::UserError,
 };
 
 /// Discord's limit on a message's content.

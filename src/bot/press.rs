@@ -10,9 +10,9 @@ use super::interaction::Interaction;
 use crate::{
     actions::{self, Action, BadButton, Press, SourceFile},
     db::{self, DiscordId, jobs::JobStatus, jobs::PressedJob},
-    error::UserError,
     settings::GuildSettings,
     spec::Pictures,
+    words::UserError,
 };
 
 /// The press's button, decoded once: refused first when the interaction did not come through

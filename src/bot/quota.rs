@@ -15,8 +15,8 @@ use crate::{
         quotas::{self, Change},
         role_limits,
     },
-    error::UserError,
     quota::{self, LimitKind, Limits},
+    words::UserError,
 };
 
 pub(super) mod member;

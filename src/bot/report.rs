@@ -5,7 +5,7 @@
 use tracing::{error, info};
 
 use super::Error;
-use crate::error::{INTERNAL_ERROR, UNAVAILABLE, UserError};
+use crate::words::{INTERNAL_ERROR, UNAVAILABLE, UserError};
 
 /// What was refused or failed: a command (by name) or a press on a result (or the Remix submit).
 #[derive(Debug, Clone, Copy)]

@@ -17,12 +17,12 @@ use crate::{
         self,
         settings::{IdList, ListEdit, RecordedChange},
     },
-    error::UserError,
     render::truncate,
     settings::{
         self, DefaultsInput, DefaultsUpdate, GuildDefaults, GuildSettings, LogSettings, Setting, SettingChange,
     },
     spec::{AspectRatio, Performance},
+    words::UserError,
 };
 
 /// Discord's limit on a message's content.

@@ -29,10 +29,10 @@ use crate::{
     actions::Press,
     config::RateLimit,
     db::jobs::PressedJob,
-    error::UserError,
     image_budget::{ImageBudget, OverBudget, Reservation},
     provider::{self, DownloadError},
     render,
+    words::{self, UserError},
 };
 
 /// U presses one process serves at the same time (downloading, then uploading the image).
@@ -219,7 +219,7 @@ async fn post(
                 Ok(_) => metrics::counter!("imagine_presses_total", "outcome" => "upscale").increment(1),
                 Err(e) => {
                     warn!(error = %crate::discord::classify_serenity(e), "could not post the pressed image");
-                    let text = format!("I could not post image {n} just now. Please press U{n} again in a minute.");
+                    let text = words::could_not_post_image(n);
                     tell_privately(ctx, press, text).await;
                 }
             }
@@ -228,11 +228,8 @@ async fn post(
             warn!(error = %e, number = n, "could not fetch the pressed image");
             metrics::counter!("imagine_presses_total", "outcome" => "download_failed").increment(1);
             let text = match e {
-                DownloadError::TooLarge { .. } => format!(
-                    "Image {n} is larger than this server's upload limit; open it in the result: {}",
-                    image.result_link
-                ),
-                _ => format!("I could not fetch image {n} from Discord just now. Please press U{n} again in a minute."),
+                DownloadError::TooLarge { .. } => words::image_over_upload_limit(n, &image.result_link),
+                _ => words::could_not_fetch_image(n),
             };
             tell_privately(ctx, press, text).await;
         }

@@ -28,6 +28,10 @@ use crate::{
     discord::SendError,
     provider::{Created, JobState, Phase, ProviderError},
     render,
+    words::{
+        self, HELD_BY_BREAKER, IMAGES_UNREACHABLE, NEVER_ACKNOWLEDGED, OPERATOR_REFUSAL, REPLY_FAILED, SERVICE_DOWN,
+        UNCERTAIN, UNKNOWN_STATE,
+    },
 };
 
 /// Transient create failures tolerated before a job is failed (and refunded).
@@ -41,24 +45,6 @@ pub const MAX_DELIVERY_BACKOFF: Duration = Duration::from_secs(15);
 pub const MAX_RESULT_IMAGES: usize = 10;
 /// Polls with an unknown status, or refused queries, before the job is failed.
 pub const MAX_UNKNOWN_POLLS: i32 = 3;
-
-pub const REPLY_FAILED: &str = "The reply to the command could not be sent.";
-pub const NEVER_ACKNOWLEDGED: &str =
-    "I restarted before your request was confirmed, so nothing was sent or counted. Please run the command again.";
-pub const UNCERTAIN: &str = "I could not confirm whether the image service accepted this request, so I stopped it; \
-     nothing was counted. The bot's operator can check it.";
-/// What the public sees when the provider's reason concerns the bot's account, not the request.
-pub const DETAILS_IN_LOGS: &str = "nothing was counted, and the bot's operator has the details";
-pub const OPERATOR_REFUSAL: &str = crate::error::SERVICE_REFUSING;
-/// A job held back by the open provider breaker until its deadline passed: it was never sent.
-pub const HELD_BY_BREAKER: &str = "The image service is not accepting this bot's jobs right now, so I never sent \
-     this one; nothing was counted. Please try again later.";
-pub const SERVICE_DOWN: &str =
-    "The image service is not answering right now; nothing was counted. Please try again later.";
-pub const UNKNOWN_STATE: &str =
-    "The image service reported a state I do not understand, so I stopped the job; nothing was counted.";
-pub const IMAGES_UNREACHABLE: &str =
-    "The images were made but I could not fetch them from the image service; nothing was counted.";
 
 /// What the worker must do next with a job that is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +164,7 @@ pub fn on_create(
         Err(ProviderError::Transient { may_have_landed: true, .. }) => uncertain(job, now),
         Err(ProviderError::Rejected { message, http_status, .. }) => {
             let reason = match public_words(&message, http_status) {
-                Some(words) => format!("The image service refused this request: {words}."),
+                Some(said) => words::request_refused(&said),
                 None => OPERATOR_REFUSAL.into(),
             };
             fail(job, &reason, now)
@@ -230,12 +216,8 @@ pub fn on_query(
                     return;
                 }
                 Phase::Failed(reason) => {
-                    let reason = match reason.as_deref().map(|r| public_words(r, None)) {
-                        None => "The image service could not make this image: no reason given.".into(),
-                        Some(Some(words)) => format!("The image service could not make this image: {words}."),
-                        Some(None) => format!("The image service could not make this image; {DETAILS_IN_LOGS}."),
-                    };
-                    fail(job, &reason, now);
+                    let said = reason.as_deref().map(|r| public_words(r, None));
+                    fail(job, &words::could_not_make(said.as_ref().map(Option::as_deref)), now);
                     return;
                 }
                 Phase::Unknown(_) => {
@@ -256,11 +238,8 @@ pub fn on_query(
         Err(ProviderError::Rejected { message, http_status, .. }) => {
             job.unknown_polls += 1;
             if job.unknown_polls >= MAX_UNKNOWN_POLLS {
-                let reason = match public_words(&message, http_status) {
-                    Some(words) => format!("The image service stopped answering about this job: {words}."),
-                    None => format!("The image service stopped answering about this job; {DETAILS_IN_LOGS}."),
-                };
-                fail(job, &reason, now);
+                let said = public_words(&message, http_status);
+                fail(job, &words::stopped_answering(said.as_deref()), now);
                 return;
             }
         }
@@ -271,7 +250,7 @@ pub fn on_query(
         job.status = JobStatus::TimedOut;
         job.counted = false;
         job.finished_at = Some(now);
-        job.error_text = Some(format!("The image service did not finish within {}.", render::clock(timing.deadline)));
+        job.error_text = Some(words::did_not_finish(&render::clock(timing.deadline)));
         job.next_run_at = now;
         return;
     }

@@ -15,8 +15,8 @@ use crate::{
         quotas,
         role_limits::{self, RoleTier},
     },
-    error::UserError,
     quota::{self, Limits},
+    words::UserError,
 };
 
 /// Block or unblock one member in this server, or reset their count for today

@@ -8,8 +8,8 @@ use tracing::{info, warn};
 use super::{Context, Error, guild_id, reply_ephemeral, require_admin};
 use crate::{
     db::{self, DiscordId},
-    error::UserError,
     notices,
+    words::UserError,
 };
 
 /// Where the bot reports budget thresholds, moderation refusals, blocked members and outages

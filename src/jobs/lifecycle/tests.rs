@@ -10,6 +10,7 @@ use super::*;
 use crate::{
     db::DiscordId,
     spec::{AspectRatio, JobSpec, Pictures},
+    words::DETAILS_IN_LOGS,
 };
 
 fn at(s: &str) -> DateTime<Utc> {

@@ -1,6 +1,13 @@
-//! What users are told. A [`UserError`] is the only kind of error shown to a user word for word,
-//! privately; anything else is an internal fault, logged with its chain, and the user sees one
-//! calm fixed sentence ([`INTERNAL_ERROR`] or [`UNAVAILABLE`]).
+//! What members are told, in one place, so that a translation has one list to work from: the
+//! job reply's status words and failure reasons, the answers to presses, and every refusal. The
+//! log channel's notices are in [`log_channel`]. Layout (embeds, buttons, escaping) stays in
+//! `crate::render`; the replies of the admin commands stay beside their commands.
+//!
+//! A [`UserError`] is the only kind of error shown to a user word for word, privately; anything
+//! else is an internal fault, logged with its chain, and the user sees one calm fixed sentence
+//! ([`INTERNAL_ERROR`] or [`UNAVAILABLE`]). The bot speaks as "I".
+
+pub mod log_channel;
 
 use crate::quota::{LimitKind, Refusal};
 
@@ -14,6 +21,179 @@ pub const UNAVAILABLE: &str = "I am temporarily unavailable and nothing was char
 /// What members see while the image service refuses the bot's account (balance, key, plan): the
 /// same sentence for a refused command and for a job the service turned down.
 pub const SERVICE_REFUSING: &str = "The image service is not accepting this bot's jobs right now; nothing was counted.";
+
+// The job reply's status line.
+
+pub const QUEUED: &str = "⏳ **Queued** · waiting for the image service";
+/// Accepted past the member's `max_concurrent`: `place` is [`in_line`] or empty.
+pub fn waiting_for_slot(place: &str) -> String {
+    format!("⏳ **Queued** · I send it when one of your jobs finishes{place}")
+}
+/// `outlook` is [`in_line`], [`sent_at`] and one of [`likely_ready`] or [`TAKING_LONGER`].
+pub fn submitted(outlook: &str) -> String {
+    format!("📨 **Submitted**{outlook}")
+}
+pub fn generating(progress: Option<u8>, outlook: &str) -> String {
+    match progress {
+        Some(p) => format!("🎨 **Generating** · {p}%{outlook}"),
+        None => format!("🎨 **Generating**{outlook}"),
+    }
+}
+/// `took` as [`crate::render::clock`] writes it; `cost` in US dollars as the provider reported it.
+pub fn done(took: &str, images: usize, cost: Option<rust_decimal::Decimal>) -> String {
+    let cost = cost.map(|a| format!(" · cost ${a}")).unwrap_or_default();
+    let plural = if images == 1 { "image" } else { "images" };
+    format!("✅ **Done** in {took} · {images} {plural}{cost}")
+}
+/// `reason` is one of the failure sentences below.
+pub fn failed(reason: &str) -> String {
+    format!("❌ **Failed** · {reason} This job does not count against your quota.")
+}
+/// The public line of a job the image service's moderation declined: no reason (see
+/// [`declined_privately`]).
+pub const DECLINED: &str = "❌ **Not generated** · the prompt was declined, nothing was counted.";
+/// What a cancelled job's reply and `/history` say after who cancelled it.
+pub const CANCELLED: &str = "never sent, so nothing was counted.";
+pub fn cancelled(by: u64) -> String {
+    format!("🚫 **Cancelled** by <@{by}> · {CANCELLED}")
+}
+/// The reason stored with a cancelled job.
+pub fn cancelled_reason(by: u64) -> String {
+    format!("Cancelled by <@{by}>: {CANCELLED}")
+}
+/// `ordinal`: `1st`, `2nd`.
+pub fn in_line(ordinal: &str) -> String {
+    format!(" · {ordinal} in line in this server")
+}
+pub fn sent_at(unix: i64) -> String {
+    format!(" · sent <t:{unix}:R>")
+}
+pub fn likely_ready(unix: i64) -> String {
+    format!(" · likely ready <t:{unix}:R>")
+}
+pub const TAKING_LONGER: &str = " · taking longer than I expected";
+
+// The job reply's details.
+
+pub const SETTINGS: &str = "Settings";
+pub const REFERENCES: &str = "References";
+pub const NOTES: &str = "Notes";
+pub const TOO_LARGE_TO_UPLOAD: &str = "Too large to upload (links expire soon)";
+pub const FOOTER: &str = "Midjourney v7 · image to image";
+pub fn prompt_line(prompt: &str) -> String {
+    format!("**Prompt:** {prompt}")
+}
+pub fn avoid_line(negative: &str) -> String {
+    format!("\n**Avoid:** {negative}")
+}
+pub fn image_link(n: usize, url: &str) -> String {
+    format!("[image {n}]({url})")
+}
+/// Where a setting's value came from, after the value: empty for the member's own choice or the
+/// bot's default.
+pub const FROM_YOURS: &str = " (yours)";
+pub const FROM_SERVER: &str = " (server)";
+/// Each value is followed by where it came from.
+pub fn settings_values(aspect: &str, performance: &str, stylize: &str, chaos: &str, weird: &str) -> String {
+    format!("Aspect {aspect} · {performance} · stylize {stylize} · chaos {chaos} · weird {weird}")
+}
+pub fn source_images(n: usize) -> String {
+    if n == 1 { "1 source image".to_owned() } else { format!("{n} source images") }
+}
+pub fn style_reference(weight: i64) -> String {
+    format!("style reference (weight {weight})")
+}
+pub fn omni_reference(weight: i64) -> String {
+    format!("omni reference (weight {weight})")
+}
+/// `41 s`, `2 min 05 s`.
+pub fn duration(secs: u64) -> String {
+    if secs < 60 { format!("{secs} s") } else { format!("{} min {:02} s", secs / 60, secs % 60) }
+}
+
+/// The first note of a job made from a button: `what` it is (one of the labels below), of which
+/// message (`link`), for whom.
+pub fn made_from(what: &str, link: &str, of_a_result: bool, user_id: u64) -> String {
+    let of = if of_a_result { "this result" } else { "this job" };
+    format!("{what} of [{of}]({link}), for <@{user_id}>.")
+}
+pub fn variation_of(n: u8) -> String {
+    format!("Variation of image {n}")
+}
+pub fn remixed_variation_of(n: u8) -> String {
+    format!("Remixed variation of image {n}")
+}
+/// The Remix modal: its title (`Remix`, or for `V<n>` in remix mode [`remix_vary`]) and its box.
+pub const REMIX_PROMPT_LABEL: &str = "Prompt (flags like --ar 16:9 may follow)";
+pub fn remix_vary(n: u8) -> String {
+    format!("Remix · vary image {n}")
+}
+
+/// What the owner of a job the image service's moderation declined is told privately: its
+/// reason, and the Remix button beside it.
+pub fn declined_privately(reason: &str) -> String {
+    format!("Only you can see this. {reason} Press **Remix** to change your prompt and try again; nothing was counted.")
+}
+
+/// The line above a result image posted alone (the answer to a `U<n>` press); `prompt` escaped.
+pub fn single_image(number: u8, prompt: &str, user_id: u64) -> String {
+    format!("🔍 **Image {number}** of {prompt} · full size · for <@{user_id}>")
+}
+
+// Why a job failed: the reason in its reply and in `/history`.
+
+pub const REPLY_FAILED: &str = "The reply to the command could not be sent.";
+pub const NEVER_ACKNOWLEDGED: &str =
+    "I restarted before your request was confirmed, so nothing was sent or counted. Please run the command again.";
+pub const UNCERTAIN: &str = "I could not confirm whether the image service accepted this request, so I stopped it; \
+     nothing was counted. The bot's operator can check it.";
+/// What the public sees when the provider's reason concerns the bot's account, not the request.
+pub const DETAILS_IN_LOGS: &str = "nothing was counted, and the bot's operator has the details";
+pub const OPERATOR_REFUSAL: &str = SERVICE_REFUSING;
+/// A job held back by the open provider breaker until its deadline passed: it was never sent.
+pub const HELD_BY_BREAKER: &str = "The image service is not accepting this bot's jobs right now, so I never sent \
+     this one; nothing was counted. Please try again later.";
+pub const SERVICE_DOWN: &str =
+    "The image service is not answering right now; nothing was counted. Please try again later.";
+pub const UNKNOWN_STATE: &str =
+    "The image service reported a state I do not understand, so I stopped the job; nothing was counted.";
+pub const IMAGES_UNREACHABLE: &str =
+    "The images were made but I could not fetch them from the image service; nothing was counted.";
+/// The create was refused for a reason about the request (`words`: the provider's, cleaned).
+pub fn request_refused(words: &str) -> String {
+    format!("The image service refused this request: {words}.")
+}
+/// The provider failed the job: its words, none, or words the public should not see.
+pub fn could_not_make(words: Option<Option<&str>>) -> String {
+    match words {
+        None => "The image service could not make this image: no reason given.".into(),
+        Some(Some(words)) => format!("The image service could not make this image: {words}."),
+        Some(None) => format!("The image service could not make this image; {DETAILS_IN_LOGS}."),
+    }
+}
+/// Queries kept being refused or unreadable.
+pub fn stopped_answering(words: Option<&str>) -> String {
+    match words {
+        Some(words) => format!("The image service stopped answering about this job: {words}."),
+        None => format!("The image service stopped answering about this job; {DETAILS_IN_LOGS}."),
+    }
+}
+/// `deadline` as [`crate::render::clock`] writes it.
+pub fn did_not_finish(deadline: &str) -> String {
+    format!("The image service did not finish within {deadline}.")
+}
+
+// Answers to presses (beyond the refusals below).
+
+pub fn could_not_post_image(n: u8) -> String {
+    format!("I could not post image {n} just now. Please press U{n} again in a minute.")
+}
+pub fn image_over_upload_limit(n: u8, result_link: &str) -> String {
+    format!("Image {n} is larger than this server's upload limit; open it in the result: {result_link}")
+}
+pub fn could_not_fetch_image(n: u8) -> String {
+    format!("I could not fetch image {n} from Discord just now. Please press U{n} again in a minute.")
+}
 
 /// A user's mistake, or a rule they ran into: shown verbatim and privately. Nothing was sent to
 /// the provider and nothing was counted.
