@@ -185,6 +185,8 @@ pub fn did_not_finish(deadline: &str) -> String {
 
 // Answers to presses (beyond the refusals below).
 
+/// Shown publicly for a moment, when a press acknowledged in public is answered privately.
+pub const ANSWERED_PRIVATELY: &str = "I answered this press privately.";
 pub fn could_not_post_image(n: u8) -> String {
     format!("I could not post image {n} just now. Please press U{n} again in a minute.")
 }

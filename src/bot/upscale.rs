@@ -241,8 +241,12 @@ async fn post(
 /// "thinking…" reply is deleted first, because the first follow-up after a public defer would
 /// edit it (and stay public) instead of being a message of its own.
 async fn tell_privately(ctx: &serenity::Context, press: &serenity::ComponentInteraction, text: String) {
-    if let Err(e) = press.delete_response(&ctx.http).await {
-        warn!(error = %crate::discord::classify_serenity(e), "could not remove the public answer to a press");
+    // Discord turns the first follow-up after a deferred answer into that answer, public whatever
+    // its flags: the "thinking…" answer is resolved first (an edit), so that the follow-up is a
+    // private message of its own, and only then removed.
+    let resolve = serenity::EditInteractionResponse::new().content(words::ANSWERED_PRIVATELY);
+    if let Err(e) = press.edit_response(&ctx.http, resolve).await {
+        warn!(error = %crate::discord::classify_serenity(e), "could not resolve the public answer to a press");
         return;
     }
     let followup = serenity::CreateInteractionResponseFollowup::new()
@@ -251,6 +255,9 @@ async fn tell_privately(ctx: &serenity::Context, press: &serenity::ComponentInte
         .allowed_mentions(serenity::CreateAllowedMentions::new());
     if let Err(e) = press.create_followup(&ctx.http, followup).await {
         warn!(error = %crate::discord::classify_serenity(e), "could not tell the presser what went wrong");
+    }
+    if let Err(e) = press.delete_response(&ctx.http).await {
+        warn!(error = %crate::discord::classify_serenity(e), "could not remove the public answer to a press");
     }
 }
 

@@ -247,6 +247,9 @@ struct Inner {
     messages: HashMap<u64, Value>,
     originals: HashMap<String, u64>,
     followups: HashMap<String, Vec<u64>>,
+    /// Tokens whose deferred ("thinking…") answer was deleted before it was resolved: Discord
+    /// answers their followups with Unknown Message (discord-api-docs#2739).
+    deleted_while_loading: HashSet<String>,
     channel_msgs: HashMap<u64, Vec<u64>>,
     /// `(channel, nonce)` of messages posted with `enforce_nonce`, and the message made.
     nonces: HashMap<(u64, String), (u64, Instant)>,

@@ -213,9 +213,12 @@ pub(super) fn webhook(
             if !acked {
                 return Reply::err(404, 10015, "Unknown Webhook");
             }
+            if inner.deleted_while_loading.contains(token) {
+                return Reply::err(404, 10008, "Unknown Message");
+            }
             // After a deferred response the first followup edits the "thinking..." message
-            // (and its ephemeral state cannot change).
-            // Once it was deleted, a followup is a message of its own, with its own flags.
+            // (and its ephemeral state cannot change). Once that was resolved (edited), a
+            // followup is a message of its own, with its own flags.
             if let Some(mid) = original.filter(|mid| inner.messages.contains_key(mid)) {
                 let loading = inner.messages[&mid]["flags"].as_u64().is_some_and(|f| f & FLAG_LOADING != 0);
                 if loading {
@@ -248,7 +251,11 @@ pub(super) fn webhook(
                 "GET" => Reply::json(200, resigned(shared, inner, &inner.messages[&mid])),
                 "PATCH" => edit_stored(shared, inner, mid, body, files, size_limit),
                 "DELETE" => {
-                    inner.messages.remove(&mid);
+                    let removed = inner.messages.remove(&mid);
+                    let loading = removed.is_some_and(|m| m["flags"].as_u64().is_some_and(|f| f & FLAG_LOADING != 0));
+                    if loading && Some(mid) == original {
+                        inner.deleted_while_loading.insert(token.to_string());
+                    }
                     Reply::no_content()
                 }
                 _ => Reply::not_found(),
