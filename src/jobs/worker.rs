@@ -37,6 +37,11 @@ const DURATIONS_REFRESH: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// A job due again within this long stays in memory, leased, instead of being written back.
 const HOLD_AT_MOST: Duration = Duration::from_secs(30);
+/// The worker wakes on a grid of this step (of the database's clock): the held jobs that fall due
+/// within one step start together, at its end, which costs one wake-up of the loop, and of the
+/// threads serving their queries, for all of them instead of one each (with the provider's query
+/// pacer letting as many through at once). A job starts at most this much later than it is due.
+const START_GRID: chrono::Duration = chrono::Duration::milliseconds(100);
 
 pub struct Worker {
     pool: PgPool,
@@ -169,7 +174,7 @@ impl Worker {
     }
 
     /// How long the loop sleeps unless woken: a tick, longer while the database is out of
-    /// reach, and never past the time of the next held job.
+    /// reach, and never past the time of the next held job; rounded up to the start grid.
     fn pause(&self, rounds: &Rounds) -> Duration {
         let pause = if rounds.db_failures > 0 {
             lifecycle::backoff(
@@ -181,10 +186,16 @@ impl Worker {
         } else {
             TICK
         };
-        match rounds.held.next_due() {
-            Some(at) => pause.min((at - self.now()).to_std().unwrap_or_default()),
+        let now = self.now();
+        let pause = match rounds.held.next_due() {
+            Some(at) => pause.min((at - now).to_std().unwrap_or_default()),
             None => pause,
-        }
+        };
+        chrono::Duration::from_std(pause)
+            .ok()
+            .and_then(|pause| now.checked_add_signed(pause))
+            .and_then(|wake_at| (on_start_grid(wake_at) - now).to_std().ok())
+            .unwrap_or(pause)
     }
 
     /// Lets the steps in flight finish (within the grace period) and gives up every lease.
@@ -520,6 +531,14 @@ impl Worker {
     }
 }
 
+/// The first point of the start grid at or after `at`.
+fn on_start_grid(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    let step = START_GRID.num_milliseconds();
+    let millis = at.timestamp_millis();
+    let late_by = (step - millis.rem_euclid(step)) % step;
+    chrono::DateTime::from_timestamp_millis(millis + late_by).unwrap_or(at)
+}
+
 /// What the database holds of a job this process works on, as of its last successful write.
 struct Stored {
     status: JobStatus,
@@ -548,5 +567,25 @@ impl Stored {
             metrics::gauge!("imagine_spend_dollars_total").increment(dollars);
         }
         *self = Stored::of(job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use super::*;
+
+    fn at(millis: i64) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(1_700_000_000_000 + millis).unwrap()
+    }
+
+    #[test]
+    fn held_jobs_start_on_the_next_point_of_the_grid() {
+        assert_eq!(on_start_grid(at(0)), at(0), "a point of the grid is its own");
+        assert_eq!(on_start_grid(at(1)), at(100));
+        assert_eq!(on_start_grid(at(99)), at(100));
+        assert_eq!(on_start_grid(at(100)), at(100));
+        assert_eq!(on_start_grid(at(250)), at(300));
     }
 }
