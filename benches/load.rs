@@ -38,11 +38,13 @@ use support::{
 };
 
 const HELP: &str = "cargo bench --bench load -- [--jobs N] [--guilds M] [--rate PER_SECOND] \
-[--min-secs S] [--max-secs S] [--quick] [--callbacks] [--no-presses] [--provider-qps N] [--write PATH]
+[--min-secs S] [--max-secs S] [--quick] [--callbacks] [--no-presses] [--provider-qps N] [--bot-env KEY=VALUE]... \
+[--write PATH]
   --jobs 500 --guilds 25 --rate 50 --min-secs 20 --max-secs 90 by default;
   --quick: 200 jobs of 2-6 s; --callbacks: the provider calls back; --no-presses: every job from
   /imagine, no presses and no memory probe; --provider-qps: the bot's
-  PROVIDER_MAX_QUERIES_PER_SECOND (its default otherwise); --write: where the table goes
+  PROVIDER_MAX_QUERIES_PER_SECOND (its default otherwise); --bot-env: a setting of the bot (for
+  example POLL_DENSE_INTERVAL=3s), over the bench's own; --write: where the table goes
   (BENCHMARKS.md by default; --write - prints only)";
 
 /// Each result image of the jobs in the run, and of the memory probe's small image.
@@ -59,6 +61,7 @@ struct Options {
     callbacks: bool,
     presses: bool,
     provider_qps: Option<f64>,
+    bot_env: Vec<(String, String)>,
     write: Option<String>,
 }
 
@@ -73,6 +76,7 @@ fn options() -> Options {
         callbacks: false,
         presses: true,
         provider_qps: None,
+        bot_env: Vec::new(),
         write: Some("BENCHMARKS.md".into()),
     };
     let mut i = 0;
@@ -86,6 +90,11 @@ fn options() -> Options {
             "--max-secs" => o.max_secs = value().parse().expect("--max-secs S"),
             "--write" => o.write = Some(value()).filter(|w| w != "-"),
             "--provider-qps" => o.provider_qps = Some(value().parse().expect("--provider-qps N")),
+            "--bot-env" => {
+                let setting = value();
+                let (key, value) = setting.split_once('=').expect("--bot-env KEY=VALUE");
+                o.bot_env.push((key.to_owned(), value.to_owned()));
+            }
             "--quick" => {
                 (o.jobs, o.min_secs, o.max_secs) = (200, 2, 6);
                 i -= 1;
@@ -394,6 +403,7 @@ async fn main() {
     if let Some(qps) = o.provider_qps {
         vars.insert("PROVIDER_MAX_QUERIES_PER_SECOND".into(), qps.to_string());
     }
+    vars.extend(o.bot_env.iter().cloned());
     if o.callbacks {
         let addr = support::free_address();
         vars.insert("PUBLIC_BASE_URL".into(), format!("http://{addr}"));

@@ -12,6 +12,7 @@ mod held;
 pub mod identity;
 pub mod lifecycle;
 mod outlook;
+mod rounds;
 pub mod schedule;
 pub mod worker;
 

@@ -7,10 +7,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use rust_decimal::prelude::ToPrimitive;
 use sqlx::PgPool;
-use tokio::{
-    sync::{Notify, Semaphore},
-    task::JoinSet,
-};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use uuid::Uuid;
@@ -21,6 +18,7 @@ use super::{
     held::Held,
     identity::Identity,
     lifecycle::{self, Action, Timing},
+    rounds::Rounds,
     schedule,
 };
 use crate::{
@@ -39,6 +37,11 @@ const DURATIONS_REFRESH: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// A job due again within this long stays in memory, leased, instead of being written back.
 const HOLD_AT_MOST: Duration = Duration::from_secs(30);
+/// The worker wakes on a grid of this step (of the database's clock): the held jobs that fall due
+/// within one step start together, at its end, which costs one wake-up of the loop, and of the
+/// threads serving their queries, for all of them instead of one each (with the provider's query
+/// pacer letting as many through at once). A job starts at most this much later than it is due.
+const START_GRID: chrono::Duration = chrono::Duration::milliseconds(100);
 
 pub struct Worker {
     pool: PgPool,
@@ -86,100 +89,122 @@ impl Worker {
     /// up this process's leases.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         info!(owner = %self.identity.owner, "worker started");
-        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
-        let mut tasks: JoinSet<(Uuid, Option<Job>)> = JoinSet::new();
-        // The lease tokens of the jobs whose step is running now.
-        let mut running: HashSet<Uuid> = HashSet::new();
-        let mut held = Held::default();
-        let mut db_failures = 0u32;
-        let mut durations_refreshed: Option<std::time::Instant> = None;
-        let renew_every = self.settings.lease / 3;
-        let mut renewed = std::time::Instant::now();
-        let mut last_claim = std::time::Instant::now();
-        let mut look_now = true;
+        let mut rounds = Rounds::new(self.settings.concurrency);
         loop {
-            if durations_refreshed.is_none_or(|t| t.elapsed() >= DURATIONS_REFRESH) {
-                durations_refreshed = Some(std::time::Instant::now());
-                self.refresh_durations().await;
-            }
-            while let Some(done) = tasks.try_join_next() {
-                self.finished(done, &mut running, &mut held);
-            }
-            if renewed.elapsed() >= renew_every {
-                renewed = std::time::Instant::now();
-                self.renew(&running, &mut held).await;
-            }
-
-            // Held jobs that are due first, then new work from the database.
-            let now = self.now();
-            while permits.available_permits() > 0
-                && let Some(job) = held.pop_due(now)
-            {
-                self.spawn(job, &permits, &mut tasks, &mut running).await;
-            }
-            // The database is asked for new work when woken (a job was accepted or a callback
-            // came), once per tick, or at once after a claim that filled every free slot; not
-            // whenever a held job finishes a step.
-            let free = permits.available_permits();
-            let mut claimed_all = false;
-            if free > 0 && (look_now || last_claim.elapsed() >= TICK) {
-                look_now = false;
-                last_claim = std::time::Instant::now();
-                match store::claim_due(
-                    &self.pool,
-                    self.identity.owner,
-                    self.settings.lease,
-                    i64::try_from(free).unwrap_or(i64::MAX),
-                )
-                .await
-                {
-                    Ok(jobs) => {
-                        if db_failures > 0 {
-                            info!("database reachable again; worker resumed");
-                        }
-                        db_failures = 0;
-                        claimed_all = !jobs.is_empty() && jobs.len() == free;
-                        for job in jobs {
-                            self.spawn(job, &permits, &mut tasks, &mut running).await;
-                        }
-                    }
-                    Err(e) => {
-                        db_failures += 1;
-                        if db_failures == 1 {
-                            error!(error = %e, "claiming jobs failed; the worker keeps retrying");
-                        }
-                    }
-                }
-            }
-            if claimed_all {
-                look_now = true;
+            self.chores(&mut rounds).await;
+            self.start_due_held(&mut rounds).await;
+            if self.claim_new(&mut rounds).await {
+                // Every free slot was filled: more may be due at once.
+                rounds.look_now = true;
                 continue;
             }
-            let mut pause = if db_failures > 0 {
-                lifecycle::backoff(
-                    i32::try_from(db_failures).unwrap_or(i32::MAX),
-                    Duration::from_secs(1),
-                    Duration::from_secs(30),
-                    lifecycle::jitter(),
-                )
-            } else {
-                TICK
-            };
-            if let Some(at) = held.next_due() {
-                pause = pause.min((at - self.now()).to_std().unwrap_or_default());
-            }
+            let pause = self.pause(&rounds);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => look_now = true,
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done, &mut running, &mut held),
+                _ = self.wake.notified() => rounds.look_now = true,
+                Some(done) = rounds.tasks.join_next(), if !rounds.tasks.is_empty() => rounds.finished(done),
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+        self.stop(rounds).await;
+    }
 
-        info!(in_flight = tasks.len(), held = held.jobs.len(), "worker stopping");
-        if tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+    /// The periodic work of each round: the duration model, the steps that ended, the leases.
+    async fn chores(&self, rounds: &mut Rounds) {
+        if rounds.durations_refreshed.is_none_or(|t| t.elapsed() >= DURATIONS_REFRESH) {
+            rounds.durations_refreshed = Some(std::time::Instant::now());
+            self.refresh_durations().await;
+        }
+        while let Some(done) = rounds.tasks.try_join_next() {
+            rounds.finished(done);
+        }
+        if rounds.renewed.elapsed() >= self.settings.lease / 3 {
+            rounds.renewed = std::time::Instant::now();
+            self.renew(&rounds.running, &mut rounds.held).await;
+        }
+    }
+
+    /// Starts the held jobs whose time has come, while slots are free.
+    async fn start_due_held(self: &Arc<Self>, rounds: &mut Rounds) {
+        let now = self.now();
+        while rounds.permits.available_permits() > 0
+            && let Some(job) = rounds.held.pop_due(now)
+        {
+            self.spawn(job, rounds).await;
+        }
+    }
+
+    /// Claims due jobs from the database and starts them: when woken (a job was accepted or a
+    /// callback came), once per tick, or at once after a claim that filled every free slot; not
+    /// whenever a held job finishes a step. True when this claim filled every free slot.
+    async fn claim_new(self: &Arc<Self>, rounds: &mut Rounds) -> bool {
+        let free = rounds.permits.available_permits();
+        if free == 0 || !(rounds.look_now || rounds.last_claim.elapsed() >= TICK) {
+            return false;
+        }
+        rounds.look_now = false;
+        rounds.last_claim = std::time::Instant::now();
+        match store::claim_due(
+            &self.pool,
+            self.identity.owner,
+            self.settings.lease,
+            i64::try_from(free).unwrap_or(i64::MAX),
+        )
+        .await
+        {
+            Ok(jobs) => {
+                if rounds.db_failures > 0 {
+                    info!("database reachable again; worker resumed");
+                }
+                rounds.db_failures = 0;
+                let filled = !jobs.is_empty() && jobs.len() == free;
+                for job in jobs {
+                    self.spawn(job, rounds).await;
+                }
+                filled
+            }
+            Err(e) => {
+                rounds.db_failures += 1;
+                if rounds.db_failures == 1 {
+                    error!(error = %e, "claiming jobs failed; the worker keeps retrying");
+                }
+                false
+            }
+        }
+    }
+
+    /// How long the loop sleeps unless woken: a tick, longer while the database is out of
+    /// reach, and never past the time of the next held job; rounded up to the start grid.
+    fn pause(&self, rounds: &Rounds) -> Duration {
+        let pause = if rounds.db_failures > 0 {
+            lifecycle::backoff(
+                i32::try_from(rounds.db_failures).unwrap_or(i32::MAX),
+                Duration::from_secs(1),
+                Duration::from_secs(30),
+                lifecycle::jitter(),
+            )
+        } else {
+            TICK
+        };
+        let now = self.now();
+        let pause = match rounds.held.next_due() {
+            Some(at) => pause.min((at - now).to_std().unwrap_or_default()),
+            None => pause,
+        };
+        chrono::Duration::from_std(pause)
+            .ok()
+            .and_then(|pause| now.checked_add_signed(pause))
+            .and_then(|wake_at| (on_start_grid(wake_at) - now).to_std().ok())
+            .unwrap_or(pause)
+    }
+
+    /// Lets the steps in flight finish (within the grace period) and gives up every lease.
+    async fn stop(&self, mut rounds: Rounds) {
+        info!(in_flight = rounds.tasks.len(), held = rounds.held.jobs.len(), "worker stopping");
+        let drain = async { while rounds.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             warn!("in-flight jobs did not finish within the grace period; their leases are released");
-            tasks.abort_all();
+            rounds.tasks.abort_all();
         }
         match store::release_all(&self.pool, self.identity.owner).await {
             Ok(n) if n > 0 => info!(released = n, "released job leases"),
@@ -189,19 +214,13 @@ impl Worker {
         self.identity.release().await;
     }
 
-    async fn spawn(
-        self: &Arc<Self>,
-        job: Job,
-        permits: &Arc<Semaphore>,
-        tasks: &mut JoinSet<(Uuid, Option<Job>)>,
-        running: &mut HashSet<Uuid>,
-    ) {
-        let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+    async fn spawn(self: &Arc<Self>, job: Job, rounds: &mut Rounds) {
+        let permit = rounds.permits.clone().acquire_owned().await.expect("semaphore is never closed");
         let worker = self.clone();
         let token = job.lease_token;
-        running.insert(token);
+        rounds.running.insert(token);
         let span = info_span!("job", job_id = %job.id, guild_id = job.guild_id.get());
-        tasks.spawn(
+        rounds.tasks.spawn(
             async move {
                 use futures::FutureExt as _;
                 let kept = std::panic::AssertUnwindSafe(worker.step(job)).catch_unwind().await.unwrap_or_else(|_| {
@@ -214,23 +233,6 @@ impl Worker {
             }
             .instrument(span),
         );
-    }
-
-    fn finished(
-        &self,
-        done: Result<(Uuid, Option<Job>), tokio::task::JoinError>,
-        running: &mut HashSet<Uuid>,
-        held: &mut Held,
-    ) {
-        match done {
-            Ok((token, kept)) => {
-                running.remove(&token);
-                if let Some(job) = kept {
-                    held.insert(job);
-                }
-            }
-            Err(e) => error!(error = %e, "a job task ended abnormally"),
-        }
     }
 
     /// Extends the leases of every job this process works on or holds; lets go of any it lost.
@@ -529,6 +531,14 @@ impl Worker {
     }
 }
 
+/// The first point of the start grid at or after `at`.
+fn on_start_grid(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    let step = START_GRID.num_milliseconds();
+    let millis = at.timestamp_millis();
+    let late_by = (step - millis.rem_euclid(step)) % step;
+    chrono::DateTime::from_timestamp_millis(millis + late_by).unwrap_or(at)
+}
+
 /// What the database holds of a job this process works on, as of its last successful write.
 struct Stored {
     status: JobStatus,
@@ -557,5 +567,25 @@ impl Stored {
             metrics::gauge!("imagine_spend_dollars_total").increment(dollars);
         }
         *self = Stored::of(job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use super::*;
+
+    fn at(millis: i64) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(1_700_000_000_000 + millis).unwrap()
+    }
+
+    #[test]
+    fn held_jobs_start_on_the_next_point_of_the_grid() {
+        assert_eq!(on_start_grid(at(0)), at(0), "a point of the grid is its own");
+        assert_eq!(on_start_grid(at(1)), at(100));
+        assert_eq!(on_start_grid(at(99)), at(100));
+        assert_eq!(on_start_grid(at(100)), at(100));
+        assert_eq!(on_start_grid(at(250)), at(300));
     }
 }

@@ -22,6 +22,9 @@ pub use status::{JobState, Phase};
 use crate::spec::{JobSpec, Performance};
 
 pub const MODEL: &str = "midjourney/midjourney-v7/image-to-image";
+/// Status queries that fall due together may go at once up to this much of the query cap's
+/// worth (the worker starts held jobs on a grid of the same step); past it they are spaced.
+const QUERY_BURST: Duration = Duration::from_millis(100);
 /// The provider's "upstream unstable, try again" code.
 const CODE_UPSTREAM_UNSTABLE: i64 = 3000;
 
@@ -131,7 +134,7 @@ impl ShortApi {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             key,
-            queries: std::sync::Arc::new(crate::pace::Pacer::per_second(max_queries_per_second)),
+            queries: std::sync::Arc::new(crate::pace::Pacer::with_burst(max_queries_per_second, QUERY_BURST)),
             origin: links::TrustedOrigin::of(base_url),
         }
     }
