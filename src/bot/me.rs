@@ -39,16 +39,15 @@ pub async fn me(ctx: Context<'_>) -> Result<(), Error> {
     };
     let data = ctx.data();
     let now = Utc::now();
-    let figures = member::figures(data, guild_id, user_id, &roles, now).await?;
-    let server = quotas::guild_usage(&data.pool, guild_id, now).await.context("loading the server's usage")?;
-    let spent = quotas::scope_month_spend(
-        &data.pool,
-        SpendScope::Member { guild_id, user_id },
-        now,
-        data.policy.operator.expected_job_cost,
-    )
-    .await
-    .context("loading the member's spend")?;
+    // Independent reads, each on its own connection: the answer waits for the slowest, not the sum.
+    let server = async { quotas::guild_usage(&data.pool, guild_id, now).await.context("loading the server's usage") };
+    let spent = async {
+        let scope = SpendScope::Member { guild_id, user_id };
+        let expected = data.policy.operator.expected_job_cost;
+        quotas::scope_month_spend(&data.pool, scope, now, expected).await.context("loading the member's spend")
+    };
+    let (figures, server, spent) =
+        tokio::try_join!(member::figures(data, guild_id, user_id, &roles, now), server, spent)?;
     reply_ephemeral(ctx, report(&figures, &server, &spent, now)).await;
     Ok(())
 }

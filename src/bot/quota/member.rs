@@ -94,13 +94,17 @@ pub(in crate::bot) async fn figures(
     now: DateTime<Utc>,
 ) -> Result<MemberFigures, Error> {
     let pool = &data.pool;
-    let guild_limits = quotas::limits(pool, guild_id, &data.policy.defaults).await.context("loading limits")?;
-    let state = members::state(pool, guild_id, user_id).await.context("loading the member")?;
+    // Independent reads run at once (each on its own connection); the usage needs the member's
+    // state (when their day was last reset).
+    let (guild_limits, state, tiers) = tokio::try_join!(
+        async { quotas::limits(pool, guild_id, &data.policy.defaults).await.context("loading limits") },
+        async { members::state(pool, guild_id, user_id).await.context("loading the member") },
+        async { role_limits::role_tiers(pool, guild_id).await.context("loading role tiers") },
+    )?;
     let counts_from = quota::member_day_start(now, state.day_reset_at);
     let usage = members::usage(pool, guild_id, user_id, counts_from, quota::day_start(now), quota::month_start(now))
         .await
         .context("loading the member's usage")?;
-    let tiers = role_limits::role_tiers(pool, guild_id).await.context("loading role tiers")?;
     let limits = member_limits(&guild_limits, &data.policy.operator.ceilings, &tiers, roles);
     Ok(MemberFigures { guild_limits, limits, state, usage })
 }
