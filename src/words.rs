@@ -149,7 +149,6 @@ pub const UNCERTAIN: &str = "I could not confirm whether the image service accep
      nothing was counted. The bot's operator can check it.";
 /// What the public sees when the provider's reason concerns the bot's account, not the request.
 pub const DETAILS_IN_LOGS: &str = "nothing was counted, and the bot's operator has the details";
-pub const OPERATOR_REFUSAL: &str = SERVICE_REFUSING;
 /// A job held back by the open provider breaker until its deadline passed: it was never sent.
 pub const HELD_BY_BREAKER: &str = "The image service is not accepting this bot's jobs right now, so I never sent \
      this one; nothing was counted. Please try again later.";

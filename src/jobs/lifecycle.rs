@@ -29,7 +29,7 @@ use crate::{
     provider::{Created, JobState, Phase, ProviderError},
     render,
     words::{
-        self, HELD_BY_BREAKER, IMAGES_UNREACHABLE, NEVER_ACKNOWLEDGED, OPERATOR_REFUSAL, REPLY_FAILED, SERVICE_DOWN,
+        self, HELD_BY_BREAKER, IMAGES_UNREACHABLE, NEVER_ACKNOWLEDGED, REPLY_FAILED, SERVICE_DOWN, SERVICE_REFUSING,
         UNCERTAIN, UNKNOWN_STATE,
     },
 };
@@ -165,7 +165,7 @@ pub fn on_create(
         Err(ProviderError::Rejected { message, http_status, .. }) => {
             let reason = match public_words(&message, http_status) {
                 Some(said) => words::request_refused(&said),
-                None => OPERATOR_REFUSAL.into(),
+                None => SERVICE_REFUSING.into(),
             };
             fail(job, &reason, now)
         }

@@ -246,7 +246,7 @@ fn create_outcomes() {
     // ...and without them when they are about the bot's account.
     let mut j = job(JobStatus::Submitting);
     on_create(&mut j, Err(rejected("Insufficient balance, please recharge")), now(), first_poll, &TIMING);
-    assert_refunded(&j, JobStatus::Failed, OPERATOR_REFUSAL);
+    assert_refunded(&j, JobStatus::Failed, SERVICE_REFUSING);
     assert!(!j.error_text.unwrap().contains("balance"));
 }
 
@@ -470,7 +470,7 @@ fn only_moderation_reads_as_declined_and_every_other_failure_may_be_retried() {
     }
     assert!(!declined_by(Ok(state(Phase::Failed(None)))));
     // The bot's own sentences for failures are never taken for moderation: those jobs offer Retry.
-    let fixed = [UNCERTAIN, OPERATOR_REFUSAL, HELD_BY_BREAKER, SERVICE_DOWN, UNKNOWN_STATE, IMAGES_UNREACHABLE];
+    let fixed = [UNCERTAIN, SERVICE_REFUSING, HELD_BY_BREAKER, SERVICE_DOWN, UNKNOWN_STATE, IMAGES_UNREACHABLE];
     for sentence in fixed.into_iter().chain([DETAILS_IN_LOGS, REPLY_FAILED, NEVER_ACKNOWLEDGED]) {
         assert!(!JobStatus::Failed.declined_by_moderation(Some(sentence)), "{sentence}");
     }
