@@ -45,6 +45,11 @@ impl axum::serve::Listener for GuardedListener {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
+                    // Answers go out at once, not held back by Nagle's algorithm until the
+                    // client acknowledges the previous segment (up to its delayed-ACK timer).
+                    if let Err(e) = stream.set_nodelay(true) {
+                        warn!(listener = self.name, error = %e, "could not set TCP_NODELAY");
+                    }
                     let deadline = Box::pin(tokio::time::sleep(self.lifetime));
                     return (GuardedStream { stream, deadline, _permit: permit }, addr);
                 }

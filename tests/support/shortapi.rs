@@ -230,6 +230,10 @@ impl ShortApiStandIn {
             .route("/api/v1/job/query", get(query))
             .route("/images/{name}", get(image))
             .with_state(shared.clone());
+        // Answers go out at once: no delay of the stand-in's own (see the Discord stand-in).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
