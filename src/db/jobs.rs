@@ -302,16 +302,6 @@ pub async fn insert(db: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::E
     Ok(())
 }
 
-pub async fn exists_for_interaction(db: impl PgExecutor<'_>, interaction_id: DiscordId) -> Result<bool, sqlx::Error> {
-    let exists = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM jobs WHERE interaction_id = $1) AS "exists!""#,
-        interaction_id as DiscordId
-    )
-    .fetch_one(db)
-    .await?;
-    Ok(exists)
-}
-
 /// The public reply exists: the worker may now send the job and edit the reply.
 pub async fn mark_acked(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!("UPDATE jobs SET acked_at = now() WHERE id = $1", id).execute(db).await?;

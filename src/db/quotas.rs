@@ -55,12 +55,14 @@ pub async fn reserve_and_insert(
         limits.max_concurrent = tier.max_concurrent.or(limits.max_concurrent);
     }
     let limits = limits.within(&policy.operator.ceilings);
-    if jobs::exists_for_interaction(&mut *tx, job.interaction_id).await? {
+    // Whether another process took this interaction, and the member's block and reset, are read
+    // in the same statement as the counts, under the guild's lock that every reservation and
+    // `/quota member` take: no change can slip between check and insert.
+    let Counted { usage, member_blocked, taken } =
+        counted(&mut *tx, job.guild_id, job.user_id, job.interaction_id, now).await?;
+    if taken {
         return Ok(Reservation::Duplicate);
     }
-    // The member's block and reset are read in the same statement as the counts, under the
-    // guild's lock that `/quota member` also takes: no change can slip between check and insert.
-    let (usage, member_blocked) = usage(&mut *tx, job.guild_id, job.user_id, now).await?;
     if member_blocked {
         return Ok(Reservation::MemberBlocked);
     }
@@ -201,24 +203,31 @@ async fn lock_quota(
     guild_id: DiscordId,
     defaults: &Limits,
 ) -> Result<(Limits, Option<Decimal>), sqlx::Error> {
-    sqlx::query!(
-        "INSERT INTO guild_quotas (guild_id, daily_limit, monthly_limit, per_user_daily_limit, max_concurrent) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO NOTHING",
-        guild_id as DiscordId,
-        defaults.daily,
-        defaults.monthly,
-        defaults.per_user_daily,
-        defaults.max_concurrent,
-    )
-    .execute(&mut *tx)
-    .await?;
-    let row = sqlx::query!(
-        "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent, monthly_budget AS budget \
-         FROM guild_quotas WHERE guild_id = $1 FOR UPDATE",
-        guild_id as DiscordId,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let lock = || {
+        sqlx::query!(
+            "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent, monthly_budget AS budget \
+             FROM guild_quotas WHERE guild_id = $1 FOR UPDATE",
+            guild_id as DiscordId,
+        )
+    };
+    // The row exists but for a guild's first job: one statement then.
+    let row = match lock().fetch_optional(&mut *tx).await? {
+        Some(row) => row,
+        None => {
+            sqlx::query!(
+                "INSERT INTO guild_quotas (guild_id, daily_limit, monthly_limit, per_user_daily_limit, max_concurrent) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id) DO NOTHING",
+                guild_id as DiscordId,
+                defaults.daily,
+                defaults.monthly,
+                defaults.per_user_daily,
+                defaults.max_concurrent,
+            )
+            .execute(&mut *tx)
+            .await?;
+            lock().fetch_one(&mut *tx).await?
+        }
+    };
     let limits = Limits {
         daily: row.daily_limit,
         monthly: row.monthly_limit,
@@ -322,14 +331,25 @@ pub async fn scope_month_spend(
     spend(&mut conn, scope, crate::quota::month_start(now), expected, None).await
 }
 
+/// What a reservation reads under the guild's lock, in one statement.
+struct Counted {
+    usage: Usage,
+    /// An admin blocked the member in this guild.
+    member_blocked: bool,
+    /// A job for this interaction exists: another process took it.
+    taken: bool,
+}
+
 /// Counted jobs in each window, the member's daily count honouring an admin's reset of it (the
-/// same rule as [`crate::quota::member_day_start`]); and whether an admin blocked the member.
-pub async fn usage(
+/// same rule as [`crate::quota::member_day_start`]); whether an admin blocked the member; and
+/// whether a job for `interaction_id` exists.
+async fn counted(
     db: impl PgExecutor<'_>,
     guild_id: DiscordId,
     user_id: DiscordId,
+    interaction_id: DiscordId,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Usage, bool), sqlx::Error> {
+) -> Result<Counted, sqlx::Error> {
     let row = sqlx::query!(
         r#"WITH member AS (
              SELECT blocked_by IS NOT NULL AS blocked, day_reset_at FROM guild_members
@@ -341,7 +361,8 @@ pub async fn usage(
              AS "user_day!",
            count(*) FILTER (WHERE user_id = $2 AND status = ANY($5) AND slot_limit IS NULL) AS "user_in_flight!",
            count(*) FILTER (WHERE user_id = $2 AND status = ANY($5) AND slot_limit IS NOT NULL) AS "user_waiting!",
-           COALESCE((SELECT blocked FROM member), false) AS "member_blocked!"
+           COALESCE((SELECT blocked FROM member), false) AS "member_blocked!",
+           EXISTS (SELECT 1 FROM jobs WHERE interaction_id = $6) AS "taken!"
          FROM jobs
          WHERE guild_id = $1 AND counted AND (created_at >= $4 OR status = ANY($5))"#,
         guild_id as DiscordId,
@@ -349,6 +370,7 @@ pub async fn usage(
         crate::quota::day_start(now),
         crate::quota::month_start(now),
         &JobStatus::IN_FLIGHT as &[JobStatus],
+        interaction_id as DiscordId,
     )
     .fetch_one(db)
     .await?;
@@ -359,7 +381,7 @@ pub async fn usage(
         user_in_flight: row.user_in_flight,
         user_waiting: row.user_waiting,
     };
-    Ok((usage, row.member_blocked))
+    Ok(Counted { usage, member_blocked: row.member_blocked, taken: row.taken })
 }
 
 /// The guild's limits, creating its row with the defaults if it is new.
