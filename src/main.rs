@@ -10,9 +10,32 @@ const USAGE: &str = "usage: imagine-bot [run | doctor | healthcheck [--live]]
                1 otherwise, saying why (for container health checks); with --live, ask
                /healthz instead (the process is up)";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
+    match runtime() {
+        Ok(runtime) => runtime.block_on(command()),
+        Err(e) => {
+            eprintln!("imagine-bot: could not start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The runtime every task runs on: one worker thread unless `TOKIO_WORKER_THREADS` says more.
+/// The bot waits on Discord, the provider and PostgreSQL far more than it computes (about 9 ms of
+/// CPU per job, BENCHMARKS.md), and the little CPU work that could hold a thread (the usage chart)
+/// runs on the blocking pool. A second worker only added wake-ups that hand tasks between threads:
+/// in the benchmark one worker costs less CPU per job and answers `/imagine` with a shorter tail
+/// than two (BENCHMARKS.md, "Session 7").
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    builder.enable_all().build()
+}
+
+async fn command() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("run") => run().await,
         Some("doctor") => {
