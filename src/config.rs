@@ -188,7 +188,7 @@ impl Config {
                 Some(bytes(v)?).filter(|b| *b >= MIB).ok_or("expected a size in bytes, at least 1 MiB (1048576)")
             })?,
             provider_timeout: env.duration("PROVIDER_TIMEOUT", Duration::from_secs(30))?,
-            provider_max_queries_per_second: env.or_default("PROVIDER_MAX_QUERIES_PER_SECOND", 200.0, |v| {
+            provider_max_queries_per_second: env.or_default("PROVIDER_MAX_QUERIES_PER_SECOND", 1000.0, |v| {
                 v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or("expected a positive number")
             })?,
             lease: env.or_default("JOB_LEASE", Duration::from_secs(2 * 60), |v| match parse_duration(v) {

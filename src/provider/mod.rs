@@ -25,6 +25,9 @@ pub const MODEL: &str = "midjourney/midjourney-v7/image-to-image";
 /// Status queries that fall due together may go at once up to this much of the query cap's
 /// worth (the worker starts held jobs on a grid of the same step); past it they are spaced.
 const QUERY_BURST: Duration = Duration::from_millis(100);
+/// How long every status query of this process waits after one was answered 429 without a
+/// `Retry-After`.
+const QUERY_HOLD_ON_429: Duration = Duration::from_secs(1);
 /// The provider's "upstream unstable, try again" code.
 const CODE_UPSTREAM_UNSTABLE: i64 = 3000;
 
@@ -222,6 +225,10 @@ impl ShortApi {
         let message = json.as_ref().and_then(error_message).unwrap_or_else(|| snippet(&body));
 
         if status == StatusCode::TOO_MANY_REQUESTS {
+            if !is_create {
+                // The provider's limit is the process's, not one job's: every query waits.
+                self.queries.hold_until(std::time::Instant::now() + retry_after.unwrap_or(QUERY_HOLD_ON_429));
+            }
             return Err(ProviderError::Transient {
                 reason: format!("rate limited: {message}"),
                 retry_after,

@@ -72,3 +72,48 @@ async fn the_download_client_connects_to_no_private_name() {
     let reached = tokio::time::timeout(Duration::from_millis(200), internal.accept()).await;
     assert!(reached.is_err(), "a connection reached the internal service");
 }
+
+/// A status query answered 429 holds every query of the process for the `Retry-After` (the
+/// provider's limit is on the key, not on one job), while the pacer's own cap is far higher.
+#[tokio::test]
+async fn a_query_answered_429_holds_every_query_for_its_retry_after() {
+    use std::sync::{Arc, Mutex};
+    let arrivals: Arc<Mutex<Vec<(String, std::time::Instant)>>> = Arc::default();
+    let seen = arrivals.clone();
+    let app = axum::Router::new().route(
+        "/api/v1/job/query",
+        axum::routing::get(
+            move |axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>| {
+                let seen = seen.clone();
+                async move {
+                    let id = q.get("id").cloned().unwrap_or_default();
+                    seen.lock().unwrap().push((id.clone(), std::time::Instant::now()));
+                    if id == "limited" {
+                        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0.6")], "{}".to_owned())
+                    } else {
+                        (StatusCode::OK, [("retry-after", "0")], json!({"code": 0, "data": {"status": 1}}).to_string())
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let provider = ShortApi::new(&base, SecretString::from("key"), Duration::from_secs(5), 1000.0);
+
+    assert!(provider.query("free").await.is_ok());
+    let limited = provider.query("limited").await;
+    assert!(matches!(limited, Err(ProviderError::Transient { retry_after: Some(_), .. })), "{limited:?}");
+    assert!(provider.query("other").await.is_ok());
+    server.abort();
+
+    let arrivals = arrivals.lock().unwrap().clone();
+    let at = |id: &str| arrivals.iter().find(|(i, _)| i == id).map(|(_, at)| *at).unwrap();
+    assert!(
+        at("other").duration_since(at("limited")) >= Duration::from_millis(600),
+        "the next query went {:?} after the 429",
+        at("other").duration_since(at("limited"))
+    );
+    assert!(at("limited").duration_since(at("free")) < Duration::from_millis(600), "before it, queries were not held");
+}
