@@ -384,12 +384,22 @@ async fn counted(
     Ok(Counted { usage, member_blocked: row.member_blocked, taken: row.taken })
 }
 
-/// The guild's limits, creating its row with the defaults if it is new.
+/// The guild's limits as they stand (the defaults for a guild without a row yet, which its first
+/// job will store), for display: one statement and no lock, so `/me` and `/quota show` never
+/// wait on a reservation nor hold one up.
 pub async fn limits(db: &sqlx::PgPool, guild_id: DiscordId, defaults: &Limits) -> Result<Limits, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let limits = lock_limits(&mut tx, guild_id, defaults).await?;
-    tx.commit().await?;
-    Ok(limits)
+    let row = sqlx::query!(
+        "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent FROM guild_quotas WHERE guild_id = $1",
+        guild_id as DiscordId,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map_or(*defaults, |row| Limits {
+        daily: row.daily_limit,
+        monthly: row.monthly_limit,
+        per_user_daily: row.per_user_daily_limit,
+        max_concurrent: row.max_concurrent,
+    }))
 }
 
 /// One limit as changed by an admin.
