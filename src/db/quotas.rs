@@ -388,18 +388,15 @@ async fn counted(
 /// job will store), for display: one statement and no lock, so `/me` and `/quota show` never
 /// wait on a reservation nor hold one up.
 pub async fn limits(db: &sqlx::PgPool, guild_id: DiscordId, defaults: &Limits) -> Result<Limits, sqlx::Error> {
-    let row = sqlx::query!(
-        "SELECT daily_limit, monthly_limit, per_user_daily_limit, max_concurrent FROM guild_quotas WHERE guild_id = $1",
+    let stored = sqlx::query_as!(
+        Limits,
+        "SELECT daily_limit AS daily, monthly_limit AS monthly, per_user_daily_limit AS per_user_daily, max_concurrent \
+         FROM guild_quotas WHERE guild_id = $1",
         guild_id as DiscordId,
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map_or(*defaults, |row| Limits {
-        daily: row.daily_limit,
-        monthly: row.monthly_limit,
-        per_user_daily: row.per_user_daily_limit,
-        max_concurrent: row.max_concurrent,
-    }))
+    Ok(stored.unwrap_or(*defaults))
 }
 
 /// One limit as changed by an admin.
