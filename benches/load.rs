@@ -289,6 +289,17 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// The machine's busy and total CPU time so far, in ticks of all cores (`/proc/stat`).
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: f64 = ticks.iter().take(8).sum();
+    // idle and iowait
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
 /// Times the threads of a process gave up the CPU (waiting for I/O, a timer or a lock) or were
 /// made to: every wake-up costs a context switch, which on a virtual machine costs far more
 /// than most of the work done per request.
@@ -444,6 +455,26 @@ async fn main() {
                 let at = Instant::now();
                 let ms = ack_floor_once(&client, &gateway, &sampling_pool, i).await;
                 samples.lock().unwrap().push((at, ms));
+            }
+        }
+    });
+
+    // Each second, the share of one core the bot used and of the whole machine in use: whether
+    // the bot, or the machine, was saturated at the run's busiest.
+    let busy_seconds: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
+    let busy_sampler = tokio::spawn({
+        let (samples, pid) = (busy_seconds.clone(), bot.pid());
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let (mut bot_before, mut machine_before) = (cpu_seconds(pid), machine_ticks());
+            loop {
+                tick.tick().await;
+                let (bot_now, machine_now) = (cpu_seconds(pid), machine_ticks());
+                let (busy, total) = (machine_now.0 - machine_before.0, machine_now.1 - machine_before.1);
+                if total > 0.0 {
+                    samples.lock().unwrap().push((bot_now - bot_before, busy / total));
+                }
+                (bot_before, machine_before) = (bot_now, machine_now);
             }
         }
     });
@@ -609,6 +640,7 @@ async fn main() {
         discord.wait_original(&press.interaction.token(), left, posted).await;
     }
     sampler.abort();
+    busy_sampler.abort();
     let elapsed = started.elapsed();
     let cpu = cpu_seconds(bot.pid()) - cpu_before;
     let switches = context_switches(bot.pid()).saturating_sub(switches_before) as f64;
@@ -653,6 +685,19 @@ async fn main() {
     // deferred answer (U).
     let mut presses_not_taken = 0usize;
     let mut delivery = Vec::new();
+    // The delivery delay in two parts: from the finish to the query that saw it (the polling
+    // schedule, and how late the worker kept it), and from that query to the posted images.
+    let (mut seen_after, mut posted_after) = (Vec::new(), Vec::new());
+    let queries = shortapi.queries();
+    let mut queried_at: HashMap<&str, Vec<Instant>> = HashMap::new();
+    for q in &queries {
+        queried_at.entry(q.job_id.as_str()).or_default().push(q.at);
+    }
+    // How far apart the worker kept two queries of one job (the dense interval is 2 s).
+    let mut query_gaps: Vec<f64> = queried_at
+        .values()
+        .flat_map(|at| at.windows(2).map(|pair| pair[1].duration_since(pair[0]).as_secs_f64() * 1000.0))
+        .collect();
     let mut edit_gaps = Vec::new();
     let mut budget = 0.0;
     let job_makers = commands
@@ -695,6 +740,11 @@ async fn main() {
             + 2.0;
         if let Some(done) = edits.iter().find(|r| !r.files.is_empty() && r.status == 200) {
             delivery.push(done.at.saturating_duration_since(finished).as_secs_f64() * 1000.0);
+            let seen = queried_at.get(job.as_str()).and_then(|at| at.iter().find(|&&at| at >= finished));
+            if let Some(&seen) = seen.filter(|&&seen| seen <= done.at) {
+                seen_after.push(seen.duration_since(finished).as_secs_f64() * 1000.0);
+                posted_after.push(done.at.duration_since(seen).as_secs_f64() * 1000.0);
+            }
         }
     }
     for press in presses.iter().filter(|p| p.upscale) {
@@ -719,7 +769,6 @@ async fn main() {
     };
     let mut imagine_floor = sampled_while(commands.iter().collect());
     let mut press_floor = sampled_while(presses.iter().map(|p| &p.interaction).collect());
-    let queries = shortapi.queries();
     let mut per_second: HashMap<u64, usize> = HashMap::new();
     for q in &queries {
         *per_second.entry(q.at.duration_since(started).as_secs()).or_default() += 1;
@@ -739,6 +788,22 @@ async fn main() {
             }
         });
     let limited = requests.iter().filter(|r| r.status == 429).count();
+    // The routes that met a 429, tokens and ids left out: `PATCH /webhooks/{id}/{token}/...`.
+    let mut limited_routes: HashMap<String, usize> = HashMap::new();
+    for r in requests.iter().filter(|r| r.status == 429) {
+        let shape: Vec<&str> = r
+            .path
+            .split('/')
+            .map(|s| match s {
+                s if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => "{id}",
+                s if s.len() > 30 => "{token}",
+                s => s,
+            })
+            .collect();
+        *limited_routes.entry(format!("{} {}", r.method, shape.join("/"))).or_default() += 1;
+    }
+    let mut limited_routes: Vec<String> = limited_routes.into_iter().map(|(r, n)| format!("{n} on {r}")).collect();
+    limited_routes.sort();
     // Every upload the stand-in received is in there: free it before the floors and the probe.
     drop(requests);
 
@@ -895,6 +960,45 @@ async fn main() {
             if o.callbacks { "p95 < 500 ms".into() } else { "p95 < 3 s".into() },
         ),
         (
+            "delivery delay, split: finish to the query that saw it / that query to the images posted, p50 / p95",
+            format!(
+                "{:.0} / {:.0} ms · {:.0} / {:.0} ms",
+                percentile(&mut seen_after, 0.5),
+                percentile(&mut seen_after, 0.95),
+                percentile(&mut posted_after, 0.5),
+                percentile(&mut posted_after, 0.95)
+            ),
+            "-".into(),
+            "-".into(),
+        ),
+        (
+            "busiest seconds: bot CPU (share of one core) p90 / max · machine busy p90 / max",
+            {
+                let samples = busy_seconds.lock().unwrap().clone();
+                let (mut bot_share, mut machine): (Vec<f64>, Vec<f64>) = samples.into_iter().unzip();
+                format!(
+                    "{:.0} / {:.0} % · {:.0} / {:.0} %",
+                    percentile(&mut bot_share, 0.9) * 100.0,
+                    percentile(&mut bot_share, 1.0) * 100.0,
+                    percentile(&mut machine, 0.9) * 100.0,
+                    percentile(&mut machine, 1.0) * 100.0
+                )
+            },
+            "-".into(),
+            "-".into(),
+        ),
+        (
+            "gap between two queries of one job p50 / p95 / max",
+            format!(
+                "{:.0} / {:.0} / {:.0} ms",
+                percentile(&mut query_gaps, 0.5),
+                percentile(&mut query_gaps, 0.95),
+                percentile(&mut query_gaps, 1.0)
+            ),
+            "-".into(),
+            "-".into(),
+        ),
+        (
             "provider queries per job",
             format!("{:.2}", queries.len() as f64 / n),
             format!("budget {:.2} (job time / 2.5 s + 2)", budget / n),
@@ -920,7 +1024,16 @@ async fn main() {
             "-".into(),
             "-".into(),
         ),
-        ("Discord 429s", format!("{limited}"), "0 (stand-in allows 5 writes / 5 s per route)".into(), "0".into()),
+        (
+            "Discord 429s",
+            if limited_routes.is_empty() {
+                format!("{limited}")
+            } else {
+                format!("{limited} ({})", limited_routes.join(", "))
+            },
+            "0 (stand-in allows 5 writes / 5 s per route)".into(),
+            "0".into(),
+        ),
         (
             "min gap between progress edits of one reply",
             format!("{:.1} s", edit_gaps.iter().copied().fold(f64::INFINITY, f64::min)),
