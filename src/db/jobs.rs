@@ -723,19 +723,42 @@ pub async fn poll_now(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::E
     Ok(result.rows_affected() == 1)
 }
 
-/// How long recent successful jobs took at the provider, newest first: `(performance, seconds)`.
-pub async fn recent_durations(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<(String, f64)>, sqlx::Error> {
+/// One recent job, for learning how long jobs take: how long it took, or, while it is still
+/// running at the provider, how long it has run so far (it takes at least that).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationSample {
+    pub performance: String,
+    pub seconds: f64,
+    pub finished: bool,
+}
+
+/// What recent jobs say about how long jobs take at the provider: the `limit` latest successful
+/// ones (finished, with how long they took), and the `limit` oldest of those still running there
+/// (with how long they have run so far, which they take at least).
+///
+/// The running ones matter in a burst: the first jobs to finish are its short ones, and a model
+/// read from finishes alone would close its dense window before the burst's long jobs finish.
+pub async fn recent_durations(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<DurationSample>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT COALESCE(args->>'performance', 'balance') AS "performance!",
-                EXTRACT(EPOCH FROM finished_at - submitted_at)::float8 AS "seconds!"
-         FROM jobs WHERE status = $2 AND submitted_at IS NOT NULL AND finished_at > now() - interval '1 day'
-         ORDER BY finished_at DESC LIMIT $1"#,
+        r#"(SELECT COALESCE(args->>'performance', 'balance') AS "performance!",
+                EXTRACT(EPOCH FROM finished_at - submitted_at)::float8 AS "seconds!", true AS "finished!"
+            FROM jobs WHERE status = $2 AND submitted_at IS NOT NULL AND finished_at > now() - interval '1 day'
+            ORDER BY finished_at DESC LIMIT $1)
+         UNION ALL
+         (SELECT COALESCE(args->>'performance', 'balance'), EXTRACT(EPOCH FROM now() - submitted_at)::float8, false
+            FROM jobs WHERE delivered_at IS NULL AND finished_at IS NULL AND submitted_at IS NOT NULL
+              AND status = ANY($3)
+            ORDER BY submitted_at LIMIT $1)"#,
         limit,
         JobStatus::Succeeded as JobStatus,
+        &JobStatus::AT_PROVIDER as &[JobStatus],
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.performance, r.seconds)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| DurationSample { performance: r.performance, seconds: r.seconds, finished: r.finished })
+        .collect())
 }
 
 /// How many jobs not yet delivered are in each state, for `/metrics`. Only undelivered jobs are

@@ -160,3 +160,58 @@ async fn save_writes_nothing_for_a_process_that_lost_the_lease() {
     assert!(!store::save(&pool, &current, second, false).await.unwrap(), "a released lease fences too");
     pool.close().await;
 }
+
+/// A succeeded job, submitted `submitted_ago` seconds ago, that took `took` seconds; or, when it
+/// has not finished yet (`took` beyond its age), a job still running at the provider.
+async fn insert_submitted(pool: &PgPool, interaction_id: i64, submitted_ago: f64, took: f64) {
+    let finished = took <= submitted_ago;
+    sqlx::query(
+        "INSERT INTO jobs (id, interaction_id, application_id, guild_id, channel_id, user_id, token_expires_at, \
+         attachment_size_limit, prompt_raw, prompt_sent, args, input_urls, status, acked_at, submitted_at, \
+         finished_at, next_run_at) \
+         VALUES ($1, $2, 1, 2, 3, 4, now() + interval '15 minutes', 8388608, 'a test', 'a test', \
+         '{\"mode\":\"fast\",\"prompt\":\"a test\",\"aspect_ratio\":\"1:1\"}', '{}', \
+         CASE WHEN $5 THEN 'succeeded' ELSE 'submitted' END::job_status, now() - make_interval(secs => $3), \
+         now() - make_interval(secs => $3), \
+         CASE WHEN $5 THEN now() - make_interval(secs => $3) + make_interval(secs => $4) END, now())",
+    )
+    .bind(Uuid::new_v4())
+    .bind(interaction_id)
+    .bind(submitted_ago)
+    .bind(took)
+    .bind(finished)
+    .execute(pool)
+    .await
+    .expect("inserting a submitted job");
+}
+
+/// The schedule learns where jobs finish from recent jobs, the ones still running included: in a
+/// burst, the first to finish are its short ones, and a model read from the latest finishes alone
+/// would end its dense window before the burst's long jobs finish, leaving them to the slow
+/// interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_durations_count_the_jobs_still_running_not_only_the_first_finishes_of_a_burst() {
+    let (_db, pool) = support::fresh_pool().await;
+    // An hour of steady work: jobs of 20 to 90 s, all long settled.
+    for i in 0..100u32 {
+        let took = 20.0 + 70.0 * f64::from(i * 37 % 100) / 99.0;
+        insert_submitted(&pool, i.into(), 3600.0 - f64::from(i) * 30.0, took).await;
+    }
+    // A burst in the last minute, ten a second, of the same spread: only its short jobs are done
+    // yet, and more of them than the sample takes.
+    for i in 0..600u32 {
+        let took = 20.0 + 70.0 * f64::from(i * 37 % 600) / 599.0;
+        insert_submitted(&pool, (1000 + i).into(), 60.0 - f64::from(i) * 0.1, took).await;
+    }
+
+    let samples = store::recent_durations(&pool, 100).await.unwrap();
+    let finished = samples.iter().filter(|s| s.finished).count();
+    assert_eq!((finished, samples.len()), (100, 200), "the latest finishes and the longest running");
+    assert!(samples.iter().filter(|s| !s.finished).all(|s| s.seconds >= 40.0), "the oldest running jobs");
+    let window = imagine_bot::jobs::schedule::DurationModel::from_samples(&samples).window("balance").unwrap();
+    assert!(
+        window.late >= Duration::from_secs(85),
+        "the dense window reaches the slow jobs of the spread, not only the burst's first finishes: {window:?}"
+    );
+    pool.close().await;
+}
