@@ -28,6 +28,9 @@ const REQUESTS_PER_SECOND: f64 = 40.0;
 const REFRESH_AT_MOST: usize = 50;
 /// The message flag that shows a message only to the member of its interaction.
 const EPHEMERAL: u64 = 1 << 6;
+/// Tries of a channel message that Discord keeps refusing for its rate limit (see
+/// [`DiscordRest::post_message`]); the waits between them are Discord's own.
+const POST_TRIES: u32 = 5;
 
 /// Why a send failed, sorted by what to do next.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +193,10 @@ impl DiscordRest {
 
     /// Posts a message in a channel: a log channel's notice, or the follow-up ping of a long job.
     /// Only `mention` (when given) is pinged, whatever the content names.
+    ///
+    /// A busy channel (Discord takes a few messages in a few seconds per channel) delays the
+    /// message rather than dropping it: a 429 means it was not posted, so it waits as Discord
+    /// asks and tries again, up to [`POST_TRIES`] times in all.
     pub async fn post_message(
         &self,
         channel_id: u64,
@@ -199,7 +206,16 @@ impl DiscordRest {
         let users: Vec<String> = mention.iter().map(u64::to_string).collect();
         let payload = payload(message, &[], json!({"parse": [], "users": users}), None);
         let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
-        self.send("post", Method::POST, url, true, payload, &[]).await
+        let mut tries = 1;
+        loop {
+            match self.send("post", Method::POST, url.clone(), true, payload.clone(), &[]).await {
+                Err(SendError::RateLimited(wait)) if tries < POST_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Registers (overwrites) the application's commands, in `guild` when given, else globally.

@@ -95,3 +95,32 @@ async fn a_long_job_pings_its_owner_once_unless_the_server_turned_it_off() {
     assert!(private_answer(&bot, &notify(false)).await.contains("nothing changed"));
     bot.stop().await;
 }
+
+/// Discord lets a channel take five messages in five seconds and refuses more with a 429. Pings
+/// that meet the limit were refused, not posted: they wait as Discord asks and are posted then,
+/// none dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_beyond_the_channels_rate_limit_wait_their_turn_and_none_is_lost() {
+    let bot = TestBot::start_with(|vars| {
+        vars.insert("NOTIFY_AFTER".into(), NOTIFY_AFTER.into());
+    })
+    .await;
+    bot.discord.set_route_limit(5, Duration::from_secs(5));
+    bot.shortapi.script("slow", Behaviour::SucceedAt { after: SLOW, images: 1, image_bytes: 2048 });
+
+    let commands: Vec<InteractionBuilder> = (1..=8).map(|i| bot.imagine(&format!("a slow cathedral {i}"))).collect();
+    for cmd in &commands {
+        bot.send(cmd).await;
+    }
+    for cmd in &commands {
+        bot.wait_job_settled(cmd).await;
+    }
+    let all = crate::support::eventually(crate::support::WAIT, || async { pings(&bot).len() >= 8 }).await;
+    let posted = bot.discord.requests_matching("POST", &format!("/channels/{DEFAULT_CHANNEL_ID}/messages"));
+    let refused = posted.iter().filter(|r| r.status == 429).count();
+    assert!(refused > 0, "the channel's limit was met");
+    assert!(all, "every owner is pinged: {} of 8, {refused} refused with a 429", pings(&bot).len());
+    tokio::time::sleep(GRACE).await;
+    assert_eq!(pings(&bot).len(), 8, "once each");
+    bot.stop().await;
+}

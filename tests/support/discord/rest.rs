@@ -154,7 +154,6 @@ impl DiscordStandIn {
 
     /// Enforce Discord-like per-route limits on message writes: at most `limit` requests per
     /// `window` on each route (429 with `retry_after` beyond).
-    #[allow(dead_code, reason = "only benches/load.rs uses it")]
     pub fn set_route_limit(&self, limit: usize, window: Duration) {
         lock(&self.shared.inner).route_limit = Some((limit.max(1), window));
     }
