@@ -684,6 +684,18 @@ async fn main() {
     // Presses refused, failed or not answered: each should be a public message (V, Reroll) or a
     // deferred answer (U).
     let mut presses_not_taken = 0usize;
+    // What the presses not taken were answered, by kind of answer.
+    let mut not_taken_answers: HashMap<String, usize> = HashMap::new();
+    let mut note_answer = |kind: &str, ack: Option<&support::discord::RecordedRequest>| {
+        let answer = match ack.and_then(|a| a.json.as_ref()) {
+            None => "no answer".to_owned(),
+            Some(j) => {
+                let content: String = j["data"]["content"].as_str().unwrap_or("").chars().take(60).collect();
+                format!("type {} {content:?}", j["type"])
+            }
+        };
+        *not_taken_answers.entry(format!("{kind}: {answer}")).or_default() += 1;
+    };
     let mut delivery = Vec::new();
     // The delivery delay in two parts: from the finish to the query that saw it (the polling
     // schedule, and how late the worker kept it), and from that query to the posted images.
@@ -713,6 +725,9 @@ async fn main() {
                     .as_ref()
                     .is_some_and(|j| j["type"] == 4 && j["data"]["flags"].as_u64().unwrap_or(0) & 64 == 0);
                 presses_not_taken += usize::from(!public);
+                if !public {
+                    note_answer("V/Reroll", Some(ack));
+                }
                 press_acks.push(since_dispatch(cmd, ack.at));
             }
             Some(ack) => {
@@ -722,7 +737,12 @@ async fn main() {
                     late_acks.push(ms);
                 }
             }
-            None => presses_not_taken += usize::from(pressed),
+            None => {
+                presses_not_taken += usize::from(pressed);
+                if pressed {
+                    note_answer("V/Reroll", None);
+                }
+            }
         }
         let edits: Vec<_> =
             requests.iter().filter(|r| r.is("PATCH", &format!("/{token}/messages/@original"))).collect();
@@ -753,7 +773,10 @@ async fn main() {
             Some(ack) if ack.json.as_ref().is_some_and(|j| j["type"] == 5) => {
                 upscale_acks.push(since_dispatch(cmd, ack.at));
             }
-            _ => presses_not_taken += 1,
+            other => {
+                presses_not_taken += 1;
+                note_answer("U", other);
+            }
         }
         let path = format!("/{}/messages/@original", cmd.token());
         if let Some(posted) = requests.iter().find(|r| r.is("PATCH", &path) && !r.files.is_empty() && r.status == 200) {
@@ -945,7 +968,19 @@ async fn main() {
                 ),
                 "-".into(),
             ),
-            ("presses refused, failed or unanswered", format!("{presses_not_taken}"), "-".into(), "0".into()),
+            (
+                "presses refused, failed or unanswered",
+                if not_taken_answers.is_empty() {
+                    format!("{presses_not_taken}")
+                } else {
+                    let mut answers: Vec<String> =
+                        not_taken_answers.iter().map(|(answer, n)| format!("{n} × {answer}")).collect();
+                    answers.sort();
+                    format!("{presses_not_taken} ({})", answers.join("; "))
+                },
+                "-".into(),
+                "0".into(),
+            ),
         ]);
     }
     rows.extend([
