@@ -9,6 +9,7 @@
 
 use std::{
     collections::HashMap,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -116,6 +117,9 @@ pub struct DiscordRest {
     bot_token: SecretString,
     /// Global pacing, held back by global 429s.
     pacer: Pacer,
+    /// Per channel, for the messages the bot posts there: one at a time, and none before the time
+    /// Discord's last answer said the channel's limit resets, when it said none were left.
+    channels: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
 }
 
 impl DiscordRest {
@@ -136,6 +140,7 @@ impl DiscordRest {
             base: proxy.unwrap_or(DISCORD).trim_end_matches('/').to_owned(),
             bot_token,
             pacer: Pacer::per_second(REQUESTS_PER_SECOND),
+            channels: Mutex::default(),
         }
     }
 
@@ -195,8 +200,11 @@ impl DiscordRest {
     /// Only `mention` (when given) is pinged, whatever the content names.
     ///
     /// A busy channel (Discord takes a few messages in a few seconds per channel) delays the
-    /// message rather than dropping it: a 429 means it was not posted, so it waits as Discord
-    /// asks and tries again, up to [`POST_TRIES`] times in all.
+    /// message rather than dropping it. The bot's messages to one channel go one at a time, and
+    /// when Discord's answer says the channel has no message left (`X-RateLimit-Remaining: 0`),
+    /// the next waits for its `X-RateLimit-Reset-After`. A 429 (another process, say, took the
+    /// channel's room) means the message was not posted: it waits as Discord asks and tries
+    /// again, up to [`POST_TRIES`] times in all.
     pub async fn post_message(
         &self,
         channel_id: u64,
@@ -206,16 +214,31 @@ impl DiscordRest {
         let users: Vec<String> = mention.iter().map(u64::to_string).collect();
         let payload = payload(message, &[], json!({"parse": [], "users": users}), None);
         let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
+        let channel = self.channel(channel_id);
+        let mut not_before = channel.lock().await;
         let mut tries = 1;
         loop {
-            match self.send("post", Method::POST, url.clone(), true, payload.clone(), &[]).await {
+            if let Some(at) = not_before.take() {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            let (result, room) = self.send_counted("post", Method::POST, url.clone(), true, payload.clone(), &[]).await;
+            if let Room::NoneUntil(at) = room {
+                *not_before = Some(at);
+            }
+            match result {
                 Err(SendError::RateLimited(wait)) if tries < POST_TRIES => {
                     tries += 1;
-                    tokio::time::sleep(wait).await;
+                    *not_before = Some(Instant::now() + wait);
                 }
                 result => return result,
             }
         }
+    }
+
+    /// The state of the bot's posts in `channel_id` (see [`DiscordRest::post_message`]).
+    fn channel(&self, channel_id: u64) -> Arc<tokio::sync::Mutex<Option<Instant>>> {
+        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        channels.entry(channel_id).or_default().clone()
     }
 
     /// Registers (overwrites) the application's commands, in `guild` when given, else globally.
@@ -298,6 +321,20 @@ impl DiscordRest {
         payload: Value,
         uploads: &[&Upload],
     ) -> Result<u64, SendError> {
+        self.send_counted(route, method, url, authorised, payload, uploads).await.0
+    }
+
+    /// [`DiscordRest::send`], and what Discord's answer said is left of the route's limit.
+    async fn send_counted(
+        &self,
+        route: &'static str,
+        method: Method,
+        url: String,
+        authorised: bool,
+        payload: Value,
+        uploads: &[&Upload],
+    ) -> (Result<u64, SendError>, Room) {
+        let mut room = Room::Some;
         let result = async {
             if authorised {
                 // Interaction webhooks are outside the bot's global rate limit; bot-token routes
@@ -328,6 +365,7 @@ impl DiscordRest {
             let retry_after =
                 response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
             let global = response.headers().get("x-ratelimit-scope").is_some_and(|v| v == "global");
+            room = Room::of(response.headers(), Instant::now());
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if status.is_success() {
                 return body
@@ -355,7 +393,30 @@ impl DiscordRest {
             Err(SendError::Refused(_)) => "refused",
         };
         metrics::counter!("imagine_discord_requests_total", "route" => route, "outcome" => outcome).increment(1);
-        result
+        (result, room)
+    }
+}
+
+/// What an answer said is left of its route's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Requests are left, or the answer did not say.
+    Some,
+    /// None is left until then (`X-RateLimit-Remaining: 0`, reset after `X-RateLimit-Reset-After`).
+    NoneUntil(Instant),
+}
+
+impl Room {
+    fn of(headers: &reqwest::header::HeaderMap, now: Instant) -> Room {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let reset_after = header("x-ratelimit-reset-after")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(600.0)));
+        match (header("x-ratelimit-remaining"), reset_after) {
+            (Some("0"), Some(after)) => Room::NoneUntil(now + after),
+            _ => Room::Some,
+        }
     }
 }
 
@@ -398,6 +459,22 @@ fn mime_for(filename: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_that_leaves_no_room_says_until_when() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let now = Instant::now();
+        let mut headers = HeaderMap::new();
+        assert_eq!(Room::of(&headers, now), Room::Some, "an answer that says nothing");
+        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        headers.insert("x-ratelimit-reset-after", HeaderValue::from_static("2.5"));
+        assert_eq!(Room::of(&headers, now), Room::NoneUntil(now + Duration::from_millis(2500)));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("3"));
+        assert_eq!(Room::of(&headers, now), Room::Some, "room left");
+        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        headers.insert("x-ratelimit-reset-after", HeaderValue::from_static("soon"));
+        assert_eq!(Room::of(&headers, now), Room::Some, "a reset it cannot read holds nothing back");
+    }
 
     #[test]
     fn errors_are_sorted_by_what_to_do() {

@@ -238,8 +238,11 @@ pub(super) async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Res
                     .find(|(f, _)| f.method.eq_ignore_ascii_case(&method) && path.contains(&f.path_contains))
                     .map(|(f, _)| f.clone())
             });
-        let limited = rate_limited(&mut inner, &method, &path);
-        let reply = match (scripted, limited) {
+        let (limited, room) = match rate_limited(&mut inner, &method, &path) {
+            Limit::Refused(f) => (Some(f), None),
+            Limit::Room(room) => (None, room),
+        };
+        let mut reply = match (scripted, limited) {
             (Some(f), _) if f.after_effect => {
                 let _ = route(&shared, &mut inner, &method, &path, query.as_deref(), &headers, json.as_ref(), &files);
                 scripted_reply(f)
@@ -250,6 +253,12 @@ pub(super) async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Res
                 route(&shared, &mut inner, &method, &path, query.as_deref(), &headers, json.as_ref(), &files)
             }
         };
+        // Discord tells what is left of a route's limit on every answer, not only on a 429.
+        if let Some((remaining, reset_after)) = room.filter(|_| reply.status < 300) {
+            reply.headers.push(("x-ratelimit-limit".into(), inner.route_limit.map_or(0, |l| l.0).to_string()));
+            reply.headers.push(("x-ratelimit-remaining".into(), remaining.to_string()));
+            reply.headers.push(("x-ratelimit-reset-after".into(), format!("{:.3}", reset_after.as_secs_f64())));
+        }
         inner.requests.push(RecordedRequest {
             method,
             path,
@@ -280,12 +289,20 @@ pub(super) async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Res
     resp
 }
 
+/// What the per-route limit on message writes says of a request.
+enum Limit {
+    /// Over the limit: a 429 with `retry_after`.
+    Refused(ScriptedFailure),
+    /// Let through; for a limited route, the requests left in its window and when it resets.
+    Room(Option<(usize, Duration)>),
+}
+
 /// Enforces the per-route limit on message writes: a 429 with `retry_after` when exceeded.
-fn rate_limited(inner: &mut Inner, method: &str, path: &str) -> Option<ScriptedFailure> {
-    let (limit, window) = inner.route_limit?;
+fn rate_limited(inner: &mut Inner, method: &str, path: &str) -> Limit {
+    let Some((limit, window)) = inner.route_limit else { return Limit::Room(None) };
     let writes = matches!(method, "PATCH" | "POST") && (path.contains("/webhooks/") || path.contains("/messages"));
     if !writes {
-        return None;
+        return Limit::Room(None);
     }
     let now = Instant::now();
     let hits = inner.route_hits.entry(path.to_string()).or_default();
@@ -294,7 +311,7 @@ fn rate_limited(inner: &mut Inner, method: &str, path: &str) -> Option<ScriptedF
     }
     if hits.len() >= limit {
         let retry = window.saturating_sub(now.duration_since(*hits.front().expect("limit > 0"))).as_secs_f64();
-        return Some(ScriptedFailure {
+        return Limit::Refused(ScriptedFailure {
             method: method.to_string(),
             path_contains: path.to_string(),
             status: 429,
@@ -303,7 +320,8 @@ fn rate_limited(inner: &mut Inner, method: &str, path: &str) -> Option<ScriptedF
         });
     }
     hits.push_back(now);
-    None
+    let reset_after = window.saturating_sub(now.duration_since(*hits.front().expect("just pushed")));
+    Limit::Room(Some((limit - hits.len(), reset_after)))
 }
 
 fn scripted_reply(f: ScriptedFailure) -> Reply {
