@@ -154,7 +154,7 @@ impl DiscordRest {
     ) -> Result<u64, SendError> {
         let payload = payload(message, uploads, json!({"parse": []}), None);
         let url = format!("{}/api/v10/webhooks/{application_id}/{token}/messages/@original", self.base);
-        self.send("edit", Method::PATCH, url, false, payload, uploads).await
+        self.send("edit", Method::PATCH, url, false, payload, uploads).await.0
     }
 
     /// Sends a message that only the interaction's member sees (an ephemeral follow-up), while
@@ -169,7 +169,7 @@ impl DiscordRest {
         let mut payload = payload(message, uploads, json!({"parse": []}), None);
         payload["flags"] = json!(EPHEMERAL);
         let url = format!("{}/api/v10/webhooks/{application_id}/{token}", self.base);
-        self.send("followup", Method::POST, url, false, payload, uploads).await
+        self.send("followup", Method::POST, url, false, payload, uploads).await.0
     }
 
     /// Posts the job's message in its channel, mentioning (and pinging) the user, as a reply to
@@ -192,8 +192,7 @@ impl DiscordRest {
         let mut payload = payload(&message, uploads, json!({"parse": [], "users": [user_id.to_string()]}), reference);
         payload["nonce"] = json!(nonce.chars().take(25).collect::<String>());
         payload["enforce_nonce"] = json!(true);
-        let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
-        self.send("channel", Method::POST, url, true, payload, uploads).await
+        self.to_channel("channel", channel_id, &payload, uploads, 1).await
     }
 
     /// Posts a message in a channel: a log channel's notice, or the follow-up ping of a long job.
@@ -213,29 +212,48 @@ impl DiscordRest {
     ) -> Result<u64, SendError> {
         let users: Vec<String> = mention.iter().map(u64::to_string).collect();
         let payload = payload(message, &[], json!({"parse": [], "users": users}), None);
+        self.to_channel("post", channel_id, &payload, &[], POST_TRIES).await
+    }
+
+    /// Posts in a channel, the only way the bot writes to one: the bot's messages to a channel go
+    /// one at a time, none before the time Discord's last answer there said the channel's limit
+    /// resets (when it said none were left, or answered 429). A message refused with a 429 was not
+    /// posted and is tried again after Discord's wait, up to `tries` times in all; the last 429 is
+    /// returned, for the caller to wait out.
+    async fn to_channel(
+        &self,
+        route: &'static str,
+        channel_id: u64,
+        payload: &Value,
+        uploads: &[&Upload],
+        tries: u32,
+    ) -> Result<u64, SendError> {
         let url = format!("{}/api/v10/channels/{channel_id}/messages", self.base);
         let channel = self.channel(channel_id);
         let mut not_before = channel.lock().await;
-        let mut tries = 1;
+        let mut tried = 0;
         loop {
             if let Some(at) = not_before.take() {
                 tokio::time::sleep_until(at.into()).await;
             }
-            let (result, room) = self.send_counted("post", Method::POST, url.clone(), true, payload.clone(), &[]).await;
+            let (result, room) = self.send(route, Method::POST, url.clone(), true, payload.clone(), uploads).await;
+            tried += 1;
             if let Room::NoneUntil(at) = room {
                 *not_before = Some(at);
             }
             match result {
-                Err(SendError::RateLimited(wait)) if tries < POST_TRIES => {
-                    tries += 1;
+                Err(SendError::RateLimited(wait)) => {
                     *not_before = Some(Instant::now() + wait);
+                    if tried >= tries {
+                        return Err(SendError::RateLimited(wait));
+                    }
                 }
                 result => return result,
             }
         }
     }
 
-    /// The state of the bot's posts in `channel_id` (see [`DiscordRest::post_message`]).
+    /// The state of the bot's posts in `channel_id` (see [`DiscordRest::to_channel`]).
     fn channel(&self, channel_id: u64) -> Arc<tokio::sync::Mutex<Option<Instant>>> {
         let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         channels.entry(channel_id).or_default().clone()
@@ -311,21 +329,9 @@ impl DiscordRest {
         Err(classify(status.as_u16(), &body, retry_after))
     }
 
-    /// Sends one request and records its outcome (`route` names it in metrics).
+    /// Sends one request and records its outcome (`route` names it in metrics); also says what
+    /// Discord's answer said is left of the route's limit.
     async fn send(
-        &self,
-        route: &'static str,
-        method: Method,
-        url: String,
-        authorised: bool,
-        payload: Value,
-        uploads: &[&Upload],
-    ) -> Result<u64, SendError> {
-        self.send_counted(route, method, url, authorised, payload, uploads).await.0
-    }
-
-    /// [`DiscordRest::send`], and what Discord's answer said is left of the route's limit.
-    async fn send_counted(
         &self,
         route: &'static str,
         method: Method,

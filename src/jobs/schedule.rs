@@ -115,11 +115,11 @@ impl Finishes {
         let mut i = 0;
         while i < samples.len() {
             let t = samples[i].0;
-            let at_risk = samples.len() - i;
+            let running_then = samples.len() - i;
             let ended = samples[i..].iter().take_while(|s| s.0 == t && s.1).count();
             if ended > 0 {
                 #[allow(clippy::cast_precision_loss, reason = "a few thousand samples at most")]
-                let share = ended as f64 / at_risk as f64;
+                let share = ended as f64 / running_then as f64;
                 surviving *= 1.0 - share;
                 steps.push((t, 1.0 - surviving));
             }
