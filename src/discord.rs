@@ -105,7 +105,8 @@ pub fn classify_serenity(error: serenity::Error) -> SendError {
 #[derive(Clone)]
 pub struct Upload {
     pub filename: String,
-    pub bytes: Vec<u8>,
+    /// Shared, so that sending it (again, after a refusal) copies nothing.
+    pub bytes: bytes::Bytes,
     /// Where the provider served it, for a link when it cannot be uploaded.
     pub source_url: String,
 }
@@ -356,7 +357,8 @@ impl DiscordRest {
             } else {
                 let mut form = Form::new().text("payload_json", payload.to_string());
                 for (i, upload) in uploads.iter().enumerate() {
-                    let part = Part::bytes(upload.bytes.clone())
+                    let length = upload.bytes.len() as u64;
+                    let part = Part::stream_with_length(upload.bytes.clone(), length)
                         .file_name(upload.filename.clone())
                         .mime_str(mime_for(&upload.filename))
                         .expect("static MIME types parse");
@@ -514,7 +516,11 @@ mod tests {
     #[test]
     fn payload_lists_the_uploaded_files() {
         let message = Rendered { content: "done".into(), embeds: vec![], components: vec![] };
-        let uploads = [Upload { filename: "imagine-1.png".into(), bytes: vec![1], source_url: "u".into() }];
+        let uploads = [Upload {
+            filename: "imagine-1.png".into(),
+            bytes: bytes::Bytes::from_static(&[1]),
+            source_url: "u".into(),
+        }];
         let p = payload(&message, &[&uploads[0]], json!({"parse": []}), None);
         assert_eq!(p["attachments"], json!([{"id": 0, "filename": "imagine-1.png"}]));
         assert_eq!(p["components"], json!([]), "an edit without buttons removes the old ones");

@@ -10,6 +10,9 @@ const USAGE: &str = "usage: imagine-bot [run | doctor | healthcheck [--live]]
                1 otherwise, saying why (for container health checks); with --live, ask
                /healthz instead (the process is up)";
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     match runtime() {

@@ -658,7 +658,11 @@ pub async fn recent_for_user(
 
 /// Keeps a job's result images (a delivery that Discord did not take yet, or never will), and
 /// records that they are kept, in one transaction.
-pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec<u8>)]) -> Result<(), sqlx::Error> {
+pub async fn save_images(
+    db: &sqlx::PgPool,
+    job_id: Uuid,
+    images: &[(String, bytes::Bytes)],
+) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query!("UPDATE jobs SET images_kept = true WHERE id = $1", job_id).execute(&mut *tx).await?;
     for (position, (filename, bytes)) in (0i32..).zip(images) {
@@ -668,7 +672,7 @@ pub async fn save_images(db: &sqlx::PgPool, job_id: Uuid, images: &[(String, Vec
             job_id,
             position,
             filename,
-            bytes,
+            bytes.as_ref(),
         )
         .execute(&mut *tx)
         .await?;

@@ -237,7 +237,7 @@ impl Deliverer {
     /// Stores the downloaded results, so that later attempts (and `/history`) need no download.
     async fn keep_images(&self, job: &mut Job, pool: &sqlx::PgPool, uploads: Vec<Upload>) {
         let prefix = job.id.simple().to_string();
-        let images: Vec<(String, Vec<u8>)> =
+        let images: Vec<(String, bytes::Bytes)> =
             uploads.into_iter().map(|u| (format!("{}-{}", &prefix[..KEPT_PREFIX], u.filename), u.bytes)).collect();
         match store::save_images(pool, job.id, &images).await {
             Ok(()) => job.images_kept = true,
@@ -254,7 +254,7 @@ impl Deliverer {
                 let filename = stored_name.get(KEPT_PREFIX + 1..)?.to_owned();
                 let number = usize::from(actions::image_number(&filename)?);
                 let source_url = job.result_urls.get(number.checked_sub(1)?)?.clone();
-                Some(Upload { filename, bytes, source_url })
+                Some(Upload { filename, bytes: bytes.into(), source_url })
             })
             .collect();
         let linked =
@@ -338,7 +338,7 @@ impl Deliverer {
             match fetched {
                 Ok((bytes, content_type)) => uploads.push(Upload {
                     filename: source.file_name(extension(content_type.as_deref(), url)),
-                    bytes,
+                    bytes: bytes.into(),
                     source_url: url.clone(),
                 }),
                 Err(e) => warn!(error = %e, ?source, "one of the job's pictures is not uploaded again with it"),
@@ -365,7 +365,7 @@ impl Deliverer {
                         linked.push(url.clone());
                     } else {
                         let filename = file_name(i, content_type.as_deref(), url);
-                        uploads.push(Upload { filename, bytes, source_url: url.clone() });
+                        uploads.push(Upload { filename, bytes: bytes.into(), source_url: url.clone() });
                     }
                 }
                 Err(e @ (DownloadError::TooLarge { .. } | DownloadError::Redirected)) => {

@@ -70,7 +70,9 @@ pub async fn download(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-    let mut bytes = Vec::new();
+    // Sized once from the announced length (never past the cap): no copies as it grows.
+    let announced = response.content_length().unwrap_or(0).min(max_bytes);
+    let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| DownloadError::Failed(format!("download interrupted: {}", without_url(&e))))?;
