@@ -46,10 +46,12 @@ async fn happy_path_from_command_to_gallery() {
         json!({"mode":"fast","prompt":"a cozy reading nook, golden hour","negative_prompt":"people",
                "aspect_ratio":"16:9","chaos":20,"image_urls":[bot.source_url("source.png")]})
     );
-    assert_eq!(bot.shortapi.fetched_inputs(), [(bot.source_url("source.png"), 200)], "the provider got the image");
 
     // The reply ends as a gallery of uploaded images with duration and cost.
     let done = bot.wait_reply(&cmd, |c| c.contains("Done")).await;
+    // The stand-in records a create as it arrives and fetches its inputs before answering it:
+    // once the job is done, the fetch has surely happened.
+    assert_eq!(bot.shortapi.fetched_inputs(), [(bot.source_url("source.png"), 200)], "the provider got the image");
     let content = done["content"].as_str().unwrap();
     assert!(content.contains("4 images") && content.contains("$0.04"), "{content}");
     let final_edit = bot
