@@ -668,6 +668,10 @@ async fn main() {
         at.duration_since(discord.dispatched_at(interaction.id()).unwrap()).as_secs_f64() * 1000.0
     };
     let mut acks = Vec::new();
+    // (ack ms, seconds into the run it was sent, when): where the slowest /imagine acks fell. The
+    // `Instant` prints as CLOCK_MONOTONIC, the clock of `perf record -k CLOCK_MONOTONIC -p <bot>`:
+    // what the bot was doing meanwhile.
+    let mut slowest_acks: Vec<(f64, f64, Instant)> = Vec::new();
     let mut press_acks = Vec::new();
     // /imagine acks of the commands sent interleaved with the presses.
     let mut late_acks = Vec::new();
@@ -733,6 +737,8 @@ async fn main() {
             Some(ack) => {
                 let ms = since_dispatch(cmd, ack.at);
                 acks.push(ms);
+                let sent = discord.dispatched_at(cmd.id()).unwrap();
+                slowest_acks.push((ms, sent.duration_since(started).as_secs_f64(), sent));
                 if commands.iter().position(|c| c.id() == cmd.id()).is_some_and(|i| i >= early) {
                     late_acks.push(ms);
                 }
@@ -875,6 +881,10 @@ async fn main() {
 
     let n = jobs_made as f64;
     let imagine_p99 = percentile(&mut acks, 0.99);
+    slowest_acks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let slowest: Vec<String> =
+        slowest_acks.iter().take(6).map(|(ms, at, when)| format!("{ms:.1} ms at {at:.2} s ({when:?})")).collect();
+    eprintln!("slowest /imagine acks: {}", slowest.join(", "));
     let press_floor_text = format!(
         "{:.2} / {:.2} ms (round trip + one committed transaction, while presses were sent)",
         percentile(&mut press_floor, 0.5),

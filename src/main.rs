@@ -24,16 +24,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// The runtime every task runs on: one worker thread unless `TOKIO_WORKER_THREADS` says more.
-/// The bot waits on Discord, the provider and PostgreSQL far more than it computes (about 9 ms of
-/// CPU per job, BENCHMARKS.md), and the little CPU work that could hold a thread (the usage chart)
-/// runs on the blocking pool. A second worker only added wake-ups that hand tasks between threads:
-/// in the benchmark one worker costs less CPU per job and answers `/imagine` with a shorter tail
-/// than two (BENCHMARKS.md, "Session 7").
+/// The runtime every task runs on: two worker threads unless `TOKIO_WORKER_THREADS` says
+/// otherwise. The bot waits on Discord, the provider and PostgreSQL far more than it computes
+/// (under 10 ms of CPU per job, BENCHMARKS.md), and the little CPU work that could hold a thread
+/// (the usage chart) runs on the blocking pool. Yet when the first results of a burst arrive,
+/// deliveries, presses and commands come due together: on one thread a command then waits its
+/// turn behind them (a 15-35 ms `/imagine` ack tail), while with two, one is free to answer. With
+/// mimalloc the second thread also costs less CPU per job, not more (BENCHMARKS.md, "Session 9").
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        builder.worker_threads(1);
+        builder.worker_threads(2);
     }
     builder.enable_all().build()
 }
