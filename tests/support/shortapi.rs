@@ -157,6 +157,10 @@ struct Inner {
     fetched: Vec<(String, u16)>,
     jobs: HashMap<String, Job>,
     images: HashMap<String, (Vec<u8>, String)>,
+    /// Result images not drawn yet (size and seed): each is drawn on its first download, not at
+    /// the create. Drawing a job's four at its create held the lock, and a core, through the
+    /// benchmark's burst of creates, while the bot answering commands was being measured.
+    undrawn: HashMap<String, (usize, u64)>,
     /// Image names that answer with a redirect to this location instead.
     redirects: HashMap<String, String>,
     next_job: u64,
@@ -209,6 +213,7 @@ impl ShortApiStandIn {
                 fetched: Vec::new(),
                 jobs: HashMap::new(),
                 images: HashMap::new(),
+                undrawn: HashMap::new(),
                 redirects: HashMap::new(),
                 next_job: 0,
                 create_failures: HashMap::new(),
@@ -342,7 +347,9 @@ impl ShortApiStandIn {
 
     /// Registers a file on the image host.
     pub fn add_image(&self, name: &str, bytes: Vec<u8>, content_type: &str) {
-        lock(&self.shared.inner).images.insert(name.to_string(), (bytes, content_type.to_string()));
+        let mut inner = lock(&self.shared.inner);
+        inner.undrawn.remove(name);
+        inner.images.insert(name.to_string(), (bytes, content_type.to_string()));
     }
 
     /// Polls until `n` creates were recorded (or timeout); returns the creates then.
@@ -566,8 +573,7 @@ fn register_job(shared: &Shared, inner: &mut Inner, behaviour: Behaviour) -> (St
     let mut images = Vec::new();
     for i in 0..count {
         let name = format!("{job_id}-{i}.png");
-        let bytes = png_with_seed(size, n * 16 + u64::from(i));
-        inner.images.insert(name.clone(), (bytes, "image/png".to_string()));
+        inner.undrawn.insert(name.clone(), (size, n * 16 + u64::from(i)));
         images.push(format!("{}/images/{name}", shared.base_url()));
     }
     let job = Job {
@@ -908,6 +914,9 @@ fn serve_image(shared: &Shared, name: String) -> Response {
     }
     if let Some(location) = inner.redirects.get(&name) {
         return (StatusCode::FOUND, [(header::LOCATION, location.clone())], "").into_response();
+    }
+    if let Some((size, seed)) = inner.undrawn.remove(&name) {
+        inner.images.insert(name.clone(), (png_with_seed(size, seed), "image/png".to_string()));
     }
     match inner.images.get(&name) {
         Some((bytes, ct)) => (StatusCode::OK, [(header::CONTENT_TYPE, ct.clone())], bytes.clone()).into_response(),
