@@ -28,9 +28,9 @@ fn main() -> ExitCode {
 /// otherwise. The bot waits on Discord, the provider and PostgreSQL far more than it computes
 /// (under 10 ms of CPU per job, BENCHMARKS.md), and the little CPU work that could hold a thread
 /// (the usage chart) runs on the blocking pool. Yet when the first results of a burst arrive,
-/// deliveries, presses and commands come due together: on one thread a command then waits its
-/// turn behind them (a 15-35 ms `/imagine` ack tail), while with two, one is free to answer. With
-/// mimalloc the second thread also costs less CPU per job, not more (BENCHMARKS.md, "Session 9").
+/// deliveries, presses and commands come due together, and on one thread the commands and presses
+/// answered then had a 17-47 ms p99 in the benchmark, against 4-7 ms with two. With mimalloc the
+/// second thread costs no more CPU per job (BENCHMARKS.md, "Session 9").
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
